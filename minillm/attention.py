@@ -1,0 +1,134 @@
+"""Causal self-attention with rotary positions and grouped-query attention (GQA), as in Qwen2 and Qwen3.
+
+    q, k, v = x Wq^T (+bq), x Wk^T (+bk), x Wv^T (+bv)          projections (Qwen2 always has q/k/v biases)
+    split into heads:   q [H, T, Dh]    k, v [K, T, Dh]           H query heads share K key/value heads
+    Qwen3 only:         q, k = RMSNorm(q; q_norm), RMSNorm(k; k_norm) per head, BEFORE RoPE
+    q, k = RoPE(q), RoPE(k)
+    scores  = q k^T * Dh^-0.5                                     [H, T, S]; Dh from the config, not D / H
+    weights = softmax(scores + causal mask)                       in float32, max subtracted
+    out     = (weights v) merged back to [T, H*Dh], then o_proj   (o_proj bias only in Qwen3 with attention_bias)
+
+GQA: query head h reads key/value head h // (H / K) ("repeat_interleave": heads 0,1 -> kv 0, heads 2,3 -> kv 1),
+*not* h % K ("tile"). We never copy K/V per query head: the H query heads are viewed as K groups of H/K
+heads, [K, H/K, T, Dh], and each group is multiplied against its one shared key head, [K, 1, S, Dh], by
+broadcasting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .linear import linear
+from .norm import rms_norm
+from .rope import apply_rope
+
+# transformers' eager attention adds finfo(float32).min to masked scores rather than -inf, so a row with no
+# allowed key (a padding query) becomes uniform instead of NaN. Every allowed score wins exactly over it.
+MASKED = np.finfo(np.float32).min
+
+
+@dataclass
+class AttentionWeights:
+    """``model.layers.{i}.self_attn.*``, stored as in the checkpoint (projections [out, in])."""
+
+    q_proj: np.ndarray  # [H*Dh, D]
+    k_proj: np.ndarray  # [K*Dh, D]
+    v_proj: np.ndarray  # [K*Dh, D]
+    o_proj: np.ndarray  # [D, H*Dh]
+    q_proj_bias: np.ndarray | None = None  # [H*Dh]  Qwen2 always; Qwen3 if attention_bias
+    k_proj_bias: np.ndarray | None = None  # [K*Dh]
+    v_proj_bias: np.ndarray | None = None  # [K*Dh]
+    o_proj_bias: np.ndarray | None = None  # [D]     Qwen3 with attention_bias only
+    q_norm: np.ndarray | None = None  # [Dh]    Qwen3 only
+    k_norm: np.ndarray | None = None  # [Dh]    Qwen3 only
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """softmax over the last axis, with the row max subtracted so exp never overflows.   [..., S] -> [..., S]"""
+    shifted = scores - scores.max(axis=-1, keepdims=True)  # [..., S], max is 0
+    e = np.exp(shifted)  # [..., S] in (0, 1]
+    return e / e.sum(axis=-1, keepdims=True)  # [..., S], rows sum to 1
+
+
+def causal_mask(num_new: int, past_len: int, key_valid: np.ndarray | None = None,
+                sliding_window: int | None = None) -> np.ndarray:
+    """Which keys each new query may attend to: True = allowed.
+
+    The T new queries sit at cache indices past_len .. past_len+T-1 and see key s iff
+      s <= query index                           (causal: nothing from the future)
+      and key_valid[b, s]                        (not a padding token)
+      and s > query index - sliding_window       (only when this layer uses a sliding window)
+
+    key_valid [B, S] bool or None -> mask [B or 1, 1, T, S] bool   (S = past_len + T)
+    """
+    total = past_len + num_new
+    query_idx = np.arange(past_len, total)[:, None]  # [T, 1]
+    key_idx = np.arange(total)[None, :]  # [1, S]
+    allowed = key_idx <= query_idx  # [T, S]
+    if sliding_window is not None:
+        allowed &= key_idx > query_idx - sliding_window  # [T, S]: at most `sliding_window` keys, itself included
+    allowed = allowed[None, None]  # [1, 1, T, S]
+    if key_valid is not None:
+        allowed = allowed & key_valid[:, None, None, :]  # [B, 1, T, S]
+    return allowed
+
+
+def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """softmax(q k^T / sqrt(Dh) + mask) v, with H query heads grouped over K shared key/value heads.
+
+    q [B, H, T, Dh], k/v [B, K, S, Dh], mask [B or 1, 1, T, S] bool -> out [B, H, T, Dh]
+    """
+    B, H, T, Dh = q.shape
+    K = k.shape[1]
+    q = q.reshape(B, K, H // K, T, Dh)  # [B, K, H/K, T, Dh]: query head h is in group h // (H/K)
+    k, v = k[:, :, None], v[:, :, None]  # [B, K, 1, S, Dh]: one key/value head per group, broadcast, not copied
+    scores = (q @ k.swapaxes(-1, -2)) * (Dh ** -0.5)  # [B, K, H/K, T, S]; scale after the matmul, as HF does
+    scores = np.where(mask[:, :, None], scores, MASKED)  # [B, K, H/K, T, S]
+    weights = softmax(scores)  # [B, K, H/K, T, S], float32
+    out = weights @ v  # [B, K, H/K, T, Dh]
+    return out.reshape(B, H, T, Dh)  # [B, H, T, Dh]
+
+
+def split_heads(x: np.ndarray, num_heads: int) -> np.ndarray:
+    """[B, T, heads*Dh] -> [B, heads, T, Dh]; head n is columns n*Dh .. (n+1)*Dh - 1 (head-major)."""
+    B, T, width = x.shape
+    return x.reshape(B, T, num_heads, width // num_heads).transpose(0, 2, 1, 3)  # [B, heads, T, Dh]
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """[B, heads, T, Dh] -> [B, T, heads*Dh], the inverse of split_heads."""
+    B, heads, T, Dh = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, heads * Dh)  # [B, T, heads*Dh]
+
+
+def project_qkv(x: np.ndarray, w: AttentionWeights, num_heads: int, num_kv_heads: int, eps: float,
+                cos: np.ndarray, sin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Queries, keys and values of the new tokens, ready for attention (and for the KV cache).
+
+    x [B, T, D] -> q [B, H, T, Dh], k [B, K, T, Dh] (normed and rotated), v [B, K, T, Dh]
+    """
+    q = split_heads(linear(x, w.q_proj, w.q_proj_bias), num_heads)  # [B, T, D] -> [B, H, T, Dh]
+    k = split_heads(linear(x, w.k_proj, w.k_proj_bias), num_kv_heads)  # [B, T, D] -> [B, K, T, Dh]
+    v = split_heads(linear(x, w.v_proj, w.v_proj_bias), num_kv_heads)  # [B, T, D] -> [B, K, T, Dh]
+    if w.q_norm is not None:
+        # Qwen3: RMSNorm over Dh of every head, after the head split and BEFORE RoPE. The learned [Dh]
+        # weight does not commute with the rotation, so doing it after RoPE gives different numbers.
+        q = rms_norm(q, w.q_norm, eps)  # [B, H, T, Dh]
+        k = rms_norm(k, w.k_norm, eps)  # [B, K, T, Dh]
+    return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v  # values are never rotated
+
+
+def self_attention(x: np.ndarray, w: AttentionWeights, num_heads: int, num_kv_heads: int, eps: float,
+                   cos: np.ndarray, sin: np.ndarray, mask: np.ndarray, kv_cache=None) -> np.ndarray:
+    """The whole attention sub-layer: project, rotate, (cache), attend, merge, o_proj.
+
+    x [B, T, D], cos/sin [B, T, Dh], mask [B or 1, 1, T, S] -> [B, T, D]
+    ``kv_cache``: a ``LayerCache`` (see cache.py) that stores the new k, v and returns all S cached ones.
+    """
+    q, k, v = project_qkv(x, w, num_heads, num_kv_heads, eps, cos, sin)  # [B, H, T, Dh], [B, K, T, Dh] x2
+    if kv_cache is not None:
+        k, v = kv_cache.append(k, v)  # [B, K, S, Dh] each: the past keys/values followed by the new ones
+    out = scaled_dot_product_attention(q, k, v, mask)  # [B, H, T, Dh]
+    return linear(merge_heads(out), w.o_proj, w.o_proj_bias)  # [B, T, H*Dh] -> [B, T, D]

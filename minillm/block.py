@@ -1,0 +1,36 @@
+"""One decoder layer (a "block"): pre-norm attention and pre-norm MLP, each added to the residual stream.
+
+    h   = x + Attention(RMSNorm(x; input_layernorm))
+    out = h + MLP(RMSNorm(h; post_attention_layernorm))
+
+The residual stream x is never normalised in place: each sub-layer reads a normalised copy and *adds* its
+result back. That is why transformers' hidden_states[i] (the stream after layer i-1) are un-normalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .attention import AttentionWeights, self_attention
+from .mlp import MLPWeights, swiglu_mlp
+from .norm import rms_norm
+
+
+@dataclass
+class LayerWeights:
+    """``model.layers.{i}.*``"""
+
+    input_layernorm: np.ndarray  # [D]
+    self_attn: AttentionWeights
+    post_attention_layernorm: np.ndarray  # [D]
+    mlp: MLPWeights
+
+
+def decoder_layer(x: np.ndarray, w: LayerWeights, num_heads: int, num_kv_heads: int, eps: float,
+                  cos: np.ndarray, sin: np.ndarray, mask: np.ndarray, kv_cache=None) -> np.ndarray:
+    """x [B, T, D] -> [B, T, D]; cos/sin [B, T, Dh], mask [B or 1, 1, T, S] (see attention.py)."""
+    h = x + self_attention(rms_norm(x, w.input_layernorm, eps), w.self_attn, num_heads, num_kv_heads, eps,
+                           cos, sin, mask, kv_cache)  # [B, T, D]
+    return h + swiglu_mlp(rms_norm(h, w.post_attention_layernorm, eps), w.mlp)  # [B, T, D]

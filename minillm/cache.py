@@ -1,0 +1,80 @@
+"""The KV cache: keys and values of every token seen so far, kept so each new token costs one step.
+
+Why a cache gives the same numbers as recomputing everything
+------------------------------------------------------------
+In a causal decoder, the keys and values at position s depend only on tokens 0..s (the mask hides the
+future, and every other operation works token by token). So once computed, they never change: when token
+t+1 arrives, the keys/values of tokens 0..t are exactly what a full forward pass over t+2 tokens would
+recompute. Storing them means each decode step only projects the *new* token and attends over the stored
+keys, turning O(T^2) work per token into O(T).
+
+What is stored (and the traps):
+* keys AFTER q/k-norm and RoPE, values as projected. Keys are rotated once, with their own absolute
+  position; they must never be re-rotated when more tokens arrive.
+* only the K key/value heads (GQA), not one copy per query head.
+* the position of the next token is the number of real tokens seen so far in that row, NOT the number of
+  cache slots (with left padding they differ), and it is counted once, after the whole step.
+
+Layout: per layer, ``keys`` and ``values`` [B, K, capacity, Dh], allocated once up front. Slots
+0..length-1 are filled; a step of T tokens writes slots length..length+T-1 (no concatenation, no growth).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import QwenConfig
+from .errors import InputError
+
+
+class LayerCache:
+    """One layer's slice of the cache, handed to attention for one forward step."""
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray, start: int):
+        self.keys, self.values, self.start = keys, values, start
+
+    def append(self, k: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Store the new k, v [B, K, T, Dh] at slots start..start+T-1; return all keys/values [B, K, S, Dh]."""
+        end = self.start + k.shape[2]
+        self.keys[:, :, self.start:end] = k  # [B, K, T, Dh] written in place
+        self.values[:, :, self.start:end] = v
+        return self.keys[:, :, :end], self.values[:, :, :end]  # [B, K, S, Dh] views, no copy
+
+
+class KVCache:
+    """Preallocated keys/values for every layer, for a batch of B rows and up to ``capacity`` positions."""
+
+    def __init__(self, config: QwenConfig, batch_size: int, capacity: int):
+        if batch_size < 1 or capacity < 1:
+            raise InputError(f"KVCache: batch_size and capacity must be >= 1, found {batch_size}, {capacity}")
+        shape = (batch_size, config.num_key_value_heads, capacity, config.head_dim)  # [B, K, capacity, Dh]
+        self.keys = [np.zeros(shape, np.float32) for _ in range(config.num_hidden_layers)]  # L x [B, K, cap, Dh]
+        self.values = [np.zeros(shape, np.float32) for _ in range(config.num_hidden_layers)]
+        self.key_valid = np.zeros((batch_size, capacity), bool)  # [B, capacity]: False for padding slots
+        self.next_position = np.zeros(batch_size, np.int64)  # [B]: RoPE position of each row's next token
+        self.batch_size, self.capacity, self.length = batch_size, capacity, 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.keys) + sum(a.nbytes for a in self.values)
+
+    def check_room(self, num_new: int) -> None:
+        if self.length + num_new > self.capacity:
+            raise InputError(f"KV cache full: {self.length} positions cached + {num_new} new > capacity "
+                             f"{self.capacity}; create the cache with a larger capacity")
+
+    def layer(self, i: int) -> LayerCache:
+        return LayerCache(self.keys[i], self.values[i], self.length)
+
+    def advance(self, valid: np.ndarray) -> None:
+        """After a step of T tokens (valid [B, T] bool: False for padding), move the write head forward."""
+        T = valid.shape[1]
+        self.key_valid[:, self.length:self.length + T] = valid
+        self.next_position += valid.sum(axis=1)
+        self.length += T
+
+    def reset(self) -> None:
+        """Forget everything (the arrays are kept and overwritten)."""
+        self.key_valid[:] = False
+        self.next_position[:] = 0
+        self.length = 0

@@ -1,0 +1,298 @@
+"""The model configuration: config.json of a Qwen2 / Qwen2.5 / Qwen3 dense checkpoint, read into one dataclass.
+
+Two layouts of config.json exist in the wild, and both must give the same numbers:
+
+* transformers 4.x (what the Hub checkpoints ship): top-level ``rope_theta``, ``rope_scaling`` (null, or a
+  dict whose kind is under ``type`` or ``rope_type``), ``torch_dtype``;
+* transformers 5.x (what ``save_pretrained`` writes today): ``rope_parameters`` holding ``rope_theta`` and
+  ``rope_type``, ``dtype``, and an explicit ``layer_types`` list.
+
+Trap: a v5 file has *no* top-level ``rope_theta``. Code that reads ``cfg.get("rope_theta", 10000)`` silently
+runs a Qwen model (theta 1e6) with theta 1e4. We look inside ``rope_parameters`` first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3")
+ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class RopeConfig:
+    """Rotary embedding settings, one set for all layers (Qwen dense models never nest them per layer type)."""
+
+    rope_type: str = "default"  # one of ROPE_TYPES
+    theta: float = 10000.0  # the base of the frequencies
+    factor: float = 1.0  # linear / dynamic / yarn / llama3 scaling factor
+    original_max_position_embeddings: int | None = None  # yarn, llama3
+    attention_factor: float | None = None  # yarn: multiplies cos and sin
+    beta_fast: float = 32.0  # yarn
+    beta_slow: float = 1.0  # yarn
+    mscale: float | None = None  # yarn
+    mscale_all_dim: float | None = None  # yarn
+    truncate: bool = True  # yarn: floor/ceil the correction range
+    low_freq_factor: float = 1.0  # llama3
+    high_freq_factor: float = 4.0  # llama3
+
+
+@dataclass(frozen=True)
+class QwenConfig:
+    """Everything the forward pass needs to know, with the names config.json uses.
+
+    Legend of dimension names used in every shape comment of minillm:
+      B batch, T new tokens in this call, S key positions (cached + new), D hidden_size,
+      H query heads, K key/value heads, Dh head_dim, F intermediate_size (MLP width), V vocab_size, L layers.
+    """
+
+    model_type: str  # "qwen2" or "qwen3"
+    vocab_size: int  # V: rows of the embedding, columns of the logits (larger than the tokenizer)
+    hidden_size: int  # D
+    intermediate_size: int  # F
+    num_hidden_layers: int  # L
+    num_attention_heads: int  # H
+    num_key_value_heads: int  # K; H % K == 0, each KV head serves H // K query heads
+    head_dim: int  # Dh; Qwen3 states it (H*Dh may differ from D), Qwen2 derives it as D // H
+    rms_norm_eps: float = 1e-6
+    max_position_embeddings: int = 32768
+    tie_word_embeddings: bool = False
+    qkv_bias: bool = True  # Qwen2: always; Qwen3: config.attention_bias
+    o_proj_bias: bool = False  # Qwen2: never; Qwen3: config.attention_bias
+    qk_norm: bool = False  # Qwen3 only: RMSNorm over Dh on each q and k head, before RoPE
+    rope: RopeConfig = field(default_factory=RopeConfig)
+    sliding_window: int | None = None  # None unless use_sliding_window is true
+    layer_types: tuple[str, ...] = ()  # per layer: "full_attention" or "sliding_attention"
+    bos_token_id: int | None = None  # informative only: Qwen never prepends a BOS token
+    eos_token_ids: tuple[int, ...] = ()
+    dtype: str | None = None  # the dtype the checkpoint was saved in ("bfloat16"); we always compute in float32
+
+    @property
+    def n_rep(self) -> int:
+        """How many query heads share one key/value head (GQA group size)."""
+        return self.num_attention_heads // self.num_key_value_heads
+
+    def uses_sliding_window(self, layer_idx: int) -> bool:
+        """transformers' rule: a window mask only where the window is on *and* the layer type says so."""
+        return self.sliding_window is not None and self.layer_types[layer_idx] == "sliding_attention"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading config.json
+# ----------------------------------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> QwenConfig:
+    """Read ``config.json`` from a checkpoint directory (or the file itself) into a QwenConfig."""
+    path = Path(path)
+    file = path / "config.json" if path.is_dir() else path
+    if not file.is_file():
+        raise ConfigError(f"{file}: no config.json found (expected a Hugging Face checkpoint directory)")
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{file}: not valid JSON ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a JSON object, found {type(raw).__name__}")
+    return parse_config(raw, source=str(file))
+
+
+def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
+    """Turn the dict of a config.json (either layout) into a validated QwenConfig."""
+    get = _FieldReader(raw, source)
+
+    model_type = get("model_type", str)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ConfigError(
+            f"{source}: model_type {model_type!r} is not supported; "
+            f"minillm implements the dense Qwen models: {', '.join(SUPPORTED_MODEL_TYPES)}"
+        )
+    hidden_act = get("hidden_act", str, "silu")
+    if hidden_act != "silu":
+        raise ConfigError(f"{source}: hidden_act: expected 'silu' (SwiGLU), found {hidden_act!r}")
+
+    hidden = get("hidden_size", int)
+    heads = get("num_attention_heads", int)
+    kv_heads = get("num_key_value_heads", int, None)
+    kv_heads = heads if kv_heads is None else kv_heads
+    layers = get("num_hidden_layers", int)
+    for name, value in (("hidden_size", hidden), ("num_attention_heads", heads),
+                        ("num_key_value_heads", kv_heads), ("num_hidden_layers", layers)):
+        if value <= 0:
+            raise ConfigError(f"{source}: {name}: expected a positive integer, found {value}")
+    if heads % kv_heads:
+        raise ConfigError(
+            f"{source}: num_attention_heads ({heads}) must be divisible by num_key_value_heads ({kv_heads}) "
+            f"for grouped-query attention"
+        )
+
+    # Qwen2 has no head_dim field (it is D // H); Qwen3 states it, and H * Dh may differ from D.
+    head_dim = get("head_dim", int, None)
+    if head_dim is None:
+        if hidden % heads:
+            raise ConfigError(f"{source}: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads})"
+                              f" and no head_dim is given")
+        head_dim = hidden // heads
+    if head_dim <= 0 or head_dim % 2:
+        raise ConfigError(f"{source}: head_dim: expected a positive even integer (RoPE rotates pairs), "
+                          f"found {head_dim}")
+
+    # Biases. Qwen2: q/k/v always have one, o_proj never (there is no config flag).
+    # Qwen3: attention_bias switches all four, o_proj included.
+    if model_type == "qwen2":
+        qkv_bias, o_proj_bias, qk_norm = True, False, False
+    else:
+        attention_bias = get("attention_bias", bool, False)
+        qkv_bias, o_proj_bias, qk_norm = attention_bias, attention_bias, True
+
+    # Sliding window: transformers forces sliding_window to None when use_sliding_window is false.
+    use_sliding_window = get("use_sliding_window", bool, False)
+    sliding_window = get("sliding_window", int, None) if use_sliding_window else None
+    if sliding_window is not None and sliding_window <= 0:
+        raise ConfigError(f"{source}: sliding_window: expected a positive integer, found {sliding_window}")
+    max_window_layers = get("max_window_layers", int, 28)
+    layer_types = get("layer_types", list, None)
+    if layer_types is None:  # v4 layout: derive, as transformers does
+        layer_types = [
+            "sliding_attention" if sliding_window is not None and i >= max_window_layers else "full_attention"
+            for i in range(layers)
+        ]
+    if len(layer_types) != layers or any(t not in ("full_attention", "sliding_attention") for t in layer_types):
+        raise ConfigError(
+            f"{source}: layer_types: expected {layers} entries of 'full_attention'/'sliding_attention', "
+            f"found {layer_types!r}"
+        )
+
+    eos = raw.get("eos_token_id")
+    eos_ids = _token_id_list(eos, "eos_token_id", source)
+
+    cfg = QwenConfig(
+        model_type=model_type,
+        vocab_size=get("vocab_size", int),
+        hidden_size=hidden,
+        intermediate_size=get("intermediate_size", int),
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=head_dim,
+        rms_norm_eps=get("rms_norm_eps", float, 1e-6),
+        max_position_embeddings=get("max_position_embeddings", int, 32768),
+        tie_word_embeddings=get("tie_word_embeddings", bool, False),
+        qkv_bias=qkv_bias,
+        o_proj_bias=o_proj_bias,
+        qk_norm=qk_norm,
+        rope=_parse_rope(raw, get, source),
+        sliding_window=sliding_window,
+        layer_types=tuple(layer_types),
+        bos_token_id=get("bos_token_id", int, None),
+        eos_token_ids=tuple(eos_ids),
+        dtype=get("dtype", str, None) or get("torch_dtype", str, None),
+    )
+    for name in ("vocab_size", "intermediate_size", "max_position_embeddings"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{source}: {name}: expected a positive integer, found {getattr(cfg, name)}")
+    if not cfg.rms_norm_eps > 0:
+        raise ConfigError(f"{source}: rms_norm_eps: expected a positive number, found {cfg.rms_norm_eps}")
+    return cfg
+
+
+def _parse_rope(raw: dict, get: "_FieldReader", source: str) -> RopeConfig:
+    """RoPE settings from either layout (spec 1.2): rope_parameters (v5) or rope_scaling + rope_theta (v4)."""
+    rp = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+    where = "rope_parameters" if raw.get("rope_parameters") else "rope_scaling"
+    if not isinstance(rp, dict):
+        raise ConfigError(f"{source}: {where}: expected an object or null, found {type(rp).__name__}")
+    if rp and all(isinstance(v, dict) for v in rp.values()):
+        raise ConfigError(f"{source}: {where}: RoPE parameters nested per layer type ({sorted(rp)}) are not "
+                          f"supported by Qwen dense models")
+    sub = _FieldReader(rp, f"{source}: {where}")
+    rope_type = sub("rope_type", str, None) or sub("type", str, "default")
+    if rope_type not in ROPE_TYPES:
+        raise ConfigError(f"{source}: {where}.rope_type: unknown RoPE type {rope_type!r}; "
+                          f"supported: {', '.join(ROPE_TYPES)}")
+    theta = sub("rope_theta", float, None)
+    if theta is None:
+        theta = get("rope_theta", float, 10000.0)
+    if not theta > 1:
+        raise ConfigError(f"{source}: rope_theta: expected a number > 1, found {theta}")
+
+    needs_factor = rope_type != "default"
+    factor = sub("factor", float, _REQUIRED if needs_factor and rope_type != "yarn" else None)
+    max_pos = get("max_position_embeddings", int, 32768)
+    original = sub("original_max_position_embeddings", int, None)
+    if rope_type in ("yarn", "llama3") and original is None:
+        original = get("original_max_position_embeddings", int, max_pos)  # transformers' fallback
+    if rope_type == "yarn" and factor is None:
+        factor = max_pos / original  # transformers: factor defaults to the context-length ratio
+    if factor is None:
+        factor = 1.0
+    if needs_factor and not factor > 0:
+        raise ConfigError(f"{source}: {where}.factor: expected a positive number, found {factor}")
+    if rope_type == "dynamic" and not factor >= 1:
+        raise ConfigError(f"{source}: {where}.factor: dynamic RoPE needs factor >= 1, found {factor}")
+
+    return RopeConfig(
+        rope_type=rope_type,
+        theta=theta,
+        factor=factor,
+        original_max_position_embeddings=original,
+        attention_factor=sub("attention_factor", float, None),
+        beta_fast=sub("beta_fast", float, None) or 32.0,
+        beta_slow=sub("beta_slow", float, None) or 1.0,
+        mscale=sub("mscale", float, None),
+        mscale_all_dim=sub("mscale_all_dim", float, None),
+        truncate=sub("truncate", bool, True),
+        low_freq_factor=sub("low_freq_factor", float, _REQUIRED if rope_type == "llama3" else 1.0),
+        high_freq_factor=sub("high_freq_factor", float, _REQUIRED if rope_type == "llama3" else 4.0),
+    )
+
+
+def _token_id_list(value, name: str, source: str) -> list[int]:
+    """eos_token_id may be null, one id, or a list of ids."""
+    if value is None:
+        return []
+    values = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise ConfigError(f"{source}: {name}: expected a token id or a list of token ids, found {value!r}")
+    return list(values)
+
+
+class _FieldReader:
+    """``get(name, type, default)``: read one field of a JSON object, checking its type.
+
+    A missing field takes the default (or is an error when there is none); ``null`` also means the default.
+    ints are accepted where floats are expected (Qwen3 writes ``"rope_theta": 1000000``), bools never count
+    as ints.
+    """
+
+    def __init__(self, obj: dict, source: str):
+        self.obj, self.source = obj, source
+
+    def __call__(self, name: str, kind: type, default=_REQUIRED):
+        value = self.obj.get(name)
+        if value is None:
+            if default is _REQUIRED:
+                raise ConfigError(f"{self.source}: required field {name!r} is missing")
+            return default
+        ok = {
+            int: isinstance(value, int) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+            bool: isinstance(value, bool),
+            str: isinstance(value, str),
+            list: isinstance(value, list),
+        }[kind]
+        if not ok:
+            raise ConfigError(f"{self.source}: field {name!r}: expected {kind.__name__}, "
+                              f"found {type(value).__name__} {value!r}")
+        if kind is float:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(f"{self.source}: field {name!r}: expected a finite number, found {value}")
+        return value

@@ -1,0 +1,154 @@
+"""Loading a checkpoint directory: config.json plus one ``model.safetensors`` or shards with an index.
+
+    checkpoint/
+      config.json
+      model.safetensors                              (small models: one file)
+    or
+      model.safetensors.index.json                   {"weight_map": {tensor name: shard file name}}
+      model-00001-of-00002.safetensors, ...
+
+Everything is checked before any weight is converted, so a bad checkpoint fails fast and nothing is left
+half-loaded: every expected tensor present, with the shape the config implies and a float dtype. Then each
+tensor is read once through the memory map and widened to float32 (BF16 exactly), one at a time, so the
+peak memory is the float32 model, not the float32 model plus a copy of every file.
+
+A shard index is untrusted: a shard name must be a plain file inside the checkpoint directory. ``../x`` or
+an absolute path is refused, because loading a "model" must never read files elsewhere on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import QwenConfig, load_config
+from .errors import CheckpointError
+from .safetensors_file import FLOAT_DTYPES, SafetensorsFile
+from .weights import ModelWeights, build_weights, expected_shapes, shape_origin
+
+SINGLE_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+
+
+class CheckpointWarning(UserWarning):
+    """Something in a checkpoint that loads but deserves the user's attention (extra tensors, a stored head)."""
+
+
+def open_checkpoint(directory: str | Path) -> dict[str, SafetensorsFile]:
+    """Map every tensor name of the checkpoint to the open (header-validated) file that holds it."""
+    directory = Path(directory)
+    index_path = directory / INDEX_FILE
+    if index_path.is_file():
+        return _open_shards(directory, index_path)
+    single = directory / SINGLE_FILE
+    if single.is_file():
+        f = SafetensorsFile(single)
+        return {name: f for name in f.tensors}
+    others = sorted(p.name for p in directory.glob("*.safetensors"))
+    hint = f"; found {others}, but no {INDEX_FILE} naming them" if others else ""
+    raise CheckpointError(f"{directory}: no weights: expected {SINGLE_FILE} or {INDEX_FILE}{hint}")
+
+
+def _open_shards(directory: Path, index_path: Path) -> dict[str, SafetensorsFile]:
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{index_path}: not a readable JSON index ({e})") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{index_path}: expected an object with a 'weight_map' of tensor name -> shard file")
+
+    root = directory.resolve()
+    shards: dict[str, SafetensorsFile] = {}
+    located: dict[str, SafetensorsFile] = {}
+    for name, shard in weight_map.items():
+        if shard not in shards:
+            shard_path = (directory / shard).resolve()
+            # Security boundary: a shard must be a file directly inside the checkpoint directory tree.
+            if Path(shard).is_absolute() or ".." in Path(shard).parts or root not in shard_path.parents:
+                raise CheckpointError(f"{index_path}: shard path {shard!r} (for tensor {name!r}) leaves the "
+                                      f"checkpoint directory; refused")
+            if not shard_path.is_file():
+                raise CheckpointError(f"{index_path}: tensor {name!r} is mapped to shard {shard!r}, "
+                                      f"which does not exist in {directory}")
+            shards[shard] = SafetensorsFile(shard_path)
+        if name not in shards[shard].tensors:
+            raise CheckpointError(f"{index_path}: tensor {name!r} is mapped to {shard!r}, but that file "
+                                  f"does not contain it")
+        located[name] = shards[shard]
+    return located
+
+
+def read_checkpoint(directory: str | Path, config: QwenConfig,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[ModelWeights, list[str]]:
+    """Validate every tensor against the config, then convert them to float32 into ModelWeights.
+
+    Returns the weights and the names of the tensors the checkpoint holds but the model does not use.
+    ``progress(done, total)`` is called after each tensor (the CLI draws a bar with it).
+    """
+    files = open_checkpoint(directory)
+    tied = config.tie_word_embeddings
+    has_head = "lm_head.weight" in files
+    expected = expected_shapes(config, with_lm_head=(not tied) or has_head)
+
+    problems = []
+    for name, shape in expected.items():
+        if name not in files:
+            problems.append(f"tensor {name!r} is missing (expected shape {list(shape)})")
+            continue
+        info = files[name].tensors[name]
+        if info.shape != shape:
+            problems.append(f"tensor {name!r} in {files[name].path.name}: expected shape {list(shape)} "
+                            f"(from config {shape_origin(name)}), found {list(info.shape)}")
+        elif info.dtype not in FLOAT_DTYPES:
+            problems.append(f"tensor {name!r} in {files[name].path.name}: expected dtype "
+                            f"{'/'.join(FLOAT_DTYPES)}, found {info.dtype}")
+    if problems:
+        more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
+        raise CheckpointError(f"{directory}: checkpoint does not match config.json: "
+                              + "; ".join(problems[:5]) + more)
+
+    unexpected = sorted(set(files) - set(expected))
+    if unexpected:
+        shown = ", ".join(unexpected[:8]) + (" ..." if len(unexpected) > 8 else "")
+        warnings.warn(f"{directory}: {len(unexpected)} tensors in the checkpoint are not used by a "
+                      f"{config.model_type} model and were ignored: {shown}", CheckpointWarning, stacklevel=3)
+
+    if tied and has_head:
+        # Qwen3-0.6B stores lm_head.weight although tie_word_embeddings is true (spec 2.3). transformers 5
+        # ties only when the two are equal, and otherwise uses the stored head; so do we.
+        same = np.array_equal(files["lm_head.weight"].raw("lm_head.weight"),
+                              files["model.embed_tokens.weight"].raw("model.embed_tokens.weight"))
+        tied = same
+        warnings.warn(
+            f"{directory}: tie_word_embeddings is true but lm_head.weight is stored too; "
+            + ("it equals the embedding, so one copy is used" if same else
+               "it differs from the embedding, so the stored lm_head.weight is used (transformers 5 rule)"),
+            CheckpointWarning, stacklevel=3)
+    names = [n for n in expected if not (tied and n == "lm_head.weight")]
+
+    arrays: dict[str, np.ndarray] = {}
+    for done, name in enumerate(names, 1):
+        arrays[name] = files[name].get_float32(name)  # read through the memory map, widened once
+        if progress is not None:
+            progress(done, len(names))
+    for f in set(files.values()):
+        f.close()
+    return build_weights(config, arrays.__getitem__, tied=tied), unexpected
+
+
+def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
+    """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint directory into a float32 ``Model``."""
+    from .model import Model  # model.py imports nothing from here; keep the dependency one way
+
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: not a directory (expected a checkpoint directory with config.json "
+                              f"and safetensors weights)")
+    config = load_config(path)
+    weights, unexpected = read_checkpoint(path, config, progress)
+    return Model(config, weights, path=path, unexpected_tensors=unexpected)

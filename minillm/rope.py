@@ -1,0 +1,156 @@
+"""Rotary position embedding (RoPE, Su et al. 2021), in the "rotate-half" convention of Qwen and transformers.
+
+RoPE encodes a token's position p by rotating pairs of coordinates of its query and key vectors by angles
+``p * inv_freq[j]``. Because a rotation by a and a rotation by b combine into one by (b - a), the score
+q_p . k_s depends on the positions only through p - s: attention sees *relative* positions.
+
+    inv_freq[j] = 1 / theta ** (2j / Dh)          j = 0 .. Dh/2 - 1   (fast rotations first)
+    angle[p, j] = p * inv_freq[j]
+    x'          = x * cos(angle) + rotate_half(x) * sin(angle)
+
++--------------------------------------------------------------------------------------------------------+
+| WHICH COORDINATES FORM A PAIR? This is the convention that trips most re-implementations.              |
+|                                                                                                        |
+|   rotate-half (GPT-NeoX, transformers, Qwen):  pair j is (x[j], x[j + Dh/2])     <- what we do          |
+|   interleaved (GPT-J, Meta's original Llama):  pair j is (x[2j], x[2j + 1])                            |
+|                                                                                                        |
+| Both are "RoPE", and they give different numbers for the same checkpoint. Qwen's weights were trained  |
+| with rotate-half, so cos and sin are laid out as [angle, angle] (the Dh/2 angles written twice) and    |
+|   rotate_half(x) = concat(-x[Dh/2:], x[:Dh/2]).                                                        |
++--------------------------------------------------------------------------------------------------------+
+
+Scaled variants change only ``inv_freq`` (and, for YaRN, multiply cos and sin by an attention factor);
+``rope_frequencies`` computes each one exactly as transformers' ``modeling_rope_utils`` does, in float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import RopeConfig
+
+
+def default_inv_freq(head_dim: int, theta: float) -> np.ndarray:
+    """inv_freq[j] = 1 / theta^(2j/Dh).   -> [Dh/2] float32"""
+    exponent = np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim)  # [Dh/2]
+    return np.float32(1.0) / (np.float32(theta) ** exponent)  # [Dh/2]
+
+
+def rope_frequencies(head_dim: int, rope: RopeConfig, max_position_embeddings: int,
+                     seq_len: int | None = None) -> tuple[np.ndarray, float]:
+    """inv_freq [Dh/2] float32 and the attention scaling that multiplies cos and sin, for any RoPE type.
+
+    ``seq_len`` (the largest position in use, plus one) matters only to ``dynamic``, which raises the base
+    once the sequence outgrows ``max_position_embeddings``.
+    """
+    kind = rope.rope_type
+    if kind == "default":
+        return default_inv_freq(head_dim, rope.theta), 1.0
+    if kind == "linear":
+        # Positional interpolation: every angle slowed down by `factor`.
+        return default_inv_freq(head_dim, rope.theta) / np.float32(rope.factor), 1.0
+    if kind == "dynamic":
+        return _dynamic_ntk_inv_freq(head_dim, rope, max_position_embeddings, seq_len), 1.0
+    if kind == "yarn":
+        return _yarn_inv_freq(head_dim, rope), _yarn_attention_factor(rope)
+    if kind == "llama3":
+        return _llama3_inv_freq(head_dim, rope), 1.0
+    raise ValueError(f"unknown rope_type {kind!r}")  # config.py refuses these first
+
+
+def _dynamic_ntk_inv_freq(head_dim: int, rope: RopeConfig, max_pos: int, seq_len: int | None) -> np.ndarray:
+    """Dynamic NTK: past max_pos, raise the base so the slowest rotation still fits the longer sequence.
+
+    base' = theta * (factor * seq_len / max_pos - (factor - 1)) ** (Dh / (Dh - 2)); below max_pos it is theta.
+    """
+    seq_len = max(seq_len or max_pos, max_pos)
+    growth = np.float32(rope.factor) * np.float32(seq_len) / np.float32(max_pos) - np.float32(rope.factor - 1)
+    base = np.float32(rope.theta) * growth ** np.float32(head_dim / (head_dim - 2))
+    exponent = np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim)  # [Dh/2]
+    return np.float32(1.0) / (base ** exponent)  # [Dh/2]
+
+
+def _yarn_attention_factor(rope: RopeConfig) -> float:
+    """YaRN's temperature fix: 0.1 ln(factor) + 1 (or the ratio of two mscales, or as given)."""
+    if rope.attention_factor is not None:
+        return rope.attention_factor
+
+    def get_mscale(scale: float, mscale: float = 1.0) -> float:
+        return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+    if rope.mscale and rope.mscale_all_dim:
+        return get_mscale(rope.factor, rope.mscale) / get_mscale(rope.factor, rope.mscale_all_dim)
+    return get_mscale(rope.factor)
+
+
+def _yarn_inv_freq(head_dim: int, rope: RopeConfig) -> np.ndarray:
+    """YaRN (Peng et al. 2023): interpolate slow rotations by `factor`, keep fast ones, ramp in between.
+
+    A pair j that turns fewer than beta_slow times over the original context is interpolated (divided by
+    factor); one that turns more than beta_fast times is kept as is; the ones between are blended linearly.
+    """
+    theta, original = rope.theta, rope.original_max_position_embeddings
+
+    def correction_dim(num_rotations: float) -> float:
+        """The pair index j that completes `num_rotations` turns over the original context length."""
+        return head_dim * math.log(original / (num_rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    low, high = correction_dim(rope.beta_fast), correction_dim(rope.beta_slow)
+    if rope.truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, head_dim - 1)
+    if low == high:
+        high += 0.001  # avoid dividing by zero in the ramp
+
+    pos_freqs = np.float32(theta) ** (np.arange(0, head_dim, 2, dtype=np.float32) / np.float32(head_dim))  # [Dh/2]
+    extrapolation = np.float32(1.0) / pos_freqs  # [Dh/2] the original frequencies
+    interpolation = np.float32(1.0) / (np.float32(rope.factor) * pos_freqs)  # [Dh/2] slowed by factor
+    ramp = np.clip((np.arange(head_dim // 2, dtype=np.float32) - np.float32(low)) / np.float32(high - low),
+                   0, 1)  # [Dh/2] 0 = keep (fast pairs) .. 1 = interpolate (slow pairs)
+    keep = np.float32(1.0) - ramp  # [Dh/2] written as transformers writes it, for identical rounding
+    return interpolation * (np.float32(1.0) - keep) + extrapolation * keep  # [Dh/2]
+
+
+def _llama3_inv_freq(head_dim: int, rope: RopeConfig) -> np.ndarray:
+    """Llama 3.1 scaling: long wavelengths divided by factor, short ones kept, a smooth blend between."""
+    inv_freq = default_inv_freq(head_dim, rope.theta)  # [Dh/2]
+    original = rope.original_max_position_embeddings
+    low_wavelen = original / rope.low_freq_factor  # longer than this: interpolate
+    high_wavelen = original / rope.high_freq_factor  # shorter than this: keep
+    wavelen = np.float32(2 * math.pi) / inv_freq  # [Dh/2]
+    factor = np.float32(rope.factor)
+    scaled = np.where(wavelen > low_wavelen, inv_freq / factor, inv_freq)  # [Dh/2]
+    smooth = (np.float32(original) / wavelen - np.float32(rope.low_freq_factor)) / np.float32(
+        rope.high_freq_factor - rope.low_freq_factor)  # [Dh/2]
+    smoothed = (np.float32(1.0) - smooth) * scaled / factor + smooth * scaled  # [Dh/2]
+    medium = ~(wavelen < high_wavelen) & ~(wavelen > low_wavelen)  # [Dh/2]
+    return np.where(medium, smoothed, scaled).astype(np.float32)  # [Dh/2]
+
+
+def rope_cos_sin(positions: np.ndarray, inv_freq: np.ndarray,
+                 attention_scaling: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of every angle, laid out [angle, angle] for rotate-half.
+
+    positions [B, T] int, inv_freq [Dh/2] -> cos, sin [B, T, Dh] float32
+    """
+    angle = positions.astype(np.float32)[..., None] * inv_freq  # [B, T, 1] * [Dh/2] -> [B, T, Dh/2]
+    angle = np.concatenate([angle, angle], axis=-1)  # [B, T, Dh]  (both halves of a pair share an angle)
+    scale = np.float32(attention_scaling)
+    return np.cos(angle) * scale, np.sin(angle) * scale  # [B, T, Dh] each
+
+
+def rotate_half(x: np.ndarray) -> np.ndarray:
+    """(x1, x2) -> (-x2, x1), where x1 and x2 are the two halves of the last axis.   [..., Dh] -> [..., Dh]"""
+    half = x.shape[-1] // 2
+    return np.concatenate([-x[..., half:], x[..., :half]], axis=-1)  # [..., Dh]
+
+
+def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Rotate pair (x[j], x[j + Dh/2]) by angle[j]:  x * cos + rotate_half(x) * sin.
+
+    x [B, heads, T, Dh], cos/sin [B, T, Dh] -> [B, heads, T, Dh]
+    """
+    cos, sin = cos[:, None], sin[:, None]  # [B, 1, T, Dh]: the same angles for every head
+    return x * cos + rotate_half(x) * sin  # [B, heads, T, Dh]

@@ -1,0 +1,160 @@
+"""Reading one .safetensors file into float32 NumPy arrays, through a memory map.
+
+The format (huggingface/safetensors) is simple enough to read by hand, and doing so lets us read BF16,
+which NumPy has no dtype for:
+
+    [ 8 bytes: N, little-endian u64 ][ N bytes: JSON header ][ data buffer ...................... ]
+    header = {"model.norm.weight": {"dtype": "BF16", "shape": [896], "data_offsets": [begin, end]}, ...,
+              "__metadata__": {...}}      # offsets are relative to the start of the data buffer (byte 8 + N)
+
+BF16 is the top half of a float32: same sign bit, same 8 exponent bits, 7 of the 23 mantissa bits. So
+shifting the 16 stored bits left by 16 gives the float32 of exactly the same value (no rounding at all).
+
+A header is untrusted input: every length and offset is checked against the real file size *before*
+anything is allocated, so a lying header cannot make us allocate terabytes or read past the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError
+
+# Every dtype the safetensors format defines, with its size in bytes (so any header can be validated).
+DTYPE_SIZES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+# The dtypes a model weight may have; each is widened to float32 exactly.
+FLOAT_DTYPES = ("F32", "F16", "BF16")
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where one tensor lives: its dtype name, shape and byte span inside the data buffer."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+def bf16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
+    """Widen raw bfloat16 bit patterns (uint16) to float32, exactly: the 16 bits become the high half."""
+    return (bits.astype(np.uint32) << 16).view(np.float32)  # [...] uint16 -> [...] float32
+
+
+class SafetensorsFile:
+    """One safetensors file: its validated header, and float32 copies of its tensors on request.
+
+    >>> f = SafetensorsFile("model.safetensors")
+    >>> f.tensors["model.norm.weight"].shape        # from the header, nothing read yet
+    >>> w = f.get_float32("model.norm.weight")      # [D] float32, read through the memory map
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tensors, self.metadata, self.data_start = _read_header(self.path)
+        self._map: np.memmap | None = None
+
+    def _data(self) -> np.ndarray:
+        """The whole file as a read-only byte array backed by a memory map (nothing is read until touched)."""
+        if self._map is None:
+            self._map = np.memmap(self.path, dtype=np.uint8, mode="r")  # [file bytes] uint8
+        return self._map
+
+    def raw(self, name: str) -> np.ndarray:
+        """The tensor as stored (uint16 bit patterns for BF16), a view into the memory map."""
+        info = self._info(name)
+        if info.dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{self.path}: tensor {name!r} has dtype {info.dtype}; "
+                                  f"minillm reads only {', '.join(FLOAT_DTYPES)}")
+        storage = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}[info.dtype]
+        span = self._data()[self.data_start + info.begin: self.data_start + info.end]  # [nbytes] uint8
+        return span.view(storage).reshape(info.shape)  # [*shape] stored dtype (no copy)
+
+    def get_float32(self, name: str) -> np.ndarray:
+        """A float32 copy of the tensor in its own memory (the only copy minillm keeps)."""
+        stored = self.raw(name)
+        if self.tensors[name].dtype == "BF16":
+            return bf16_bits_to_float32(stored)  # [*shape] float32, a fresh array
+        return stored.astype(np.float32)  # [*shape] float32, a fresh aligned copy (also for F32)
+
+    def close(self) -> None:
+        self._map = None
+
+    def _info(self, name: str) -> TensorInfo:
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise CheckpointError(f"{self.path}: no tensor named {name!r}") from None
+
+
+def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict, int]:
+    """Parse and validate the header; returns (tensors by name, __metadata__, byte offset of the data)."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise CheckpointError(f"{path}: truncated safetensors file: {size} bytes, "
+                                      f"expected at least the 8-byte header length")
+            n = int.from_bytes(prefix, "little")
+            if n > size - 8 or n > MAX_HEADER_BYTES:
+                raise CheckpointError(f"{path}: header length {n} bytes is larger than "
+                                      f"{'the file allows' if n > size - 8 else 'the 100 MiB limit'} "
+                                      f"(file is {size} bytes): truncated or not a safetensors file")
+            header_bytes = f.read(n)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: header must be a JSON object, found {type(header).__name__}")
+
+    data_start = 8 + n
+    data_len = size - data_start
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: __metadata__ must be an object, found {type(metadata).__name__}")
+    tensors = {name: _tensor_info(path, name, entry, data_len) for name, entry in header.items()}
+
+    # Spans must not overlap (two tensors sharing bytes is a corrupt or malicious file).
+    spans = sorted((t.begin, t.end, t.name) for t in tensors.values() if t.end > t.begin)
+    for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
+        if b1 < e0:
+            raise CheckpointError(f"{path}: tensors {n0!r} [{b0}, {e0}) and {n1!r} [{b1}, {e1}) overlap")
+    return tensors, metadata, data_start
+
+
+def _tensor_info(path: Path, name: str, entry, data_len: int) -> TensorInfo:
+    """Validate one header entry against the file: known dtype, shape, offsets inside the data buffer."""
+    where = f"{path}: tensor {name!r}"
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"{where}: header entry must be an object, found {type(entry).__name__}")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in DTYPE_SIZES:
+        raise CheckpointError(f"{where}: unknown dtype {dtype!r} (known: {', '.join(DTYPE_SIZES)})")
+    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+        raise CheckpointError(f"{where}: shape must be a list of non-negative integers, found {shape!r}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+        raise CheckpointError(f"{where}: data_offsets must be [begin, end], found {offsets!r}")
+    begin, end = offsets
+    if not 0 <= begin <= end <= data_len:
+        raise CheckpointError(f"{where}: data_offsets [{begin}, {end}] lie outside the data buffer "
+                              f"of {data_len} bytes (truncated file?)")
+    expected = math.prod(shape) * DTYPE_SIZES[dtype]
+    if end - begin != expected:
+        raise CheckpointError(f"{where}: shape {shape} of {dtype} needs {expected} bytes, "
+                              f"but data_offsets span {end - begin}")
+    return TensorInfo(name, dtype, tuple(shape), begin, end)

@@ -1,0 +1,35 @@
+"""Shared fixtures: the bundled tiny checkpoints and their transformers reference outputs."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minillm
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "weights"
+TINY_MODELS = ["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa"]
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_model(name: str) -> minillm.Model:
+    """Load each bundled model once per test session (tests must not modify it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", minillm.CheckpointWarning)
+        return minillm.load_model(WEIGHTS / name)
+
+
+@functools.lru_cache(maxsize=None)
+def reference(name: str) -> dict[str, np.ndarray]:
+    with np.load(WEIGHTS / name / "reference.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(params=TINY_MODELS)
+def model_name(request) -> str:
+    return request.param
