@@ -78,7 +78,8 @@ class SafetensorsFile:
             raise CheckpointError(f"{self.path}: tensor {name!r} has dtype {info.dtype}; "
                                   f"minillm reads only {', '.join(FLOAT_DTYPES)}")
         storage = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}[info.dtype]
-        span = self._data()[self.data_start + info.begin: self.data_start + info.end]  # [nbytes] uint8
+        # np.asarray: a plain ndarray view of the map (np.memmap subclasses misbehave in reshape / astype)
+        span = np.asarray(self._data())[self.data_start + info.begin: self.data_start + info.end]  # [nbytes] uint8
         return span.view(storage).reshape(info.shape)  # [*shape] stored dtype (no copy)
 
     def get_float32(self, name: str) -> np.ndarray:

@@ -268,6 +268,49 @@ def make_rope_reference(torch, transformers) -> None:
     (WEIGHTS / "rope_reference_configs.json").write_text(json.dumps(configs, indent=2) + "\n")
 
 
+# config.json of real checkpoints, as the Hub ships them (transformers-4 layout; values from QWEN_SPEC.md 6).
+HUB_CONFIGS = {
+    "qwen2.5-0.5b-instruct": {
+        "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,
+        "eos_token_id": 151645, "hidden_act": "silu", "hidden_size": 896, "initializer_range": 0.02,
+        "intermediate_size": 4864, "max_position_embeddings": 32768, "max_window_layers": 21,
+        "model_type": "qwen2", "num_attention_heads": 14, "num_hidden_layers": 24, "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": True,
+        "torch_dtype": "bfloat16", "transformers_version": "4.43.1", "use_cache": True,
+        "use_sliding_window": False, "vocab_size": 151936},
+    "qwen3-0.6b": {
+        "architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+        "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+        "hidden_size": 1024, "initializer_range": 0.02, "intermediate_size": 3072,
+        "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+        "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+        "rope_scaling": None, "rope_theta": 1000000, "sliding_window": None, "tie_word_embeddings": True,
+        "torch_dtype": "bfloat16", "transformers_version": "4.51.0", "use_cache": True,
+        "use_sliding_window": False, "vocab_size": 151936},
+}
+# The long-context setting Qwen's model cards tell users to add by hand (legacy "type" key).
+HUB_CONFIGS["qwen2.5-7b-instruct-yarn"] = {
+    **HUB_CONFIGS["qwen2.5-0.5b-instruct"], "hidden_size": 3584, "intermediate_size": 18944,
+    "num_attention_heads": 28, "num_hidden_layers": 28, "num_key_value_heads": 4, "vocab_size": 152064,
+    "max_window_layers": 28, "tie_word_embeddings": False, "sliding_window": 131072,
+    "rope_scaling": {"factor": 4.0, "original_max_position_embeddings": 32768, "type": "yarn"}}
+
+
+def make_config_fixtures(transformers) -> None:
+    """Each Hub config (v4 layout) next to what transformers 5 writes after loading it (v5 layout)."""
+    import tempfile
+
+    out = WEIGHTS / "configs"
+    out.mkdir(exist_ok=True)
+    for name, cfg in HUB_CONFIGS.items():
+        (out / f"{name}.v4.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "config.json").write_text(json.dumps(cfg))
+            config = transformers.AutoConfig.from_pretrained(tmp)
+            config.save_pretrained(tmp)
+            (out / f"{name}.v5.json").write_text((Path(tmp) / "config.json").read_text())
+
+
 def main() -> None:
     import torch
     import transformers
@@ -282,6 +325,7 @@ def main() -> None:
     for name, spec in MODELS.items():
         meta["models"][name] = make_model(name, spec, CHAT_TEMPLATES, torch, transformers)
     make_rope_reference(torch, transformers)
+    make_config_fixtures(transformers)
     make_chat_fixtures(WEIGHTS / "tiny-qwen2", WEIGHTS / "chat_templates")
     (WEIGHTS / "reference_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(json.dumps(meta, indent=2))
