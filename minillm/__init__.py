@@ -12,12 +12,18 @@ Legend of dimension names, used in every shape comment:
 
 from .config import QwenConfig, load_config, parse_config
 from .errors import CheckpointError, ConfigError, InputError, MinillmError, TokenizerError
+from .cache import KVCache
+from .generation import generate, stream_generate
+from .generation_config import GenerationConfig, load_generation_config
 from .loading import CheckpointWarning, load_model
 from .model import Model
+from .sampling import SamplingParams
+from .tokenizer import StreamDecoder, Tokenizer, load_tokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "load_model", "load_config", "parse_config", "Model", "QwenConfig",
+    "load_model", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
+    "SamplingParams", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "CheckpointWarning",
 ]

@@ -27,6 +27,7 @@ import numpy as np
 
 from .config import QwenConfig, load_config
 from .errors import CheckpointError
+from .generation_config import load_generation_config
 from .safetensors_file import FLOAT_DTYPES, SafetensorsFile
 from .weights import ModelWeights, build_weights, expected_shapes, shape_origin
 
@@ -151,4 +152,5 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
                               f"and safetensors weights)")
     config = load_config(path)
     weights, unexpected = read_checkpoint(path, config, progress)
-    return Model(config, weights, path=path, unexpected_tensors=unexpected)
+    return Model(config, weights, path=path, unexpected_tensors=unexpected,
+                 generation_config=load_generation_config(path))

@@ -23,6 +23,7 @@ from .cache import KVCache
 from .config import QwenConfig
 from .embedding import embed
 from .errors import InputError
+from .generation_config import GenerationConfig
 from .norm import rms_norm
 from .rope import rope_cos_sin, rope_frequencies
 from .weights import ModelWeights
@@ -37,9 +38,10 @@ class Model:
     """A loaded Qwen model: its config, its float32 weights, and ``forward``."""
 
     def __init__(self, config: QwenConfig, weights: ModelWeights, path: Path | None = None,
-                 unexpected_tensors: list[str] | None = None):
+                 unexpected_tensors: list[str] | None = None, generation_config: GenerationConfig | None = None):
         self.config, self.weights, self.path = config, weights, path
         self.unexpected_tensors = unexpected_tensors or []
+        self.generation_config = generation_config or GenerationConfig()
 
     def __repr__(self) -> str:
         c = self.config

@@ -103,7 +103,8 @@ MODELS = {
         num_key_value_heads=2, max_position_embeddings=256, rms_norm_eps=1e-6, tie_word_embeddings=True,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, use_sliding_window=False,
         sliding_window=None, max_window_layers=3, legacy_layout=True, shard=None,
-        generation=dict(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.1),
+        generation=dict(do_sample=True, temperature=0.7, top_p=0.8, top_k=20),  # no repetition_penalty:
+        # greedy runs then agree whether or not a caller passes one (Qwen2.5 ships 1.1, pitfall 14)
         template="qwen2.5"),
     # Qwen3-style: q/k-norm, head_dim 32 with H*Dh = 128 != D = 64, no biases, untied head, BF16, sharded,
     # transformers-5 config layout (rope_parameters, dtype, layer_types).

@@ -1,0 +1,285 @@
+"""The ``minillm`` command: generate, chat, inspect, verify. ``python -m minillm`` works too.
+
+Every command runs offline on the bundled tiny model by default; ``--model PATH`` takes any Qwen2 / Qwen2.5 /
+Qwen3 checkpoint directory (e.g. one downloaded with ``hf download Qwen/Qwen2.5-0.5B-Instruct``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MinillmError
+
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "weights" / "tiny-qwen2"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except MinillmError as e:
+        print(f"minillm: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="minillm", description="Qwen inference in pure NumPy.")
+    sub = p.add_subparsers(dest="command")
+
+    def model_arg(sp):
+        sp.add_argument("--model", type=Path, default=BUNDLED_MODEL,
+                        help="checkpoint directory (default: the bundled tiny model, %(default)s)")
+
+    def sampling_args(sp):
+        g = sp.add_argument_group("decoding (unset values come from the checkpoint's generation_config.json)")
+        g.add_argument("--max-new-tokens", type=int, default=64)
+        g.add_argument("--temperature", type=float, help="0 = greedy")
+        g.add_argument("--top-k", type=int)
+        g.add_argument("--top-p", type=float)
+        g.add_argument("--min-p", type=float)
+        g.add_argument("--repetition-penalty", type=float)
+        g.add_argument("--seed", type=int, help="seed for reproducible sampling")
+        g.add_argument("--system", help="system message (with --chat / in chat)")
+        g.add_argument("--thinking", choices=["on", "off"], help="Qwen3: enable_thinking (default: template's)")
+
+    g = sub.add_parser("generate", help="continue a prompt, streaming the text")
+    g.add_argument("prompt")
+    model_arg(g)
+    sampling_args(g)
+    g.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template as a user turn")
+    g.set_defaults(run=cmd_generate)
+
+    c = sub.add_parser("chat", help="interactive multi-turn chat (reads stdin; /reset, Ctrl-D)")
+    model_arg(c)
+    sampling_args(c)
+    c.add_argument("--context", type=int, default=4096, help="KV cache capacity in tokens (default 4096)")
+    c.set_defaults(run=cmd_chat)
+
+    i = sub.add_parser("inspect", help="config, parameter counts, tensors and memory of a checkpoint")
+    i.add_argument("path", type=Path, nargs="?", default=BUNDLED_MODEL)
+    i.add_argument("--tensors", type=int, default=40, help="list at most this many tensors (0: all)")
+    i.set_defaults(run=cmd_inspect)
+
+    v = sub.add_parser("verify", help="layer-by-layer error table against a reference .npz")
+    v.add_argument("path", type=Path)
+    v.add_argument("reference", type=Path)
+    v.add_argument("--tolerance", type=float, default=1e-4, help="relative error allowed (default 1e-4)")
+    v.set_defaults(run=cmd_verify)
+    return p
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+
+def load(path: Path):
+    """Model and tokenizer, with a progress line on stderr for large checkpoints."""
+    from .loading import CheckpointWarning, load_model
+    from .tokenizer import load_tokenizer
+
+    size = sum(f.stat().st_size for f in Path(path).glob("*.safetensors")) if Path(path).is_dir() else 0
+    show = size > 50_000_000
+    start = time.perf_counter()
+
+    def progress(done, total):
+        if show:
+            print(f"\rloading {path.name}: {done}/{total} tensors", end="", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CheckpointWarning)
+        model = load_model(path, progress)
+    for w in caught:
+        print(f"minillm: warning: {w.message}", file=sys.stderr)
+    if show:
+        print(f"\rloaded {path.name} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
+    return model, load_tokenizer(path)
+
+
+def sampling_kwargs(args) -> dict:
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                repetition_penalty=args.repetition_penalty, seed=args.seed)
+
+
+def thinking(args):
+    return None if args.thinking is None else args.thinking == "on"
+
+
+def stream_text(model, tok, ids: list[int], args, cache=None, out=sys.stdout) -> tuple[list[int], dict]:
+    """Generate after ``ids``, printing text as it is made. Returns the new ids and timing figures."""
+    from .generation import stream_generate
+
+    decoder = tok.stream_decoder()
+    new: list[int] = []
+    t0 = time.perf_counter()
+    t_first = None
+    for token in stream_generate(model, ids, args.max_new_tokens, cache=cache, **sampling_kwargs(args)):
+        if t_first is None:
+            t_first = time.perf_counter()
+        new.append(int(token[0]))
+        out.write(decoder.step(int(token[0])))
+        out.flush()
+    out.write(decoder.flush())
+    out.flush()
+    t_end = time.perf_counter()
+    stats = {"prompt_tokens": len(ids), "new_tokens": len(new),
+             "prefill_s": (t_first or t_end) - t0, "decode_s": t_end - (t_first or t_end)}
+    return new, stats
+
+
+def print_stats(stats: dict) -> None:
+    pre = stats["prompt_tokens"] / stats["prefill_s"] if stats["prefill_s"] > 0 else float("inf")
+    n_dec = max(stats["new_tokens"] - 1, 0)  # the first new token comes out of the prefill
+    dec = n_dec / stats["decode_s"] if stats["decode_s"] > 0 else float("nan")
+    print(f"\n[{stats['prompt_tokens']} prompt tokens, {stats['new_tokens']} new tokens | "
+          f"prefill {pre:.1f} tok/s ({stats['prefill_s'] * 1000:.0f} ms) | decode {dec:.1f} tok/s]", file=sys.stderr)
+
+
+def cmd_generate(args) -> int:
+    model, tok = load(args.model)
+    if args.chat:
+        messages = ([{"role": "system", "content": args.system}] if args.system else []) + \
+                   [{"role": "user", "content": args.prompt}]
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, enable_thinking=thinking(args),
+                                      tokenize=True)
+    else:
+        ids = tok.encode(args.prompt)
+    if not ids:
+        raise MinillmError("the prompt encodes to no tokens; give some text")
+    _, stats = stream_text(model, tok, ids, args)
+    print_stats(stats)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    """A multi-turn chat. The KV cache is kept across turns: each turn only the new tokens are computed.
+
+    After every turn the conversation is rendered again with the chat template; if the cache's tokens are
+    a prefix of it (the usual case), only the rest is prefilled. If the template rewrote history (Qwen3
+    drops earlier turns' <think> blocks), the cache is rebuilt from scratch.
+    """
+    from .cache import KVCache
+
+    model, tok = load(args.model)
+    interactive = sys.stdin.isatty()
+    stop_ids = set(model.generation_config.eos_token_ids) | set(model.config.eos_token_ids)
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    messages = list(system)
+    cache = KVCache(model.config, 1, args.context)
+    cached: list[int] = []  # the token ids whose keys/values are in the cache
+    if interactive:
+        print("minillm chat: type a message; /reset starts over; Ctrl-D quits.", file=sys.stderr)
+    while True:
+        if interactive:
+            print("> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:  # Ctrl-D / end of the pipe
+            break
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        if text.strip() == "/reset":
+            messages, cached = list(system), []
+            cache.reset()
+            print("[conversation reset]", file=sys.stderr)
+            continue
+        messages.append({"role": "user", "content": text})
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, enable_thinking=thinking(args),
+                                      tokenize=True)
+        if cached != ids[:len(cached)] or len(ids) + args.max_new_tokens > cache.capacity:
+            cache.reset()
+            cached = []
+            if len(ids) + args.max_new_tokens > cache.capacity:
+                raise MinillmError(f"the conversation ({len(ids)} tokens) + --max-new-tokens no longer fits the "
+                                   f"--context of {cache.capacity} tokens; /reset or raise --context")
+        new, stats = stream_text(model, tok, ids[len(cached):], args, cache=cache)
+        print()
+        cached = ids + new
+        reply_ids = new[:-1] if new and new[-1] in stop_ids else new
+        messages.append({"role": "assistant", "content": tok.decode(reply_ids, skip_special_tokens=True)})
+        if interactive:
+            print_stats(stats)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .config import load_config
+    from .loading import open_checkpoint
+    from .weights import expected_shapes
+
+    cfg = load_config(args.path)
+    files = open_checkpoint(args.path)
+    c = cfg
+    print(f"{args.path}")
+    print(f"  model_type {c.model_type}: L={c.num_hidden_layers} layers, D={c.hidden_size}, "
+          f"H={c.num_attention_heads} query heads, K={c.num_key_value_heads} KV heads (groups of {c.n_rep}), "
+          f"Dh={c.head_dim}, F={c.intermediate_size}, V={c.vocab_size}")
+    print(f"  RoPE {c.rope.rope_type} theta={c.rope.theta:g}" + (f" factor={c.rope.factor:g}" if
+                                                                  c.rope.rope_type != "default" else "")
+          + f"; rms_norm_eps={c.rms_norm_eps:g}; max_position_embeddings={c.max_position_embeddings}")
+    print(f"  q/k/v bias {c.qkv_bias}, o_proj bias {c.o_proj_bias}, q/k-norm {c.qk_norm}, "
+          f"tied embeddings {c.tie_word_embeddings}, sliding window {c.sliding_window}, "
+          f"stored dtype {c.dtype}, eos {list(c.eos_token_ids)}")
+
+    used = expected_shapes(c, with_lm_head=(not c.tie_word_embeddings) or "lm_head.weight" in files)
+    groups: dict[str, int] = {}
+    for name in files:
+        info = files[name].tensors[name]
+        n = int(np.prod(info.shape))
+        part = ("embedding" if "embed_tokens" in name else "lm_head" if name.startswith("lm_head") else
+                "attention" if "self_attn" in name else "mlp" if ".mlp." in name else
+                "norms" if "norm" in name else "other")
+        groups[part] = groups.get(part, 0) + n
+    total = sum(groups.values())
+    print("\n  parameters by component:")
+    for part, n in sorted(groups.items(), key=lambda kv: -kv[1]):
+        print(f"    {part:<10} {n:>14,}  {100 * n / total:5.1f}%")
+    print(f"    {'total':<10} {total:>14,}  (stored in {len({id(f) for f in files.values()})} file(s))")
+    f32 = 4 * sum(int(np.prod(s)) for s in used.values())
+    if c.tie_word_embeddings and "lm_head.weight" not in files:
+        print("    (lm_head is tied to the embedding: no extra memory)")
+    print(f"\n  memory in float32: {f32 / 1e9:.3f} GB of weights; KV cache "
+          f"{2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 4 / 1024:.1f} KiB per token")
+
+    names = list(files)
+    shown = names if args.tensors == 0 else names[:args.tensors]
+    print(f"\n  tensors ({len(names)}):")
+    for name in shown:
+        info = files[name].tensors[name]
+        flag = "" if name in used else "   (not used)"
+        print(f"    {name:<52} {info.dtype:<5} {list(info.shape)}{flag}")
+    if len(shown) < len(names):
+        print(f"    ... {len(names) - len(shown)} more (--tensors 0 lists all)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verify import compare_to_reference, format_error_table, load_reference
+
+    model, _ = load(args.path) if (args.path / "tokenizer.json").is_file() else (None, None)
+    if model is None:
+        from .loading import load_model
+        model = load_model(args.path)
+    rows = compare_to_reference(model, load_reference(args.reference))
+    print(format_error_table(rows, args.tolerance))
+    worst = max(r.rel_error for r in rows)
+    ok = worst <= args.tolerance
+    print(f"\n{'OK' if ok else 'FAILED'}: worst relative error {worst:.2e} (tolerance {args.tolerance:g})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

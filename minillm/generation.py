@@ -1,0 +1,134 @@
+"""Generating text: prefill the prompt once, then decode one token at a time through the KV cache.
+
+    cache  = KVCache(capacity = prompt length + max_new_tokens)
+    logits = model.forward(prompt, cache=cache, logits_to_keep=1)      # prefill: the whole prompt at once
+    repeat:
+        token  = sample(logits)                                         # sampling.py
+        stop if token is a stop id (it is included in the output)
+        logits = model.forward([token], cache=cache, logits_to_keep=1)  # decode: one new position
+
+Only the last position's logits are computed ([B, 1, V], not [B, T, V]): that is all the next token needs.
+
+Defaults follow transformers' ``generate``: any setting the caller leaves as None comes from the
+checkpoint's generation_config.json (Qwen instruct models sample with T=0.7, top_p=0.8, top_k=20 by
+default), and the stop ids are the union of generation_config's eos_token_id list and config.json's
+eos_token_id. Passing ``temperature=0.0`` asks for greedy decoding; ``stop_token_ids=[]`` never stops.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from .errors import InputError
+from .generation_config import GenerationConfig
+from .model import check_attention_mask, check_token_ids
+from .sampling import SamplingParams, sample
+
+
+def resolve_sampling(gen: GenerationConfig, temperature=None, top_k=None, top_p=None, min_p=None,
+                     repetition_penalty=None) -> SamplingParams:
+    """Each setting: the caller's value, else generation_config's, else transformers' library default.
+
+    As in transformers, the file's sampling settings only apply when it says do_sample; without it (and
+    without a caller temperature) decoding is greedy. top_k defaults to 50 when sampling, as there.
+    """
+    if temperature is None:
+        temperature = (gen.temperature if gen.temperature is not None else 1.0) if gen.do_sample else 0.0
+    return SamplingParams(
+        temperature=float(temperature),
+        top_k=int(top_k if top_k is not None else (gen.top_k if gen.top_k is not None else 50)),
+        top_p=float(top_p if top_p is not None else (gen.top_p if gen.top_p is not None else 1.0)),
+        min_p=float(min_p if min_p is not None else (gen.min_p if gen.min_p is not None else 0.0)),
+        repetition_penalty=float(repetition_penalty if repetition_penalty is not None else
+                                 (gen.repetition_penalty if gen.repetition_penalty is not None else 1.0)),
+    )
+
+
+def default_stop_ids(model) -> list[int]:
+    """generation_config's eos_token_id list  ∪  config.json's eos_token_id (pitfall 13: stop on any)."""
+    gen = getattr(model, "generation_config", GenerationConfig())
+    return sorted(set(gen.eos_token_ids) | set(model.config.eos_token_ids))
+
+
+def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, temperature=None, top_k=None,
+                    top_p=None, min_p=None, repetition_penalty=None, seed=None, stop_token_ids=None,
+                    cache=None, prefill_chunk_size: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the next token of every row, one step at a time: arrays [B] int64.
+
+    Stops after max_new_tokens steps, or as soon as every row has produced a stop id. A row that has
+    stopped yields the pad id from then on. ``cache``: continue from an existing KVCache (multi-turn chat);
+    it must have room for the prompt plus max_new_tokens.
+    """
+    cfg = model.config
+    ids_BT = check_token_ids(ids, cfg.vocab_size)  # [B, T]
+    valid_BT = check_attention_mask(attention_mask, ids_BT.shape)  # [B, T]
+    if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+        raise InputError(f"max_new_tokens must be an integer >= 0, found {max_new_tokens!r}")
+    if (np.diff(valid_BT.astype(np.int8), axis=1) < 0).any():
+        raise InputError("attention_mask must be left padding only (0s then 1s in each row)")
+    gen = getattr(model, "generation_config", GenerationConfig())
+    params = resolve_sampling(gen, temperature, top_k, top_p, min_p, repetition_penalty)
+    stops = np.array(default_stop_ids(model) if stop_token_ids is None else list(stop_token_ids), np.int64)
+    pad = gen.pad_token_id if gen.pad_token_id is not None else (int(stops[0]) if len(stops) else 0)
+    rng = np.random.default_rng(seed)
+    B, T = ids_BT.shape
+    if max_new_tokens == 0:
+        return
+
+    if cache is None:
+        cache = model.new_cache(B, T + max_new_tokens)
+    elif cache.length + T + max_new_tokens > cache.capacity:
+        raise InputError(f"the KV cache holds {cache.length} positions and has capacity {cache.capacity}: no "
+                         f"room for {T} prompt tokens + {max_new_tokens} new ones")
+
+    # Ids already in each row (prompt, not padding), for the repetition penalty.
+    seen = np.zeros((B, cfg.vocab_size), bool)  # [B, V]
+    rows = np.repeat(np.arange(B), T).reshape(B, T)  # [B, T]
+    seen[rows[valid_BT], ids_BT[valid_BT]] = True
+
+    logits = prefill(model, ids_BT, valid_BT, cache, prefill_chunk_size)  # [B, V]
+    finished = np.zeros(B, bool)  # [B]
+    for step in range(max_new_tokens):
+        token = sample(logits, params, rng, seen if params.repetition_penalty != 1.0 else None)  # [B]
+        token = np.where(finished, pad, token)  # [B]
+        seen[np.arange(B), token] = True
+        finished |= np.isin(token, stops)
+        yield token
+        if finished.all() or step == max_new_tokens - 1:
+            return
+        logits = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1]  # [B, 1] -> [B, V]
+
+
+def prefill(model, ids_BT: np.ndarray, valid_BT: np.ndarray, cache, chunk_size: int | None = None) -> np.ndarray:
+    """Run the prompt through the model into the cache; return the last position's logits [B, V].
+
+    With ``chunk_size``, the prompt goes in pieces of that many tokens (chunked prefill: bounded memory
+    for the attention scores of a long prompt); the result is the same.
+    """
+    T = ids_BT.shape[1]
+    step = chunk_size or T
+    for start in range(0, T, step):
+        chunk = slice(start, min(start + step, T))
+        logits = model.forward(ids_BT[:, chunk], attention_mask=valid_BT[:, chunk].astype(np.int8),
+                               cache=cache, logits_to_keep=1)  # [B, 1, V]
+    return logits[:, -1]  # [B, V]
+
+
+def generate(model, ids, max_new_tokens: int, temperature=None, stop_token_ids=None, *, attention_mask=None,
+             top_k=None, top_p=None, min_p=None, repetition_penalty=None, seed=None, cache=None,
+             prefill_chunk_size: int | None = None) -> np.ndarray:
+    """The new token ids only: ids [T] -> [N]; ids [B, T] (+ attention_mask, left padding) -> [B, N].
+
+    N <= max_new_tokens: generation ends early once every row produced a stop id (the stop id is
+    included; rows that stopped earlier are padded with generation_config's pad_token_id).
+    """
+    single = np.ndim(ids) == 1
+    steps = list(stream_generate(model, ids, max_new_tokens, attention_mask=attention_mask,
+                                 temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                                 repetition_penalty=repetition_penalty, seed=seed, stop_token_ids=stop_token_ids,
+                                 cache=cache, prefill_chunk_size=prefill_chunk_size))
+    B = 1 if single else len(ids)
+    out = np.stack(steps, axis=1) if steps else np.zeros((B, 0), np.int64)  # [B, N]
+    return out[0] if single else out
