@@ -118,11 +118,12 @@ def thinking(args):
     return None if args.thinking is None else args.thinking == "on"
 
 
-def stream_text(model, tok, ids: list[int], args, cache=None, out=sys.stdout) -> tuple[list[int], dict]:
+def stream_text(model, tok, ids: list[int], args, cache=None) -> tuple[list[int], dict]:
     """Generate after ``ids``, printing text as it is made. Returns the new ids and timing figures."""
     from .generation import stream_generate
 
-    decoder = tok.stream_decoder()
+    out = sys.stdout
+    decoder = tok.stream_decoder(skip_special_tokens=True)  # no <|im_end|> in the printed text
     new: list[int] = []
     t0 = time.perf_counter()
     t_first = None

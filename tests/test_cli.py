@@ -1,0 +1,94 @@
+"""The minillm command, run as a user would (a subprocess for the pipe-driven chat)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minillm
+from minillm.cli import BUNDLED_MODEL, main
+from conftest import WEIGHTS, tiny_model
+
+
+def test_generate_on_the_bundled_model_streams_the_greedy_text(capsys):
+    assert main(["generate", "Hello world", "--max-new-tokens", "8", "--temperature", "0"]) == 0
+    out, err = capsys.readouterr()
+    tok = minillm.load_tokenizer(BUNDLED_MODEL)
+    model = tiny_model(BUNDLED_MODEL.name)
+    new = minillm.generate(model, tok.encode("Hello world"), 8, temperature=0.0)
+    assert out == tok.decode(new, skip_special_tokens=True)
+    assert "prompt tokens" in err and "new tokens" in err and "tok/s" in err
+
+
+def test_generate_chat_wraps_the_prompt_in_the_template(capsys):
+    argv = ["generate", "Hi", "--chat", "--model", str(WEIGHTS / "tiny-qwen3"), "--thinking", "off",
+            "--max-new-tokens", "3", "--temperature", "0"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    tok = minillm.load_tokenizer(WEIGHTS / "tiny-qwen3")
+    n = len(tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
+                                    enable_thinking=False, tokenize=True))
+    assert f"[{n} prompt tokens" in err
+
+
+def test_chat_from_a_pipe_reuses_the_cache_and_matches_a_fresh_computation():
+    turns = ["Hi", "How are you?"]
+    run = subprocess.run([sys.executable, "-m", "minillm", "chat", "--temperature", "0", "--max-new-tokens", "6"],
+                         input="\n".join(turns) + "\n", capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    tok = minillm.load_tokenizer(BUNDLED_MODEL)
+    model = tiny_model(BUNDLED_MODEL.name)
+    stops = {tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")}
+    messages, expected = [], ""
+    for text in turns:  # recompute every turn from scratch, no cache reuse
+        messages.append({"role": "user", "content": text})
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        new = minillm.generate(model, ids, 6, temperature=0.0).tolist()
+        expected += tok.decode(new, skip_special_tokens=True) + "\n"
+        reply = new[:-1] if new and new[-1] in stops else new
+        messages.append({"role": "assistant", "content": tok.decode(reply, skip_special_tokens=True)})
+    assert run.stdout == expected
+
+
+def test_chat_reset_and_end_of_input():
+    run = subprocess.run([sys.executable, "-m", "minillm", "chat", "--max-new-tokens", "2"],
+                         input="hello\n/reset\nhello\n", capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "[conversation reset]" in run.stderr
+
+
+def test_inspect_lists_parameters_tensors_and_memory(capsys):
+    assert main(["inspect", str(WEIGHTS / "tiny-qwen3"), "--tensors", "0"]) == 0
+    out = capsys.readouterr().out
+    model = tiny_model("tiny-qwen3")
+    w = model.weights
+    total = sum(a.size for a in [w.embed_tokens, w.norm, w.lm_head]) + sum(
+        a.size for layer in w.layers for a in [layer.input_layernorm, layer.post_attention_layernorm,
+                                                *vars(layer.mlp).values(),
+                                                *[x for x in vars(layer.self_attn).values() if x is not None]])
+    assert f"{total:,}" in out
+    assert "model.layers.2.self_attn.q_norm.weight" in out and "BF16" in out and "memory in float32" in out
+
+
+def test_verify_prints_a_per_layer_table(capsys):
+    path = WEIGHTS / "tiny-qwen2"
+    assert main(["verify", str(path), str(path / "reference.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "layer 1 output" in out and "logits" in out and "OK" in out
+
+
+def test_verify_fails_against_another_models_reference(capsys):
+    code = main(["verify", str(WEIGHTS / "tiny-qwen2"), str(WEIGHTS / "tiny-qwen3" / "reference.npz")])
+    assert code == 1 and "FAILED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["generate", "hi", "--model", "/no/such/dir"],
+                                  ["inspect", "/no/such/dir"],
+                                  ["generate", "hi", "--top-p", "0"]])
+def test_errors_are_one_clear_line_not_a_traceback(argv):
+    run = subprocess.run([sys.executable, "-m", "minillm", *argv], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.startswith("minillm: error: ") and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

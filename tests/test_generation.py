@@ -1,0 +1,110 @@
+"""Generation: greedy continuations equal transformers', and the KV cache equals a full forward pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minillm
+from minillm.generation import default_stop_ids, resolve_sampling
+from minillm.generation_config import GenerationConfig
+from conftest import reference, tiny_model
+
+
+def test_greedy_generation_reproduces_transformers_token_for_token(model_name):
+    model, ref = tiny_model(model_name), reference(model_name)
+    new = minillm.generate(model, ref["greedy_prompt"], max_new_tokens=16, temperature=0.0)
+    np.testing.assert_array_equal(new, ref["greedy_new"])
+
+
+def test_greedy_without_stop_ids_runs_the_full_length(model_name):
+    model, ref = tiny_model(model_name), reference(model_name)
+    new = minillm.generate(model, ref["greedy_prompt"], max_new_tokens=16, temperature=0.0, stop_token_ids=[])
+    np.testing.assert_array_equal(new, ref["greedy_nostop_new"])
+
+
+def test_repetition_penalty_matches_transformers_in_greedy_mode(model_name):
+    model, ref = tiny_model(model_name), reference(model_name)
+    new = minillm.generate(model, ref["greedy_prompt"], max_new_tokens=16, temperature=0.0, stop_token_ids=[],
+                           repetition_penalty=3.0)
+    np.testing.assert_array_equal(new, ref["greedy_nostop_penalty_3_new"])
+    assert not np.array_equal(new, ref["greedy_nostop_new"])  # the penalty really changed something
+
+
+def test_left_padded_batch_generation_reproduces_transformers(model_name):
+    model, ref = tiny_model(model_name), reference(model_name)
+    new = minillm.generate(model, ref["batch_input_ids"], attention_mask=ref["batch_attention_mask"],
+                           max_new_tokens=16, temperature=0.0)
+    np.testing.assert_array_equal(new, ref["batch_greedy_new"])
+
+
+def test_stop_id_is_included_and_ends_generation():
+    model, ref = tiny_model("tiny-qwen2"), reference("tiny-qwen2")
+    full = ref["greedy_nostop_new"]
+    stop = int(full[3])
+    new = minillm.generate(model, ref["greedy_prompt"], max_new_tokens=16, temperature=0.0, stop_token_ids=[stop])
+    first = int(np.flatnonzero(full == stop)[0])
+    np.testing.assert_array_equal(new, full[: first + 1])
+
+
+def test_default_stop_ids_are_the_union_of_generation_config_and_config():
+    model = tiny_model("tiny-qwen2")
+    assert default_stop_ids(model) == sorted(set(model.generation_config.eos_token_ids)
+                                             | set(model.config.eos_token_ids))
+    assert len(default_stop_ids(model)) == 2  # <|im_end|> and <|endoftext|>
+
+
+def test_defaults_come_from_generation_config_when_the_caller_gives_none():
+    gen = GenerationConfig(do_sample=True, temperature=0.7, top_k=20, top_p=0.8, repetition_penalty=1.1)
+    p = resolve_sampling(gen)
+    assert (p.temperature, p.top_k, p.top_p, p.repetition_penalty) == (0.7, 20, 0.8, 1.1)
+    assert resolve_sampling(gen, temperature=0.0).greedy
+    assert resolve_sampling(GenerationConfig()).greedy  # no do_sample in the file: greedy, as transformers
+
+
+def test_incremental_decoding_equals_the_full_forward(model_name):
+    """Prefill then one token at a time through the cache gives the logits of one full pass."""
+    model, ref = tiny_model(model_name), reference(model_name)
+    ids = ref["input_ids"]
+    full = model.forward(ids)  # [T, V]
+    cache = model.new_cache(1, len(ids))
+    steps = [model.forward(ids[:5], cache=cache)]
+    for t in range(5, len(ids)):
+        steps.append(model.forward(ids[t:t + 1], cache=cache))
+    np.testing.assert_allclose(np.concatenate(steps), full, rtol=1e-5, atol=1e-5 * np.abs(full).max())
+
+
+def test_chunked_prefill_gives_the_same_generation(model_name):
+    model, ref = tiny_model(model_name), reference(model_name)
+    a = minillm.generate(model, ref["input_ids"], max_new_tokens=6, temperature=0.0, stop_token_ids=[])
+    b = minillm.generate(model, ref["input_ids"], max_new_tokens=6, temperature=0.0, stop_token_ids=[],
+                         prefill_chunk_size=4)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_streaming_yields_the_same_tokens_as_generate():
+    model, ref = tiny_model("tiny-qwen3"), reference("tiny-qwen3")
+    streamed = [int(t[0]) for t in minillm.stream_generate(model, ref["greedy_prompt"], 10, temperature=0.0)]
+    assert streamed == minillm.generate(model, ref["greedy_prompt"], 10, temperature=0.0).tolist()
+
+
+def test_sampling_with_a_seed_is_reproducible_and_seeds_differ():
+    model, ref = tiny_model("tiny-qwen2"), reference("tiny-qwen2")
+    kw = dict(max_new_tokens=12, temperature=1.5, top_k=0, top_p=1.0, stop_token_ids=[])
+    a = minillm.generate(model, ref["greedy_prompt"], seed=7, **kw)
+    b = minillm.generate(model, ref["greedy_prompt"], seed=7, **kw)
+    c = minillm.generate(model, ref["greedy_prompt"], seed=8, **kw)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_cache_capacity_is_enforced_with_a_clear_error():
+    model = tiny_model("tiny-qwen2")
+    cache = model.new_cache(1, 4)
+    with pytest.raises(minillm.InputError, match="capacity 4"):
+        model.forward(np.arange(5), cache=cache)
+
+
+def test_max_new_tokens_zero_gives_nothing():
+    model = tiny_model("tiny-qwen2")
+    assert minillm.generate(model, [1, 2, 3], max_new_tokens=0).shape == (0,)
