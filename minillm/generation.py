@@ -62,7 +62,8 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     it must have room for the prompt plus max_new_tokens.
     """
     cfg = model.config
-    ids_BT = check_token_ids(ids, cfg.vocab_size)  # [B, T]
+    ids_BT = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T]
+    ids_BT = ids_BT[None] if ids_BT.ndim == 1 else ids_BT  # [B, T]
     valid_BT = check_attention_mask(attention_mask, ids_BT.shape)  # [B, T]
     if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
         raise InputError(f"max_new_tokens must be an integer >= 0, found {max_new_tokens!r}")
@@ -124,7 +125,8 @@ def generate(model, ids, max_new_tokens: int, temperature=None, stop_token_ids=N
     N <= max_new_tokens: generation ends early once every row produced a stop id (the stop id is
     included; rows that stopped earlier are padded with generation_config's pad_token_id).
     """
-    single = np.ndim(ids) == 1
+    ids = check_token_ids(ids, model.config.vocab_size)  # [T] or [B, T]
+    single = ids.ndim == 1
     steps = list(stream_generate(model, ids, max_new_tokens, attention_mask=attention_mask,
                                  temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                  repetition_penalty=repetition_penalty, seed=seed, stop_token_ids=stop_token_ids,

@@ -64,8 +64,9 @@ class Model:
         ``cache``: a KVCache; the new tokens continue after what it holds, and it is updated.
         """
         cfg, w = self.config, self.weights
-        single = np.ndim(ids) == 1
-        ids_BT = check_token_ids(ids, cfg.vocab_size)  # [B, T] int64
+        ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
+        single = ids.ndim == 1
+        ids_BT = ids[None] if single else ids  # [B, T]
         valid_BT = check_attention_mask(attention_mask, ids_BT.shape)  # [B, T] bool
         B, T = ids_BT.shape
         if cache is not None:
@@ -117,7 +118,7 @@ class Model:
 
 
 def check_token_ids(ids, vocab_size: int) -> np.ndarray:
-    """Validate token ids and return them as int64 [B, T] (a [T] input becomes [1, T])."""
+    """Validate token ids ([T] or [B, T], any integer type) and return them as an int64 array."""
     try:
         arr = np.asarray(ids)
     except ValueError as e:  # ragged nested lists
@@ -134,7 +135,7 @@ def check_token_ids(ids, vocab_size: int) -> np.ndarray:
         bad = low if low < 0 else high
         raise InputError(f"token id {bad} is out of range: the model's vocab_size is {vocab_size} "
                          f"(valid ids 0..{vocab_size - 1})")
-    return arr if arr.ndim == 2 else arr[None]  # [B, T]
+    return arr  # [T] or [B, T]
 
 
 def check_attention_mask(mask, shape: tuple[int, int]) -> np.ndarray:

@@ -33,3 +33,13 @@ def reference(name: str) -> dict[str, np.ndarray]:
 @pytest.fixture(params=TINY_MODELS)
 def model_name(request) -> str:
     return request.param
+
+
+# In CI the property tests draw the same examples every run (no flaky builds); locally they explore anew.
+import os  # noqa: E402
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")

@@ -297,8 +297,8 @@ def test_neutral_settings_change_nothing(logits, seen):
                                                  seen), logits)
 
 
-@FAST
-@given(logits=logit_rows, p=st.floats(0.05, 0.95))
+@settings(max_examples=60, deadline=None)
+@given(logits=arrays((2, 12), -3.0, 3.0), p=st.floats(0.05, 0.95))
 def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p(logits, p):
     probs = np.exp(logits.astype(np.float64) - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
