@@ -80,20 +80,22 @@ def attention_probs(q: np.ndarray, k: np.ndarray, mask: np.ndarray) -> np.ndarra
 
     q [B, H, T, Dh], k [B, K, S, Dh], mask [B or 1, 1, T, S] bool -> probs [B, K, H/K, T, S]
     (query head h = group h // (H/K), member h % (H/K); ``.reshape(B, H, T, S)`` gives one map per head)
+    mask None means every query may see every key (one new token after an unpadded cache: decoding).
     """
     B, H, T, Dh = q.shape
     K = k.shape[1]
     q = q.reshape(B, K, H // K, T, Dh)  # [B, K, H/K, T, Dh]: query head h is in group h // (H/K)
     k = k[:, :, None]  # [B, K, 1, S, Dh]: one key head per group, broadcast, not copied
     scores = (q @ k.swapaxes(-1, -2)) * (Dh ** -0.5)  # [B, K, H/K, T, S]; scale after the matmul, as HF does
-    scores = np.where(mask[:, :, None], scores, MASKED)  # [B, K, H/K, T, S]
+    if mask is not None:
+        scores = np.where(mask[:, :, None], scores, MASKED)  # [B, K, H/K, T, S]
     return softmax(scores)  # [B, K, H/K, T, S], float32, each row sums to 1
 
 
 def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """softmax(q k^T / sqrt(Dh) + mask) v, with H query heads grouped over K shared key/value heads.
 
-    q [B, H, T, Dh], k/v [B, K, S, Dh], mask [B or 1, 1, T, S] bool -> out [B, H, T, Dh]
+    q [B, H, T, Dh], k/v [B, K, S, Dh], mask [B or 1, 1, T, S] bool or None -> out [B, H, T, Dh]
     """
     B, H, T, Dh = q.shape
     probs = attention_probs(q, k, mask)  # [B, K, H/K, T, S]

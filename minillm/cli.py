@@ -1,4 +1,4 @@
-"""The ``minillm`` command: generate, chat, inspect, verify. ``python -m minillm`` works too.
+"""The ``minillm`` command: generate, chat, inspect, verify, bench. ``python -m minillm`` works too.
 
 Every command runs offline on the bundled tiny model by default; ``--model PATH`` takes any Qwen2 / Qwen2.5 /
 Qwen3 checkpoint directory (e.g. one downloaded with ``hf download Qwen/Qwen2.5-0.5B-Instruct``).
@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("reference", type=Path)
     v.add_argument("--tolerance", type=float, default=1e-4, help="relative error allowed (default 1e-4)")
     v.set_defaults(run=cmd_verify)
+
+    from .bench import add_bench_arguments  # the benchmark's options live with the benchmark
+    add_bench_arguments(sub.add_parser("bench", help="load, prefill and decode speed vs this machine's floors"))
     return p
 
 

@@ -28,7 +28,9 @@ def silu(u: np.ndarray) -> np.ndarray:
     """silu(u) = u * sigmoid(u) = u / (1 + exp(-u)).   [...] -> [...]"""
     # exp(-u) overflows to inf for u < -88 in float32; u / inf = -0.0, which is the right limit.
     with np.errstate(over="ignore"):
-        return u / (np.float32(1.0) + np.exp(-u))  # [...]
+        denominator = np.exp(-u)  # [...]
+    denominator += np.float32(1.0)  # in place: no second temporary array
+    return u / denominator  # [...]
 
 
 def swiglu_mlp(x: np.ndarray, w: MLPWeights) -> np.ndarray:

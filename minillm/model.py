@@ -42,12 +42,23 @@ class Model:
         self.config, self.weights, self.path = config, weights, path
         self.unexpected_tensors = unexpected_tensors or []
         self.generation_config = generation_config or GenerationConfig()
+        self._rope: tuple[np.ndarray, float] | None = None  # inv_freq and scaling, once computed
 
     def __repr__(self) -> str:
         c = self.config
         return (f"Model({c.model_type}, L={c.num_hidden_layers}, D={c.hidden_size}, H={c.num_attention_heads}, "
                 f"K={c.num_key_value_heads}, Dh={c.head_dim}, F={c.intermediate_size}, V={c.vocab_size}, "
                 f"path={str(self.path) if self.path else None!r})")
+
+    def _rope_frequencies(self, seq_len: int) -> tuple[np.ndarray, float]:
+        """inv_freq [Dh/2] and attention scaling; computed once, except for dynamic RoPE (depends on seq_len)."""
+        cfg = self.config
+        if cfg.rope.rope_type == "dynamic" or self._rope is None:
+            rope = rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings, seq_len)
+            if cfg.rope.rope_type == "dynamic":
+                return rope
+            self._rope = rope
+        return self._rope
 
     def new_cache(self, batch_size: int = 1, capacity: int | None = None) -> KVCache:
         """An empty KV cache for this model (capacity defaults to max_position_embeddings)."""
@@ -79,8 +90,7 @@ class Model:
         # RoPE position of each token: real tokens counted from each row's first real token.
         positions = start_position[:, None] + np.cumsum(valid_BT, axis=1) - 1  # [B, T]
         positions = np.where(valid_BT, positions, 0)  # [B, T]; padding gets 0 (it is masked anyway)
-        inv_freq, scaling = rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings,
-                                             seq_len=int(positions.max()) + 1)  # [Dh/2]
+        inv_freq, scaling = self._rope_frequencies(int(positions.max()) + 1)  # [Dh/2]
         cos, sin = rope_cos_sin(positions, inv_freq, scaling)  # [B, T, Dh] each
 
         # Which keys may each query see: causal, minus padding (and a window on sliding layers).
@@ -88,7 +98,10 @@ class Model:
             [cache.key_valid[:, :past], valid_BT], axis=1)  # [B, S]
         if key_valid.all():
             key_valid = None  # no padding anywhere: the plain causal mask is enough
-        full_mask = causal_mask(T, past, key_valid)  # [B or 1, 1, T, S]
+        if T == 1 and key_valid is None:
+            full_mask = None  # decoding one token: it may see every cached key, so no mask at all
+        else:
+            full_mask = causal_mask(T, past, key_valid)  # [B or 1, 1, T, S]
         window_mask = causal_mask(T, past, key_valid, cfg.sliding_window) if cfg.sliding_window else None
 
         x = embed(ids_BT, w.embed_tokens)  # [B, T, D]

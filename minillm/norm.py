@@ -15,5 +15,5 @@ import numpy as np
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     """y = weight * x / sqrt(mean(x^2, last axis) + eps).   x [..., N], weight [N] -> y [..., N] float32."""
-    mean_square = np.mean(x * x, axis=-1, keepdims=True)  # [..., 1]
+    mean_square = np.square(x).sum(axis=-1, keepdims=True) / np.float32(x.shape[-1])  # [..., 1] mean of x^2
     return weight * (x / np.sqrt(mean_square + np.float32(eps)))  # [..., N]

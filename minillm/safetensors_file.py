@@ -49,7 +49,8 @@ class TensorInfo:
 
 def bf16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
     """Widen raw bfloat16 bit patterns (uint16) to float32, exactly: the 16 bits become the high half."""
-    return (bits.astype(np.uint32) << 16).view(np.float32)  # [...] uint16 -> [...] float32
+    wide = np.left_shift(bits, 16, dtype=np.uint32)  # [...] uint16 -> uint32, widened and shifted in one pass
+    return wide.view(np.float32)  # [...] float32: the same bits, read as floats
 
 
 class SafetensorsFile:
@@ -63,34 +64,34 @@ class SafetensorsFile:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.tensors, self.metadata, self.data_start = _read_header(self.path)
-        self._map: np.memmap | None = None
-
-    def _data(self) -> np.ndarray:
-        """The whole file as a read-only byte array backed by a memory map (nothing is read until touched)."""
-        if self._map is None:
-            self._map = np.memmap(self.path, dtype=np.uint8, mode="r")  # [file bytes] uint8
-        return self._map
 
     def raw(self, name: str) -> np.ndarray:
-        """The tensor as stored (uint16 bit patterns for BF16), a view into the memory map."""
+        """The tensor as stored (uint16 bit patterns for BF16): a read-only memory map of its bytes only.
+
+        Each tensor gets its own small map, dropped once converted, so the file's pages do not pile up in
+        memory while a large checkpoint loads (peak memory stays near the float32 model itself).
+        """
         info = self._info(name)
         if info.dtype not in FLOAT_DTYPES:
             raise CheckpointError(f"{self.path}: tensor {name!r} has dtype {info.dtype}; "
                                   f"minillm reads only {', '.join(FLOAT_DTYPES)}")
-        storage = {"F32": "<f4", "F16": "<f2", "BF16": "<u2"}[info.dtype]
+        storage = np.dtype({"F32": "<f4", "F16": "<f2", "BF16": "<u2"}[info.dtype])
+        if info.end == info.begin:  # nothing to map (a zero-size tensor)
+            return np.empty(info.shape, storage)
+        try:
+            mapped = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.data_start + info.begin,
+                               shape=(info.end - info.begin,))  # [nbytes] uint8, nothing read yet
+        except (OSError, ValueError) as e:  # e.g. the file shrank after its header was read
+            raise CheckpointError(f"{self.path}: cannot map tensor {name!r} ({e})") from None
         # np.asarray: a plain ndarray view of the map (np.memmap subclasses misbehave in reshape / astype)
-        span = np.asarray(self._data())[self.data_start + info.begin: self.data_start + info.end]  # [nbytes] uint8
-        return span.view(storage).reshape(info.shape)  # [*shape] stored dtype (no copy)
+        return np.asarray(mapped).view(storage).reshape(info.shape)  # [*shape] stored dtype, no copy
 
     def get_float32(self, name: str) -> np.ndarray:
-        """A float32 copy of the tensor in its own memory (the only copy minillm keeps)."""
+        """A float32 copy of the tensor in its own memory (the only copy minillm keeps), in one pass."""
         stored = self.raw(name)
         if self.tensors[name].dtype == "BF16":
             return bf16_bits_to_float32(stored)  # [*shape] float32, a fresh array
         return stored.astype(np.float32)  # [*shape] float32, a fresh aligned copy (also for F32)
-
-    def close(self) -> None:
-        self._map = None
 
     def _info(self, name: str) -> TensorInfo:
         try:

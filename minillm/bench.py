@@ -1,0 +1,328 @@
+"""``minillm bench``: how fast is NumPy inference here, compared with what this machine can possibly do?
+
+Decoding one token reads every float32 weight once, so its floor is  weight bytes / memory bandwidth.
+Prefilling a prompt is matrix multiplication, so its floor is  FLOPs / matmul throughput. The benchmark
+measures both floors on this machine, in the same run, and prints each figure as a ratio to its floor
+(absolute timings drift on shared machines; ratios measured side by side do not).
+
+    minillm bench --shape qwen2.5-0.5b          # builds a random BF16 checkpoint of the real shape, offline
+    minillm bench --shape qwen3-0.6b
+    minillm bench --model ~/models/Qwen2.5-0.5B-Instruct
+
+Each measurement runs in its own subprocess, so peak memory (ru_maxrss) is that phase's alone and the
+transformers comparison (run when transformers is installed) does not share threads or memory with us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = {  # real configs (as the Hub ships them), kept in weights/configs/
+    "qwen2.5-0.5b": ROOT / "weights" / "configs" / "qwen2.5-0.5b-instruct.v4.json",
+    "qwen3-0.6b": ROOT / "weights" / "configs" / "qwen3-0.6b.v4.json",
+}
+PROMPT_TOKENS, NEW_TOKENS = 128, 64
+
+
+# ---------------------------------------------------------------------------------------------- checkpoint
+
+def build_random_checkpoint(shape: str, out: Path) -> Path:
+    """Write a random-weight checkpoint of a real model's shape, as BF16 safetensors like the real files."""
+    from safetensors import TensorSpec, serialize_file
+
+    from .config import load_config
+    from .weights import expected_shapes
+
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
+        return out
+    raw = json.loads(SHAPES[shape].read_text())
+    cfg = load_config(SHAPES[shape])
+    rng = np.random.default_rng(0)
+    store_head = shape == "qwen3-0.6b"  # Qwen3-0.6B stores lm_head.weight although it is tied (spec 2.3)
+    shapes = expected_shapes(cfg, with_lm_head=store_head or not cfg.tie_word_embeddings)
+    arrays, specs = {}, {}
+    for name, shp in shapes.items():
+        if name == "lm_head.weight" and cfg.tie_word_embeddings:
+            bits = arrays["model.embed_tokens.weight"]
+        elif name.endswith("norm.weight"):
+            bits = np.full(shp, 0x3F80, np.uint16)  # bf16 1.0
+        else:
+            f = (0.02 * rng.standard_normal(shp, dtype=np.float32)).view(np.uint32)
+            bits = (f >> 16).astype(np.uint16)  # truncate to bf16: fine for random weights
+        arrays[name] = bits
+        specs[name] = TensorSpec(dtype="bfloat16", shape=bits.shape, data_ptr=bits.ctypes.data, data_len=bits.nbytes)
+    serialize_file(specs, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(raw, indent=2))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- floors
+
+def measure_bandwidth(threads: int, gib: float = 1.0, repeats: int = 5) -> float:
+    """Read bandwidth in GB/s: `threads` threads each summing its share of a large float32 array."""
+    data = np.ones(int(gib * 2 ** 30) // 4, np.float32)
+    parts = np.array_split(data, threads)
+    best = float("inf")
+    for _ in range(repeats):
+        workers = [threading.Thread(target=np.add.reduce, args=(p,)) for p in parts]  # releases the GIL
+        t = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = min(best, time.perf_counter() - t)
+    return data.nbytes / best / 1e9
+
+
+def measure_matmul(n: int = 2048, repeats: int = 5) -> float:
+    """float32 matrix-multiply throughput in GFLOP/s (n x n times n x n, all threads)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+# ---------------------------------------------------------------------------------------------- phases
+
+def phase_floors() -> dict:
+    return {"bandwidth_1thread_GBps": measure_bandwidth(1), "bandwidth_2threads_GBps": measure_bandwidth(2),
+            "matmul_GFLOPs": measure_matmul()}
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def phase_minillm(path: Path) -> dict:
+    from .generation import prefill
+    from .loading import load_model
+
+    t = time.perf_counter()
+    model = load_model(path)
+    load_s = time.perf_counter() - t
+    cfg = model.config
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, min(cfg.vocab_size, 150000), PROMPT_TOKENS)[None]  # [1, 128]
+    valid = np.ones_like(ids, bool)
+
+    prefill_s = float("inf")
+    for _ in range(3):
+        cache = model.new_cache(1, PROMPT_TOKENS + NEW_TOKENS)
+        t = time.perf_counter()
+        logits = prefill(model, ids, valid, cache)  # [1, V]
+        prefill_s = min(prefill_s, time.perf_counter() - t)
+
+    token = logits.argmax(-1)  # [1]
+    t = time.perf_counter()
+    for _ in range(NEW_TOKENS):
+        token = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1].argmax(-1)  # [1]
+    decode_s = time.perf_counter() - t
+    return {"load_s": load_s, "prefill_s": prefill_s, "decode_s_per_token": decode_s / NEW_TOKENS,
+            "peak_rss_bytes": _peak_rss_bytes(), "kv_cache_bytes": cache.nbytes,
+            "weights_float32_bytes": weight_bytes(model)}
+
+
+def phase_transformers(path: Path) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    t = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    load_s = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    ids = torch.tensor(rng.integers(0, min(model.config.vocab_size, 150000), PROMPT_TOKENS)[None])
+    with torch.inference_mode():
+        prefill_s = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            out = model(ids, use_cache=True, logits_to_keep=1)
+            prefill_s = min(prefill_s, time.perf_counter() - t)
+        past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        t = time.perf_counter()
+        for _ in range(NEW_TOKENS):
+            out = model(token, past_key_values=past, use_cache=True)
+            past, token = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        decode_s = time.perf_counter() - t
+        # What a user of `generate` gets (greedy, no stop): time for 1 + NEW_TOKENS tokens minus time for 1.
+        kw = dict(do_sample=False, pad_token_id=0, eos_token_id=None, top_k=None, top_p=None, temperature=None)
+        model.generate(ids, max_new_tokens=2, min_new_tokens=2, **kw)
+        t = time.perf_counter()
+        model.generate(ids, max_new_tokens=1, min_new_tokens=1, **kw)
+        one = time.perf_counter() - t
+        t = time.perf_counter()
+        model.generate(ids, max_new_tokens=NEW_TOKENS + 1, min_new_tokens=NEW_TOKENS + 1, **kw)
+        generate_decode_s = (time.perf_counter() - t - one) / NEW_TOKENS
+    import transformers
+    return {"load_s": load_s, "prefill_s": prefill_s, "decode_s_per_token": decode_s / NEW_TOKENS,
+            "generate_decode_s_per_token": generate_decode_s,
+            "peak_rss_bytes": _peak_rss_bytes(), "version": transformers.__version__, "torch": torch.__version__}
+
+
+def weight_bytes(model) -> int:
+    """float32 bytes of every distinct weight array (a tied head counts once)."""
+    w = model.weights
+    arrays = {id(a): a for a in [w.embed_tokens, w.norm, w.lm_head]}
+    for layer in w.layers:
+        for a in [layer.input_layernorm, layer.post_attention_layernorm, *vars(layer.mlp).values(),
+                  *vars(layer.self_attn).values()]:
+            if a is not None:
+                arrays[id(a)] = a
+    return sum(a.nbytes for a in arrays.values())
+
+
+def decode_bytes_per_token(cfg) -> int:
+    """Weight bytes one decode step reads: every layer, the final norm, the LM head, one embedding row."""
+    D, F, H, K, Dh, L, V = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
+                            cfg.num_key_value_heads, cfg.head_dim, cfg.num_hidden_layers, cfg.vocab_size)
+    per_layer = (H * Dh * D + 2 * K * Dh * D + D * H * Dh + 3 * F * D + 2 * D
+                 + (H * Dh + 2 * K * Dh if cfg.qkv_bias else 0) + (2 * Dh if cfg.qk_norm else 0))
+    return 4 * (L * per_layer + D + V * D + D)
+
+
+def prefill_flops(cfg, T: int) -> float:
+    """Multiply-adds x 2 of a T-token prefill with logits at the last position only."""
+    D, F, H, K, Dh, L, V = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
+                            cfg.num_key_value_heads, cfg.head_dim, cfg.num_hidden_layers, cfg.vocab_size)
+    matmul = L * (H * Dh * D + 2 * K * Dh * D + D * H * Dh + 3 * F * D) * T
+    attention = L * H * Dh * T * (T + 1)  # q k^T and p v over the causal half, 2 x T^2/2 each
+    return 2.0 * (matmul + attention + V * D)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+def _run_phase(name: str, path: Path | None) -> dict:
+    cmd = [sys.executable, "-m", "minillm.bench", "--phase", name] + ([str(path)] if path else [])
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"benchmark phase {name} failed:\n{run.stderr[-2000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def run_benchmark(path: Path, label: str, with_transformers: bool | None, out_dir: Path) -> dict:
+    from .config import load_config
+
+    cfg = load_config(path)
+    floors = _run_phase("floors", None)
+    ours = _run_phase("minillm", path)
+    have_tf = with_transformers
+    if have_tf is None:
+        have_tf = subprocess.run([sys.executable, "-c", "import torch, transformers"], capture_output=True).returncode == 0
+    theirs = _run_phase("transformers", path) if have_tf else None
+
+    bw = floors["bandwidth_2threads_GBps"] * 1e9
+    decode_floor_s = decode_bytes_per_token(cfg) / bw
+    prefill_floor_s = prefill_flops(cfg, PROMPT_TOKENS) / (floors["matmul_GFLOPs"] * 1e9)
+    mem_budget = ours["weights_float32_bytes"] + ours["kv_cache_bytes"]
+    result = {
+        "model": label, "machine": machine_name(), "floors": floors,
+        "decode_bytes_per_token": decode_bytes_per_token(cfg), "prefill_flops": prefill_flops(cfg, PROMPT_TOKENS),
+        "minillm": ours, "transformers": theirs,
+        "ratios": {
+            "decode_vs_bandwidth_floor": decode_floor_s / ours["decode_s_per_token"],
+            "prefill_vs_matmul_floor": prefill_floor_s / ours["prefill_s"],
+            "peak_memory_vs_weights_plus_cache": ours["peak_rss_bytes"] / mem_budget,
+        },
+    }
+    if theirs:
+        result["ratios"].update({
+            "decode_speedup_vs_transformers": theirs["decode_s_per_token"] / ours["decode_s_per_token"],
+            "decode_speedup_vs_transformers_generate": theirs["generate_decode_s_per_token"] / ours["decode_s_per_token"],
+            "prefill_speedup_vs_transformers": theirs["prefill_s"] / ours["prefill_s"],
+            "load_speedup_vs_transformers": theirs["load_s"] / ours["load_s"],
+        })
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"bench-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
+    print_report(result)
+    return result
+
+
+def machine_name() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, NumPy {np.__version__}, Python {platform.python_version()}"
+
+
+def print_report(r: dict) -> None:
+    f, o, t, q = r["floors"], r["minillm"], r["transformers"], r["ratios"]
+    decode_floor = f["bandwidth_2threads_GBps"] * 1e9 / r["decode_bytes_per_token"]
+    prefill_floor = PROMPT_TOKENS / (r["prefill_flops"] / (f["matmul_GFLOPs"] * 1e9))
+    print(f"minillm bench: {r['model']}  ({r['machine']})")
+    print(f"  floors: read bandwidth {f['bandwidth_1thread_GBps']:.1f} GB/s (1 thread), "
+          f"{f['bandwidth_2threads_GBps']:.1f} GB/s (2 threads); float32 matmul {f['matmul_GFLOPs']:.0f} GFLOP/s")
+    print(f"  decode reads {r['decode_bytes_per_token'] / 1e9:.2f} GB of float32 weights per token -> floor "
+          f"{decode_floor:.1f} tok/s; prefill of {PROMPT_TOKENS} tokens is {r['prefill_flops'] / 1e9:.1f} GFLOP -> "
+          f"floor {prefill_floor:.0f} tok/s")
+    rows = [("load", f"{o['load_s']:.2f} s", t and f"{t['load_s']:.2f} s", None),
+            ("peak memory", f"{o['peak_rss_bytes'] / 1e9:.2f} GB", t and f"{t['peak_rss_bytes'] / 1e9:.2f} GB",
+             f"{q['peak_memory_vs_weights_plus_cache']:.2f}x weights+cache"),
+            (f"prefill {PROMPT_TOKENS}", f"{PROMPT_TOKENS / o['prefill_s']:.0f} tok/s",
+             t and f"{PROMPT_TOKENS / t['prefill_s']:.0f} tok/s", f"{q['prefill_vs_matmul_floor']:.2f} of floor"),
+            (f"decode {NEW_TOKENS}", f"{1 / o['decode_s_per_token']:.1f} tok/s",
+             t and f"{1 / t['decode_s_per_token']:.1f} tok/s", f"{q['decode_vs_bandwidth_floor']:.2f} of floor")]
+    print(f"\n  {'':<14}{'minillm':>14}{'transformers':>16}   minillm vs floor")
+    for name, ours, theirs, ratio in rows:
+        print(f"  {name:<14}{ours:>14}{theirs or 'n/a':>16}   {ratio or ''}")
+    if t:
+        print(f"  {'(generate)':<14}{'':>14}{1 / t['generate_decode_s_per_token']:>12.1f} tok/s   "
+              f"transformers' generate() loop, same greedy decode")
+        print(f"\n  minillm vs transformers {t['version']} (float32, torch {t['torch']}): decode "
+              f"{q['decode_speedup_vs_transformers']:.2f}x its forward loop and "
+              f"{q['decode_speedup_vs_transformers_generate']:.2f}x its generate(), prefill "
+              f"{q['prefill_speedup_vs_transformers']:.2f}x, load {q['load_speedup_vs_transformers']:.2f}x")
+    else:
+        print("\n  (transformers not installed: no comparison; pip install -e '.[reference]')")
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shape", choices=sorted(SHAPES), help="build a random-weight checkpoint of this real shape")
+    p.add_argument("--model", type=Path, help="benchmark this checkpoint directory instead")
+    p.add_argument("--no-transformers", action="store_true", help="skip the transformers comparison")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out", help="where to write JSON and checkpoints")
+    p.set_defaults(run=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from .errors import MinillmError
+
+    if bool(args.shape) == bool(args.model):
+        raise MinillmError("bench: give exactly one of --shape NAME or --model PATH")
+    if args.shape:
+        print(f"building a random {args.shape} checkpoint (BF16) in {args.out / args.shape} ...", file=sys.stderr)
+        path, label = build_random_checkpoint(args.shape, args.out / args.shape), args.shape
+    else:
+        path, label = args.model, args.model.name
+    run_benchmark(path, label, False if args.no_transformers else None, args.out)
+    return 0
+
+
+if __name__ == "__main__":  # one phase, in its own process; prints one JSON line
+    phase = sys.argv[sys.argv.index("--phase") + 1]
+    arg = Path(sys.argv[-1]) if phase != "floors" else None
+    result = {"floors": phase_floors, "minillm": lambda: phase_minillm(arg),
+              "transformers": lambda: phase_transformers(arg)}[phase]()
+    print(json.dumps(result))
