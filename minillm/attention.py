@@ -10,8 +10,8 @@
 
 GQA: query head h reads key/value head h // (H / K) ("repeat_interleave": heads 0,1 -> kv 0, heads 2,3 -> kv 1),
 *not* h % K ("tile"). We never copy K/V per query head: the H query heads are viewed as K groups of H/K
-heads, [K, H/K, T, Dh], and each group is multiplied against its one shared key head, [K, 1, S, Dh], by
-broadcasting.
+heads, and each group's queries are stacked as the rows of one matrix [H/K * T, Dh] multiplied by its one
+shared key head [S, Dh]^T.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def causal_mask(num_new: int, past_len: int, key_valid: np.ndarray | None = None
     return allowed
 
 
-def attention_probs(q: np.ndarray, k: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def attention_probs(q: np.ndarray, k: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """softmax(q k^T / sqrt(Dh) + mask): how much each query attends to each key, per query head.
 
     q [B, H, T, Dh], k [B, K, S, Dh], mask [B or 1, 1, T, S] bool -> probs [B, K, H/K, T, S]
@@ -83,24 +83,27 @@ def attention_probs(q: np.ndarray, k: np.ndarray, mask: np.ndarray) -> np.ndarra
     mask None means every query may see every key (one new token after an unpadded cache: decoding).
     """
     B, H, T, Dh = q.shape
-    K = k.shape[1]
-    q = q.reshape(B, K, H // K, T, Dh)  # [B, K, H/K, T, Dh]: query head h is in group h // (H/K)
-    k = k[:, :, None]  # [B, K, 1, S, Dh]: one key head per group, broadcast, not copied
-    scores = (q @ k.swapaxes(-1, -2)) * (Dh ** -0.5)  # [B, K, H/K, T, S]; scale after the matmul, as HF does
+    K, S = k.shape[1], k.shape[2]
+    # The H/K query heads of a group all read the same key head, so stack them as rows of one matrix:
+    # one [H/K*T, Dh] @ [Dh, S] product per key head, and K/V are never copied per query head.
+    q = q.reshape(B, K, H // K * T, Dh)  # [B, K, H/K*T, Dh]: query head h is in group h // (H/K)
+    scores = (q @ k.swapaxes(-1, -2)) * (Dh ** -0.5)  # [B, K, H/K*T, S]; scale after the matmul, as HF does
+    scores = scores.reshape(B, K, H // K, T, S)  # [B, K, H/K, T, S]
     if mask is not None:
         scores = np.where(mask[:, :, None], scores, MASKED)  # [B, K, H/K, T, S]
     return softmax(scores)  # [B, K, H/K, T, S], float32, each row sums to 1
 
 
-def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """softmax(q k^T / sqrt(Dh) + mask) v, with H query heads grouped over K shared key/value heads.
 
     q [B, H, T, Dh], k/v [B, K, S, Dh], mask [B or 1, 1, T, S] bool or None -> out [B, H, T, Dh]
     """
     B, H, T, Dh = q.shape
-    probs = attention_probs(q, k, mask)  # [B, K, H/K, T, S]
-    out = probs @ v[:, :, None]  # [B, K, H/K, T, S] @ [B, K, 1, S, Dh] -> [B, K, H/K, T, Dh]
-    return out.reshape(B, H, T, Dh)  # [B, H, T, Dh]
+    K, S = k.shape[1], k.shape[2]
+    probs = attention_probs(q, k, mask).reshape(B, K, H // K * T, S)  # [B, K, H/K*T, S]
+    out = probs @ v  # [B, K, H/K*T, S] @ [B, K, S, Dh] -> [B, K, H/K*T, Dh]
+    return out.reshape(B, H, T, Dh)  # [B, H, T, Dh]: back to one row block per query head
 
 
 def split_heads(x: np.ndarray, num_heads: int) -> np.ndarray:
