@@ -73,8 +73,17 @@ class KVCache:
         self.next_position += valid.sum(axis=1)
         self.length += T
 
+    def truncate(self, length: int) -> None:
+        """Keep only the first ``length`` positions (e.g. the prefix a new chat prompt shares with the old).
+
+        Their keys and values stay valid: each depends only on the tokens up to it (causality).
+        """
+        if not 0 <= length <= self.length:
+            raise InputError(f"cannot truncate a cache of length {self.length} to {length}")
+        self.key_valid[:, length:] = False
+        self.next_position = self.key_valid[:, :length].sum(axis=1).astype(np.int64)
+        self.length = length
+
     def reset(self) -> None:
         """Forget everything (the arrays are kept and overwritten)."""
-        self.key_valid[:] = False
-        self.next_position[:] = 0
-        self.length = 0
+        self.truncate(0)

@@ -169,21 +169,12 @@ def cmd_generate(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    """A multi-turn chat. The KV cache is kept across turns: each turn only the new tokens are computed.
-
-    After every turn the conversation is rendered again with the chat template; if the cache's tokens are
-    a prefix of it (the usual case), only the rest is prefilled. If the template rewrote history (Qwen3
-    drops earlier turns' <think> blocks), the cache is rebuilt from scratch.
-    """
-    from .cache import KVCache
+    """An interactive multi-turn chat; the KV cache is kept across turns (see chat.py)."""
+    from .chat import ChatSession
 
     model, tok = load(args.model)
+    session = ChatSession(model, tok, system=args.system, capacity=args.context, enable_thinking=thinking(args))
     interactive = sys.stdin.isatty()
-    stop_ids = set(model.generation_config.eos_token_ids) | set(model.config.eos_token_ids)
-    system = [{"role": "system", "content": args.system}] if args.system else []
-    messages = list(system)
-    cache = KVCache(model.config, 1, args.context)
-    cached: list[int] = []  # the token ids whose keys/values are in the cache
     if interactive:
         print("minillm chat: type a message; /reset starts over; Ctrl-D quits.", file=sys.stderr)
     while True:
@@ -196,26 +187,18 @@ def cmd_chat(args) -> int:
         if not text.strip():
             continue
         if text.strip() == "/reset":
-            messages, cached = list(system), []
-            cache.reset()
+            session.reset()
             print("[conversation reset]", file=sys.stderr)
             continue
-        messages.append({"role": "user", "content": text})
-        ids = tok.apply_chat_template(messages, add_generation_prompt=True, enable_thinking=thinking(args),
-                                      tokenize=True)
-        if cached != ids[:len(cached)] or len(ids) + args.max_new_tokens > cache.capacity:
-            cache.reset()
-            cached = []
-            if len(ids) + args.max_new_tokens > cache.capacity:
-                raise MinillmError(f"the conversation ({len(ids)} tokens) + --max-new-tokens no longer fits the "
-                                   f"--context of {cache.capacity} tokens; /reset or raise --context")
-        new, stats = stream_text(model, tok, ids[len(cached):], args, cache=cache)
+        t0 = time.perf_counter()
+        for piece in session.send(text, args.max_new_tokens, **sampling_kwargs(args)):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
         print()
-        cached = ids + new
-        reply_ids = new[:-1] if new and new[-1] in stop_ids else new
-        messages.append({"role": "assistant", "content": tok.decode(reply_ids, skip_special_tokens=True)})
+        turn = session.last_turn
         if interactive:
-            print_stats(stats)
+            print(f"[{turn['prompt_tokens']} prompt tokens ({turn['reused_tokens']} from the cache), "
+                  f"{turn['new_tokens']} new tokens, {time.perf_counter() - t0:.2f} s]", file=sys.stderr)
     return 0
 
 

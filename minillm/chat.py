@@ -1,0 +1,64 @@
+"""A multi-turn chat that keeps its KV cache between turns.
+
+Each turn, the whole conversation is rendered again with the checkpoint's chat template and tokenized.
+Usually the tokens already in the cache (the earlier turns) are a prefix of the new prompt, so only the new
+user message and the template's markers are computed. When the template rewrites history (Qwen3 drops
+earlier turns' <think> blocks) or a reply re-tokenizes differently, the cache is cut back to the longest
+common prefix: the keys and values before that point are still exactly right (causality), those after
+are recomputed.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from .errors import InputError
+from .generation import default_stop_ids, stream_generate
+
+
+class ChatSession:
+    """Conversation state: the messages, the KV cache, and which token ids the cache holds."""
+
+    def __init__(self, model, tokenizer, system: str | None = None, capacity: int = 4096,
+                 enable_thinking: bool | None = None):
+        self.model, self.tokenizer, self.enable_thinking = model, tokenizer, enable_thinking
+        self.system = system
+        self.cache = model.new_cache(1, capacity)
+        self.stop_ids = set(default_stop_ids(model))
+        self.reset()
+
+    def reset(self) -> None:
+        self.messages = [{"role": "system", "content": self.system}] if self.system else []
+        self.cache.reset()
+        self.cached_ids: list[int] = []  # exactly the tokens whose keys/values are in the cache
+        self.last_turn = {"prompt_tokens": 0, "reused_tokens": 0, "new_tokens": 0}
+
+    def send(self, text: str, max_new_tokens: int = 256, **sampling) -> Iterator[str]:
+        """Add a user message and stream the reply as text pieces (whole characters only)."""
+        self.messages.append({"role": "user", "content": text})
+        ids = self.tokenizer.apply_chat_template(self.messages, add_generation_prompt=True,
+                                                 enable_thinking=self.enable_thinking, tokenize=True)
+        if len(ids) + max_new_tokens > self.cache.capacity:
+            self.messages.pop()
+            raise InputError(f"the conversation ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) does "
+                             f"not fit the KV cache capacity of {self.cache.capacity} tokens; reset or start "
+                             f"a session with a larger capacity")
+        reuse = 0
+        for a, b in zip(self.cached_ids, ids[:-1]):  # keep at least one prompt token to compute
+            if a != b:
+                break
+            reuse += 1
+        self.cache.truncate(reuse)
+        decoder = self.tokenizer.stream_decoder(skip_special_tokens=True)
+        new: list[int] = []
+        for token in stream_generate(self.model, ids[reuse:], max_new_tokens, cache=self.cache, **sampling):
+            new.append(int(token[0]))
+            yield decoder.step(new[-1])
+        yield decoder.flush()
+        # The last generated token was sampled but not yet run through the model: it is not in the cache.
+        self.cached_ids = ids + new[:-1]
+        assert self.cache.length == len(self.cached_ids)
+        reply = new[:-1] if new and new[-1] in self.stop_ids else new
+        self.messages.append({"role": "assistant",
+                              "content": self.tokenizer.decode(reply, skip_special_tokens=True)})
+        self.last_turn = {"prompt_tokens": len(ids), "reused_tokens": reuse, "new_tokens": len(new)}

@@ -1,0 +1,513 @@
+"""The source of every notebook in notebooks/, as lists of cells ("md" or "code", text).
+
+scripts/make_notebooks.py turns these into .ipynb files and executes them; tests/test_notebooks.py checks
+that the committed notebooks hold exactly these cells, run top to bottom. Edit here, then rerun the script.
+A code cell whose text starts with "# timing" prints measured times: its output differs between runs.
+"""
+
+SETUP = '''# ▶ THE ONE CELL TO EDIT: point MODEL_PATH at a real checkpoint directory (or set MINILLM_MODEL)
+#   e.g. MODEL_PATH = Path("~/models/Qwen3-0.6B").expanduser()
+import os
+from pathlib import Path
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+import minillm
+from minillm.cli import BUNDLED_MODEL
+
+MODEL_PATH = Path(os.environ.get("MINILLM_MODEL", BUNDLED_MODEL.parent / "{default}")).expanduser()
+model = minillm.load_model(MODEL_PATH)
+tok = minillm.load_tokenizer(MODEL_PATH)
+cfg = model.config
+np.set_printoptions(precision=4, suppress=True, linewidth=110)
+print(model)'''
+
+
+def setup(default: str) -> str:
+    return SETUP.replace("{default}", default)
+
+
+TOUR = [
+    ("md", """# 1. A tour of one forward pass
+
+We follow one piece of text through a Qwen model: text to tokens, tokens to vectors, one decoder layer
+opened up step by step, then all layers, the final norm and the next-token prediction. Every step calls
+minillm's own small functions (the same code the tests check against transformers), prints the shapes,
+and is checked against the library's composed function.
+
+The bundled model has random weights, so its predictions are gibberish; the *shapes and the mechanics*
+are exactly those of Qwen3. Point the first cell at a real checkpoint to see real predictions."""),
+    ("code", setup("tiny-qwen3")),
+    ("md", """## Text to tokens
+
+Qwen uses byte-level BPE: text is NFC-normalised, split by a regex, turned into UTF-8 bytes, and merged into
+vocabulary pieces. No BOS token is added. A character that is rare in the training text (here a Chinese
+one) is split over several tokens, each holding some of its UTF-8 bytes."""),
+    ("code", '''text = "The quick brown fox 你好 鱻"
+ids = tok.encode(text)
+print("ids:", ids)
+for i in ids:
+    raw = tok.decode([i])
+    print(f"{i:>7}  piece {tok.id_to_token(i)!r:<12} decodes alone to {raw!r}")'''),
+    ("md", """A `'\\ufffd'` (the replacement character) means the token holds only part of a character's bytes: only
+the pieces together decode to the character. This is why streaming output must buffer bytes."""),
+    ("code", '''chinese = tok.encode("鱻")
+print(f"'鱻' is {len('鱻'.encode())} UTF-8 bytes {list('鱻'.encode())} -> {len(chinese)} tokens {chinese}")
+print("together they decode to", repr(tok.decode(chinese)))'''),
+    ("md", """## Token embedding
+
+Each id selects one row of `model.embed_tokens.weight` [V, D]. There is no position embedding: positions
+enter later, through RoPE inside attention."""),
+    ("code", '''from minillm.embedding import embed
+
+ids_BT = np.array([ids])                                  # [B=1, T]
+x = embed(ids_BT, model.weights.embed_tokens)             # [1, T, D]
+print("ids", ids_BT.shape, "-> embeddings", x.shape, x.dtype)'''),
+    ("md", """## One decoder layer, step by step
+
+A layer is `h = x + Attention(RMSNorm(x))`, then `out = h + MLP(RMSNorm(h))`. We open layer 0."""),
+    ("code", '''from minillm.norm import rms_norm
+from minillm.linear import linear
+from minillm.attention import split_heads, merge_heads, attention_probs, causal_mask
+from minillm.rope import rope_frequencies, rope_cos_sin, apply_rope
+from minillm.mlp import silu
+
+layer = model.weights.layers[0]
+w = layer.self_attn
+H, K, Dh, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim, cfg.rms_norm_eps
+T = x.shape[1]
+
+normed = rms_norm(x, layer.input_layernorm, eps)           # [1, T, D]
+q = linear(normed, w.q_proj, w.q_proj_bias)                # [1, T, H*Dh]
+k = linear(normed, w.k_proj, w.k_proj_bias)                # [1, T, K*Dh]
+v = linear(normed, w.v_proj, w.v_proj_bias)                # [1, T, K*Dh]
+print("input_layernorm", normed.shape, "| q", q.shape, "k", k.shape, "v", v.shape)
+print(f"H={H} query heads and K={K} key/value heads of Dh={Dh} (H*Dh={H*Dh}, D={cfg.hidden_size})")'''),
+    ("md", """**The head split.** Each projection's columns are laid out head by head: head n is columns
+`n*Dh .. (n+1)*Dh-1`. Reshaping and moving the head axis forward gives one [T, Dh] matrix per head."""),
+    ("code", '''q, k, v = split_heads(q, H), split_heads(k, K), split_heads(v, K)   # [1, H, T, Dh], [1, K, T, Dh] x2
+print("q", q.shape, "k", k.shape, "v", v.shape)
+if w.q_norm is not None:
+    # Qwen3: an RMSNorm over Dh of every query and key head, BEFORE RoPE
+    q, k = rms_norm(q, w.q_norm, eps), rms_norm(k, w.k_norm, eps)
+    print("Qwen3 q/k-norm applied: every head's vector now has RMS ~ its norm weight")
+else:
+    print("Qwen2: no q/k-norm (but q, k and v had biases)")'''),
+    ("md", """**RoPE.** Positions rotate pairs (j, j + Dh/2) of every query and key by angles `position * inv_freq[j]`.
+Values are not rotated."""),
+    ("code", '''positions = np.arange(T)[None]                             # [1, T]
+inv_freq, scaling = rope_frequencies(Dh, cfg.rope, cfg.max_position_embeddings, seq_len=T)
+cos, sin = rope_cos_sin(positions, inv_freq, scaling)      # [1, T, Dh]
+q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+print("cos/sin", cos.shape, "| rotated q", q.shape, "k", k.shape)'''),
+    ("md", """**Scores, mask, softmax.** `q k^T / sqrt(Dh)`; the causal mask hides the future; softmax (float32, max
+subtracted) turns each row into weights summing to 1."""),
+    ("code", '''mask = causal_mask(T, 0)                                    # [1, 1, T, T] True = may attend
+probs = attention_probs(q, k, mask).reshape(1, H, T, T)    # [1, H, T, T]
+print("mask", mask.shape, "probs", probs.shape, "rows sum to", probs.sum(-1).min().round(6), "..", probs.sum(-1).max().round(6))
+print("weights of the last token over all tokens, head 0:", probs[0, 0, -1].round(3))'''),
+    ("code", '''# weighted values: query head h reads key/value head h // (H/K)
+n_rep = H // K
+out = np.stack([probs[0, h] @ v[0, h // n_rep] for h in range(H)])[None]   # [1, H, T, Dh]
+attn = linear(merge_heads(out), w.o_proj, w.o_proj_bias)                    # [1, T, D]
+h_res = x + attn                                                            # residual add
+print("attention output", attn.shape, "-> residual stream", h_res.shape)'''),
+    ("md", """**The MLP (SwiGLU)** widens to F, gates, and projects back: `down(silu(gate(z)) * up(z))`."""),
+    ("code", '''z = rms_norm(h_res, layer.post_attention_layernorm, eps)   # [1, T, D]
+gate, up = linear(z, layer.mlp.gate_proj), linear(z, layer.mlp.up_proj)    # [1, T, F] each
+mlp_out = linear(silu(gate) * up, layer.mlp.down_proj)     # [1, T, D]
+layer_out = h_res + mlp_out
+print("gate/up", gate.shape, "-> down", mlp_out.shape, "-> layer output", layer_out.shape)
+
+# check: the library's decoder_layer computes the same thing
+from minillm.block import decoder_layer
+reference_out = decoder_layer(x, layer, H, K, eps, cos, sin, mask)
+print("max |step-by-step - decoder_layer| =", float(np.abs(layer_out - reference_out).max()))
+assert np.allclose(layer_out, reference_out, atol=1e-4)'''),
+    ("md", """## All layers, the final norm, the logits
+
+The remaining layers repeat the same computation with their own weights. The last hidden state goes
+through the final RMSNorm and the LM head (a [D] x [D, V] product): one score per vocabulary entry."""),
+    ("code", '''hidden = layer_out
+for layer_w in model.weights.layers[1:]:
+    hidden = decoder_layer(hidden, layer_w, H, K, eps, cos, sin, mask)
+from minillm.model import lm_head
+final = rms_norm(hidden, model.weights.norm, eps)          # [1, T, D]
+logits = lm_head(final, model.weights.lm_head)             # [1, T, V]
+print("logits", logits.shape)
+assert np.allclose(logits[0], model.forward(ids), atol=1e-4)
+print("identical to model.forward(ids): the tour computed the real forward pass")'''),
+    ("code", '''probs_next = np.exp(logits[0, -1] - logits[0, -1].max()); probs_next /= probs_next.sum()
+top = np.argsort(-probs_next)[:10]
+labels = [ascii(tok.decode([int(i)])) for i in top]   # ascii(): CJK glyphs are missing from the plot font
+plt.figure(figsize=(8, 3))
+plt.bar(range(10), probs_next[top])
+plt.xticks(range(10), labels, rotation=45)
+plt.title(f"Next-token distribution after {ascii(text)}")
+plt.xlabel("candidate next token"); plt.ylabel("probability")
+plt.tight_layout(); plt.show()
+print("greedy next token:", repr(tok.decode([int(top[0])])))'''),
+    ("md", """What to see: the model's whole output for this prompt is this one distribution; greedy decoding takes
+its tallest bar. With the random bundled weights it is fairly flat; a trained model is usually peaked."""),
+]
+
+ROPE = [
+    ("md", """# 2. Attention and RoPE
+
+How Qwen tells positions apart (rotary embeddings), why attention only sees relative positions, the causal
+mask, what every head of a layer attends to, and how grouped-query attention shares key/value heads."""),
+    ("code", setup("tiny-qwen3")),
+    ("md", """## The rotation frequencies
+
+Pair j of a head's Dh coordinates turns by `inv_freq[j] = theta^(-2j/Dh)` radians per position: the first
+pairs spin fast (fine position detail), the last ones very slowly (long-range position)."""),
+    ("code", '''from minillm.rope import default_inv_freq, rope_frequencies, rope_cos_sin, apply_rope
+
+Dh = cfg.head_dim
+inv_freq, _ = rope_frequencies(Dh, cfg.rope, cfg.max_position_embeddings)
+plt.figure(figsize=(7, 3))
+plt.semilogy(inv_freq, "o-", label=f"{cfg.rope.rope_type}, theta={cfg.rope.theta:g}")
+plt.semilogy(default_inv_freq(Dh, 10000.0), "x--", label="theta=1e4 (for comparison)")
+plt.title("RoPE frequencies per coordinate pair")
+plt.xlabel("pair index j"); plt.ylabel("radians per position (log)")
+plt.legend(); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: frequencies fall geometrically over the pairs; a larger theta (Qwen uses 1e6) makes the slow
+pairs slower still, so positions stay distinguishable over longer contexts."""),
+    ("md", """## A vector rotated through positions
+
+Take one pair (x[j], x[j + Dh/2]) of a vector and apply RoPE at positions 0, 1, 2, ...: the pair moves on a
+circle (its length is preserved), one step of `inv_freq[j]` radians per position."""),
+    ("code", '''vec = np.zeros((1, 1, 1, Dh), np.float32); vec[..., 0] = 1.0; vec[..., 1] = 1.0
+plt.figure(figsize=(4.5, 4.5))
+for j in (0, 1):
+    pts = []
+    for p in range(24):
+        cos, sin = rope_cos_sin(np.array([[p]]), inv_freq)
+        r = apply_rope(vec, cos, sin)[0, 0, 0]
+        pts.append((r[j], r[j + Dh // 2]))
+    pts = np.array(pts)
+    plt.plot(pts[:, 0], pts[:, 1], "o-", label=f"pair {j} ({inv_freq[j]:.3g} rad/position)")
+plt.gca().set_aspect("equal")
+plt.title("One coordinate pair rotated through positions 0..23")
+plt.xlabel("x[j]"); plt.ylabel("x[j + Dh/2]"); plt.legend(fontsize=8); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: pair 0 races around the circle, pair 1 moves more slowly; both stay at radius 1."""),
+    ("md", """## Only relative positions matter
+
+Rotate a query at position p and a key at position s; their dot product depends only on p - s. Shift both
+positions by the same amount and the score does not change."""),
+    ("code", '''rng = np.random.default_rng(0)
+q = rng.standard_normal((1, 1, 1, Dh)).astype(np.float32)
+k = rng.standard_normal((1, 1, 1, Dh)).astype(np.float32)
+
+def score(p, s):
+    cq, sq = rope_cos_sin(np.array([[p]]), inv_freq)
+    ck, sk = rope_cos_sin(np.array([[s]]), inv_freq)
+    return float((apply_rope(q, cq, sq) * apply_rope(k, ck, sk)).sum())
+
+for shift in (0, 10, 100, 1000):
+    print(f"q at {5 + shift:>5}, k at {2 + shift:>5}: score {score(5 + shift, 2 + shift):+.5f}")
+print(f"q at 5, k at 4 (another distance): score {score(5, 4):+.5f}")'''),
+    ("md", """## The causal mask
+
+Token t may attend to tokens 0..t only. With left padding, padding keys are hidden too; on sliding-window
+layers, only the last `sliding_window` keys are visible."""),
+    ("code", '''from minillm.attention import causal_mask
+T = 8
+masks = {"causal": causal_mask(T, 0)[0, 0],
+         "causal + 2 padding tokens": causal_mask(T, 0, np.array([[False, False] + [True] * 6]))[0, 0],
+         "sliding window of 3": causal_mask(T, 0, None, 3)[0, 0]}
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+for ax, (name, m) in zip(axes, masks.items()):
+    ax.imshow(m, cmap="Greens"); ax.set_title(name, fontsize=9)
+    ax.set_xlabel("key position"); ax.set_ylabel("query position")
+fig.suptitle("Which keys each query may see (green = allowed)"); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: the lower triangle is allowed; padding columns are blank for every query; the sliding window
+keeps only a diagonal band."""),
+    ("md", """## Attention maps of every head of a layer
+
+We run one layer's attention on a sentence and plot each query head's weights."""),
+    ("code", '''from minillm.attention import project_qkv, attention_probs
+from minillm.embedding import embed
+from minillm.norm import rms_norm
+
+text = "The cache keeps the keys and the values."
+ids = np.array([tok.encode(text)])
+T = ids.shape[1]
+layer_idx = 0
+_, hidden = model.forward(ids[0], output_hidden_states=True)
+x = hidden[layer_idx][None]                                   # input of layer `layer_idx`  [1, T, D]
+layer = model.weights.layers[layer_idx]
+cos, sin = rope_cos_sin(np.arange(T)[None], inv_freq)
+q, k, v = project_qkv(rms_norm(x, layer.input_layernorm, cfg.rms_norm_eps), layer.self_attn,
+                      cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps, cos, sin)
+H = cfg.num_attention_heads
+probs = attention_probs(q, k, causal_mask(T, 0)).reshape(1, H, T, T)[0]   # [H, T, T]
+cols = min(H, 4); rows = (H + cols - 1) // cols
+fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
+for h in range(rows * cols):
+    ax = axes[h // cols][h % cols]
+    if h < H:
+        ax.imshow(probs[h], cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"head {h} (kv head {h // (H // cfg.num_key_value_heads)})", fontsize=9)
+        ax.set_xlabel("key"); ax.set_ylabel("query")
+    else:
+        ax.axis("off")
+fig.suptitle(f"Attention weights of layer {layer_idx}, every query head"); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: each map is lower-triangular (causal) and each row sums to 1; different heads spread their
+attention differently. With a real checkpoint some heads lock onto the previous token or the first token."""),
+    ("md", """## Grouped-query attention: who shares which key/value head
+
+With H query heads and K key/value heads, query head h reads key/value head `h // (H/K)`: consecutive query
+heads form a group that shares one K/V head ("repeat-interleave"), which shrinks the KV cache by H/K."""),
+    ("code", '''H, K = cfg.num_attention_heads, cfg.num_key_value_heads
+share = np.zeros((H, K))
+for h in range(H):
+    share[h, h // (H // K)] = 1
+plt.figure(figsize=(3 + K, 3))
+plt.imshow(share, cmap="Blues", aspect="auto")
+plt.title(f"GQA: {H} query heads over {K} key/value heads")
+plt.xlabel("key/value head"); plt.ylabel("query head"); plt.colorbar(label="reads from"); plt.tight_layout(); plt.show()
+print(f"KV cache per token: {2 * cfg.num_hidden_layers * K * cfg.head_dim * 4} bytes with GQA, "
+      f"{2 * cfg.num_hidden_layers * H * cfg.head_dim * 4} bytes if every query head had its own K/V")'''),
+    ("md", """What to see: a block diagonal: each key/value head serves a run of consecutive query heads, never every
+K-th one (that would be `tile`, the bug that gives wrong numbers on real checkpoints)."""),
+]
+
+CACHE = [
+    ("md", """# 3. The KV cache and generation
+
+Generating a token needs the keys and values of every earlier token. Recomputing them each step costs work
+growing with the length; the cache stores them once. Then: how the sampling settings reshape the
+distribution a token is drawn from, and streaming text out as it is made."""),
+    ("code", setup("tiny-qwen2")),
+    ("md", """## Time per token with and without the cache
+
+Without a cache, producing token t means a forward pass over all t tokens. With it, one token's worth of
+work plus attention over t stored keys. Measured on this model:"""),
+    ("code", '''# timing: these numbers are measured, so they differ a little on every run
+import time
+lengths = [8, 32, 64, 128, 192, 240]
+no_cache, with_cache = [], []
+rng = np.random.default_rng(0)
+for n in lengths:
+    ids = rng.integers(0, len(tok), n)
+    t0 = time.perf_counter(); model.forward(ids, logits_to_keep=1); no_cache.append(time.perf_counter() - t0)
+    cache = model.new_cache(1, n + 1); model.forward(ids[:-1], cache=cache)
+    t0 = time.perf_counter(); model.forward(ids[-1:], cache=cache); with_cache.append(time.perf_counter() - t0)
+plt.figure(figsize=(7, 3.5))
+plt.plot(lengths, np.array(no_cache) * 1e3, "o-", label="no cache: full forward pass")
+plt.plot(lengths, np.array(with_cache) * 1e3, "o-", label="with cache: one new token")
+plt.title("Cost of the next token against sequence length")
+plt.xlabel("tokens so far"); plt.ylabel("milliseconds"); plt.legend(); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: without the cache the cost grows with the length (and total generation cost quadratically);
+with it, the cost of a step stays nearly flat. On a real 0.5B model the flat line sits near the memory
+bandwidth floor: every weight is read once per token (see `minillm bench`)."""),
+    ("md", """## What the cache holds, and that it is exact
+
+Per layer: keys (after q/k-norm and RoPE) and values of every position, for the K key/value heads only.
+Prefill plus one-token steps gives the same logits as one full forward pass."""),
+    ("code", '''ids = np.array(tok.encode("Attention lets every token look at the tokens before it."))
+cache = model.new_cache(1, len(ids))
+steps = [model.forward(ids[:4], cache=cache)] + [model.forward(ids[t:t + 1], cache=cache) for t in range(4, len(ids))]
+full = model.forward(ids)
+print("cache length", cache.length, "| keys per layer", cache.keys[0].shape, "[B, K, capacity, Dh]")
+print("max |incremental - full| =", float(np.abs(np.concatenate(steps) - full).max()))
+plt.figure(figsize=(8, 2.8))
+plt.imshow(cache.keys[0][0, 0, :cache.length].T, aspect="auto", cmap="coolwarm")
+plt.title("Layer 0, key/value head 0: the cached keys (after RoPE)")
+plt.xlabel("position"); plt.ylabel("key dimension"); plt.colorbar(); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: one column per position, written once and never changed; the difference from a full pass is
+float32 rounding only."""),
+    ("md", """## How the sampling settings reshape one distribution
+
+transformers' order: repetition penalty, then temperature, top-k, top-p, min-p; each filter sets the
+logits it removes to -inf. Below, one real next-token distribution under each setting."""),
+    ("code", '''from minillm.sampling import SamplingParams, process_logits, softmax
+prompt = tok.encode("The quick brown fox")
+logits = model.forward(prompt, logits_to_keep=1)                    # [1, V]
+seen = np.zeros_like(logits, bool); seen[0, prompt] = True
+settings = {"plain (T=1)": SamplingParams(temperature=1.0),
+            "temperature 0.5": SamplingParams(temperature=0.5),
+            "temperature 2.0": SamplingParams(temperature=2.0),
+            "top-k 5": SamplingParams(temperature=1.0, top_k=5),
+            "top-p 0.5": SamplingParams(temperature=1.0, top_p=0.5),
+            "min-p 0.3": SamplingParams(temperature=1.0, min_p=0.3),
+            "repetition penalty 2": SamplingParams(temperature=1.0, repetition_penalty=2.0)}
+plain = softmax(logits)[0]
+in_prompt = sorted(set(prompt), key=lambda i: -plain[i])[:3]              # show some prompt tokens too
+order = sorted(set(np.argsort(-plain)[:15 - len(in_prompt)].tolist()) | set(in_prompt), key=lambda i: -plain[i])
+fig, axes = plt.subplots(len(settings), 1, figsize=(8, 1.4 * len(settings)), sharex=True)
+for ax, (name, params) in zip(axes, settings.items()):
+    p = softmax(process_logits(logits, params, seen))[0]
+    ax.bar(range(15), p[order], color=["tab:red" if seen[0, i] else "tab:blue" for i in order])
+    ax.set_ylabel("prob."); ax.set_title(f"{name}: {int((p > 0).sum())} tokens possible", fontsize=9)
+axes[-1].set_xticks(range(15), [ascii(tok.decode([int(i)])) for i in order], rotation=60)
+axes[-1].set_xlabel("the most likely tokens under the plain distribution (red: already in the prompt)")
+fig.suptitle("One next-token distribution under each sampling setting"); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: low temperature sharpens, high flattens; top-k, top-p and min-p cut the tail (to k tokens,
+to the smallest set reaching mass p, to tokens at least min_p times the top one); the repetition
+penalty lowers the tokens already present (red)."""),
+    ("md", """## Seeds, greedy decoding and streaming
+
+Temperature 0 is greedy (argmax). A seed makes sampling reproducible. Streaming yields each token as it is
+made; `StreamDecoder` holds back bytes until a character is complete, so no broken character is printed."""),
+    ("code", '''greedy = minillm.generate(model, prompt, max_new_tokens=12, temperature=0.0, stop_token_ids=[])
+a = minillm.generate(model, prompt, max_new_tokens=12, temperature=0.8, top_p=0.9, seed=1, stop_token_ids=[])
+b = minillm.generate(model, prompt, max_new_tokens=12, temperature=0.8, top_p=0.9, seed=1, stop_token_ids=[])
+print("greedy       ", greedy.tolist())
+print("seed 1       ", a.tolist())
+print("seed 1 again ", b.tolist(), "(identical)" if (a == b).all() else "(DIFFERENT!)")
+
+# Streaming a known text token by token: '鱻' is spread over several tokens and comes out whole, once.
+decoder = tok.stream_decoder()
+known = tok.encode("fox 鱻 and 你好")
+print("token by token:", [(i, decoder.step(i)) for i in known] + [("flush", decoder.flush())])
+
+# Streaming the model's own output (random weights: random bytes, some of them control characters)
+decoder = tok.stream_decoder(skip_special_tokens=True)
+pieces = [decoder.step(int(t[0])) for t in minillm.stream_generate(model, prompt, 12, temperature=0.0)]
+print("model stream:  ", pieces + [decoder.flush()])'''),
+    ("md", """What to see: empty pieces are steps where a character was still incomplete; it then appears whole, once."""),
+]
+
+LENS = [
+    ("md", """# 4. Checking against the reference, and the logit lens
+
+First the check that keeps minillm honest: every hidden state and the logits compared with what
+transformers computed for the same input (what `minillm verify` prints). Then the *logit lens*: push each
+layer's hidden state through the final norm and the LM head to watch the prediction form layer by layer."""),
+    ("code", setup("tiny-qwen3")),
+    ("md", """## The per-layer error table
+
+The bundled models ship `reference.npz`, written by transformers (float32, eager attention). For your own
+checkpoint, make one as shown in the README; without it this cell says so and moves on."""),
+    ("code", '''from minillm.verify import compare_to_reference, format_error_table, load_reference
+ref_path = MODEL_PATH / "reference.npz"
+if ref_path.is_file():
+    ref = load_reference(ref_path)
+    rows = compare_to_reference(model, ref)
+    print(format_error_table(rows, tolerance=1e-4))
+    plt.figure(figsize=(7, 3))
+    plt.semilogy([r.rel_error + 1e-12 for r in rows], "o-")
+    plt.axhline(1e-4, color="red", ls="--", label="test tolerance 1e-4")
+    plt.xticks(range(len(rows)), [r.name for r in rows], rotation=45, ha="right")
+    plt.title("minillm vs transformers, relative error per layer")
+    plt.ylabel("max |diff| / max |ref|"); plt.legend(); plt.tight_layout(); plt.show()
+    ids = ref["input_ids"]
+else:
+    print(f"no reference.npz in {MODEL_PATH}: skipping the comparison (see the README to make one)")
+    ids = np.array(tok.encode("The capital of France is Paris. The capital of Germany is"))'''),
+    ("md", """What to see: errors around 1e-6 relative, float32 rounding, flat across layers: no layer drifts. A wrong
+convention (interleaved RoPE, tile-for-GQA, a missing bias) would show as a jump to 1e-2 or more at the
+first layer it touches."""),
+    ("md", """## The logit lens
+
+`hidden[i]` is the residual stream after layer i-1. Applying the final norm and the LM head to it asks
+"what would the model predict if it stopped here?"."""),
+    ("code", '''from minillm.norm import rms_norm
+from minillm.model import lm_head
+from minillm.sampling import softmax
+
+logits, hidden = model.forward(ids, output_hidden_states=True)
+L = cfg.num_hidden_layers
+final_token = logits.argmax(-1)                                   # [T] the model's own predictions
+lens = []
+for i, h in enumerate(hidden):
+    normed = h if i == L else rms_norm(h, model.weights.norm, cfg.rms_norm_eps)   # hidden[L] is already normed
+    lens.append(softmax(lm_head(normed, model.weights.lm_head)))   # [T, V]
+lens = np.stack(lens)                                             # [L+1, T, V]
+p_final = lens[:, np.arange(len(ids)), final_token]               # [L+1, T] prob. of the final prediction
+
+plt.figure(figsize=(9, 3.2))
+plt.imshow(p_final, aspect="auto", cmap="magma", vmin=0, vmax=1)
+plt.colorbar(label="probability")
+plt.yticks(range(L + 1), ["embed"] + [f"after layer {i}" for i in range(L - 1)] + ["final"])
+plt.xlabel("position"); plt.ylabel("depth (read out after)")
+plt.title("Logit lens: probability of the final prediction at each depth")
+plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: the bottom row is 1 wherever the final prediction is the argmax; the rows above show how
+early each prediction was already there. In trained models, predictions typically sharpen in the
+upper layers."""),
+    ("code", '''position = len(ids) - 1
+print(f"top-3 predictions for the token after position {position} ({tok.decode([int(ids[position])])!r}):")
+for i in range(L + 1):
+    top = np.argsort(-lens[i, position])[:3]
+    name = "embed" if i == 0 else ("final" if i == L else f"layer {i - 1}")
+    print(f"  {name:<9}", ", ".join(f"{tok.decode([int(t)])!r} {lens[i, position, t]:.2f}" for t in top))'''),
+]
+
+CHAT = [
+    ("md", """# 5. Chat
+
+A chat model sees a conversation as one string built by the checkpoint's own chat template (Jinja, rendered
+in a sandbox). We render a conversation, look at its tokens, use Qwen3's thinking switch, and hold a
+multi-turn chat that keeps its KV cache between turns."""),
+    ("code", setup("tiny-qwen3")),
+    ("md", """## A conversation through the template
+
+Qwen uses ChatML: `<|im_start|>role\\n ... <|im_end|>`. `add_generation_prompt=True` ends with the
+assistant header so the model writes the answer."""),
+    ("code", '''messages = [{"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "What is RoPE?"},
+            {"role": "assistant", "content": "Rotary position embedding."},
+            {"role": "user", "content": "And GQA?"}]
+prompt = tok.apply_chat_template(messages, add_generation_prompt=True)
+print(prompt)'''),
+    ("md", """## The tokens, highlighted
+
+Each colour is one token. The ChatML markers are single special tokens; words split into pieces."""),
+    ("code", '''from html import escape
+from IPython.display import HTML, display
+ids = tok.encode(prompt)
+special = {tok.token_to_id(t) for t in ("<|im_start|>", "<|im_end|>", "<|endoftext|>")}
+colours = ["#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5"]
+spans = []
+for n, i in enumerate(ids):
+    piece = escape(tok.decode([i])).replace("\\n", "⏎<br>")
+    style = "background:#333;color:#fff" if i in special else f"background:{colours[n % len(colours)]}"
+    spans.append(f'<span style="{style};padding:1px;margin:1px;border-radius:3px">{piece}</span>')
+display(HTML("<div style='font-family:monospace;line-height:1.9'>" + "".join(spans) + "</div>"))
+print(f"{len(ids)} tokens, {sum(i in special for i in ids)} of them ChatML special tokens")'''),
+    ("md", """## Qwen3's thinking switch
+
+Qwen3 templates take `enable_thinking`. Left unset, the model may open a `<think>` block itself. Set to
+False, the template writes an empty `<think></think>` block so the model answers directly. Earlier turns'
+reasoning is dropped from the history."""),
+    ("code", '''one = [{"role": "user", "content": "Hi"}]
+if "enable_thinking" in (tok.chat_template or ""):
+    print(repr(tok.apply_chat_template(one, add_generation_prompt=True)))
+    print(repr(tok.apply_chat_template(one, add_generation_prompt=True, enable_thinking=False)))
+    history = [{"role": "user", "content": "2+2?"},
+               {"role": "assistant", "content": "<think>\\nadd\\n</think>\\n\\n4"},
+               {"role": "user", "content": "3+3?"}]
+    print(tok.apply_chat_template(history, add_generation_prompt=True))
+else:
+    print("this checkpoint's template has no thinking switch (a Qwen2.5-style template)")'''),
+    ("md", """## A multi-turn chat with a kept cache
+
+Each turn renders the whole conversation again; the cache already holds the tokens of the earlier turns,
+so only the new ones are computed. (The bundled model's replies are random text.)"""),
+    ("code", '''from minillm.chat import ChatSession
+
+session = ChatSession(model, tok, system="Be brief.", capacity=1024, enable_thinking=False)
+for user_text in ["Hello!", "Tell me about attention.", "Thanks"]:
+    reply = "".join(session.send(user_text, max_new_tokens=12, temperature=0.0))
+    turn = session.last_turn
+    print(f"user: {user_text}")
+    print(f"  ({turn['prompt_tokens']} prompt tokens: {turn['reused_tokens']} from the cache, "
+          f"{turn['prompt_tokens'] - turn['reused_tokens']} computed)")
+    print(f"assistant: {reply!r}")'''),
+    ("md", """What to see: from the second turn on, the part of the prompt shared with the previous turn comes from
+the cache. Here the reuse stops at the last assistant header, because Qwen3's template drops the empty
+`<think>` block of earlier turns (and a random reply re-tokenizes differently); with a Qwen2.5 template
+and a trained model it covers nearly the whole history."""),
+]
+
+NOTEBOOKS = {
+    "01_forward_pass_tour.ipynb": TOUR,
+    "02_attention_and_rope.ipynb": ROPE,
+    "03_kv_cache_and_generation.ipynb": CACHE,
+    "04_reference_and_logit_lens.ipynb": LENS,
+    "05_chat.ipynb": CHAT,
+}

@@ -1,0 +1,83 @@
+"""The notebooks: exactly the cells of scripts/notebook_sources.py, committed with the outputs of one clean
+top-to-bottom run, and that run reproduces them (apart from cells that print measured times)."""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from make_notebooks import execute  # noqa: E402
+from notebook_sources import NOTEBOOKS  # noqa: E402
+
+NAMES = sorted(NOTEBOOKS)
+
+
+def committed(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "notebooks" / name, as_version=4)
+
+
+def text_outputs(cell) -> list[str]:
+    out = []
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream":
+            out.append(f"{o.name}:{o.text}")
+        elif "text/plain" in o.get("data", {}) and "image/png" not in o.data:
+            out.append(o.data["text/plain"])
+    return out
+
+
+def images(cell) -> int:
+    return sum("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_holds_exactly_the_source_cells(name):
+    nb = committed(name)
+    assert [(c.cell_type[:2] if c.cell_type == "code" else "md", c.source) for c in nb.cells] == \
+           [("co" if kind == "code" else "md", text) for kind, text in NOTEBOOKS[name]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_outputs_come_from_one_clean_run(name):
+    code = [c for c in committed(name).cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))  # in order, none skipped
+    for c in code:
+        kinds = {o.output_type for o in c.outputs} | {o.get("name") for o in c.outputs if o.output_type == "stream"}
+        assert "error" not in kinds and "stderr" not in kinds, f"cell {c.execution_count} has errors/warnings"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_figure_has_a_title_axis_labels_and_a_sentence(name):
+    cells = committed(name).cells
+    for n, c in enumerate(cells):
+        if c.cell_type == "code" and images(c):
+            assert "title(" in c.source or "suptitle(" in c.source or "set_title(" in c.source
+            assert "xlabel(" in c.source and "ylabel(" in c.source
+            following = next(x for x in cells[n + 1:] if x.cell_type == "markdown")
+            assert following.source.startswith("What to see"), f"figure in cell {n} has no explanation"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs_top_to_bottom_and_reproduces_its_committed_outputs(name):
+    nb = committed(name)
+    fresh = execute(copy.deepcopy(nb), timeout=300)  # raises CellExecutionError if any cell fails
+    for old, new in zip(nb.cells, fresh.cells):
+        if old.cell_type != "code":
+            continue
+        assert images(new) == images(old)
+        if not old.source.startswith("# timing"):
+            assert text_outputs(new) == text_outputs(old), f"stale output in cell {old.execution_count}"
+
+
+def test_notebooks_import_minillm_rather_than_redefining_the_model():
+    for name, cells in NOTEBOOKS.items():
+        source = "\n".join(text for kind, text in cells if kind == "code")
+        assert "import minillm" in source
+        for definition in ("def rms_norm", "def apply_rope", "def softmax", "def attention", "def swiglu"):
+            assert definition not in source, f"{name} re-implements {definition}"
