@@ -393,7 +393,8 @@ if ref_path.is_file():
     plt.axhline(1e-4, color="red", ls="--", label="test tolerance 1e-4")
     plt.xticks(range(len(rows)), [r.name for r in rows], rotation=45, ha="right")
     plt.title("minillm vs transformers, relative error per layer")
-    plt.ylabel("max |diff| / max |ref|"); plt.legend(); plt.tight_layout(); plt.show()
+    plt.xlabel("hidden state compared"); plt.ylabel("max |diff| / max |ref|")
+    plt.legend(); plt.tight_layout(); plt.show()
     ids = ref["input_ids"]
 else:
     print(f"no reference.npz in {MODEL_PATH}: skipping the comparison (see the README to make one)")
