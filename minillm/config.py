@@ -95,13 +95,18 @@ def load_config(path: str | Path) -> QwenConfig:
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():
         raise ConfigError(f"{file}: no config.json found (expected a Hugging Face checkpoint directory)")
+    return parse_config(read_json_object(file, ConfigError), source=str(file))
+
+
+def read_json_object(file: Path, error: type[Exception]) -> dict:
+    """The JSON object in ``file``; anything else (unreadable, not JSON, not an object) raises ``error``."""
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{file}: not valid JSON ({e})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise error(f"{file}: not valid JSON ({e})") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: expected a JSON object, found {type(raw).__name__}")
-    return parse_config(raw, source=str(file))
+        raise error(f"{file}: expected a JSON object, found {type(raw).__name__}")
+    return raw
 
 
 def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:

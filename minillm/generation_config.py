@@ -7,10 +7,10 @@ and stops on either <|im_end|> or <|endoftext|>.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import read_json_object
 from .errors import ConfigError
 
 
@@ -35,12 +35,7 @@ def load_generation_config(directory: str | Path) -> GenerationConfig:
     file = Path(directory) / "generation_config.json"
     if not file.is_file():
         return GenerationConfig()
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{file}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{file}: expected a JSON object")
+    raw = read_json_object(file, ConfigError)
 
     def number(name, kind):
         value = raw.get(name)

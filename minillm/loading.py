@@ -18,7 +18,6 @@ an absolute path is refused, because loading a "model" must never read files els
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .config import QwenConfig, load_config
+from .config import QwenConfig, load_config, read_json_object
 from .errors import CheckpointError
 from .generation_config import load_generation_config
 from .safetensors_file import FLOAT_DTYPES, SafetensorsFile
@@ -57,11 +56,8 @@ def open_checkpoint(directory: str | Path) -> dict[str, SafetensorsFile]:
 
 
 def _open_shards(directory: Path, index_path: Path) -> dict[str, SafetensorsFile]:
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{index_path}: not a readable JSON index ({e})") from None
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    index = read_json_object(index_path, CheckpointError)
+    weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{index_path}: expected an object with a 'weight_map' of tensor name -> shard file")
 

@@ -15,10 +15,10 @@ Qwen conventions that trip people:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .chat_template import render_chat_template
+from .config import read_json_object
 from .errors import TokenizerError
 
 REPLACEMENT = "\ufffd"  # what a decoder prints for bytes that are not (yet) a whole UTF-8 character
@@ -150,12 +150,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     config: dict = {}
     config_file = directory / "tokenizer_config.json"
     if config_file.is_file():
-        try:
-            config = json.loads(config_file.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise TokenizerError(f"{config_file}: not valid JSON ({e})") from None
-        if not isinstance(config, dict):
-            raise TokenizerError(f"{config_file}: expected a JSON object")
+        config = read_json_object(config_file, TokenizerError)
 
     template = config.get("chat_template")
     if isinstance(template, list):  # [{"name": "default", "template": ...}, {"name": "tool_use", ...}]

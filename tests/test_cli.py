@@ -92,3 +92,16 @@ def test_errors_are_one_clear_line_not_a_traceback(argv):
     assert run.returncode == 1
     assert run.stderr.startswith("minillm: error: ") and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_bench_runs_on_the_bundled_model_and_writes_json(tmp_path):
+    """A smoke test of `minillm bench` (it prints figures; nothing here is timed or compared to a bound)."""
+    import json
+    run = subprocess.run([sys.executable, "-m", "minillm", "bench", "--model", str(WEIGHTS / "tiny-qwen2"),
+                          "--quick", "--no-transformers", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "of floor" in run.stdout and "tok/s" in run.stdout
+    result = json.loads((tmp_path / "bench-tiny-qwen2.json").read_text())
+    assert set(result["ratios"]) >= {"decode_vs_bandwidth_floor", "prefill_vs_matmul_floor",
+                                     "peak_memory_vs_weights_plus_cache"}
