@@ -21,7 +21,8 @@ model = minillm.load_model(MODEL_PATH)
 tok = minillm.load_tokenizer(MODEL_PATH)
 cfg = model.config
 np.set_printoptions(precision=4, suppress=True, linewidth=110)
-print(model)'''
+print(f"{MODEL_PATH.name}: {cfg.model_type}, L={cfg.num_hidden_layers} layers, D={cfg.hidden_size}, "
+      f"H={cfg.num_attention_heads}, K={cfg.num_key_value_heads}, Dh={cfg.head_dim}, V={cfg.vocab_size}")'''
 
 
 def setup(default: str) -> str:
