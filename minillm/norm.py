@@ -16,4 +16,5 @@ import numpy as np
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     """y = weight * x / sqrt(mean(x^2, last axis) + eps).   x [..., N], weight [N] -> y [..., N] float32."""
     mean_square = np.square(x).sum(axis=-1, keepdims=True) / np.float32(x.shape[-1])  # [..., 1] mean of x^2
-    return weight * (x / np.sqrt(mean_square + np.float32(eps)))  # [..., N]
+    inv_rms = np.float32(1.0) / np.sqrt(mean_square + np.float32(eps))  # [..., 1]: one division per row
+    return weight * (x * inv_rms)  # [..., N]  (x * rsqrt(...), as transformers writes it)
