@@ -105,12 +105,13 @@ class Model:
         window_mask = causal_mask(T, past, key_valid, cfg.sliding_window) if cfg.sliding_window else None
 
         x = embed(ids_BT, w.embed_tokens)  # [B, T, D]
-        hidden = [x]
+        hidden = [x]  # the residual stream after each layer, kept only when asked for
         for i, layer in enumerate(w.layers):
             mask = window_mask if cfg.uses_sliding_window(i) else full_mask
             x = decoder_layer(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps,
                               cos, sin, mask, cache.layer(i) if cache is not None else None)  # [B, T, D]
-            hidden.append(x)
+            if output_hidden_states:
+                hidden.append(x)
         if cache is not None:
             cache.advance(valid_BT)
 
