@@ -109,6 +109,8 @@ def prefill(model, ids_BT: np.ndarray, valid_BT: np.ndarray, cache, chunk_size: 
     for the attention scores of a long prompt); the result is the same.
     """
     T = ids_BT.shape[1]
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise InputError(f"prefill_chunk_size must be a positive integer, found {chunk_size!r}")
     step = chunk_size or T
     for start in range(0, T, step):
         chunk = slice(start, min(start + step, T))
