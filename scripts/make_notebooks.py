@@ -35,14 +35,17 @@ def build(cells) -> nbformat.NotebookNode:
     return nb
 
 
-def execute(nb: nbformat.NotebookNode, timeout: int = 600) -> nbformat.NotebookNode:
-    """Run top to bottom in notebooks/, on the bundled model (MINILLM_MODEL unset), a fixed figure format."""
+def execute(nb: nbformat.NotebookNode, timeout: int = 600, model: str | None = None) -> nbformat.NotebookNode:
+    """Run top to bottom in notebooks/, on the bundled model (or on ``model``: MINILLM_MODEL for the run)."""
     env_model = os.environ.pop("MINILLM_MODEL", None)
+    if model is not None:
+        os.environ["MINILLM_MODEL"] = model
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     finally:
+        os.environ.pop("MINILLM_MODEL", None)
         if env_model is not None:
             os.environ["MINILLM_MODEL"] = env_model
     return nb

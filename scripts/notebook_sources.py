@@ -104,7 +104,8 @@ q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
 print("cos/sin", cos.shape, "| rotated q", q.shape, "k", k.shape)'''),
     ("md", """**Scores, mask, softmax.** `q k^T / sqrt(Dh)`; the causal mask hides the future; softmax (float32, max
 subtracted) turns each row into weights summing to 1."""),
-    ("code", '''mask = causal_mask(T, 0)                                    # [1, 1, T, T] True = may attend
+    ("code", '''window = cfg.sliding_window if cfg.uses_sliding_window(0) else None   # None unless layer 0 slides
+mask = causal_mask(T, 0, None, window)                      # [1, 1, T, T] True = may attend
 probs = attention_probs(q, k, mask).reshape(1, H, T, T)    # [1, H, T, T]
 print("mask", mask.shape, "probs", probs.shape, "rows sum to", probs.sum(-1).min().round(6), "..", probs.sum(-1).max().round(6))
 print("weights of the last token over all tokens, head 0:", probs[0, 0, -1].round(3))'''),
@@ -131,8 +132,9 @@ assert np.allclose(layer_out, reference_out, atol=1e-4)'''),
 The remaining layers repeat the same computation with their own weights. The last hidden state goes
 through the final RMSNorm and the LM head (a [D] x [D, V] product): one score per vocabulary entry."""),
     ("code", '''hidden = layer_out
-for layer_w in model.weights.layers[1:]:
-    hidden = decoder_layer(hidden, layer_w, H, K, eps, cos, sin, mask)
+for i, layer_w in enumerate(model.weights.layers[1:], start=1):
+    window = cfg.sliding_window if cfg.uses_sliding_window(i) else None   # sliding-window layers see fewer keys
+    hidden = decoder_layer(hidden, layer_w, H, K, eps, cos, sin, causal_mask(T, 0, None, window))
 from minillm.model import lm_head
 final = rms_norm(hidden, model.weights.norm, eps)          # [1, T, D]
 logits = lm_head(final, model.weights.lm_head)             # [1, T, V]
@@ -243,7 +245,8 @@ cos, sin = rope_cos_sin(np.arange(T)[None], inv_freq)
 q, k, v = project_qkv(rms_norm(x, layer.input_layernorm, cfg.rms_norm_eps), layer.self_attn,
                       cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps, cos, sin)
 H = cfg.num_attention_heads
-probs = attention_probs(q, k, causal_mask(T, 0)).reshape(1, H, T, T)[0]   # [H, T, T]
+window = cfg.sliding_window if cfg.uses_sliding_window(layer_idx) else None
+probs = attention_probs(q, k, causal_mask(T, 0, None, window)).reshape(1, H, T, T)[0]   # [H, T, T]
 cols = min(H, 4); rows = (H + cols - 1) // cols
 fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
 for h in range(rows * cols):
