@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def load(path: Path):
-    """Model and tokenizer, with a progress line on stderr for large checkpoints."""
+def load(path: Path, with_tokenizer: bool = True):
+    """Model and tokenizer (or None), with a progress line on stderr for large checkpoints."""
     from .loading import CheckpointWarning, load_model
     from .tokenizer import load_tokenizer
 
@@ -109,7 +109,7 @@ def load(path: Path):
         print(f"minillm: warning: {w.message}", file=sys.stderr)
     if show:
         print(f"\rloaded {path.name} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
-    return model, load_tokenizer(path)
+    return model, (load_tokenizer(path) if with_tokenizer else None)
 
 
 def sampling_kwargs(args) -> dict:
@@ -256,10 +256,7 @@ def cmd_inspect(args) -> int:
 def cmd_verify(args) -> int:
     from .verify import compare_to_reference, format_error_table, load_reference
 
-    model, _ = load(args.path) if (args.path / "tokenizer.json").is_file() else (None, None)
-    if model is None:
-        from .loading import load_model
-        model = load_model(args.path)
+    model, _ = load(args.path, with_tokenizer=False)
     rows = compare_to_reference(model, load_reference(args.reference))
     print(format_error_table(rows, args.tolerance))
     worst = max(r.rel_error for r in rows)

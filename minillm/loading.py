@@ -43,13 +43,13 @@ class CheckpointWarning(UserWarning):
 def open_checkpoint(directory: str | Path) -> dict[str, SafetensorsFile]:
     """Map every tensor name of the checkpoint to the open (header-validated) file that holds it."""
     directory = Path(directory)
+    single = directory / SINGLE_FILE
+    if single.is_file():  # transformers' order too: the single file first, then the index
+        f = SafetensorsFile(single)
+        return {name: f for name in f.tensors}
     index_path = directory / INDEX_FILE
     if index_path.is_file():
         return _open_shards(directory, index_path)
-    single = directory / SINGLE_FILE
-    if single.is_file():
-        f = SafetensorsFile(single)
-        return {name: f for name in f.tensors}
     others = sorted(p.name for p in directory.glob("*.safetensors"))
     hint = f"; found {others}, but no {INDEX_FILE} naming them" if others else ""
     raise CheckpointError(f"{directory}: no weights: expected {SINGLE_FILE} or {INDEX_FILE}{hint}")
