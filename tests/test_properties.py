@@ -139,9 +139,9 @@ def test_masked_positions_get_exactly_zero_weight(B, K, rep, T, past, seed, wind
 
 
 @FAST
-@given(T=st.integers(2, 8), t=st.integers(0, 6), seed=seeds)
-def test_attention_is_causal_later_tokens_do_not_change_earlier_outputs(T, t, seed):
-    assume(t < T - 1)
+@given(T=st.integers(2, 8), t_raw=st.integers(0, 6), seed=seeds)
+def test_attention_is_causal_later_tokens_do_not_change_earlier_outputs(T, t_raw, seed):
+    t = t_raw % (T - 1)  # a position with at least one token after it
     D, H, K, Dh = 8, 4, 2, 4
     w = AttentionWeights(q_proj=rand(seed, H * Dh, D), k_proj=rand(seed + 1, K * Dh, D),
                          v_proj=rand(seed + 2, K * Dh, D), o_proj=rand(seed + 3, D, H * Dh))
@@ -276,13 +276,14 @@ def test_batched_generation_equals_each_row_alone(name, n, seed):
 # ---------------------------------------------------------------------------------------------- sampling
 
 logit_rows = arrays((2, 12), -20.0, 20.0)
+# rows of distinct logits (hypothesis likes to draw many equal values; ties make "the" greedy token ambiguous)
+distinct_rows = hnp.arrays(np.float32, (2, 12), elements=st.floats(-20, 20, width=32), unique=True)
 
 
 @FAST
-@given(logits=logit_rows, seed=seeds, t=st.floats(0.1, 3.0))
+@given(logits=distinct_rows, seed=seeds, t=st.floats(0.1, 3.0))
 def test_top_k_one_and_top_p_near_zero_are_greedy(logits, seed, t):
     rng = np.random.default_rng(seed)
-    assume((np.sort(logits, -1)[:, -1] > np.sort(logits, -1)[:, -2]).all())  # a unique maximum
     greedy = logits.argmax(-1)
     np.testing.assert_array_equal(sample(logits, SamplingParams(temperature=t, top_k=1), rng), greedy)
     np.testing.assert_array_equal(sample(logits, SamplingParams(temperature=t, top_p=1e-9), rng), greedy)
@@ -298,7 +299,8 @@ def test_neutral_settings_change_nothing(logits, seen):
 
 
 @settings(max_examples=60, deadline=None)
-@given(logits=arrays((2, 12), -3.0, 3.0), p=st.floats(0.05, 0.95))
+@given(logits=hnp.arrays(np.float32, (2, 12), elements=st.floats(-3, 3, width=32), unique=True),
+       p=st.floats(0.05, 0.95))
 def test_top_p_keeps_the_smallest_set_whose_mass_reaches_p(logits, p):
     probs = np.exp(logits.astype(np.float64) - logits.max(-1, keepdims=True))
     probs /= probs.sum(-1, keepdims=True)
