@@ -60,9 +60,13 @@ class Model:
             self._rope = rope
         return self._rope
 
-    def new_cache(self, batch_size: int = 1, capacity: int | None = None) -> KVCache:
-        """An empty KV cache for this model (capacity defaults to max_position_embeddings)."""
-        return KVCache(self.config, batch_size, capacity or self.config.max_position_embeddings)
+    def new_cache(self, batch_size: int, capacity: int) -> KVCache:
+        """An empty KV cache for ``batch_size`` rows of up to ``capacity`` positions, allocated now.
+
+        Size it to what you need: 2 * L * K * Dh * 4 bytes per position and row (Qwen3-0.6B: 112 KiB,
+        so its full 40960-position context would take 4.6 GB).
+        """
+        return KVCache(self.config, batch_size, capacity)
 
     def forward(self, ids, attention_mask=None, output_hidden_states: bool = False,
                 cache: KVCache | None = None, logits_to_keep: int = 0):
