@@ -63,8 +63,8 @@ class Model:
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
         """An empty KV cache for ``batch_size`` rows of up to ``capacity`` positions, allocated now.
 
-        Size it to what you need: 2 * L * K * Dh * 4 bytes per position and row (Qwen3-0.6B: 112 KiB,
-        so its full 40960-position context would take 4.6 GB).
+        Size it to what you need: 2 * L * K * Dh * 4 bytes per position and row (Qwen3-0.6B: 224 KiB,
+        so its full 40960-position context would take 9.4 GB).
         """
         return KVCache(self.config, batch_size, capacity)
 
