@@ -121,7 +121,7 @@ def thinking(args):
     return None if args.thinking is None else args.thinking == "on"
 
 
-def stream_text(model, tok, ids: list[int], args, cache=None) -> tuple[list[int], dict]:
+def stream_text(model, tok, ids: list[int], args) -> tuple[list[int], dict]:
     """Generate after ``ids``, printing text as it is made. Returns the new ids and timing figures."""
     from .generation import stream_generate
 
@@ -130,7 +130,7 @@ def stream_text(model, tok, ids: list[int], args, cache=None) -> tuple[list[int]
     new: list[int] = []
     t0 = time.perf_counter()
     t_first = None
-    for token in stream_generate(model, ids, args.max_new_tokens, cache=cache, **sampling_kwargs(args)):
+    for token in stream_generate(model, ids, args.max_new_tokens, **sampling_kwargs(args)):
         if t_first is None:
             t_first = time.perf_counter()
         new.append(int(token[0]))
