@@ -18,6 +18,12 @@ WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
+TOOL_CONVERSATION = [
+    {"role": "user", "content": "Weather in Paris?"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+    {"role": "tool", "content": "{\"temp\": 21}"}]
+
 CASES = [
     ("qwen2.5", "user_only", [{"role": "user", "content": "Hi"}], {"add_generation_prompt": True}),
     ("qwen2.5", "no_generation_prompt", [{"role": "user", "content": "Hi"}], {}),
@@ -26,11 +32,7 @@ CASES = [
         {"role": "user", "content": "What is 2+2?"},
         {"role": "assistant", "content": "4"},
         {"role": "user", "content": "你好，世界"}], {"add_generation_prompt": True}),
-    ("qwen2.5", "tools", [
-        {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
-        {"role": "tool", "content": "{\"temp\": 21}"}],
+    ("qwen2.5", "tools", TOOL_CONVERSATION,
      {"add_generation_prompt": True, "tools": [WEATHER_TOOL]}),
     ("qwen3", "user_only_thinking_default", [{"role": "user", "content": "Hi"}], {"add_generation_prompt": True}),
     ("qwen3", "thinking_off", [{"role": "user", "content": "Hi"}],
@@ -47,11 +49,7 @@ CASES = [
         {"role": "user", "content": "2+2?"},
         {"role": "assistant", "content": "<think>\nsum\n</think>\n\n4"},
         {"role": "user", "content": "鱻 means?"}], {"add_generation_prompt": True, "enable_thinking": False}),
-    ("qwen3", "tools", [
-        {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
-        {"role": "tool", "content": "{\"temp\": 21}"}],
+    ("qwen3", "tools", TOOL_CONVERSATION,
      {"add_generation_prompt": True, "tools": [WEATHER_TOOL]}),
 ]
 
