@@ -91,7 +91,7 @@ class QwenConfig:
 
 def load_config(path: str | Path) -> QwenConfig:
     """Read ``config.json`` from a checkpoint directory (or the file itself) into a QwenConfig."""
-    path = Path(path)
+    path = Path(path).expanduser()
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():
         raise ConfigError(f"{file}: no config.json found (expected a Hugging Face checkpoint directory)")

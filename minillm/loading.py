@@ -145,7 +145,7 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
     """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint directory into a float32 ``Model``."""
     from .model import Model  # model.py imports nothing from here; keep the dependency one way
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a directory (expected a checkpoint directory with config.json "
                               f"and safetensors weights)")

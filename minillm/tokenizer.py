@@ -137,7 +137,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     """Load tokenizer.json (+ tokenizer_config.json, chat_template.jinja) from a checkpoint directory."""
     from tokenizers import Tokenizer as Backend
 
-    path = Path(path)
+    path = Path(path).expanduser()
     directory = path if path.is_dir() else path.parent
     file = directory / "tokenizer.json"
     if not file.is_file():

@@ -145,3 +145,11 @@ def test_stored_lm_head_with_tied_config_follows_transformers5(tmp_path, equal):
         assert model.weights.lm_head is model.weights.embed_tokens
     else:
         np.testing.assert_array_equal(model.weights.lm_head, head)
+
+
+def test_paths_with_a_tilde_are_expanded(tmp_path, monkeypatch):
+    import shutil
+    monkeypatch.setenv("HOME", str(tmp_path))
+    shutil.copytree(WEIGHTS / "tiny-qwen2", tmp_path / "m")
+    assert minillm.load_model("~/m").config.model_type == "qwen2"
+    assert minillm.load_tokenizer("~/m").encode("Hello") == minillm.load_tokenizer(WEIGHTS / "tiny-qwen2").encode("Hello")
