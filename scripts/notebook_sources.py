@@ -431,9 +431,9 @@ plt.yticks(range(L + 1), ["embed"] + [f"after layer {i}" for i in range(L - 1)] 
 plt.xlabel("position"); plt.ylabel("depth (read out after)")
 plt.title("Logit lens: probability of the final prediction at each depth")
 plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: the bottom row is 1 wherever the final prediction is the argmax; the rows above show how
-early each prediction was already there. In trained models, predictions typically sharpen in the
-upper layers."""),
+    ("md", """What to see: the bottom row is the model's confidence in its own final prediction at each position;
+the rows above show how much probability earlier depths already gave that same token. In trained models
+the prediction typically appears, and sharpens, in the upper layers; the random bundled model is flat."""),
     ("code", '''position = len(ids) - 1
 print(f"top-3 predictions for the token after position {position} ({tok.decode([int(ids[position])])!r}):")
 for i in range(L + 1):
