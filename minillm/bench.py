@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -27,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .weights import expected_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = {  # real configs (as the Hub ships them), kept in weights/configs/
@@ -43,7 +46,6 @@ def build_random_checkpoint(shape: str, out: Path) -> Path:
     from safetensors import TensorSpec, serialize_file
 
     from .config import load_config
-    from .weights import expected_shapes
 
     out.mkdir(parents=True, exist_ok=True)
     if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
@@ -180,35 +182,26 @@ def phase_transformers(path: Path) -> dict:
 
 def weight_bytes(model) -> int:
     """float32 bytes of every distinct weight array (a tied head counts once)."""
-    w = model.weights
-    arrays = {id(a): a for a in [w.embed_tokens, w.norm, w.lm_head]}
-    for layer in w.layers:
-        for a in [layer.input_layernorm, layer.post_attention_layernorm, *vars(layer.mlp).values(),
-                  *vars(layer.self_attn).values()]:
-            if a is not None:
-                arrays[id(a)] = a
-    return sum(a.nbytes for a in arrays.values())
+    return sum(a.nbytes for a in model.weights.arrays())
 
 
 def decode_bytes_per_token(cfg) -> int:
     """Weight bytes one decode step reads: every layer, the final norm, the LM head, one embedding row."""
-    D, F, H, K, Dh, L, V = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
-                            cfg.num_key_value_heads, cfg.head_dim, cfg.num_hidden_layers, cfg.vocab_size)
-    per_layer = (H * Dh * D + 2 * K * Dh * D + D * H * Dh + 3 * F * D + 2 * D
-                 + (H * Dh + 2 * K * Dh if cfg.qkv_bias else 0) + (2 * Dh if cfg.qk_norm else 0))
-    return 4 * (L * per_layer + D + V * D + D)
+    sizes = {name: math.prod(shape) for name, shape in expected_shapes(cfg, with_lm_head=True).items()}
+    embedding = sizes.pop("model.embed_tokens.weight")  # the table itself is not read, one row is
+    return 4 * (sum(sizes.values()) + embedding // cfg.vocab_size)
 
 
 def prefill_flops(cfg, T: int) -> float:
     """Multiply-adds x 2 of a T-token prefill with logits at the last position only."""
-    D, F, H, K, Dh, L, V = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
-                            cfg.num_key_value_heads, cfg.head_dim, cfg.num_hidden_layers, cfg.vocab_size)
-    matmul = L * (H * Dh * D + 2 * K * Dh * D + D * H * Dh + 3 * F * D) * T
-    attention = L * H * Dh * T * (T + 1)  # q k^T and p v over the causal half, 2 x T^2/2 each
-    return 2.0 * (matmul + attention + V * D)
+    shapes = expected_shapes(cfg, with_lm_head=True)
+    projections = sum(math.prod(s) for n, s in shapes.items() if n.endswith("_proj.weight"))  # q k v o gate up down
+    attention = cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim * T * (T + 1)  # q k^T, p v: causal half
+    return 2.0 * (projections * T + attention + math.prod(shapes["lm_head.weight"]))
 
 
-# ---------------------------------------------------------------------------------------------- driver
+# ----------------------------------------------------------------------------------------------------------
+# driver
 
 def _run_phase(name: str, path: Path | None) -> dict:
     cmd = [sys.executable, "-m", "minillm.bench", "--phase", name, str(path or "")]

@@ -34,22 +34,21 @@ def resolve_sampling(gen: GenerationConfig, temperature=None, top_k=None, top_p=
     As in transformers, the file's sampling settings only apply when it says do_sample; without it (and
     without a caller temperature) decoding is greedy. top_k defaults to 50 when sampling, as there.
     """
-    if temperature is None:
-        temperature = (gen.temperature if gen.temperature is not None else 1.0) if gen.do_sample else 0.0
+    def first(*values):  # the first value that is set
+        return next(v for v in values if v is not None)
+
     return SamplingParams(
-        temperature=float(temperature),
-        top_k=int(top_k if top_k is not None else (gen.top_k if gen.top_k is not None else 50)),
-        top_p=float(top_p if top_p is not None else (gen.top_p if gen.top_p is not None else 1.0)),
-        min_p=float(min_p if min_p is not None else (gen.min_p if gen.min_p is not None else 0.0)),
-        repetition_penalty=float(repetition_penalty if repetition_penalty is not None else
-                                 (gen.repetition_penalty if gen.repetition_penalty is not None else 1.0)),
+        temperature=float(first(temperature, first(gen.temperature, 1.0) if gen.do_sample else 0.0)),
+        top_k=int(first(top_k, gen.top_k, 50)),
+        top_p=float(first(top_p, gen.top_p, 1.0)),
+        min_p=float(first(min_p, gen.min_p, 0.0)),
+        repetition_penalty=float(first(repetition_penalty, gen.repetition_penalty, 1.0)),
     )
 
 
 def default_stop_ids(model) -> list[int]:
     """generation_config's eos_token_id list  ∪  config.json's eos_token_id (pitfall 13: stop on any)."""
-    gen = getattr(model, "generation_config", GenerationConfig())
-    return sorted(set(gen.eos_token_ids) | set(model.config.eos_token_ids))
+    return sorted(set(model.generation_config.eos_token_ids) | set(model.config.eos_token_ids))
 
 
 def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, temperature=None, top_k=None,
@@ -69,7 +68,7 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
         raise InputError(f"max_new_tokens must be an integer >= 0, found {max_new_tokens!r}")
     if (np.diff(valid_BT.astype(np.int8), axis=1) < 0).any():
         raise InputError("attention_mask must be left padding only (0s then 1s in each row)")
-    gen = getattr(model, "generation_config", GenerationConfig())
+    gen = model.generation_config
     params = resolve_sampling(gen, temperature, top_k, top_p, min_p, repetition_penalty)
     stops = np.array(default_stop_ids(model) if stop_token_ids is None else list(stop_token_ids), np.int64)
     pad = gen.pad_token_id if gen.pad_token_id is not None else (int(stops[0]) if len(stops) else 0)

@@ -53,11 +53,10 @@ class Model:
     def _rope_frequencies(self, seq_len: int) -> tuple[np.ndarray, float]:
         """inv_freq [Dh/2] and attention scaling; computed once, except for dynamic RoPE (depends on seq_len)."""
         cfg = self.config
-        if cfg.rope.rope_type == "dynamic" or self._rope is None:
-            rope = rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings, seq_len)
-            if cfg.rope.rope_type == "dynamic":
-                return rope
-            self._rope = rope
+        if cfg.rope.rope_type == "dynamic":  # its base grows with the sequence: recompute every call
+            return rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings, seq_len)
+        if self._rope is None:
+            self._rope = rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings)
         return self._rope
 
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:

@@ -31,6 +31,16 @@ class ModelWeights:
     norm: np.ndarray  # [D]   the final RMSNorm
     lm_head: np.ndarray  # [V, D]  the same array as embed_tokens when the embeddings are tied
 
+    def arrays(self) -> list[np.ndarray]:
+        """Every distinct weight array once (a tied head is the embedding, so it is not counted twice)."""
+        found = {id(a): a for a in (self.embed_tokens, self.norm, self.lm_head)}
+        for layer in self.layers:
+            for a in (layer.input_layernorm, layer.post_attention_layernorm, *vars(layer.mlp).values(),
+                      *vars(layer.self_attn).values()):
+                if a is not None:
+                    found[id(a)] = a
+        return list(found.values())
+
 
 def expected_shapes(cfg: QwenConfig, with_lm_head: bool | None = None) -> dict[str, tuple[int, ...]]:
     """Every tensor name the config implies, with its shape. lm_head only when the head is not tied."""
