@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 
 import minillm
-import minillm.attention as attention
-import minillm.block as block
-import minillm.mlp as mlp
-import minillm.model as model_module
-from minillm.bench import ROOT
-from minillm.generation import prefill
+import minillm.model.attention as attention
+import minillm.model.block as block
+import minillm.model.mlp as mlp
+import minillm.model.transformer as model_module
+from minillm.tools.bench import ROOT
+from minillm.generation.generate import prefill
 
 TIMES: dict[str, float] = defaultdict(float)
 

@@ -10,20 +10,25 @@ Legend of dimension names, used in every shape comment:
     F MLP width (intermediate_size)     V vocab size     L layers
 """
 
-from .config import QwenConfig, load_config, parse_config
 from .errors import CheckpointError, ConfigError, InputError, MinillmError, TokenizerError
-from .cache import KVCache
-from .generation import generate, stream_generate
-from .generation_config import GenerationConfig, load_generation_config
-from .loading import CheckpointWarning, load_model
-from .model import Model
-from .sampling import SamplingParams
-from .tokenizer import StreamDecoder, Tokenizer, load_tokenizer
+# reading checkpoints
+from .checkpoint.bundled import default_model_path
+from .checkpoint.config import QwenConfig, load_config, parse_config
+from .checkpoint.generation_config import GenerationConfig, load_generation_config
+from .checkpoint.loading import CheckpointWarning, load_model
+# the model
+from .model.cache import KVCache
+from .model.transformer import Model
+# text
+from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
+# generation
+from .generation.generate import generate, stream_generate
+from .generation.sampling import SamplingParams
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "load_model", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
+    "default_model_path", "load_model", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "CheckpointWarning",
 ]

@@ -14,9 +14,9 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import minillm
-from minillm.cli import BUNDLED_MODEL
+from minillm.checkpoint.bundled import WEIGHTS_DIR
 
-MODEL_PATH = Path(os.environ.get("MINILLM_MODEL", BUNDLED_MODEL.parent / "{default}")).expanduser()
+MODEL_PATH = Path(os.environ.get("MINILLM_MODEL", WEIGHTS_DIR / "{default}")).expanduser()
 model = minillm.load_model(MODEL_PATH)
 tok = minillm.load_tokenizer(MODEL_PATH)
 cfg = model.config
@@ -60,7 +60,7 @@ print("together they decode to", repr(tok.decode(chinese)))'''),
 
 Each id selects one row of `model.embed_tokens.weight` [V, D]. There is no position embedding: positions
 enter later, through RoPE inside attention."""),
-    ("code", '''from minillm.embedding import embed
+    ("code", '''from minillm.model.embedding import embed
 
 ids_BT = np.array([ids])                                  # [B=1, T]
 x = embed(ids_BT, model.weights.embed_tokens)             # [1, T, D]
@@ -68,11 +68,12 @@ print("ids", ids_BT.shape, "-> embeddings", x.shape, x.dtype)'''),
     ("md", """## One decoder layer, step by step
 
 A layer is `h = x + Attention(RMSNorm(x))`, then `out = h + MLP(RMSNorm(h))`. We open layer 0."""),
-    ("code", '''from minillm.norm import rms_norm
-from minillm.linear import linear
-from minillm.attention import split_heads, merge_heads, attention_probs, causal_mask
-from minillm.rope import rope_frequencies, rope_cos_sin, apply_rope
-from minillm.mlp import silu
+    ("code", '''from minillm.model.norm import rms_norm
+from minillm.model.linear import linear
+from minillm.model.attention import split_heads, merge_heads, attention_probs
+from minillm.model.masks import causal_mask
+from minillm.model.rope import rope_frequencies, rope_cos_sin, apply_rope
+from minillm.model.activations import silu
 
 layer = model.weights.layers[0]
 w = layer.self_attn
@@ -123,7 +124,7 @@ layer_out = h_res + mlp_out
 print("gate/up", gate.shape, "-> down", mlp_out.shape, "-> layer output", layer_out.shape)
 
 # check: the library's decoder_layer computes the same thing
-from minillm.block import decoder_layer
+from minillm.model.block import decoder_layer
 reference_out = decoder_layer(x, layer, H, K, eps, cos, sin, mask)
 print("max |step-by-step - decoder_layer| =", float(np.abs(layer_out - reference_out).max()))
 assert np.allclose(layer_out, reference_out, atol=1e-4)'''),
@@ -135,7 +136,7 @@ through the final RMSNorm and the LM head (a [D] x [D, V] product): one score pe
 for i, layer_w in enumerate(model.weights.layers[1:], start=1):
     window = cfg.sliding_window if cfg.uses_sliding_window(i) else None   # sliding-window layers see fewer keys
     hidden = decoder_layer(hidden, layer_w, H, K, eps, cos, sin, causal_mask(T, 0, None, window))
-from minillm.model import lm_head
+from minillm.model.transformer import lm_head
 final = rms_norm(hidden, model.weights.norm, eps)          # [1, T, D]
 logits = lm_head(final, model.weights.lm_head)             # [1, T, V]
 print("logits", logits.shape)
@@ -165,7 +166,7 @@ mask, what every head of a layer attends to, and how grouped-query attention sha
 
 Pair j of a head's Dh coordinates turns by `inv_freq[j] = theta^(-2j/Dh)` radians per position: the first
 pairs spin fast (fine position detail), the last ones very slowly (long-range position)."""),
-    ("code", '''from minillm.rope import default_inv_freq, rope_frequencies, rope_cos_sin, apply_rope
+    ("code", '''from minillm.model.rope import default_inv_freq, rope_frequencies, rope_cos_sin, apply_rope
 
 Dh = cfg.head_dim
 inv_freq, _ = rope_frequencies(Dh, cfg.rope, cfg.max_position_embeddings)
@@ -215,7 +216,7 @@ print(f"q at 5, k at 4 (another distance): score {score(5, 4):+.5f}")'''),
 
 Token t may attend to tokens 0..t only. With left padding, padding keys are hidden too; on sliding-window
 layers, only the last `sliding_window` keys are visible."""),
-    ("code", '''from minillm.attention import causal_mask
+    ("code", '''from minillm.model.masks import causal_mask
 T = 8
 masks = {"causal": causal_mask(T, 0)[0, 0],
          "causal + 2 padding tokens": causal_mask(T, 0, np.array([[False, False] + [True] * 6]))[0, 0],
@@ -230,9 +231,9 @@ keeps only a diagonal band."""),
     ("md", """## Attention maps of every head of a layer
 
 We run one layer's attention on a sentence and plot each query head's weights."""),
-    ("code", '''from minillm.attention import project_qkv, attention_probs
-from minillm.embedding import embed
-from minillm.norm import rms_norm
+    ("code", '''from minillm.model.attention import project_qkv, attention_probs
+from minillm.model.embedding import embed
+from minillm.model.norm import rms_norm
 
 text = "The cache keeps the keys and the values."
 ids = np.array([tok.encode(text)])
@@ -327,7 +328,7 @@ float32 rounding only."""),
 
 transformers' order: repetition penalty, then temperature, top-k, top-p, min-p; each filter sets the
 logits it removes to -inf. Below, one real next-token distribution under each setting."""),
-    ("code", '''from minillm.sampling import SamplingParams, process_logits, softmax
+    ("code", '''from minillm.generation.sampling import SamplingParams, process_logits, softmax
 prompt = tok.encode("The quick brown fox")
 logits = model.forward(prompt, logits_to_keep=1)                    # [1, V]
 seen = np.zeros_like(logits, bool); seen[0, prompt] = True
@@ -386,7 +387,7 @@ layer's hidden state through the final norm and the LM head to watch the predict
 
 The bundled models ship `reference.npz`, written by transformers (float32, eager attention). For your own
 checkpoint, make one as shown in the README; without it this cell says so and moves on."""),
-    ("code", '''from minillm.verify import compare_to_reference, format_error_table, load_reference
+    ("code", '''from minillm.tools.verify import compare_to_reference, format_error_table, load_reference
 ref_path = MODEL_PATH / "reference.npz"
 if ref_path.is_file():
     ref = load_reference(ref_path)
@@ -410,9 +411,9 @@ first layer it touches."""),
 
 `hidden[i]` is the residual stream after layer i-1. Applying the final norm and the LM head to it asks
 "what would the model predict if it stopped here?"."""),
-    ("code", '''from minillm.norm import rms_norm
-from minillm.model import lm_head
-from minillm.sampling import softmax
+    ("code", '''from minillm.model.norm import rms_norm
+from minillm.model.transformer import lm_head
+from minillm.generation.sampling import softmax
 
 logits, hidden = model.forward(ids, output_hidden_states=True)
 L = cfg.num_hidden_layers
@@ -493,7 +494,7 @@ else:
 
 Each turn renders the whole conversation again; the cache already holds the tokens of the earlier turns,
 so only the new ones are computed. (The bundled model's replies are random text.)"""),
-    ("code", '''from minillm.chat import ChatSession
+    ("code", '''from minillm.generation.chat import ChatSession
 
 session = ChatSession(model, tok, system="Be brief.", capacity=1024, enable_thinking=False)
 for user_text in ["Hello!", "Tell me about attention.", "Thanks"]:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import minillm
-from minillm.safetensors_file import SafetensorsFile
+from minillm.checkpoint.safetensors_file import SafetensorsFile
 from conftest import WEIGHTS, tiny_model
 from st_helpers import rewrite_config, write_safetensors
 
@@ -162,7 +162,7 @@ def test_overlapping_tensors_are_refused(tmp_path):
 
 
 def _tensors(directory: Path) -> dict:
-    from minillm.loading import open_checkpoint
+    from minillm.checkpoint.loading import open_checkpoint
     return {n: ("F32", f.get_float32(n)) for n, f in open_checkpoint(directory).items()}
 
 

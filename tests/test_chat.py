@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minillm
-from minillm.chat import ChatSession
+from minillm.generation.chat import ChatSession
 from conftest import WEIGHTS, tiny_model
 
 

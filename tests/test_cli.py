@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minillm
-from minillm.cli import BUNDLED_MODEL, main
+from minillm.tools.cli import BUNDLED_MODEL, main
 from conftest import WEIGHTS, tiny_model
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 import minillm
-from minillm.config import parse_config
+from minillm.checkpoint.config import parse_config
 from conftest import WEIGHTS
 
 CONFIGS = WEIGHTS / "configs"  # Hub (v4) configs and transformers 5's re-save of each (v5)

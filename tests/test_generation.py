@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import minillm
-from minillm.generation import default_stop_ids, resolve_sampling
-from minillm.generation_config import GenerationConfig
+from minillm.generation.generate import default_stop_ids, resolve_sampling
+from minillm.checkpoint.generation_config import GenerationConfig
 from conftest import reference, tiny_model
 
 

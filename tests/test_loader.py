@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minillm
-from minillm.loading import open_checkpoint
-from minillm.safetensors_file import SafetensorsFile, bf16_bits_to_float32
+from minillm.checkpoint.loading import open_checkpoint
+from minillm.checkpoint.safetensors_file import SafetensorsFile, bf16_bits_to_float32
 from conftest import WEIGHTS, reference, tiny_model
 from st_helpers import float32_to_bf16_bits, write_safetensors
 

@@ -8,15 +8,17 @@ import math
 import numpy as np
 import pytest
 
-from minillm.attention import AttentionWeights, causal_mask, scaled_dot_product_attention, self_attention
-from minillm.block import LayerWeights, decoder_layer
-from minillm.config import parse_config
-from minillm.embedding import embed
-from minillm.linear import linear
-from minillm.mlp import MLPWeights, silu, swiglu_mlp
-from minillm.model import lm_head
-from minillm.norm import rms_norm
-from minillm.rope import apply_rope, default_inv_freq, rope_cos_sin, rope_frequencies, rotate_half
+from minillm.model.attention import AttentionWeights, scaled_dot_product_attention, self_attention
+from minillm.model.masks import causal_mask
+from minillm.model.block import LayerWeights, decoder_layer
+from minillm.checkpoint.config import parse_config
+from minillm.model.embedding import embed
+from minillm.model.linear import linear
+from minillm.model.activations import silu
+from minillm.model.mlp import MLPWeights, swiglu_mlp
+from minillm.model.transformer import lm_head
+from minillm.model.norm import rms_norm
+from minillm.model.rope import apply_rope, default_inv_freq, rope_cos_sin, rope_frequencies, rotate_half
 from conftest import WEIGHTS
 
 rng = np.random.default_rng(0)

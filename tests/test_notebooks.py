@@ -30,13 +30,35 @@ def text_outputs(cell) -> list[str]:
 
 
 def _raw_text_outputs(cell) -> list[str]:
-    out = []
+    """What a reader sees: consecutive chunks of one stream are joined, because the kernel may split one
+    printed text into several chunks, at boundaries that depend on timing (not on the code)."""
+    out: list[str] = []
+    previous_stream = None
     for o in cell.get("outputs", []):
         if o.output_type == "stream":
-            out.append(f"{o.name}:{o.text}")
-        elif "text/plain" in o.get("data", {}) and "image/png" not in o.data:
+            if previous_stream == o.name:
+                out[-1] += o.text
+            else:
+                out.append(f"{o.name}:{o.text}")
+            previous_stream = o.name
+            continue
+        previous_stream = None
+        if "text/plain" in o.get("data", {}) and "image/png" not in o.data:
             out.append(o.data["text/plain"])
     return out
+
+
+def test_output_comparison_joins_stream_chunks_the_kernel_split():
+    one = nbformat.v4.new_code_cell("print(...)")
+    one.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello world\n")]
+    two = copy.deepcopy(one)
+    two.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello "),
+                   nbformat.v4.new_output("stream", name="stdout", text="world\n")]
+    assert text_outputs(one) == text_outputs(two)
+    three = copy.deepcopy(one)
+    three.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello world\n"),
+                     nbformat.v4.new_output("stream", name="stderr", text="warning\n")]
+    assert text_outputs(three) != text_outputs(one)
 
 
 def images(cell) -> int:

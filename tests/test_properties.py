@@ -14,14 +14,15 @@ from hypothesis import assume, given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minillm
-from minillm.attention import (AttentionWeights, attention_probs, causal_mask, scaled_dot_product_attention,
-                               self_attention, softmax)
-from minillm.block import LayerWeights, decoder_layer
-from minillm.config import RopeConfig
-from minillm.mlp import MLPWeights, swiglu_mlp
-from minillm.norm import rms_norm
-from minillm.rope import apply_rope, default_inv_freq, rope_cos_sin, rope_frequencies
-from minillm.sampling import SamplingParams, min_p_filter, process_logits, sample, top_k_filter, top_p_filter
+from minillm.model.activations import softmax
+from minillm.model.attention import AttentionWeights, attention_probs, scaled_dot_product_attention, self_attention
+from minillm.model.masks import causal_mask
+from minillm.model.block import LayerWeights, decoder_layer
+from minillm.checkpoint.config import RopeConfig
+from minillm.model.mlp import MLPWeights, swiglu_mlp
+from minillm.model.norm import rms_norm
+from minillm.model.rope import apply_rope, default_inv_freq, rope_cos_sin, rope_frequencies
+from minillm.generation.sampling import SamplingParams, min_p_filter, process_logits, sample, top_k_filter, top_p_filter
 from conftest import WEIGHTS, reference, tiny_model
 
 FAST = settings(max_examples=30, deadline=None)

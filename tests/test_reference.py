@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minillm.verify import compare_to_reference, format_error_table
+from minillm.tools.verify import compare_to_reference, format_error_table
 from conftest import reference, tiny_model
 
 RTOL = 1e-4

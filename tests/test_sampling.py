@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minillm.sampling import (SamplingParams, apply_repetition_penalty, min_p_filter, process_logits, sample,
+from minillm.generation.sampling import (SamplingParams, apply_repetition_penalty, min_p_filter, process_logits, sample,
                               softmax, top_k_filter, top_p_filter)
 
 logits = np.array([[2.0, -1.0, 0.5, 3.0, 0.0, -3.0]], np.float32)

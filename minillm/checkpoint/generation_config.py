@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import read_json_object
-from .errors import ConfigError
+from .jsonfile import read_json_object
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .weights import expected_shapes
+from ..checkpoint.weights import expected_shapes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHAPES = {  # real configs (as the Hub ships them), kept in weights/configs/
     "qwen2.5-0.5b": ROOT / "weights" / "configs" / "qwen2.5-0.5b-instruct.v4.json",
     "qwen3-0.6b": ROOT / "weights" / "configs" / "qwen3-0.6b.v4.json",
@@ -45,7 +45,7 @@ def build_random_checkpoint(shape: str, out: Path) -> Path:
     """Write a random-weight checkpoint of a real model's shape, as BF16 safetensors like the real files."""
     from safetensors import TensorSpec, serialize_file
 
-    from .config import load_config
+    from ..checkpoint.config import load_config
 
     out.mkdir(parents=True, exist_ok=True)
     if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
@@ -115,8 +115,8 @@ def _peak_rss_bytes() -> int:
 
 
 def phase_minillm(path: Path) -> dict:
-    from .generation import prefill
-    from .loading import load_model
+    from ..generation.generate import prefill
+    from ..checkpoint.loading import load_model
 
     t = time.perf_counter()
     model = load_model(path)
@@ -204,7 +204,7 @@ def prefill_flops(cfg, T: int) -> float:
 # driver
 
 def _run_phase(name: str, path: Path | None) -> dict:
-    cmd = [sys.executable, "-m", "minillm.bench", "--phase", name, str(path or "")]
+    cmd = [sys.executable, "-m", "minillm.tools.bench", "--phase", name, str(path or "")]
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         raise RuntimeError(f"benchmark phase {name} failed:\n{run.stderr[-2000:]}")
@@ -213,7 +213,7 @@ def _run_phase(name: str, path: Path | None) -> dict:
 
 def run_benchmark(path: Path, label: str, with_transformers: bool | None, out_dir: Path,
                   quick: bool = False) -> dict:
-    from .config import load_config
+    from ..checkpoint.config import load_config
 
     cfg = load_config(path)
     floor_phase = "floors-quick" if quick else "floors"
@@ -307,7 +307,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_bench(args) -> int:
-    from .errors import MinillmError
+    from ..errors import MinillmError
 
     if bool(args.shape) == bool(args.model):
         raise MinillmError("bench: give exactly one of --shape NAME or --model PATH")

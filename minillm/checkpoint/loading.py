@@ -26,8 +26,9 @@ from typing import Callable
 
 import numpy as np
 
-from .config import QwenConfig, load_config, read_json_object
-from .errors import CheckpointError
+from .config import QwenConfig, load_config
+from .jsonfile import read_json_object
+from ..errors import CheckpointError
 from .generation_config import load_generation_config
 from .safetensors_file import FLOAT_DTYPES, SafetensorsFile
 from .weights import ModelWeights, build_weights, expected_shapes, shape_origin
@@ -143,7 +144,7 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
 
 def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
     """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint directory into a float32 ``Model``."""
-    from .model import Model  # model.py imports nothing from here; keep the dependency one way
+    from ..model.transformer import Model  # model.py imports nothing from here; keep the dependency one way
 
     path = Path(path).expanduser()
     if not path.is_dir():

@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from .config import RopeConfig
+from ..checkpoint.config import RopeConfig
 
 
 def default_inv_freq(head_dim: int, theta: float) -> np.ndarray:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 # Every dtype the safetensors format defines, with its size in bytes (so any header can be validated).
 DTYPE_SIZES = {

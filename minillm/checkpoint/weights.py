@@ -18,10 +18,10 @@ from typing import Callable
 
 import numpy as np
 
-from .attention import AttentionWeights
-from .block import LayerWeights
+from ..model.attention import AttentionWeights
+from ..model.block import LayerWeights
 from .config import QwenConfig
-from .mlp import MLPWeights
+from ..model.mlp import MLPWeights
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import silu
 from .linear import linear
 
 
@@ -22,15 +23,6 @@ class MLPWeights:
     gate_proj: np.ndarray  # [F, D]
     up_proj: np.ndarray  # [F, D]
     down_proj: np.ndarray  # [D, F]
-
-
-def silu(u: np.ndarray) -> np.ndarray:
-    """silu(u) = u * sigmoid(u) = u / (1 + exp(-u)).   [...] -> [...]"""
-    # exp(-u) overflows to inf for u < -88 in float32; u / inf = -0.0, which is the right limit.
-    with np.errstate(over="ignore"):
-        denominator = np.exp(-u)  # [...]
-    denominator += np.float32(1.0)  # in place: no second temporary array
-    return u / denominator  # [...]
 
 
 def swiglu_mlp(x: np.ndarray, w: MLPWeights) -> np.ndarray:

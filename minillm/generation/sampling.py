@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from ..model.activations import softmax
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,6 @@ def min_p_filter(logits: np.ndarray, min_p: float) -> np.ndarray:
     remove = probs < threshold  # [B, V]
     remove[np.arange(len(logits)), logits.argmax(axis=-1)] = False  # the top token always stays
     return np.where(remove, -np.inf, logits).astype(np.float32)  # [B, V]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities over the last axis; -inf logits get exactly 0.   [..., V] -> [..., V]"""
-    shifted = logits - logits.max(axis=-1, keepdims=True)  # [..., V]
-    e = np.exp(shifted)  # [..., V]
-    return e / e.sum(axis=-1, keepdims=True)  # [..., V]
 
 
 def process_logits(logits: np.ndarray, params: SamplingParams, seen: np.ndarray | None = None) -> np.ndarray:

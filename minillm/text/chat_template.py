@@ -30,7 +30,7 @@ import jinja2.ext
 import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import TokenizerError
+from ..errors import TokenizerError
 
 
 class _GenerationBlock(jinja2.ext.Extension):

@@ -21,9 +21,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import InputError
-from .generation_config import GenerationConfig
-from .model import check_attention_mask, check_token_ids
+from ..errors import InputError
+from ..checkpoint.generation_config import GenerationConfig
+from ..model.transformer import check_attention_mask, check_token_ids
 from .sampling import SamplingParams, sample
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import QwenConfig
-from .errors import InputError
+from ..checkpoint.config import QwenConfig
+from ..errors import InputError
 
 
 class LayerCache:

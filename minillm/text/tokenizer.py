@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .chat_template import render_chat_template
-from .config import read_json_object
-from .errors import TokenizerError
+from ..checkpoint.jsonfile import read_json_object
+from ..errors import TokenizerError
 
 REPLACEMENT = "\ufffd"  # what a decoder prints for bytes that are not (yet) a whole UTF-8 character
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .errors import InputError
-from .generation import default_stop_ids, stream_generate
+from ..errors import InputError
+from .generate import default_stop_ids, stream_generate
 
 
 class ChatSession:

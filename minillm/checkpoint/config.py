@@ -13,12 +13,12 @@ runs a Qwen model (theta 1e6) with theta 1e4. We look inside ``rope_parameters``
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .jsonfile import read_json_object
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3")
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
@@ -96,17 +96,6 @@ def load_config(path: str | Path) -> QwenConfig:
     if not file.is_file():
         raise ConfigError(f"{file}: no config.json found (expected a Hugging Face checkpoint directory)")
     return parse_config(read_json_object(file, ConfigError), source=str(file))
-
-
-def read_json_object(file: Path, error: type[Exception]) -> dict:
-    """The JSON object in ``file``; anything else (unreadable, not JSON, not an object) raises ``error``."""
-    try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise error(f"{file}: not valid JSON ({e})") from None
-    if not isinstance(raw, dict):
-        raise error(f"{file}: expected a JSON object, found {type(raw).__name__}")
-    return raw
 
 
 def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:

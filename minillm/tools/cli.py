@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MinillmError
+from ..checkpoint.bundled import default_model_path
+from ..errors import MinillmError
 
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "weights" / "tiny-qwen2"
+BUNDLED_MODEL = default_model_path()  # the offline default (checkpoint/bundled.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load(path: Path, with_tokenizer: bool = True):
     """Model and tokenizer (or None), with a progress line on stderr for large checkpoints."""
-    from .loading import CheckpointWarning, load_model
-    from .tokenizer import load_tokenizer
+    from ..checkpoint.loading import CheckpointWarning, load_model
+    from ..text.tokenizer import load_tokenizer
 
     size = sum(f.stat().st_size for f in Path(path).glob("*.safetensors")) if Path(path).is_dir() else 0
     show = size > 50_000_000
@@ -123,7 +124,7 @@ def thinking(args):
 
 def stream_text(model, tok, ids: list[int], args) -> tuple[list[int], dict]:
     """Generate after ``ids``, printing text as it is made. Returns the new ids and timing figures."""
-    from .generation import stream_generate
+    from ..generation.generate import stream_generate
 
     out = sys.stdout
     decoder = tok.stream_decoder(skip_special_tokens=True)  # no <|im_end|> in the printed text
@@ -170,7 +171,7 @@ def cmd_generate(args) -> int:
 
 def cmd_chat(args) -> int:
     """An interactive multi-turn chat; the KV cache is kept across turns (see chat.py)."""
-    from .chat import ChatSession
+    from ..generation.chat import ChatSession
 
     model, tok = load(args.model)
     session = ChatSession(model, tok, system=args.system, capacity=args.context, enable_thinking=thinking(args))
@@ -203,9 +204,9 @@ def cmd_chat(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .config import load_config
-    from .loading import open_checkpoint
-    from .weights import expected_shapes
+    from ..checkpoint.config import load_config
+    from ..checkpoint.loading import open_checkpoint
+    from ..checkpoint.weights import expected_shapes
 
     cfg = load_config(args.path)
     files = open_checkpoint(args.path)

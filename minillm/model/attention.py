@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .activations import softmax
 from .linear import linear
 from .norm import rms_norm
 from .rope import apply_rope
@@ -43,36 +44,6 @@ class AttentionWeights:
     o_proj_bias: np.ndarray | None = None  # [D]     Qwen3 with attention_bias only
     q_norm: np.ndarray | None = None  # [Dh]    Qwen3 only
     k_norm: np.ndarray | None = None  # [Dh]    Qwen3 only
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """softmax over the last axis, with the row max subtracted so exp never overflows.   [..., S] -> [..., S]"""
-    shifted = scores - scores.max(axis=-1, keepdims=True)  # [..., S], max is 0
-    e = np.exp(shifted)  # [..., S] in (0, 1]
-    return e / e.sum(axis=-1, keepdims=True)  # [..., S], rows sum to 1
-
-
-def causal_mask(num_new: int, past_len: int, key_valid: np.ndarray | None = None,
-                sliding_window: int | None = None) -> np.ndarray:
-    """Which keys each new query may attend to: True = allowed.
-
-    The T new queries sit at cache indices past_len .. past_len+T-1 and see key s iff
-      s <= query index                           (causal: nothing from the future)
-      and key_valid[b, s]                        (not a padding token)
-      and s > query index - sliding_window       (only when this layer uses a sliding window)
-
-    key_valid [B, S] bool or None -> mask [B or 1, 1, T, S] bool   (S = past_len + T)
-    """
-    total = past_len + num_new
-    query_idx = np.arange(past_len, total)[:, None]  # [T, 1]
-    key_idx = np.arange(total)[None, :]  # [1, S]
-    allowed = key_idx <= query_idx  # [T, S]
-    if sliding_window is not None:
-        allowed &= key_idx > query_idx - sliding_window  # [T, S]: at most `sliding_window` keys, itself included
-    allowed = allowed[None, None]  # [1, 1, T, S]
-    if key_valid is not None:
-        allowed = allowed & key_valid[:, None, None, :]  # [B, 1, T, S]
-    return allowed
 
 
 def attention_probs(q: np.ndarray, k: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

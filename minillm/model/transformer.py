@@ -17,16 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .attention import causal_mask
+from .masks import causal_mask
 from .block import decoder_layer
 from .cache import KVCache
-from .config import QwenConfig
+from ..checkpoint.config import QwenConfig
 from .embedding import embed
-from .errors import InputError
-from .generation_config import GenerationConfig
+from ..errors import InputError
+from ..checkpoint.generation_config import GenerationConfig
 from .norm import rms_norm
 from .rope import rope_cos_sin, rope_frequencies
-from .weights import ModelWeights
+from ..checkpoint.weights import ModelWeights
 
 
 def lm_head(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
