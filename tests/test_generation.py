@@ -8,7 +8,7 @@ import pytest
 import minillm
 from minillm.generation.generate import default_stop_ids, resolve_sampling
 from minillm.checkpoint.generation_config import GenerationConfig
-from conftest import reference, tiny_model
+from conftest import WEIGHTS as WEIGHTS_DIR, reference, tiny_model
 
 
 def test_greedy_generation_reproduces_transformers_token_for_token(model_name):
@@ -108,3 +108,52 @@ def test_cache_capacity_is_enforced_with_a_clear_error():
 def test_max_new_tokens_zero_gives_nothing():
     model = tiny_model("tiny-qwen2")
     assert minillm.generate(model, [1, 2, 3], max_new_tokens=0).shape == (0,)
+
+
+def test_chunked_prefill_handles_a_chunk_that_is_only_padding_for_a_row(model_name):
+    """Row 0's padding (5 tokens) is longer than a chunk (4): its first chunk has no real token at all."""
+    model = tiny_model(model_name)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, model.config.vocab_size, size=(2, 8))
+    mask = np.array([[0, 0, 0, 0, 0, 1, 1, 1], [1] * 8])
+    kw = dict(attention_mask=mask, max_new_tokens=6, temperature=0.0, stop_token_ids=[])
+    one_pass = minillm.generate(model, ids, **kw)
+    for chunk in (1, 3, 4):
+        np.testing.assert_array_equal(minillm.generate(model, ids, prefill_chunk_size=chunk, **kw), one_pass)
+
+
+def test_repetition_penalty_continuing_a_cache_penalises_the_ids_already_in_it(model_name):
+    """transformers penalises every id of input_ids: a run that continues a cache must equal a run on the
+    whole prompt, not penalise only the ids of its own call."""
+    model = tiny_model(model_name)
+    rng = np.random.default_rng(1)
+    differs = 0
+    for _ in range(6):
+        first, second = rng.integers(0, model.config.vocab_size, 10), rng.integers(0, model.config.vocab_size, 3)
+        kw = dict(max_new_tokens=8, temperature=0.0, stop_token_ids=[], repetition_penalty=3.0)
+        whole = minillm.generate(model, np.concatenate([first, second]), **kw)
+        cache = model.new_cache(1, 32)
+        model.forward(first, cache=cache)  # an earlier turn, already in the cache
+        continued = minillm.generate(model, second, cache=cache, **kw)
+        np.testing.assert_array_equal(continued, whole)
+        plain = minillm.generate(model, second, **kw)  # only the new ids penalised: what the bug did
+        differs += not np.array_equal(plain, whole)
+    assert differs > 0  # the earlier ids really matter for these prompts
+
+
+@pytest.mark.parametrize("name", ["tiny-qwen2", "tiny-qwen3"])
+def test_chat_turns_apply_the_repetition_penalty_to_the_whole_conversation(name):
+    """A second chat turn (continuing the cache) replies exactly as a fresh run on the whole conversation."""
+    from minillm.generation.chat import ChatSession
+    model, tok = tiny_model(name), minillm.load_tokenizer(WEIGHTS_DIR / name)
+    kw = dict(max_new_tokens=8, temperature=0.0, repetition_penalty=3.0)
+    for first, then in [("hello there, how are you?", "tell me about the quick brown fox"),
+                        ("the the the fox fox", "the"),
+                        ("Attention lets every token look at the tokens before it.", "and?")]:
+        chat = ChatSession(model, tok, capacity=512)
+        "".join(chat.send(first, **kw))
+        second = "".join(chat.send(then, **kw))
+        ids = tok.apply_chat_template(chat.messages[:-1], add_generation_prompt=True, tokenize=True)
+        fresh = minillm.generate(model, ids, stop_token_ids=sorted(chat.stop_ids), **kw)
+        reply = fresh[:-1] if len(fresh) and int(fresh[-1]) in chat.stop_ids else fresh
+        assert second == tok.decode(reply, skip_special_tokens=True), (first, then)

@@ -83,8 +83,11 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
         raise InputError(f"the KV cache holds {cache.length} positions and has capacity {cache.capacity}: no "
                          f"room for {T} prompt tokens + {max_new_tokens} new ones")
 
-    # Ids already in each row (prompt, not padding), for the repetition penalty.
+    # Ids already in each row, for the repetition penalty: as transformers penalises every id of input_ids,
+    # that is the conversation already in the cache (earlier turns) plus this prompt, never padding.
     seen = np.zeros((B, cfg.vocab_size), bool)  # [B, V]
+    for b, held in enumerate(cache.seen_ids()):
+        seen[b, held] = True
     rows = np.repeat(np.arange(B), T).reshape(B, T)  # [B, T]
     seen[rows[valid_BT], ids_BT[valid_BT]] = True
 

@@ -6,7 +6,15 @@ In a causal decoder, the keys and values at position s depend only on tokens 0..
 future, and every other operation works token by token). So once computed, they never change: when token
 t+1 arrives, the keys/values of tokens 0..t are exactly what a full forward pass over t+2 tokens would
 recompute. Storing them means each decode step only projects the *new* token and attends over the stored
-keys, turning O(T^2) work per token into O(T).
+keys. What it saves is the factor T on the *matrix products*: without it, step t re-projects all t tokens
+through every weight matrix (O(t*P) for P parameters) and recomputes O(t^2*D) attention scores; with it,
+step t projects one token (O(P)) and scores one query against t keys (O(t*D)). Attention over the past
+still grows with t: a cache makes decoding linear per step, not constant.
+
+One exception, where cached keys are NOT what a full pass would recompute: dynamic RoPE beyond
+``max_position_embeddings``. Its base grows with the current sequence length, so a full pass over a longer
+sequence rotates every key with a new base, while the cached keys keep the rotation of the step that wrote
+them. transformers' cache behaves the same way (it never re-rotates); the model was trained without either.
 
 What is stored (and the traps):
 * keys AFTER q/k-norm and RoPE, values as projected. Keys are rotated once, with their own absolute
@@ -15,7 +23,9 @@ What is stored (and the traps):
 * the position of the next token is the number of real tokens seen so far in that row, NOT the number of
   cache slots (with left padding they differ), and it is counted once, after the whole step.
 
-Layout: per layer, ``keys`` and ``values`` [B, K, capacity, Dh], allocated once up front. Slots
+Layout: per layer, ``keys`` and ``values`` [B, K, capacity, Dh], allocated once up front; beside them, for
+every slot, whether it holds a real token (``key_valid``) and which token id it holds (``token_ids``: the
+repetition penalty must see the whole conversation, not only the ids of the latest call). Slots
 0..length-1 are filled; a step of T tokens writes slots length..length+T-1 (no concatenation, no growth).
 """
 
@@ -51,6 +61,7 @@ class KVCache:
         self.keys = [np.zeros(shape, np.float32) for _ in range(config.num_hidden_layers)]  # L x [B, K, cap, Dh]
         self.values = [np.zeros(shape, np.float32) for _ in range(config.num_hidden_layers)]
         self.key_valid = np.zeros((batch_size, capacity), bool)  # [B, capacity]: False for padding slots
+        self.token_ids = np.zeros((batch_size, capacity), np.int64)  # [B, capacity]: the id in each slot
         self.next_position = np.zeros(batch_size, np.int64)  # [B]: RoPE position of each row's next token
         self.batch_size, self.capacity, self.length = batch_size, capacity, 0
 
@@ -66,12 +77,19 @@ class KVCache:
     def layer(self, i: int) -> LayerCache:
         return LayerCache(self.keys[i], self.values[i], self.length)
 
-    def advance(self, valid: np.ndarray) -> None:
-        """After a step of T tokens (valid [B, T] bool: False for padding), move the write head forward."""
+    def advance(self, valid: np.ndarray, ids: np.ndarray | None = None) -> None:
+        """After a step of T tokens (valid [B, T] bool: False for padding; ids [B, T]), move the write head."""
         T = valid.shape[1]
         self.key_valid[:, self.length:self.length + T] = valid
+        if ids is not None:
+            self.token_ids[:, self.length:self.length + T] = ids
         self.next_position += valid.sum(axis=1)
         self.length += T
+
+    def seen_ids(self) -> list[np.ndarray]:
+        """For each row, the ids of the real tokens the cache holds (what transformers calls input_ids)."""
+        held = self.key_valid[:, :self.length]  # [B, length]
+        return [self.token_ids[b, :self.length][held[b]] for b in range(self.batch_size)]
 
     def truncate(self, length: int) -> None:
         """Keep only the first ``length`` positions (e.g. the prefix a new chat prompt shares with the old).

@@ -81,7 +81,10 @@ class Model:
         ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
         single = ids.ndim == 1
         ids_BT = ids[None] if single else ids  # [B, T]
-        valid_BT = check_attention_mask(attention_mask, ids_BT.shape)  # [B, T] bool
+        # With a cache, a row may be all padding in this call (chunked prefill of a long left padding): its
+        # real tokens come in a later call. Without one, every row needs a real token.
+        valid_BT = check_attention_mask(attention_mask, ids_BT.shape,
+                                        allow_empty_rows=cache is not None)  # [B, T] bool
         B, T = ids_BT.shape
         if cache is not None:
             if cache.batch_size != B:
@@ -116,7 +119,7 @@ class Model:
             if output_hidden_states:
                 hidden.append(x)
         if cache is not None:
-            cache.advance(valid_BT)
+            cache.advance(valid_BT, ids_BT)
 
         if logits_to_keep:
             x = x[:, -logits_to_keep:]  # [B, keep, D]: e.g. only the last position when generating
@@ -155,8 +158,11 @@ def check_token_ids(ids, vocab_size: int) -> np.ndarray:
     return arr  # [T] or [B, T]
 
 
-def check_attention_mask(mask, shape: tuple[int, int]) -> np.ndarray:
-    """Validate an attention mask (1 = real token, 0 = padding) and return it as bool [B, T]."""
+def check_attention_mask(mask, shape: tuple[int, int], allow_empty_rows: bool = False) -> np.ndarray:
+    """Validate an attention mask (1 = real token, 0 = padding) and return it as bool [B, T].
+
+    ``allow_empty_rows``: a row of only padding is allowed (a prefill chunk when continuing a cache).
+    """
     if mask is None:
         return np.ones(shape, bool)  # [B, T]
     m = np.asarray(mask)
@@ -167,6 +173,6 @@ def check_attention_mask(mask, shape: tuple[int, int]) -> np.ndarray:
     if not np.isin(m, (0, 1)).all():
         raise InputError("attention_mask must hold only 0 (padding) and 1 (real token)")
     m = m.astype(bool)
-    if not m.any(axis=1).all():
+    if not allow_empty_rows and not m.any(axis=1).all():
         raise InputError(f"attention_mask row {int(np.argmin(m.any(axis=1)))} has no real token")
     return m  # [B, T]
