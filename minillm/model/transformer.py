@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .linear import linear
 from .masks import causal_mask
 from .block import decoder_layer
 from .cache import KVCache
@@ -31,7 +32,7 @@ from ..checkpoint.weights import ModelWeights
 
 def lm_head(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """logits = h W^T: one score per vocabulary entry.   h [..., D], weight [V, D] -> [..., V]"""
-    return h @ weight.T  # [..., D] @ [D, V] -> [..., V]
+    return linear(h, weight)  # [..., D] @ [D, V] -> [..., V] (flattened to one matrix product, see linear.py)
 
 
 class Model:
