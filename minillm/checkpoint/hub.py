@@ -105,8 +105,8 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError:
-        raise CheckpointError(f"{name_or_path}: not a directory, and {where}; get it with {get_it}, or "
-                              f"`pip install minillm[hub]` to let minillm download it") from None
+        raise CheckpointError(f"{name_or_path}: not a directory, and {where}; get it with {get_it}, or install "
+                              f"huggingface_hub (the minillm[hub] extra) to let minillm download it") from None
     try:  # huggingface_hub draws its own progress bar
         downloaded = snapshot_download(repo_id, revision=revision, cache_dir=str(cache),
                                        allow_patterns=DOWNLOAD_PATTERNS, ignore_patterns=["*/*"])

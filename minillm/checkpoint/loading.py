@@ -12,8 +12,10 @@ half-loaded: every expected tensor present, with the shape the config implies an
 tensor is read once through the memory map and widened to float32 (BF16 exactly), one at a time, so the
 peak memory is the float32 model, not the float32 model plus a copy of every file.
 
-A shard index is untrusted: a shard name must be a plain file inside the checkpoint directory. ``../x`` or
-an absolute path is refused, because loading a "model" must never read files elsewhere on the machine.
+A shard index is untrusted: a shard name must be a plain file inside the checkpoint directory. ``../x``, an
+absolute path, or a file that is a symlink to somewhere else is refused, because loading a "model" must never
+read files elsewhere on the machine. (A snapshot of the Hugging Face cache is the one exception: its files are
+symlinks into ``blobs/`` of the same ``models--org--name`` folder, see hub.py.)
 """
 
 from __future__ import annotations

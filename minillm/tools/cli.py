@@ -99,13 +99,14 @@ def load(name: str | Path, with_tokenizer: bool = True):
     from ..text.tokenizer import load_tokenizer
 
     path = resolve_model_path(name)  # a directory, or a Hub id found in (or downloaded to) the HF cache
-    size = sum(f.stat().st_size for f in Path(path).glob("*.safetensors")) if Path(path).is_dir() else 0
+    label = path.name if path == Path(name).expanduser() else str(name)  # a snapshot's name is a commit hash
+    size = sum(f.stat().st_size for f in path.glob("*.safetensors")) if path.is_dir() else 0
     show = size > 50_000_000
     start = time.perf_counter()
 
     def progress(done, total):
         if show:
-            print(f"\rloading {path.name}: {done}/{total} tensors", end="", file=sys.stderr, flush=True)
+            print(f"\rloading {label}: {done}/{total} tensors", end="", file=sys.stderr, flush=True)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CheckpointWarning)
@@ -113,7 +114,7 @@ def load(name: str | Path, with_tokenizer: bool = True):
     for w in caught:
         print(f"minillm: warning: {w.message}", file=sys.stderr)
     if show:
-        print(f"\rloaded {path.name} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
+        print(f"\rloaded {label} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
     return model, (load_tokenizer(path) if with_tokenizer else None)
 
 
