@@ -56,3 +56,12 @@ def test_regenerating_a_reply_reuses_the_cache_and_gives_the_fresh_reply(name, t
     fresh = minillm.generate(model, ids, 8, temperature=0.0)
     assert again == first == tok.decode(fresh, skip_special_tokens=True)
     assert session.cache.length == len(session.cached_ids)
+
+
+def test_a_chat_turn_whose_prompt_fits_but_whose_reply_would_not_is_refused_before_anything_changes():
+    model, tok = tiny_model("tiny-qwen2"), minillm.load_tokenizer(WEIGHTS / "tiny-qwen2")
+    n = len(tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=True))
+    session = ChatSession(model, tok, capacity=n + 4)
+    with pytest.raises(minillm.InputError, match=f"max_new_tokens \\(8\\) does not fit the KV cache capacity of {n + 4}"):
+        list(session.send("Hi", max_new_tokens=8))
+    assert session.messages == [] and session.cache.length == 0 and session.cached_ids == []

@@ -16,7 +16,7 @@ import pytest
 import minillm
 from minillm.checkpoint.generation_config import GenerationConfig, load_generation_config
 from minillm.generation.generate import resolve_sampling, stream_generate
-from minillm.generation.sampling import min_p_filter, top_k_filter, top_p_filter
+from minillm.generation.sampling import SamplingParams, min_p_filter, process_logits, top_k_filter, top_p_filter
 from conftest import WEIGHTS, reference, tiny_model
 
 BEHAVIOUR = WEIGHTS / "behaviour"
@@ -121,6 +121,14 @@ def test_sampling_filters_at_their_boundaries_keep_what_transformers_keeps(case)
     tokens exactly at the min-p threshold, top-k of 1 with ties."""
     logits = np.array([case["logits"]], np.float32)
     out = FILTERS[case["filter"]](logits, case["value"])
+    assert np.flatnonzero(np.isfinite(out[0])).tolist() == case["kept"]
+
+
+@pytest.mark.parametrize("case", SAMPLING_CASES, ids=lambda c: f"{c['filter']}={c['value']}-{c['logits']}")
+def test_sampling_applies_each_filter_it_is_given(case):
+    """The same boundaries through process_logits (what sample() uses), each filter alone at temperature 1."""
+    params = SamplingParams(temperature=1.0, **{case["filter"]: case["value"]})
+    out = process_logits(np.array([case["logits"]], np.float32), params)
     assert np.flatnonzero(np.isfinite(out[0])).tolist() == case["kept"]
 
 

@@ -8,6 +8,7 @@ on; these small templates exercise each feature of transformers' Jinja environme
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -36,7 +37,7 @@ def test_the_template_environment_renders_as_transformers(tok, case):
 def test_raise_exception_in_a_template_reports_the_templates_own_message(tok):
     spec = TEMPLATES["raise_exception"]
     tok.chat_template = spec["template"]
-    with pytest.raises(minillm.TokenizerError, match=spec["error"]):
+    with pytest.raises(minillm.TokenizerError, match=re.escape(spec["error"])):
         tok.apply_chat_template(FIXTURE["messages"])
 
 
