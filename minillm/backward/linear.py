@@ -20,8 +20,8 @@ def linear_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray,
     dy [..., out], x [..., in] (the forward's input), weight [out, in], bias [out] or None
     -> dx [..., in], dweight [out, in], dbias [out] or None
     """
-    dx = dy @ weight  # [..., out] @ [out, in] -> [..., in]
-    dy_flat = dy.reshape(-1, dy.shape[-1])  # [N, out], N = every leading position
+    dy_flat = dy.reshape(-1, dy.shape[-1])  # [N, out], N = every leading position (one BLAS call, see linear)
+    dx = (dy_flat @ weight).reshape(*dy.shape[:-1], weight.shape[1])  # [N, out] @ [out, in] -> [..., in]
     dweight = dy_flat.T @ x.reshape(-1, x.shape[-1])  # [out, N] @ [N, in] -> [out, in]
     dbias = dy_flat.sum(axis=0) if bias is not None else None  # [out]
     return dx, dweight, dbias

@@ -31,7 +31,8 @@ from ..model.embedding import embed
 from ..model.masks import causal_mask
 from ..model.norm import rms_norm
 from ..model.rope import rope_cos_sin
-from ..model.transformer import Model, check_token_ids, lm_head
+from ..model.linear import linear
+from ..model.transformer import Model, check_token_ids
 from ..training.loss import check_labels, cross_entropy, cross_entropy_backward
 from .block import LayerActivations, decoder_layer_backward, decoder_layer_forward
 from .embedding import embed_backward
@@ -71,7 +72,7 @@ def model_forward(model: Model, ids: np.ndarray) -> tuple[np.ndarray, ModelActiv
                                          cfg.rms_norm_eps, cos, sin, mask)  # [B, T, D]
         layers.append(saved)
     h = rms_norm(x, w.norm, cfg.rms_norm_eps)  # [B, T, D]
-    logits = lm_head(h, w.lm_head)  # [B, T, V]
+    logits = linear(h, w.lm_head)  # [B, T, D] -> [B, T, V]: lm_head(), as one [B*T, D] @ [D, V] product
     return logits, ModelActivations(ids=ids, cos=cos, sin=sin, layers=layers, x_last=x, h=h)
 
 
