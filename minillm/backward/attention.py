@@ -83,7 +83,7 @@ def self_attention_forward(x: np.ndarray, w: AttentionWeights, num_heads: int, n
     q = split_heads(linear(x, w.q_proj, w.q_proj_bias), num_heads)  # [B, T, D] -> [B, H, T, Dh]
     k = split_heads(linear(x, w.k_proj, w.k_proj_bias), num_kv_heads)  # [B, T, D] -> [B, K, T, Dh]
     v = split_heads(linear(x, w.v_proj, w.v_proj_bias), num_kv_heads)  # [B, T, D] -> [B, K, T, Dh]
-    q_normed, k_normed = q, k
+    q_normed, k_normed = q, k  # [B, H, T, Dh], [B, K, T, Dh]: Qwen2 has no q/k-norm
     if w.q_norm is not None:  # Qwen3: per-head RMSNorm over Dh, BEFORE RoPE (see model/attention.py)
         q_normed = rms_norm(q, w.q_norm, eps)  # [B, H, T, Dh]
         k_normed = rms_norm(k, w.k_norm, eps)  # [B, K, T, Dh]

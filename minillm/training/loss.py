@@ -78,15 +78,15 @@ def check_labels(labels, ids_shape: tuple[int, ...], vocab_size: int) -> np.ndar
     labels that leave nothing to score (remember: labels[:, 0] is never a target).
     """
     try:
-        arr = np.asarray(labels)
+        arr = np.asarray(labels)  # [T] or [B, T], like the ids
     except ValueError as e:  # ragged nested lists
         raise InputError(f"labels must be a rectangular array: {e}") from None
     if arr.shape != tuple(ids_shape):
         raise InputError(f"labels have shape {list(arr.shape)}, expected {list(ids_shape)} like the ids")
     if not np.issubdtype(arr.dtype, np.integer):
         raise InputError(f"labels must be integers (token ids or -100), found dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    bad = (arr != IGNORE_INDEX) & ((arr < 0) | (arr >= vocab_size))
+    arr = arr.astype(np.int64)  # [T] or [B, T]
+    bad = (arr != IGNORE_INDEX) & ((arr < 0) | (arr >= vocab_size))  # [T] or [B, T] bool
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise InputError(f"label {int(arr[where])} at position {list(where)} is out of range: expected "
