@@ -3,6 +3,7 @@
     import minillm
     model = minillm.load_model("weights/tiny-qwen2")
     logits = model.forward([1, 2, 3])                      # [T] -> [T, V] float32
+    loss, grads = minillm.loss_and_grads(model, [1, 2, 3]) # next-token loss, {tensor name: gradient}
 
 Legend of dimension names, used in every shape comment:
     B batch      T new tokens in this call      S key positions (cached + new)
@@ -19,6 +20,8 @@ from .checkpoint.loading import CheckpointWarning, load_model
 # the model
 from .model.cache import KVCache
 from .model.transformer import Model
+# training
+from .backward import loss_and_grads
 # text
 from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
 # generation
@@ -28,7 +31,7 @@ from .generation.sampling import SamplingParams
 __version__ = "0.1.0"
 
 __all__ = [
-    "default_model_path", "load_model", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
+    "default_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "CheckpointWarning",
 ]

@@ -118,3 +118,26 @@ def build_weights(cfg: QwenConfig, tensor: Callable[[str], np.ndarray], tied: bo
     # Tied embeddings: the LM head IS the embedding matrix (one array, two roles).
     lm_head = embed_tokens if tied else tensor("lm_head.weight")
     return ModelWeights(embed_tokens=embed_tokens, layers=layers, norm=tensor("model.norm.weight"), lm_head=lm_head)
+
+
+def named_tensors(weights: ModelWeights) -> dict[str, np.ndarray]:
+    """The inverse of build_weights: {checkpoint tensor name: array}, the arrays themselves (no copies).
+
+    Optional tensors that are None (biases, q/k-norm) are left out; a tied head (``lm_head is embed_tokens``)
+    is listed once, as model.embed_tokens.weight, so the keys are exactly those of ``expected_shapes``.
+    """
+    named = {"model.embed_tokens.weight": weights.embed_tokens}
+    for i, layer in enumerate(weights.layers):
+        p = f"model.layers.{i}."
+        named[p + "input_layernorm.weight"] = layer.input_layernorm
+        for field, array in vars(layer.self_attn).items():  # q_proj, q_proj_bias, ..., q_norm, k_norm
+            if array is not None:
+                suffix = ".bias" if field.endswith("_bias") else ".weight"
+                named[p + "self_attn." + field.removesuffix("_bias") + suffix] = array
+        named[p + "post_attention_layernorm.weight"] = layer.post_attention_layernorm
+        for field, array in vars(layer.mlp).items():  # gate_proj, up_proj, down_proj
+            named[p + "mlp." + field + ".weight"] = array
+    named["model.norm.weight"] = weights.norm
+    if weights.lm_head is not weights.embed_tokens:
+        named["lm_head.weight"] = weights.lm_head
+    return named
