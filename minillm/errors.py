@@ -22,3 +22,7 @@ class TokenizerError(MinillmError):
 
 class InputError(MinillmError, ValueError):
     """A caller passed bad input: token ids out of range, an empty prompt, a negative length, ..."""
+
+
+class TrainingError(MinillmError):
+    """Training cannot go on: a non-finite loss, a run directory that does not match, bad settings."""

@@ -82,6 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--tolerance", type=float, default=1e-4, help="relative error allowed (default 1e-4)")
     v.set_defaults(run=cmd_verify)
 
+    tr = sub.add_parser("train", help="train a Qwen model in NumPy from a recipe (resumable)")
+    tr.add_argument("--config", type=Path, required=True, help="recipe JSON: model config + training settings")
+    tr.add_argument("--out", type=Path, required=True, help="run directory (checkpoint/, log.jsonl, loss_curve.png)")
+    tr.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    tr.add_argument("--max-steps", type=int, help="stop after this many more steps (the schedule is unchanged)")
+    for name, kind in (("steps", int), ("batch-size", int), ("context", int), ("accumulation", int), ("lr", float),
+                       ("min-lr", float), ("warmup", int), ("weight-decay", float), ("clip", float),
+                       ("eval-every", int), ("save-every", int), ("seed", int), ("train-tokens", str),
+                       ("val-tokens", str), ("tokenizer", str)):
+        tr.add_argument(f"--{name}", type=kind, help="overrides the recipe")
+    tr.add_argument("--dtype", choices=["bf16", "f32"], help="of the saved weights (overrides the recipe)")
+    tr.set_defaults(run=cmd_train)
+
     from .bench import add_bench_arguments  # the benchmark's options live with the benchmark
     add_bench_arguments(sub.add_parser("bench", help="load, prefill and decode speed vs this machine's floors"))
     return p
@@ -268,3 +281,20 @@ def cmd_verify(args) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_train(args) -> int:
+    from ..checkpoint.jsonfile import read_json_object
+    from ..errors import InputError
+    from ..training.trainer import TrainConfig, Trainer
+
+    raw = read_json_object(args.config, InputError)
+    for key in ("steps", "batch_size", "context", "accumulation", "lr", "min_lr", "warmup", "weight_decay", "clip",
+                "eval_every", "save_every", "seed", "train_tokens", "val_tokens", "tokenizer", "dtype"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    cfg = TrainConfig.from_dict(raw, source=str(args.config))
+    trainer = Trainer(cfg, args.out, resume=args.resume)
+    trainer.run(max_steps=args.max_steps)
+    print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
+    return 0
