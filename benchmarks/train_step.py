@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py              # the default: a ~7M-parameter Qwen3, B=8, T=256
     python benchmarks/train_step.py --batch 4 --seq 128
+    python benchmarks/train_step.py --threads 1  # steadier on a busy machine: floor and torch on one thread too
 
 The model: D=256, L=6, H=4, K=2, Dh=64, F=768, V=8192, tied embeddings, q/k-norm (Qwen3), random weights built
 in memory. A training step is matrix multiplication plus element-wise work, so its floor is FLOPs / matmul
@@ -23,9 +24,13 @@ import math
 import os
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
-import numpy as np
+if "--threads" in sys.argv:  # BLAS reads its thread count when NumPy is first imported: set it before that
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = sys.argv[sys.argv.index("--threads") + 1]
+
+import numpy as np  # noqa: E402
 
 # Replace this script's folder on the path by the repository: benchmarks/profile.py would otherwise shadow the
 # standard library's `profile` module, which torch imports.
@@ -57,6 +62,11 @@ def random_model(seed: int = 0) -> minillm.Model:
     return minillm.Model(cfg, build_weights(cfg, tensor))
 
 
+def threads() -> int:
+    """The BLAS threads NumPy uses (--threads, else every core): torch gets as many."""
+    return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
+
+
 def best_time(fn, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
@@ -80,7 +90,7 @@ def torch_step_seconds(model: minillm.Model, ids: np.ndarray, repeats: int) -> t
         import transformers
     except ImportError:
         return None
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads())
     hf_config = transformers.Qwen3Config(**{k: v for k, v in CONFIG.items() if k not in ("model_type", "rope_theta")},
                                          rope_parameters={"rope_type": "default", "rope_theta": CONFIG["rope_theta"]},
                                          attn_implementation="eager")
@@ -105,13 +115,16 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads for NumPy and torch (default: all cores; "
+                   "1 gives steadier ratios on a busy machine)")
     args = p.parse_args()
     B, T = args.batch, args.seq
 
     model = random_model()
     ids = np.random.default_rng(1).integers(0, model.config.vocab_size, (B, T))  # [B, T]
     flops, params = step_flops(model, B, T)
-    print(f"model: {model}\n       {params / 1e6:.2f}M parameters (tied head counted once), batch {B} x {T} tokens")
+    print(f"model: {model}\n       {params / 1e6:.2f}M parameters (tied head counted once), batch {B} x {T} tokens, "
+          f"{threads()} BLAS thread(s)")
 
     floor = measure_matmul(2048, repeats=3) * 1e9  # FLOP/s
     loss, _ = minillm.loss_and_grads(model, ids)  # warm-up
@@ -132,14 +145,20 @@ def main() -> None:
     print(f"  plus, during the backward, the [B, T, V] logits gradient: {B * T * model.config.vocab_size * 4 / (B * T) / 1024:.1f} "
           f"KiB per token")
     del saved
+    tracemalloc.start()  # NumPy reports its array memory to tracemalloc: the peak of one whole step, weights excluded
+    minillm.loss_and_grads(model, ids)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"  peak memory of a whole step (tracemalloc: activations, logits and their gradient, temporaries, the "
+          f"gradients): {peak / (B * T) / 1024:.1f} KiB per token ({peak / 2 ** 20:.0f} MiB)")
 
     torch_result = torch_step_seconds(model, ids, args.repeats)
     if torch_result is None:
         print("\ntorch not installed: no comparison")
         return
-    torch_s, torch_loss, threads = torch_result
+    torch_s, torch_loss, torch_threads = torch_result
     print(f"\ntorch forward+backward   {torch_s * 1e3:8.0f} ms/step   (transformers Qwen3ForCausalLM, float32, eager, "
-          f"{threads} threads)   loss {torch_loss:.4f}")
+          f"{torch_threads} thread(s))   loss {torch_loss:.4f}")
     print(f"  achieved               {flops / torch_s / 1e9:8.1f} GFLOP/s")
     print(f"  minillm / torch time   {step_s / torch_s:8.2f}")
 
