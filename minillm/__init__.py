@@ -4,6 +4,8 @@
     model = minillm.load_model("weights/tiny-qwen2")
     logits = model.forward([1, 2, 3])                      # [T] -> [T, V] float32
 
+To learn the architecture, start with minillm/model/plain.py: the whole forward pass as one function.
+
 Legend of dimension names, used in every shape comment:
     B batch      T new tokens in this call      S key positions (cached + new)
     D hidden     H query heads     K key/value heads     Dh head dim

@@ -144,7 +144,7 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
 
 def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
     """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint directory into a float32 ``Model``."""
-    from ..model.transformer import Model  # model.py imports nothing from here; keep the dependency one way
+    from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
 
     path = Path(path).expanduser()
     if not path.is_dir():
