@@ -105,15 +105,26 @@ def build_weights(cfg: QwenConfig, tensor: Callable[[str], np.ndarray], tied: bo
     ``tied`` (default: config.tie_word_embeddings) says whether the LM head reuses the embedding matrix.
     """
     tied = cfg.tie_word_embeddings if tied is None else tied
+    names = list(layer_shapes(cfg))  # the tensors this config gives each layer (optional biases, norms included)
     layers = []
     for i in range(cfg.num_hidden_layers):
         fields: dict[str, dict[str, np.ndarray]] = {"": {}, "self_attn": {}, "mlp": {}}
-        for name in layer_shapes(cfg):  # e.g. "self_attn.q_proj.bias" -> fields["self_attn"]["q_proj_bias"]
-            *group, module, kind = name.split(".")
-            fields[".".join(group)][module + ("_bias" if kind == "bias" else "")] = tensor(f"model.layers.{i}.{name}")
-        layers.append(LayerWeights(self_attn=AttentionWeights(**fields["self_attn"]), mlp=MLPWeights(**fields["mlp"]),
-                                   **fields[""]))  # input_layernorm, post_attention_layernorm
+        for name in names:
+            group, field = _field(name)
+            fields[group][field] = tensor(f"model.layers.{i}.{name}")
+        layers.append(LayerWeights(**fields[""], self_attn=AttentionWeights(**fields["self_attn"]),
+                                   mlp=MLPWeights(**fields["mlp"])))  # absent optional tensors stay None
     embed_tokens = tensor("model.embed_tokens.weight")
     # Tied embeddings: the LM head IS the embedding matrix (one array, two roles; see transformer.lm_head).
     lm_head = embed_tokens if tied else tensor("lm_head.weight")
     return ModelWeights(embed_tokens=embed_tokens, layers=layers, norm=tensor("model.norm.weight"), lm_head=lm_head)
+
+
+def _field(name: str) -> tuple[str, str]:
+    """Where a per-layer tensor goes: its sub-module and dataclass field.
+
+    'self_attn.q_proj.bias' -> ('self_attn', 'q_proj_bias'), 'mlp.up_proj.weight' -> ('mlp', 'up_proj'),
+    'input_layernorm.weight' -> ('', 'input_layernorm') (a field of LayerWeights itself).
+    """
+    *group, module, kind = name.split(".")
+    return ".".join(group), module + ("_bias" if kind == "bias" else "")

@@ -15,8 +15,8 @@ Why these pieces exist
   weight instead of growing with the activations; the attention logits q . k then cannot blow up, which
   keeps training stable.
 * GQA: K < H key/value heads, each shared by H/K query heads. The KV cache is H/K times smaller, and
-  decoding, which reads the whole cache for every new token, moves H/K times less memory, for little loss
-  of quality (Ainslie et al. 2023). Qwen2.5-0.5B: H = 14, K = 2; Qwen3-0.6B: H = 16, K = 8.
+  decoding, which reads the whole cache for every new token, reads H/K times fewer cached bytes, for
+  little loss of quality (Ainslie et al. 2023). Qwen2.5-0.5B: H = 14, K = 2; Qwen3-0.6B: H = 16, K = 8.
 
 GQA: query head h reads key/value head h // (H / K) ("repeat_interleave": heads 0,1 -> kv 0, heads 2,3 -> kv 1),
 *not* h % K ("tile"). The obvious way to write it copies each key/value head once per query head:
@@ -33,6 +33,7 @@ rows of one matrix, multiplied by that one key head [S, Dh]^T. The scores come o
 (0, 1) in group 0, reading kv 0, and (2, 3) in group 1, reading kv 1; ``.reshape(B, H, T, S)`` gives back one
 map per query head, in order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
