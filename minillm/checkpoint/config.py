@@ -198,7 +198,11 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
 
 
 def _parse_rope(raw: dict, get: "_FieldReader", source: str) -> RopeConfig:
-    """RoPE settings from either layout (spec 1.2): rope_parameters (v5) or rope_scaling + rope_theta (v4)."""
+    """RoPE settings from either layout: rope_parameters (v5) or rope_scaling + rope_theta (v4).
+
+    As transformers 5 reads an old file: ``rope_parameters`` if present, else ``rope_scaling``; theta inside
+    it, else the top-level ``rope_theta``, else 10000; the kind under ``rope_type`` or the legacy ``type``.
+    """
     rp = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
     where = "rope_parameters" if raw.get("rope_parameters") else "rope_scaling"
     if not isinstance(rp, dict):

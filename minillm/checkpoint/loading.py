@@ -119,8 +119,8 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
                       f"{config.model_type} model and were ignored: {shown}", CheckpointWarning, stacklevel=3)
 
     if tied and has_head:
-        # Qwen3-0.6B stores lm_head.weight although tie_word_embeddings is true (spec 2.3). transformers 5
-        # ties only when the two are equal, and otherwise uses the stored head; so do we.
+        # Qwen3-0.6B stores lm_head.weight although tie_word_embeddings is true. transformers 5 ties only
+        # when the two are equal, and otherwise uses the stored head (transformers 4 always tied); so do we.
         same = np.array_equal(files["lm_head.weight"].raw("lm_head.weight"),
                               files["model.embed_tokens.weight"].raw("model.embed_tokens.weight"))
         tied = same
@@ -144,7 +144,7 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
 
 def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
     """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint directory into a float32 ``Model``."""
-    from ..model.transformer import Model  # model.py imports nothing from here; keep the dependency one way
+    from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
 
     path = Path(path).expanduser()
     if not path.is_dir():

@@ -11,6 +11,20 @@ Qwen conventions that trip people:
   so it survives skip_special_tokens;
 * one character can span several tokens: decoding token by token would print broken characters, so
   streaming goes through ``StreamDecoder``, which only emits whole characters.
+
+Why vocabulary entries look like 'Ġworld' or 'ä½ł' (what ``id_to_token`` shows)
+--------------------------------------------------------------------------------
+Byte-level BPE works on UTF-8 *bytes*, but tokenizer.json stores its vocabulary and merges as strings. So
+each of the 256 byte values is given one printable character (GPT-2's ``bytes_to_unicode``): the bytes that
+are already printable characters ('!'..'~', and most of 0xA1..0xFF read as Latin-1) map to themselves;
+the others (control bytes, space 0x20, 0x7F..0xA0, 0xAD) map, in order, to the code points from 256 up.
+
+    space  0x20           -> 'Ġ' (U+0120)    so ' world' is stored as 'Ġworld'
+    newline 0x0A          -> 'Ċ' (U+010A)
+    '你' = bytes e4 bd a0 -> 'ä' '½' 'ł'     (e4, bd print as themselves in Latin-1; a0 does not: U+0142)
+
+A Chinese character is 3 UTF-8 bytes, so it shows as 3 Latin-1-looking characters: 'ä½ł' is the
+vocabulary entry for '你'. ``decode`` maps them back to bytes and the bytes back to text.
 """
 
 from __future__ import annotations

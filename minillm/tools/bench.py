@@ -53,7 +53,7 @@ def build_random_checkpoint(shape: str, out: Path) -> Path:
     raw = json.loads(SHAPES[shape].read_text())
     cfg = load_config(SHAPES[shape])
     rng = np.random.default_rng(0)
-    store_head = shape == "qwen3-0.6b"  # Qwen3-0.6B stores lm_head.weight although it is tied (spec 2.3)
+    store_head = shape == "qwen3-0.6b"  # Qwen3-0.6B's file holds lm_head.weight although the head is tied
     shapes = expected_shapes(cfg, with_lm_head=store_head or not cfg.tie_word_embeddings)
     arrays, specs = {}, {}
     for name, shp in shapes.items():
