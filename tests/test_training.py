@@ -58,6 +58,8 @@ def test_bf16_rounding_is_round_to_nearest_even():
     back = (bits.astype(np.uint32) << 16).view(np.float32)
     # 1 + 2^-8 is a tie between 1 and 1 + 2^-7: to even (1). 1 + 3*2^-8 is a tie: to even (1 + 2^-6).
     np.testing.assert_array_equal(back, np.array([1.0, 1.0, 1.0 + 2 ** -6, 1.0 + 2 ** -7], np.float32))
+    nan_with_low_bits = np.array([0x7FFFFFFF], np.uint32).view(np.float32)  # would carry into infinity
+    assert np.isnan((float32_to_bf16_bits(nan_with_low_bits).astype(np.uint32) << 16).view(np.float32)).all()
 
 
 def recipe(tmp_path, **overrides) -> dict:
@@ -76,6 +78,8 @@ def test_a_run_resumed_halfway_is_bit_identical_to_a_run_straight_through(tmp_pa
     straight.run()
     first = Trainer(TrainConfig.from_dict(recipe(tmp_path)), tmp_path / "b", progress=False)
     first.run(max_steps=2)
+    with open(tmp_path / "b" / "log.jsonl", "a") as log:  # a step logged after the last save, then a crash
+        log.write(json.dumps({"step": 3, "loss": 1.0}) + "\n")
     second = Trainer(TrainConfig.from_dict(recipe(tmp_path)), tmp_path / "b", resume=True, progress=False)
     assert second.step == 2
     second.run()
@@ -84,6 +88,8 @@ def test_a_run_resumed_halfway_is_bit_identical_to_a_run_straight_through(tmp_pa
         np.testing.assert_array_equal(second.opt.m[name], straight.opt.m[name], err_msg=name)
         np.testing.assert_array_equal(second.opt.v[name], straight.opt.v[name], err_msg=name)
     assert second.opt.step == straight.opt.step == 4
+    steps = [json.loads(x)["step"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # the unsaved step's line was dropped and logged again
 
 
 def test_a_tiny_model_overfits_one_fixed_batch(tmp_path):

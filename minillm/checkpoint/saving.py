@@ -28,7 +28,9 @@ def float32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
     """Round float32 to the nearest bfloat16 (ties to even); return its 16-bit patterns.   [...] -> [...] uint16"""
     bits = np.ascontiguousarray(x, np.float32).view(np.uint32)  # [...]
     rounding = ((bits >> 16) & 1) + np.uint32(0x7FFF)  # [...]: ties go to the even neighbour
-    return ((bits + rounding) >> 16).astype(np.uint16)  # [...]
+    rounded = ((bits + rounding) >> 16).astype(np.uint16)  # [...]
+    # A NaN's low bits could carry into the exponent and turn it into infinity: keep NaN a (quiet) NaN.
+    return np.where(np.isnan(x), np.uint16(0x7FC0), rounded)  # [...]
 
 
 def write_safetensors(path: Path, tensors: dict[str, np.ndarray], dtype: str = "F32") -> None:

@@ -177,6 +177,12 @@ class Trainer:
         self.rng = np.random.default_rng()
         self.rng.bit_generator.state = state["rng"]
         self.step, self.elapsed = state["step"], state["elapsed"]
+        # Steps logged after the last save (a run stopped between saves) are trained again: drop their lines.
+        log = self.out / "log.jsonl"
+        if log.is_file():
+            kept = [x for x in log.read_text(encoding="utf-8").splitlines()
+                    if x.strip() and json.loads(x)["step"] <= self.step]
+            log.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
 
     # -- the loop -----------------------------------------------------------------------------------------
 
