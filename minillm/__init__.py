@@ -1,7 +1,7 @@
 """minillm: Qwen2 / Qwen2.5 / Qwen3 (dense) inference in pure NumPy, readable and exact.
 
     import minillm
-    model = minillm.load_model("weights/tiny-qwen2")
+    model = minillm.load_model("weights/tiny-qwen2")       # or a Hub id: "Qwen/Qwen2.5-0.5B-Instruct"
     logits = model.forward([1, 2, 3])                      # [T] -> [T, V] float32
     loss, grads = minillm.loss_and_grads(model, [1, 2, 3]) # next-token loss, {tensor name: gradient}
 
@@ -18,6 +18,7 @@ from .errors import CheckpointError, ConfigError, InputError, MinillmError, Toke
 from .checkpoint.bundled import default_model_path
 from .checkpoint.config import QwenConfig, load_config, parse_config
 from .checkpoint.generation_config import GenerationConfig, load_generation_config
+from .checkpoint.hub import resolve_model_path
 from .checkpoint.loading import CheckpointWarning, load_model
 # the model
 from .model.cache import KVCache
@@ -33,7 +34,7 @@ from .generation.sampling import SamplingParams
 __version__ = "0.1.0"
 
 __all__ = [
-    "default_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
+    "default_model_path", "resolve_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "CheckpointWarning",
 ]

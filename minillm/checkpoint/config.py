@@ -114,8 +114,8 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
 
     hidden = get("hidden_size", int)
     heads = get("num_attention_heads", int)
-    kv_heads = get("num_key_value_heads", int, None)
-    kv_heads = heads if kv_heads is None else kv_heads
+    kv_heads = get("num_key_value_heads", int, None)  # (transformers takes its class default 32 when the field
+    kv_heads = heads if kv_heads is None else kv_heads  # is missing; every checkpoint states it)
     layers = get("num_hidden_layers", int)
     for name, value in (("hidden_size", hidden), ("num_attention_heads", heads),
                         ("num_key_value_heads", kv_heads), ("num_hidden_layers", layers)):
@@ -200,11 +200,12 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
 def _parse_rope(raw: dict, get: "_FieldReader", source: str) -> RopeConfig:
     """RoPE settings from either layout: rope_parameters (v5) or rope_scaling + rope_theta (v4).
 
-    As transformers 5 reads an old file: ``rope_parameters`` if present, else ``rope_scaling``; theta inside
-    it, else the top-level ``rope_theta``, else 10000; the kind under ``rope_type`` or the legacy ``type``.
+    As transformers 5 reads a file: ``rope_scaling`` if present (a v4 rope_scaling beside v5 rope_parameters is
+    converted, the other ignored), else ``rope_parameters``; theta inside it, else the top-level ``rope_theta``,
+    else 10000; the kind under ``rope_type`` or the legacy ``type``.
     """
-    rp = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
-    where = "rope_parameters" if raw.get("rope_parameters") else "rope_scaling"
+    rp = raw.get("rope_scaling") or raw.get("rope_parameters") or {}
+    where = "rope_scaling" if raw.get("rope_scaling") else "rope_parameters"
     if not isinstance(rp, dict):
         raise ConfigError(f"{source}: {where}: expected an object or null, found {type(rp).__name__}")
     if rp and all(isinstance(v, dict) for v in rp.values()):
@@ -225,8 +226,10 @@ def _parse_rope(raw: dict, get: "_FieldReader", source: str) -> RopeConfig:
     factor = sub("factor", float, _REQUIRED if needs_factor and rope_type != "yarn" else None)
     max_pos = get("max_position_embeddings", int, 32768)
     original = sub("original_max_position_embeddings", int, None)
-    if rope_type in ("yarn", "llama3") and original is None:
-        original = get("original_max_position_embeddings", int, max_pos)  # transformers' fallback
+    if rope_type in ("yarn", "llama3"):
+        # transformers 5: a top-level original_max_position_embeddings wins (kept for Phi-3-style files), then
+        # the one inside the RoPE parameters, then max_position_embeddings
+        original = get("original_max_position_embeddings", int, None) or original or max_pos
     if rope_type == "yarn" and factor is None:
         factor = max_pos / original  # transformers: factor defaults to the context-length ratio
     if factor is None:

@@ -12,8 +12,10 @@ half-loaded: every expected tensor present, with the shape the config implies an
 tensor is read once through the memory map and widened to float32 (BF16 exactly), one at a time, so the
 peak memory is the float32 model, not the float32 model plus a copy of every file.
 
-A shard index is untrusted: a shard name must be a plain file inside the checkpoint directory. ``../x`` or
-an absolute path is refused, because loading a "model" must never read files elsewhere on the machine.
+A shard index is untrusted: a shard name must be a plain file inside the checkpoint directory. ``../x``, an
+absolute path, or a file that is a symlink to somewhere else is refused, because loading a "model" must never
+read files elsewhere on the machine. (A snapshot of the Hugging Face cache is the one exception: its files are
+symlinks into ``blobs/`` of the same ``models--org--name`` folder, see hub.py.)
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .config import QwenConfig, load_config
 from .jsonfile import read_json_object
 from ..errors import CheckpointError
 from .generation_config import load_generation_config
+from .hub import checkpoint_root, resolve_model_path
 from .safetensors_file import FLOAT_DTYPES, SafetensorsFile
 from .weights import ModelWeights, build_weights, expected_shapes, shape_origin
 
@@ -62,13 +65,14 @@ def _open_shards(directory: Path, index_path: Path) -> dict[str, SafetensorsFile
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise CheckpointError(f"{index_path}: expected an object with a 'weight_map' of tensor name -> shard file")
 
-    root = directory.resolve()
+    root = checkpoint_root(directory)  # the directory, or a Hub cache snapshot's models--* folder (hub.py)
     shards: dict[str, SafetensorsFile] = {}
     located: dict[str, SafetensorsFile] = {}
     for name, shard in weight_map.items():
         if shard not in shards:
             shard_path = (directory / shard).resolve()
-            # Security boundary: a shard must be a file directly inside the checkpoint directory tree.
+            # Security boundary: a shard must be a file inside the checkpoint directory tree, symlinks followed
+            # (in the Hugging Face cache, a snapshot's files are symlinks into the same models--* folder).
             if Path(shard).is_absolute() or ".." in Path(shard).parts or root not in shard_path.parents:
                 raise CheckpointError(f"{index_path}: shard path {shard!r} (for tensor {name!r}) leaves the "
                                       f"checkpoint directory; refused")
@@ -143,10 +147,14 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
 
 
 def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
-    """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint directory into a float32 ``Model``."""
+    """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint into a float32 ``Model``.
+
+    ``path``: a checkpoint directory, or a Hub id ``"Qwen/Qwen2.5-0.5B-Instruct"`` (optionally ``@revision``)
+    found in the local Hugging Face cache, or downloaded when huggingface_hub is installed (hub.py).
+    """
     from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
 
-    path = Path(path).expanduser()
+    path = resolve_model_path(path)
     if not path.is_dir():
         raise CheckpointError(f"{path}: not a directory (expected a checkpoint directory with config.json "
                               f"and safetensors weights)")

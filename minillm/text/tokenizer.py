@@ -32,6 +32,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .chat_template import render_chat_template
+from ..checkpoint.hub import resolve_model_path
 from ..checkpoint.jsonfile import read_json_object
 from ..errors import TokenizerError
 
@@ -148,10 +149,13 @@ def _special_tokens_map(config: dict) -> dict[str, object]:
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Load tokenizer.json (+ tokenizer_config.json, chat_template.jinja) from a checkpoint directory."""
+    """Load tokenizer.json (+ tokenizer_config.json, chat_template.jinja) from a checkpoint directory.
+
+    ``path``: the directory (or its tokenizer.json), or a Hub id such as ``"Qwen/Qwen3-0.6B"`` (checkpoint/hub.py).
+    """
     from tokenizers import Tokenizer as Backend
 
-    path = Path(path).expanduser()
+    path = resolve_model_path(path)
     directory = path if path.is_dir() else path.parent
     file = directory / "tokenizer.json"
     if not file.is_file():

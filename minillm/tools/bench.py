@@ -7,7 +7,7 @@ measures both floors on this machine, in the same run, and prints each figure as
 
     minillm bench --shape qwen2.5-0.5b          # builds a random BF16 checkpoint of the real shape, offline
     minillm bench --shape qwen3-0.6b
-    minillm bench --model ~/models/Qwen2.5-0.5B-Instruct
+    minillm bench --model ~/models/Qwen2.5-0.5B-Instruct    # or --model Qwen/Qwen2.5-0.5B-Instruct (HF cache)
 
 Each measurement runs in its own subprocess, so peak memory (ru_maxrss) is that phase's alone and the
 transformers comparison (run when transformers is installed) does not share threads or memory with us.
@@ -299,7 +299,7 @@ def print_report(r: dict) -> None:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shape", choices=sorted(SHAPES), help="build a random-weight checkpoint of this real shape")
-    p.add_argument("--model", type=Path, help="benchmark this checkpoint directory instead")
+    p.add_argument("--model", help="benchmark this checkpoint directory (or Hub id org/name) instead")
     p.add_argument("--no-transformers", action="store_true", help="skip the transformers comparison")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out", help="where to write JSON and checkpoints")
     p.add_argument("--quick", action="store_true", help="small floor measurements (a smoke test, not a benchmark)")
@@ -315,7 +315,10 @@ def cmd_bench(args) -> int:
         print(f"building a random {args.shape} checkpoint (BF16) in {args.out / args.shape} ...", file=sys.stderr)
         path, label = build_random_checkpoint(args.shape, args.out / args.shape), args.shape
     else:
-        path, label = args.model, args.model.name
+        from ..checkpoint.hub import resolve_model_path
+
+        path = resolve_model_path(args.model)  # a directory, or a Hub id from the local Hugging Face cache
+        label = path.name if Path(args.model).expanduser().exists() else args.model.split("@")[0].split("/")[-1]
     run_benchmark(path, label, False if args.no_transformers else None, args.out, args.quick)
     return 0
 

@@ -1,7 +1,8 @@
 """The ``minillm`` command: generate, chat, inspect, verify, bench. ``python -m minillm`` works too.
 
-Every command runs offline on the bundled tiny model by default; ``--model PATH`` takes any Qwen2 / Qwen2.5 /
-Qwen3 checkpoint directory (e.g. one downloaded with ``hf download Qwen/Qwen2.5-0.5B-Instruct``).
+Every command runs offline on the bundled tiny model by default; ``--model`` takes any Qwen2 / Qwen2.5 / Qwen3
+checkpoint directory, or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` (``@revision`` optional), read from the
+local Hugging Face cache (checkpoint/hub.py).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint.bundled import default_model_path
+from ..checkpoint.hub import resolve_model_path
 from ..errors import MinillmError
 
 BUNDLED_MODEL = default_model_path()  # the offline default (checkpoint/bundled.py)
+MODEL_HELP = ("checkpoint directory, or Hub id org/name[@revision] from the local Hugging Face cache "
+              "(default: the bundled tiny model, %(default)s)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     def model_arg(sp):
-        sp.add_argument("--model", type=Path, default=BUNDLED_MODEL,
-                        help="checkpoint directory (default: the bundled tiny model, %(default)s)")
+        sp.add_argument("--model", default=BUNDLED_MODEL, help=MODEL_HELP)
 
     def sampling_args(sp):
         g = sp.add_argument_group("decoding (unset values come from the checkpoint's generation_config.json)")
@@ -72,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_chat)
 
     i = sub.add_parser("inspect", help="config, parameter counts, tensors and memory of a checkpoint")
-    i.add_argument("path", type=Path, nargs="?", default=BUNDLED_MODEL)
+    i.add_argument("path", nargs="?", default=BUNDLED_MODEL, help=MODEL_HELP)
     i.add_argument("--tensors", type=int, default=40, help="list at most this many tensors (0: all)")
     i.set_defaults(run=cmd_inspect)
 
     v = sub.add_parser("verify", help="layer-by-layer error table against a reference .npz")
-    v.add_argument("path", type=Path)
+    v.add_argument("path", help="checkpoint directory or Hub id org/name[@revision]")
     v.add_argument("reference", type=Path)
     v.add_argument("--tolerance", type=float, default=1e-4, help="relative error allowed (default 1e-4)")
     v.set_defaults(run=cmd_verify)
@@ -103,18 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def load(path: Path, with_tokenizer: bool = True):
+def load(name: str | Path, with_tokenizer: bool = True):
     """Model and tokenizer (or None), with a progress line on stderr for large checkpoints."""
     from ..checkpoint.loading import CheckpointWarning, load_model
     from ..text.tokenizer import load_tokenizer
 
-    size = sum(f.stat().st_size for f in Path(path).glob("*.safetensors")) if Path(path).is_dir() else 0
+    path = resolve_model_path(name)  # a directory, or a Hub id found in (or downloaded to) the HF cache
+    label = path.name if path == Path(name).expanduser() else str(name)  # a snapshot's name is a commit hash
+    size = sum(f.stat().st_size for f in path.glob("*.safetensors")) if path.is_dir() else 0
     show = size > 50_000_000
     start = time.perf_counter()
 
     def progress(done, total):
         if show:
-            print(f"\rloading {path.name}: {done}/{total} tensors", end="", file=sys.stderr, flush=True)
+            print(f"\rloading {label}: {done}/{total} tensors", end="", file=sys.stderr, flush=True)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CheckpointWarning)
@@ -122,7 +127,7 @@ def load(path: Path, with_tokenizer: bool = True):
     for w in caught:
         print(f"minillm: warning: {w.message}", file=sys.stderr)
     if show:
-        print(f"\rloaded {path.name} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
+        print(f"\rloaded {label} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
     return model, (load_tokenizer(path) if with_tokenizer else None)
 
 
@@ -221,10 +226,11 @@ def cmd_inspect(args) -> int:
     from ..checkpoint.loading import open_checkpoint
     from ..checkpoint.weights import expected_shapes
 
-    cfg = load_config(args.path)
-    files = open_checkpoint(args.path)
+    path = resolve_model_path(args.path)
+    cfg = load_config(path)
+    files = open_checkpoint(path)
     c = cfg
-    print(f"{args.path}")
+    print(f"{args.path}" + (f" ({path})" if str(path) != str(args.path) else ""))
     print(f"  model_type {c.model_type}: L={c.num_hidden_layers} layers, D={c.hidden_size}, "
           f"H={c.num_attention_heads} query heads, K={c.num_key_value_heads} KV heads (groups of {c.n_rep}), "
           f"Dh={c.head_dim}, F={c.intermediate_size}, V={c.vocab_size}")
