@@ -568,6 +568,9 @@ def render_chat_template(template: str, messages: list[dict], special_tokens: di
         raise TokenizerError(f"chat template failed: {e}") from None
     except RecursionError:
         raise TokenizerError("chat template failed: it nests or recurses too deeply") from None
+    except SyntaxError as e:  # Python's compiler, on the code Jinja made: too many nested blocks
+        raise TokenizerError(f"chat template failed: its blocks are nested too deeply to compile ({e.msg})") \
+            from None
     except MemoryError:
         raise  # not a template's doing once the budget holds: let it be seen
     except Exception as e:  # noqa: BLE001 - the template is code from a file: any error of it is its failure
