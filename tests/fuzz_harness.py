@@ -131,7 +131,11 @@ def _classify(fn: Callable[[], None]) -> list[str]:
 
 
 def run_isolated(fn: Callable[[], None], timeout: float = 20.0, address_space: int = ADDRESS_SPACE) -> Outcome:
-    """Run ``fn()`` in a forked child with an address-space limit and a timeout; classify how it ended."""
+    """Run ``fn()`` in a forked child with an address-space limit and a time limit; classify how it ended.
+
+    ``timeout``: seconds of CPU the child may use (then it is killed by SIGXCPU: a hang); it may also not
+    take more than five times that in wall-clock time (a child blocked on a FIFO uses no CPU).
+    """
     sys.stdout.flush()
     sys.stderr.flush()
     r, w = os.pipe()
@@ -145,6 +149,8 @@ def run_isolated(fn: Callable[[], None], timeout: float = 20.0, address_space: i
             for fd in (0, 1, 2):
                 os.dup2(quiet, fd)
             resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+            cpu = math.ceil(timeout)
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
             try:
                 for setup in CHILD_SETUP:
                     setup()
@@ -157,7 +163,7 @@ def run_isolated(fn: Callable[[], None], timeout: float = 20.0, address_space: i
         finally:
             os._exit(code)
     os.close(w)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 5 * timeout
     data = b""
     try:
         while True:
@@ -169,7 +175,7 @@ def run_isolated(fn: Callable[[], None], timeout: float = 20.0, address_space: i
                     except OSError:
                         pass
                 os.waitpid(pid, 0)
-                return Outcome(HANG, f"no answer within {timeout:g} s")
+                return Outcome(HANG, f"no answer within {5 * timeout:g} s")
             chunk = os.read(r, 65536)
             if not chunk:
                 break
@@ -179,6 +185,8 @@ def run_isolated(fn: Callable[[], None], timeout: float = 20.0, address_space: i
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return Outcome(HANG, f"used more than {math.ceil(timeout)} s of CPU")
         return Outcome(ABORT, f"killed by {signal.Signals(sig).name}")
     if not data:
         return Outcome(ABORT, f"exited with status {os.WEXITSTATUS(status)} without reporting")

@@ -132,6 +132,8 @@ def test_bad_arguments_to_the_tokenizer(call, words):
     ("{{ 'x'|center(10000000000) }}", ["budget"]),
     ("{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", ["budget"]),
     ("{% set x %}{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}{% endset %}", ["budget"]),
+    ("{% set s = 'x' * 100000 %}{% set x %}{% for i in range(100000) %}{{ s }}{% endfor %}{% endset %}{{ x|length }}",
+     ["budget", "block"]),  # only the block's buffer grows
     ("{{ '{:>{}}'.format('x', 10**10) }}", ["budget"]),
     ("{{ '%.999999999f' % 1.0 }}", ["budget"]),
     ("{{ [('x' * 100000)] * 10000 }}", ["budget"]),
@@ -147,6 +149,14 @@ def test_bad_arguments_to_the_tokenizer(call, words):
 ])
 def test_every_way_a_template_fails_is_a_bounded_tokenizer_error(template, words):
     check(render(template), ERROR, "TokenizerError", "chat template", *words)
+
+
+def test_loop_steps_count_against_the_budget():
+    from minillm.text.chat_template import RenderLimits, render_chat_template
+    limits = RenderLimits(seconds=60, budget=10_000)
+    render_chat_template("{% for i in range(5000) %}{% endfor %}", [], {}, limits=limits)
+    with pytest.raises(minillm.TokenizerError, match="loop step"):
+        render_chat_template("{% for i in range(20000) %}{% endfor %}", [], {}, limits=limits)
 
 
 def test_a_chat_template_jinja_that_is_not_utf8():
@@ -376,6 +386,14 @@ def test_bad_generation_arguments(kwargs, words):
             kw["cache"] = fh._cache_value(kw["cache"], model)
         minillm.generate(model, [1, 2, 3], 2, **kw)
     check(run, ERROR, "InputError", *words)
+
+
+def test_forward_with_a_cache_made_for_another_model():
+    model = Shared.model("tiny-qwen2")
+    with pytest.raises(minillm.InputError, match="another model"):
+        model.forward([1, 2], cache=Shared.model("tiny-qwen3").new_cache(1, 8))
+    with pytest.raises(minillm.InputError, match="batch size"):
+        model.forward([1, 2], cache=model.new_cache(2, 8))
 
 
 @pytest.mark.parametrize("keep", [-1, 1.5, "1"])

@@ -66,7 +66,8 @@ LIST_SLOT = 8  # budget units charged per element of a list a template builds (i
 class RenderLimits:
     """How much one chat-template render may do; going past either limit is a TokenizerError.
 
-    ``seconds``: wall-clock time to compile and render the template.
+    ``seconds``: CPU time to compile and render the template (the rendering thread's own, so a busy machine
+    does not make a legitimate template fail, while a template that computes for ever is stopped).
     ``budget``: units of work: one per character the template produces on the way to its output (the
     output itself, {% set %} blocks, ~ + * %, filters, method calls), eight per list element it builds, one
     per loop step. A real template spends a few units per character of its output, so the default allows
@@ -90,11 +91,11 @@ class _Budget:
 
     def __init__(self, limits: RenderLimits):
         self.limits, self.left = limits, limits.budget
-        self.deadline = time.monotonic() + limits.seconds
+        self.deadline = time.thread_time() + limits.seconds
 
     def tick(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise TemplateLimitError(f"it ran longer than the {self.limits.seconds:g} s limit")
+        if time.thread_time() > self.deadline:
+            raise TemplateLimitError(f"it computed for longer than its {self.limits.seconds:g} s limit")
 
     def charge(self, units: int, what: str) -> None:
         """Spend ``units`` on ``what``, or refuse before it is built."""
@@ -105,41 +106,41 @@ class _Budget:
         self.left -= units
 
 
-def measure(value, limit: int) -> tuple[int, int]:
-    """(about how many characters ``str(value)`` has, how deep it nests), an upper bound, without building it.
+    def measure(self, value) -> tuple[int, int]:
+        """(about how many characters ``str(value)`` has, how deep it nests): an upper bound, without building it.
 
-    Strings inside containers count ten per character (repr may escape one as ``\\U0001f600``). The walk
-    stops once ``limit`` is passed or the nesting passes MAX_DATA_DEPTH (then the size is "limit + 1").
-    """
-    size, depth, seen = 0, 0, set()
-    stack = [(value, 0)]
-    while stack:
-        v, d = stack.pop()
-        depth = max(depth, d)
-        if size > limit or d > MAX_DATA_DEPTH:
-            return limit + 1, depth
-        if isinstance(v, str):
-            size += len(v) if d == 0 else 10 * len(v) + 2
-        elif isinstance(v, (bytes, bytearray)):
-            size += 4 * len(v) + 3
-        elif v is None or isinstance(v, (bool, float)):
-            size += 24
-        elif isinstance(v, int):
-            size += v.bit_length() // 3 + 2
-        elif isinstance(v, (list, tuple, set, frozenset, dict, jinja2.utils.Namespace)):
-            if id(v) in seen:
-                size += 5  # repr prints a container that contains itself as [...]
-                continue
-            seen.add(id(v))
-            items = vars(v).get("_Namespace__attrs", {}) if isinstance(v, jinja2.utils.Namespace) else v
-            size += 4 + 4 * len(items)
-            if isinstance(items, dict):
-                stack.extend((x, d + 1) for pair in items.items() for x in pair)
+        Strings inside containers count ten per character (repr may escape one as ``\\U0001f600``); a value
+        referenced twice counts twice, as repr prints it twice. The walk stops (size "too large") once the
+        size passes what is left of the budget or the nesting passes MAX_DATA_DEPTH: a container that
+        contains itself counts as too large.
+        """
+        limit, size, depth, steps = self.left, 0, 0, 0
+        stack = [(value, 0)]
+        while stack:
+            v, d = stack.pop()
+            depth, steps = max(depth, d), steps + 1
+            if size > limit or d > MAX_DATA_DEPTH:
+                return limit + 1, depth
+            if steps % 65536 == 0:
+                self.tick()
+            if isinstance(v, str):
+                size += len(v) if d == 0 else 10 * len(v) + 2
+            elif isinstance(v, (bytes, bytearray)):
+                size += 4 * len(v) + 3
+            elif v is None or isinstance(v, (bool, float)):
+                size += 24
+            elif isinstance(v, int):
+                size += v.bit_length() // 3 + 2
+            elif isinstance(v, (list, tuple, set, frozenset, dict, jinja2.utils.Namespace)):
+                items = vars(v).get("_Namespace__attrs", {}) if isinstance(v, jinja2.utils.Namespace) else v
+                size += 4 + 4 * len(items)
+                if isinstance(items, dict):
+                    stack.extend((x, d + 1) for pair in items.items() for x in pair)
+                else:
+                    stack.extend((x, d + 1) for x in items)
             else:
-                stack.extend((x, d + 1) for x in items)
-        else:
-            size += 100  # a macro, a loop, an undefined value: a short repr
-    return size, depth
+                size += 100  # a macro, a loop, an undefined value: a short repr
+        return size, depth
 
 
 def _cost(value) -> int:
@@ -157,21 +158,22 @@ def _cost(value) -> int:
 _PRINTF_WIDTHS = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
-def _printf_size(fmt, args, limit: int) -> int:
+def _printf_size(fmt, args, budget: _Budget) -> int:
     """Upper bound of len(fmt % args): the format, every argument's text, and every width and precision."""
+    limit = budget.left
     if not isinstance(fmt, str):
-        return measure(fmt, limit)[0]
+        return budget.measure(fmt)[0]
     numbers = [int(n) for m in _PRINTF_WIDTHS.finditer(fmt) for n in m.groups() if n and n != "*"]
     star = [a for a in (args if isinstance(args, tuple) else (args,)) if isinstance(a, int)] if "*" in fmt else []
-    return len(fmt) + measure(args, limit)[0] + sum(n for n in numbers if n < limit) + \
+    return len(fmt) + budget.measure(args)[0] + sum(n for n in numbers if n < limit) + \
         max([n for n in numbers if n >= limit] + [0]) + sum(abs(a) for a in star)
 
 
-def _replace_size(s, old, new, count, limit: int) -> int:
+def _replace_size(s, old, new, count, budget: _Budget) -> int:
     """Upper bound of len(s.replace(old, new, count)); s may be a value the filter turns into text first."""
     if not (isinstance(old, str) and isinstance(new, str)):
         return 0
-    size = len(s) if isinstance(s, str) else measure(s, limit)[0]
+    size = len(s) if isinstance(s, str) else budget.measure(s)[0]
     found = size + 1 if old == "" else s.count(old) if isinstance(s, str) else size
     if isinstance(count, int) and count >= 0:
         found = min(found, count)
@@ -234,7 +236,7 @@ class _BoundedFormatter(SandboxedFormatter):
 
     def format_field(self, value, format_spec: str):
         numbers = [int(n) for n in re.findall(r"\d+", format_spec)]
-        self.budget.charge(measure(value, self.budget.left)[0] + sum(numbers), "a str.format field")
+        self.budget.charge(self.budget.measure(value)[0] + sum(numbers), "a str.format field")
         return super().format_field(value, format_spec)
 
 
@@ -326,11 +328,11 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
     def _finalize(self, value):
         """Every value printed by {{ ... }}: a non-string is measured before it is turned into text."""
         if not isinstance(value, str):
-            self.budget.charge(measure(value, self.budget.left)[0], "printing a value")
+            self.budget.charge(self.budget.measure(value)[0], "printing a value")
         return value
 
     def _text(self, value) -> str:
-        self.budget.charge(measure(value, self.budget.left)[0], "turning a value into text")
+        self.budget.charge(self.budget.measure(value)[0], "turning a value into text")
         return str(value)
 
     def call_binop(self, context, operator, left, right):
@@ -353,7 +355,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
         elif operator == "+" and hasattr(left, "__len__") and hasattr(right, "__len__"):
             self.budget.charge(_cost(left) + _cost(right), "joining sequences with +")
         elif operator == "%" and isinstance(left, str):
-            self.budget.charge(_printf_size(left, right, limit), "% formatting")
+            self.budget.charge(_printf_size(left, right, self.budget), "% formatting")
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's convention
@@ -370,14 +372,14 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
                 env.budget.charge(len(owner) + owner.count("\t" if isinstance(owner, str) else b"\t") *
                                   max(_width(first), 0), "str.expandtabs")
             elif name == "replace" and len(args) >= 2:
-                env.budget.charge(_replace_size(owner, first, args[1], args[2] if len(args) > 2 else -1, limit),
+                env.budget.charge(_replace_size(owner, first, args[1], args[2] if len(args) > 2 else -1, env.budget),
                                   "str.replace")
             elif name == "join":
                 items = list(env.loop_steps(first))
-                env.budget.charge(sum(measure(x, limit)[0] for x in items) + len(owner) * len(items), "str.join")
+                env.budget.charge(sum(env.budget.measure(x)[0] for x in items) + len(owner) * len(items), "str.join")
                 args = (items, *args[1:])
             elif name == "translate" and isinstance(first, dict):
-                longest = max([measure(v, limit)[0] for v in first.values()] + [1])
+                longest = max([env.budget.measure(v)[0] for v in first.values()] + [1])
                 env.budget.charge(len(owner) * longest, "str.translate")
             elif name == "encode":
                 env.budget.charge(4 * len(owner), "str.encode")
@@ -437,17 +439,17 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
         return next((a[n] for n in names if n in a), None)
 
     def _before_center(self, a):
-        self.budget.charge(max(_width(a.get("width")), measure(a.get("value"), self.budget.left)[0]), "center")
+        self.budget.charge(max(_width(a.get("width")), self.budget.measure(a.get("value"))[0]), "center")
 
     def _before_indent(self, a):
         s, width = a.get("s"), a.get("width")
         pad = len(width) if isinstance(width, str) else max(_width(width), 0)
-        lines = s.count("\n") + 2 if isinstance(s, str) else measure(s, self.budget.left)[0] + 2
-        self.budget.charge(measure(s, self.budget.left)[0] + lines * pad, "indent")
+        lines = s.count("\n") + 2 if isinstance(s, str) else self.budget.measure(s)[0] + 2
+        self.budget.charge(self.budget.measure(s)[0] + lines * pad, "indent")
 
     def _before_wordwrap(self, a):
         s, wrap = a.get("s"), a.get("wrapstring")
-        size = measure(s, self.budget.left)[0]
+        size = self.budget.measure(s)[0]
         self.budget.charge(size + (size + 1) * (len(wrap) if isinstance(wrap, str) else 1), "wordwrap")
 
     def _before_batch(self, a):
@@ -462,16 +464,16 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def _before_format(self, a):
         self.budget.charge(_printf_size(a.get("value"), tuple(a.get("args", ())) + tuple(
-            a.get("kwargs", {}).values()), self.budget.left), "format")
+            a.get("kwargs", {}).values()), self.budget), "format")
 
     def _before_replace(self, a):
-        self.budget.charge(_replace_size(a.get("s"), a.get("old"), a.get("new"), a.get("count"), self.budget.left),
+        self.budget.charge(_replace_size(a.get("s"), a.get("old"), a.get("new"), a.get("count"), self.budget),
                            "replace")
 
     def _before_join(self, a):
         items = list(self.loop_steps(a["value"]))
         sep = a.get("d")
-        self.budget.charge(sum(measure(x, self.budget.left)[0] for x in items) +
+        self.budget.charge(sum(self.budget.measure(x)[0] for x in items) +
                            len(items) * (len(sep) if isinstance(sep, str) else 1), "join")
         return {"value": items}
 
@@ -487,12 +489,12 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def _before_tojson(self, a):
         x, indent = a.get("x"), a.get("indent")
-        size, depth = measure(x, self.budget.left)
+        size, depth = self.budget.measure(x)
         pad = len(indent) if isinstance(indent, str) else max(_width(indent), 0)
         self.budget.charge(size + (size + 1) * (pad * depth + 1 if indent is not None else 0), "tojson")
 
     def _before_string(self, a):
-        self.budget.charge(measure(self._value(a, "value", "s"), self.budget.left)[0], "string")
+        self.budget.charge(self.budget.measure(self._value(a, "value", "s"))[0], "string")
 
     _before_pprint = _before_string
 

@@ -172,8 +172,8 @@ def check_text(text: str, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise InputError(f"{what}: the text holds {show(text[e.start:e.end])} at position {e.start}, a lone "
-                         f"surrogate that is not valid Unicode text") from None
+        raise InputError(f"{what}: the text is not valid Unicode: it holds {show(text[e.start:e.end])} at position "
+                         f"{e.start}, a lone surrogate (bytes that were not UTF-8 often become one)") from None
 
 
 def check_ids(ids) -> list[int]:
