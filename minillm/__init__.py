@@ -13,7 +13,7 @@ Legend of dimension names, used in every shape comment:
     F MLP width (intermediate_size)     V vocab size     L layers
 """
 
-from .errors import CheckpointError, ConfigError, InputError, MinillmError, TokenizerError
+from .errors import CheckpointError, ConfigError, InputError, MinillmError, MinillmWarning, TokenizerError
 # reading checkpoints
 from .checkpoint.bundled import default_model_path
 from .checkpoint.config import QwenConfig, load_config, parse_config
@@ -36,5 +36,6 @@ __version__ = "0.1.0"
 __all__ = [
     "default_model_path", "resolve_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
-    "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "CheckpointWarning",
+    "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
+    "CheckpointWarning",
 ]

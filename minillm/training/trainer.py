@@ -22,6 +22,7 @@ state, so N steps in one go and N/2 + N/2 with a restart in between give bit-ide
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -53,6 +54,7 @@ class TrainConfig:
     train_tokens: str
     val_tokens: str | None = None
     tokenizer: str | None = None  # a directory whose tokenizer files are copied into each checkpoint
+    init_from: str | None = None  # start from this checkpoint's weights (a second stage), not from random ones
     generation_config: dict = field(default_factory=dict)
     seed: int = 0
     steps: int = 1000
@@ -128,12 +130,28 @@ class Trainer:
                                     f"or choose a new directory")
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "recipe.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
-            self.model = Model(self.config, init_weights(self.config, cfg.seed))
+            self.model = Model(self.config, self._initial_weights())
             self.opt = AdamWState()
             self.rng = np.random.default_rng(cfg.seed)
             self.step = 0
             self.elapsed = 0.0
         self.params = named_tensors(self.model.weights)  # name -> the model's own arrays (updated in place)
+
+    def _initial_weights(self):
+        """Random weights (init.py), or those of ``init_from`` when this run continues an earlier one."""
+        if not self.cfg.init_from:
+            return init_weights(self.config, self.cfg.seed)
+        from ..checkpoint.config import load_config
+        from ..checkpoint.loading import load_model
+        source = Path(self.cfg.init_from)
+        theirs = dataclasses.replace(load_config(source), dtype=self.config.dtype)  # storage dtype may differ
+        if theirs != self.config:
+            raise TrainingError(f"init_from {source}: its config.json differs from the recipe's model "
+                                f"(both must describe the same architecture)")
+        master = source / "trainer_state" / "master.safetensors"
+        if master.is_file():  # the float32 weights the earlier run ended with, not their BF16 rounding
+            return build_weights(self.config, SafetensorsFile(master).get_float32)
+        return load_model(source).weights
 
     # -- saving and resuming ------------------------------------------------------------------------------
 
