@@ -17,13 +17,19 @@ valid input accepted. The exit status is 0 when it holds, 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
-import sys
-import time
-from collections import Counter, defaultdict
-from pathlib import Path
+import os
+
+# One BLAS thread per child: a campaign runs thousands of short children with small matrices, and BLAS
+# threads spinning on a busy machine make small products many times slower. (Set before NumPy loads.)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter, defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

@@ -82,10 +82,15 @@ def check_range(value, name: str, source: str, error: type[Exception], low=None,
     """Raise ``error`` unless low <= value <= high and value > above (each bound optional)."""
     if (low is not None and value < low) or (high is not None and value > high) or (
             above is not None and not value > above):
-        lower = f"> {above:g}" if above is not None else f">= {low:g}" if low is not None else ""
-        upper = f"<= {high:g}" if high is not None else ""
+        lower = f"> {_num(above)}" if above is not None else f">= {_num(low)}" if low is not None else ""
+        upper = f"<= {_num(high)}" if high is not None else ""
         expected = " and ".join(b for b in (lower, upper) if b)
-        raise error(f"{source}: {name}: expected a number {expected}, found {show(value)}")
+        raise error(f"{source}: {name}: expected a{'n integer' if isinstance(value, int) else ' number'} "
+                    f"{expected}, found {show(value)}")
+
+
+def _num(bound) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
 
 
 def token_id_list(value, name: str, source: str, error: type[Exception] = ConfigError) -> list[int]:
