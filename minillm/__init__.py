@@ -3,6 +3,9 @@
     import minillm
     model = minillm.load_model("weights/tiny-qwen2")       # or a Hub id: "Qwen/Qwen2.5-0.5B-Instruct"
     logits = model.forward([1, 2, 3])                      # [T] -> [T, V] float32
+    loss, grads = minillm.loss_and_grads(model, [1, 2, 3]) # next-token loss, {tensor name: gradient}
+
+To learn the architecture, start with minillm/model/plain.py: the whole forward pass as one function.
 
 Legend of dimension names, used in every shape comment:
     B batch      T new tokens in this call      S key positions (cached + new)
@@ -10,7 +13,7 @@ Legend of dimension names, used in every shape comment:
     F MLP width (intermediate_size)     V vocab size     L layers
 """
 
-from .errors import CheckpointError, ConfigError, InputError, MinillmError, TokenizerError
+from .errors import CheckpointError, ConfigError, InputError, MinillmError, MinillmWarning, TokenizerError
 # reading checkpoints
 from .checkpoint.bundled import default_model_path
 from .checkpoint.config import QwenConfig, load_config, parse_config
@@ -20,6 +23,8 @@ from .checkpoint.loading import CheckpointWarning, load_model
 # the model
 from .model.cache import KVCache
 from .model.transformer import Model
+# training
+from .backward import loss_and_grads
 # text
 from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
 # generation
@@ -29,7 +34,8 @@ from .generation.sampling import SamplingParams
 __version__ = "0.1.0"
 
 __all__ = [
-    "default_model_path", "resolve_model_path", "load_model", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
+    "default_model_path", "resolve_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
-    "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "CheckpointWarning",
+    "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
+    "CheckpointWarning",
 ]

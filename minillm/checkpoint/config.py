@@ -9,6 +9,13 @@ Two layouts of config.json exist in the wild, and both must give the same number
 
 Trap: a v5 file has *no* top-level ``rope_theta``. Code that reads ``cfg.get("rope_theta", 10000)`` silently
 runs a Qwen model (theta 1e6) with theta 1e4. We look inside ``rope_parameters`` first.
+
+Every field is read through ``FieldReader`` (fields.py), which checks its type and range as the file is
+read: a config is untrusted input, and a size used before it is checked (10 million layers), an integer
+that overflows later (a sliding window of 2**63) or a RoPE factor that makes every logit NaN must fail here,
+naming the field. The RoPE frequencies are computed once at the end, so parameters whose math fails (a
+zero original_max_position_embeddings) fail here too, not at the first forward. The sizes are compared
+with the weights (loading.py) before anything is built from them.
 """
 
 from __future__ import annotations
@@ -17,13 +24,19 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import ConfigError
+from .fields import FLOAT32_TINY, REQUIRED as _REQUIRED, FieldReader, show, token_id_list
 from .jsonfile import read_json_object
+from .paths import checkpoint_file, user_path
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3")
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
+MAX_LAYERS = 4096  # checked before the per-layer list is built; the weights then fix the real count
+MAX_ATTENTION_SCALING = 100.0  # YaRN's cos/sin factor: about 1 to 2 in practice; far larger overflows scores
 
-_REQUIRED = object()
+_FieldReader = FieldReader  # the name this module used before fields.py existed
 
 
 @dataclass(frozen=True)
@@ -91,36 +104,44 @@ class QwenConfig:
 
 def load_config(path: str | Path) -> QwenConfig:
     """Read ``config.json`` from a checkpoint directory (or the file itself) into a QwenConfig."""
-    path = Path(path).expanduser()
-    file = path / "config.json" if path.is_dir() else path
-    if not file.is_file():
-        raise ConfigError(f"{file}: no config.json found (expected a Hugging Face checkpoint directory)")
-    return parse_config(read_json_object(file, ConfigError), source=str(file))
+    path = user_path(path, ConfigError, "checkpoint directory or config.json")
+    try:
+        is_dir = path.is_dir()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{show(str(path))}: not a usable path ({getattr(e, 'strerror', None) or e})") from None
+    if is_dir:  # a checkpoint's config.json: the checkpoint file rule applies (paths.py)
+        file = checkpoint_file(path, "config.json", ConfigError)
+        shown = path / "config.json"
+    else:  # a config file the user named explicitly
+        file = path if path.is_file() else None
+        shown = path
+    if file is None:
+        raise ConfigError(f"{show(str(shown))}: no config.json found (expected a Hugging Face checkpoint "
+                          f"directory)")
+    return parse_config(read_json_object(file, ConfigError), source=str(shown))
 
 
 def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
     """Turn the dict of a config.json (either layout) into a validated QwenConfig."""
-    get = _FieldReader(raw, source)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a JSON object (a dict), found {type(raw).__name__}")
+    get = FieldReader(raw, source)
 
     model_type = get("model_type", str)
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ConfigError(
-            f"{source}: model_type {model_type!r} is not supported; "
+            f"{source}: model_type {show(model_type)} is not supported; "
             f"minillm implements the dense Qwen models: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     hidden_act = get("hidden_act", str, "silu")
     if hidden_act != "silu":
-        raise ConfigError(f"{source}: hidden_act: expected 'silu' (SwiGLU), found {hidden_act!r}")
+        raise ConfigError(f"{source}: hidden_act: expected 'silu' (SwiGLU), found {show(hidden_act)}")
 
-    hidden = get("hidden_size", int)
-    heads = get("num_attention_heads", int)
-    kv_heads = get("num_key_value_heads", int, None)  # (transformers takes its class default 32 when the field
-    kv_heads = heads if kv_heads is None else kv_heads  # is missing; every checkpoint states it)
-    layers = get("num_hidden_layers", int)
-    for name, value in (("hidden_size", hidden), ("num_attention_heads", heads),
-                        ("num_key_value_heads", kv_heads), ("num_hidden_layers", layers)):
-        if value <= 0:
-            raise ConfigError(f"{source}: {name}: expected a positive integer, found {value}")
+    # Sizes: positive, 32-bit; the layer count also bounded, since a list per layer is built below.
+    hidden = get("hidden_size", int, low=1)
+    heads = get("num_attention_heads", int, low=1)
+    kv_heads = get("num_key_value_heads", int, heads, low=1)
+    layers = get("num_hidden_layers", int, low=1, high=MAX_LAYERS)
     if heads % kv_heads:
         raise ConfigError(
             f"{source}: num_attention_heads ({heads}) must be divisible by num_key_value_heads ({kv_heads}) "
@@ -128,13 +149,13 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
         )
 
     # Qwen2 has no head_dim field (it is D // H); Qwen3 states it, and H * Dh may differ from D.
-    head_dim = get("head_dim", int, None)
+    head_dim = get("head_dim", int, None, low=1)
     if head_dim is None:
         if hidden % heads:
             raise ConfigError(f"{source}: hidden_size ({hidden}) is not divisible by num_attention_heads ({heads})"
                               f" and no head_dim is given")
         head_dim = hidden // heads
-    if head_dim <= 0 or head_dim % 2:
+    if head_dim % 2:
         raise ConfigError(f"{source}: head_dim: expected a positive even integer (RoPE rotates pairs), "
                           f"found {head_dim}")
 
@@ -148,9 +169,7 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
 
     # Sliding window: transformers forces sliding_window to None when use_sliding_window is false.
     use_sliding_window = get("use_sliding_window", bool, False)
-    sliding_window = get("sliding_window", int, None) if use_sliding_window else None
-    if sliding_window is not None and sliding_window <= 0:
-        raise ConfigError(f"{source}: sliding_window: expected a positive integer, found {sliding_window}")
+    sliding_window = get("sliding_window", int, None, low=1) if use_sliding_window else None
     max_window_layers = get("max_window_layers", int, 28)
     layer_types = get("layer_types", list, None)
     if layer_types is None:  # v4 layout: derive, as transformers does
@@ -161,135 +180,124 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
     if len(layer_types) != layers or any(t not in ("full_attention", "sliding_attention") for t in layer_types):
         raise ConfigError(
             f"{source}: layer_types: expected {layers} entries of 'full_attention'/'sliding_attention', "
-            f"found {layer_types!r}"
+            f"found {show(layer_types)}"
         )
 
-    eos = raw.get("eos_token_id")
-    eos_ids = _token_id_list(eos, "eos_token_id", source)
-
+    max_position_embeddings = get("max_position_embeddings", int, 32768, low=1)
     cfg = QwenConfig(
         model_type=model_type,
-        vocab_size=get("vocab_size", int),
+        vocab_size=get("vocab_size", int, low=1),
         hidden_size=hidden,
-        intermediate_size=get("intermediate_size", int),
+        intermediate_size=get("intermediate_size", int, low=1),
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
         head_dim=head_dim,
-        rms_norm_eps=get("rms_norm_eps", float, 1e-6),
-        max_position_embeddings=get("max_position_embeddings", int, 32768),
+        # added to a mean of squares in float32: below float32's smallest normal number it would vanish
+        rms_norm_eps=get("rms_norm_eps", float, 1e-6, low=FLOAT32_TINY, high=1.0),
+        max_position_embeddings=max_position_embeddings,
         tie_word_embeddings=get("tie_word_embeddings", bool, False),
         qkv_bias=qkv_bias,
         o_proj_bias=o_proj_bias,
         qk_norm=qk_norm,
-        rope=_parse_rope(raw, get, source),
+        rope=_parse_rope(raw, get, source, head_dim, max_position_embeddings),
         sliding_window=sliding_window,
         layer_types=tuple(layer_types),
         bos_token_id=get("bos_token_id", int, None),
-        eos_token_ids=tuple(eos_ids),
+        eos_token_ids=tuple(token_id_list(raw.get("eos_token_id"), "eos_token_id", source)),
         dtype=get("dtype", str, None) or get("torch_dtype", str, None),
     )
-    for name in ("vocab_size", "intermediate_size", "max_position_embeddings"):
-        if getattr(cfg, name) <= 0:
-            raise ConfigError(f"{source}: {name}: expected a positive integer, found {getattr(cfg, name)}")
-    if not cfg.rms_norm_eps > 0:
-        raise ConfigError(f"{source}: rms_norm_eps: expected a positive number, found {cfg.rms_norm_eps}")
     return cfg
 
 
-def _parse_rope(raw: dict, get: "_FieldReader", source: str) -> RopeConfig:
-    """RoPE settings from either layout (spec 1.2): rope_parameters (v5) or rope_scaling + rope_theta (v4)."""
-    # A file with both (a v4 rope_scaling added to a v5 file): transformers 5 converts rope_scaling, ignoring the other.
+def _parse_rope(raw: dict, get: FieldReader, source: str, head_dim: int = 2,
+                max_position_embeddings: int | None = None) -> RopeConfig:
+    """RoPE settings from either layout: rope_parameters (v5) or rope_scaling + rope_theta (v4).
+
+    As transformers 5 reads a file: ``rope_scaling`` if present (a v4 rope_scaling beside v5 rope_parameters is
+    converted, the other ignored), else ``rope_parameters``; theta inside it, else the top-level ``rope_theta``,
+    else 10000; the kind under ``rope_type`` or the legacy ``type``.
+    """
     rp = raw.get("rope_scaling") or raw.get("rope_parameters") or {}
     where = "rope_scaling" if raw.get("rope_scaling") else "rope_parameters"
     if not isinstance(rp, dict):
         raise ConfigError(f"{source}: {where}: expected an object or null, found {type(rp).__name__}")
     if rp and all(isinstance(v, dict) for v in rp.values()):
-        raise ConfigError(f"{source}: {where}: RoPE parameters nested per layer type ({sorted(rp)}) are not "
+        raise ConfigError(f"{source}: {where}: RoPE parameters nested per layer type ({show(sorted(rp))}) are not "
                           f"supported by Qwen dense models")
-    sub = _FieldReader(rp, f"{source}: {where}")
+    sub = FieldReader(rp, f"{source}: {where}")
     rope_type = sub("rope_type", str, None) or sub("type", str, "default")
     if rope_type not in ROPE_TYPES:
-        raise ConfigError(f"{source}: {where}.rope_type: unknown RoPE type {rope_type!r}; "
+        raise ConfigError(f"{source}: {where}.rope_type: unknown RoPE type {show(rope_type)}; "
                           f"supported: {', '.join(ROPE_TYPES)}")
-    theta = sub("rope_theta", float, None)
+    theta = sub("rope_theta", float, None, above=1)
     if theta is None:
-        theta = get("rope_theta", float, 10000.0)
-    if not theta > 1:
-        raise ConfigError(f"{source}: rope_theta: expected a number > 1, found {theta}")
+        theta = get("rope_theta", float, 10000.0, above=1)
 
+    # transformers requires factor >= 1 for every scaled type ("must be a float >= 1"): it slows rotations
     needs_factor = rope_type != "default"
-    factor = sub("factor", float, _REQUIRED if needs_factor and rope_type != "yarn" else None)
-    max_pos = get("max_position_embeddings", int, 32768)
-    original = sub("original_max_position_embeddings", int, None)
+    factor = sub("factor", float, _REQUIRED if needs_factor and rope_type != "yarn" else None, low=1)
+    max_pos = get("max_position_embeddings", int, 32768, low=1) if max_position_embeddings is None \
+        else max_position_embeddings
+    original = sub("original_max_position_embeddings", int, None, low=1)
     if rope_type in ("yarn", "llama3"):
         # transformers 5: a top-level original_max_position_embeddings wins (kept for Phi-3-style files), then
         # the one inside the RoPE parameters, then max_position_embeddings
-        original = get("original_max_position_embeddings", int, None) or original or max_pos
+        original = get("original_max_position_embeddings", int, None, low=1) or original or max_pos
     if rope_type == "yarn" and factor is None:
         factor = max_pos / original  # transformers: factor defaults to the context-length ratio
+        if factor < 1:
+            raise ConfigError(f"{source}: {where}: no factor, and the default max_position_embeddings / "
+                              f"original_max_position_embeddings = {factor:g} is below 1")
     if factor is None:
         factor = 1.0
-    if needs_factor and not factor > 0:
-        raise ConfigError(f"{source}: {where}.factor: expected a positive number, found {factor}")
-    if rope_type == "dynamic" and not factor >= 1:
-        raise ConfigError(f"{source}: {where}.factor: dynamic RoPE needs factor >= 1, found {factor}")
+    if rope_type == "dynamic" and head_dim <= 2:
+        raise ConfigError(f"{source}: {where}: dynamic RoPE needs head_dim > 2 (its base grows as "
+                          f"Dh / (Dh - 2)), found head_dim {head_dim}")
+    low_freq = sub("low_freq_factor", float, _REQUIRED if rope_type == "llama3" else 1.0, above=0)
+    high_freq = sub("high_freq_factor", float, _REQUIRED if rope_type == "llama3" else 4.0, above=0)
+    if rope_type == "llama3" and not high_freq > low_freq:
+        raise ConfigError(f"{source}: {where}: llama3 RoPE needs high_freq_factor > low_freq_factor (it blends "
+                          f"between the two wavelengths), found {high_freq:g} and {low_freq:g}")
 
-    return RopeConfig(
+    rope = RopeConfig(
         rope_type=rope_type,
         theta=theta,
         factor=factor,
         original_max_position_embeddings=original,
-        attention_factor=sub("attention_factor", float, None),
-        beta_fast=sub("beta_fast", float, None) or 32.0,
-        beta_slow=sub("beta_slow", float, None) or 1.0,
+        attention_factor=sub("attention_factor", float, None, above=0, high=MAX_ATTENTION_SCALING),
+        beta_fast=sub("beta_fast", float, 32.0, above=0),
+        beta_slow=sub("beta_slow", float, 1.0, above=0),
         mscale=sub("mscale", float, None),
         mscale_all_dim=sub("mscale_all_dim", float, None),
         truncate=sub("truncate", bool, True),
-        low_freq_factor=sub("low_freq_factor", float, _REQUIRED if rope_type == "llama3" else 1.0),
-        high_freq_factor=sub("high_freq_factor", float, _REQUIRED if rope_type == "llama3" else 4.0),
+        low_freq_factor=low_freq,
+        high_freq_factor=high_freq,
     )
+    _check_rope_math(rope, head_dim, max_pos, f"{source}: {where}")
+    return rope
+
+
+def _check_rope_math(rope: RopeConfig, head_dim: int, max_pos: int, where: str) -> None:
+    """Compute the frequencies once, as the forward pass will: a combination whose math fails (a division by
+    zero, a log of zero, an overflow to inf) or gives unusable numbers is refused now, naming the block."""
+    from ..model.rope import rope_frequencies  # rope.py imports RopeConfig from here: import at call time
+
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+            inv_freq, scaling = rope_frequencies(head_dim, rope, max_pos)
+    except (ArithmeticError, ValueError) as e:  # ZeroDivisionError, OverflowError, FloatingPointError, math domain
+        raise ConfigError(f"{where}: these {rope.rope_type} RoPE parameters do not give usable frequencies "
+                          f"({type(e).__name__}: {e})") from None
+    if not (np.isfinite(inv_freq).all() and (inv_freq >= 0).all()):
+        raise ConfigError(f"{where}: these {rope.rope_type} RoPE parameters give non-finite or negative "
+                          f"frequencies")
+    if not (math.isfinite(scaling) and 0 < scaling <= MAX_ATTENTION_SCALING):
+        raise ConfigError(f"{where}: the attention scaling these {rope.rope_type} RoPE parameters give "
+                          f"(mscale / mscale_all_dim / attention_factor) is {scaling:g}; expected a number in "
+                          f"(0, {MAX_ATTENTION_SCALING:g}]")
 
 
 def _token_id_list(value, name: str, source: str) -> list[int]:
-    """eos_token_id may be null, one id, or a list of ids."""
-    if value is None:
-        return []
-    values = value if isinstance(value, list) else [value]
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-        raise ConfigError(f"{source}: {name}: expected a token id or a list of token ids, found {value!r}")
-    return list(values)
-
-
-class _FieldReader:
-    """``get(name, type, default)``: read one field of a JSON object, checking its type.
-
-    A missing field takes the default (or is an error when there is none); ``null`` also means the default.
-    ints are accepted where floats are expected (Qwen3 writes ``"rope_theta": 1000000``), bools never count
-    as ints.
-    """
-
-    def __init__(self, obj: dict, source: str):
-        self.obj, self.source = obj, source
-
-    def __call__(self, name: str, kind: type, default=_REQUIRED):
-        value = self.obj.get(name)
-        if value is None:
-            if default is _REQUIRED:
-                raise ConfigError(f"{self.source}: required field {name!r} is missing")
-            return default
-        ok = {
-            int: isinstance(value, int) and not isinstance(value, bool),
-            float: isinstance(value, (int, float)) and not isinstance(value, bool),
-            bool: isinstance(value, bool),
-            str: isinstance(value, str),
-            list: isinstance(value, list),
-        }[kind]
-        if not ok:
-            raise ConfigError(f"{self.source}: field {name!r}: expected {kind.__name__}, "
-                              f"found {type(value).__name__} {value!r}")
-        if kind is float:
-            value = float(value)
-            if not math.isfinite(value):
-                raise ConfigError(f"{self.source}: field {name!r}: expected a finite number, found {value}")
-        return value
+    """eos_token_id may be null, one id, or a list of ids (fields.token_id_list)."""
+    return token_id_list(value, name, source)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .jsonfile import read_json_object
 from ..errors import ConfigError
+from .fields import FieldReader, token_id_list
+from .jsonfile import read_json_object
+from .paths import checkpoint_file, user_path
 
 
 @dataclass(frozen=True)
@@ -31,29 +33,27 @@ class GenerationConfig:
 
 
 def load_generation_config(directory: str | Path) -> GenerationConfig:
-    """generation_config.json of a checkpoint directory; an empty config when the file is absent."""
-    file = Path(directory) / "generation_config.json"
-    if not file.is_file():
+    """generation_config.json of a checkpoint directory; an empty config when the file is absent.
+
+    Every field is type- and range-checked as the file is read (fields.py), with the ranges sampling
+    needs, so a bad file fails at load time naming the file, not at the first generate() blaming the caller.
+    """
+    directory = user_path(directory, ConfigError)
+    file = checkpoint_file(directory, "generation_config.json", ConfigError)
+    if file is None:
         return GenerationConfig()
+    from ..generation.sampling import SETTINGS, check_setting  # the ranges sampling needs, in one place
+
     raw = read_json_object(file, ConfigError)
-
-    def number(name, kind):
-        value = raw.get(name)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and isinstance(value, float)):
-            raise ConfigError(f"{file}: field {name!r}: expected {kind.__name__}, found {value!r}")
-        return kind(value)
-
-    eos = raw.get("eos_token_id")
-    eos_list = eos if isinstance(eos, list) else ([] if eos is None else [eos])
-    if not all(isinstance(e, int) and not isinstance(e, bool) for e in eos_list):
-        raise ConfigError(f"{file}: eos_token_id: expected a token id or a list of ids, found {eos!r}")
-    do_sample = raw.get("do_sample", False)
-    if not isinstance(do_sample, bool):
-        raise ConfigError(f"{file}: do_sample: expected bool, found {do_sample!r}")
+    get = FieldReader(raw, str(directory / "generation_config.json"))
+    sampling = {}
+    for name, (kind, _, _) in SETTINGS.items():
+        value = get(name, kind, None)
+        sampling[name] = None if value is None else check_setting(name, value, ConfigError, f"{get.source}: ")
     return GenerationConfig(
-        do_sample=do_sample, temperature=number("temperature", float), top_k=number("top_k", int),
-        top_p=number("top_p", float), min_p=number("min_p", float),
-        repetition_penalty=number("repetition_penalty", float), eos_token_ids=tuple(eos_list),
-        pad_token_id=number("pad_token_id", int), max_new_tokens=number("max_new_tokens", int), extra=raw)
+        do_sample=get("do_sample", bool, False),
+        **sampling,
+        eos_token_ids=tuple(token_id_list(raw.get("eos_token_id"), "eos_token_id", get.source)),
+        pad_token_id=get("pad_token_id", int, None),
+        max_new_tokens=get("max_new_tokens", int, None),
+        extra=raw)

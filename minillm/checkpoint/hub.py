@@ -31,6 +31,7 @@ import re
 from pathlib import Path
 
 from ..errors import CheckpointError
+from .paths import user_path
 
 # huggingface_hub's rule for a repository id (utils/_validators.py): "org/name", each part of word characters,
 # "-" and ".", starting and ending with a word character; "--" and ".." are not allowed.
@@ -81,8 +82,12 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     * anything else: the path as given, for the loader to report.
     Raises CheckpointError naming the id and the cache searched when a Hub id cannot be found.
     """
-    path = Path(name_or_path).expanduser()
-    if not isinstance(name_or_path, str) or path.exists():
+    path = user_path(name_or_path, CheckpointError)  # ~ expanded; a non-path or ~nosuchuser: a clear error
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a name too long for the file system: let the loader report it
+        return path
+    if not isinstance(name_or_path, str) or exists:
         return path  # a directory that exists always wins over an id of the same spelling
     parsed = parse_hub_id(name_or_path)
     if parsed is None:

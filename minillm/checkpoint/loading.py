@@ -12,15 +12,17 @@ half-loaded: every expected tensor present, with the shape the config implies an
 tensor is read once through the memory map and widened to float32 (BF16 exactly), one at a time, so the
 peak memory is the float32 model, not the float32 model plus a copy of every file.
 
-A shard index is untrusted: a shard name must be a plain file inside the checkpoint directory. ``../x``, an
-absolute path, or a file that is a symlink to somewhere else is refused, because loading a "model" must never
-read files elsewhere on the machine. (A snapshot of the Hugging Face cache is the one exception: its files are
-symlinks into ``blobs/`` of the same ``models--org--name`` folder, see hub.py.)
+Every file is opened through ``checkpoint_file`` (paths.py): a regular file inside the checkpoint directory
+(or its Hugging Face cache folder), so a shard named ``../x`` or a config.json linked elsewhere is refused,
+because loading a "model" must never read files elsewhere on the machine. The config's sizes are compared
+with the weights before anything is built from them: a config claiming 10 million layers fails at once.
+(A snapshot of the Hugging Face cache may link into blobs/ of its own models--org--name folder, see hub.py.)
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,10 +31,12 @@ from typing import Callable
 import numpy as np
 
 from .config import QwenConfig, load_config
+from .fields import show
 from .jsonfile import read_json_object
-from ..errors import CheckpointError
+from ..errors import CheckpointError, MinillmWarning
 from .generation_config import load_generation_config
-from .hub import checkpoint_root, resolve_model_path
+from .hub import resolve_model_path
+from .paths import checkpoint_directory, checkpoint_file
 from .safetensors_file import FLOAT_DTYPES, SafetensorsFile
 from .weights import ModelWeights, build_weights, expected_shapes, shape_origin
 
@@ -40,51 +44,61 @@ SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 
 
-class CheckpointWarning(UserWarning):
+class CheckpointWarning(MinillmWarning):
     """Something in a checkpoint that loads but deserves the user's attention (extra tensors, a stored head)."""
 
 
 def open_checkpoint(directory: str | Path) -> dict[str, SafetensorsFile]:
     """Map every tensor name of the checkpoint to the open (header-validated) file that holds it."""
-    directory = Path(directory)
-    single = directory / SINGLE_FILE
-    if single.is_file():  # transformers' order too: the single file first, then the index
+    directory = checkpoint_directory(directory, CheckpointError)
+    single = checkpoint_file(directory, SINGLE_FILE, CheckpointError)
+    if single is not None:  # transformers' order too: the single file first, then the index
         f = SafetensorsFile(single)
         return {name: f for name in f.tensors}
-    index_path = directory / INDEX_FILE
-    if index_path.is_file():
+    index_path = checkpoint_file(directory, INDEX_FILE, CheckpointError)
+    if index_path is not None:
         return _open_shards(directory, index_path)
     others = sorted(p.name for p in directory.glob("*.safetensors"))
-    hint = f"; found {others}, but no {INDEX_FILE} naming them" if others else ""
+    hint = f"; found {show(others)}, but no {INDEX_FILE} naming them" if others else ""
     raise CheckpointError(f"{directory}: no weights: expected {SINGLE_FILE} or {INDEX_FILE}{hint}")
 
 
 def _open_shards(directory: Path, index_path: Path) -> dict[str, SafetensorsFile]:
+    shown = directory / INDEX_FILE
     index = read_json_object(index_path, CheckpointError)
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-        raise CheckpointError(f"{index_path}: expected an object with a 'weight_map' of tensor name -> shard file")
+        raise CheckpointError(f"{shown}: expected an object with a 'weight_map' of tensor name -> shard file")
 
-    root = checkpoint_root(directory)  # the directory, or a Hub cache snapshot's models--* folder (hub.py)
     shards: dict[str, SafetensorsFile] = {}
     located: dict[str, SafetensorsFile] = {}
     for name, shard in weight_map.items():
         if shard not in shards:
-            shard_path = (directory / shard).resolve()
-            # Security boundary: a shard must be a file inside the checkpoint directory tree, symlinks followed
-            # (in the Hugging Face cache, a snapshot's files are symlinks into the same models--* folder).
-            if Path(shard).is_absolute() or ".." in Path(shard).parts or root not in shard_path.parents:
-                raise CheckpointError(f"{index_path}: shard path {shard!r} (for tensor {name!r}) leaves the "
-                                      f"checkpoint directory; refused")
-            if not shard_path.is_file():
-                raise CheckpointError(f"{index_path}: tensor {name!r} is mapped to shard {shard!r}, "
+            # Security boundary (paths.py): a shard must be a regular file inside the checkpoint directory.
+            label = f"{shown}: shard path {show(shard)} (for tensor {show(name)})"
+            shard_path = checkpoint_file(directory, shard, CheckpointError, label)
+            if shard_path is None:
+                raise CheckpointError(f"{shown}: tensor {show(name)} is mapped to shard {show(shard)}, "
                                       f"which does not exist in {directory}")
             shards[shard] = SafetensorsFile(shard_path)
         if name not in shards[shard].tensors:
-            raise CheckpointError(f"{index_path}: tensor {name!r} is mapped to {shard!r}, but that file "
+            raise CheckpointError(f"{shown}: tensor {show(name)} is mapped to {show(shard)}, but that file "
                                   f"does not contain it")
         located[name] = shards[shard]
     return located
+
+
+def check_layer_count(files: dict, config: QwenConfig, directory) -> None:
+    """The config's num_hidden_layers against the layers the weights hold, before anything is built per layer.
+
+    A config may claim fewer layers than the files hold (the rest are reported as unused tensors), never more.
+    """
+    held = {int(m.group(1)) for name in files if (m := re.match(r"model\.layers\.(\d{1,9})\.", name))}
+    count = max(held) + 1 if held else 0
+    if config.num_hidden_layers > count:
+        found = f"{count} layers (model.layers.0 .. model.layers.{count - 1})" if count else "no model.layers.*"
+        raise CheckpointError(f"{directory}: checkpoint does not match config.json: num_hidden_layers is "
+                              f"{config.num_hidden_layers}, but the weights hold {found}")
 
 
 def read_checkpoint(directory: str | Path, config: QwenConfig,
@@ -95,6 +109,7 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
     ``progress(done, total)`` is called after each tensor (the CLI draws a bar with it).
     """
     files = open_checkpoint(directory)
+    check_layer_count(files, config, directory)
     tied = config.tie_word_embeddings
     has_head = "lm_head.weight" in files
     expected = expected_shapes(config, with_lm_head=(not tied) or has_head)
@@ -123,8 +138,8 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
                       f"{config.model_type} model and were ignored: {shown}", CheckpointWarning, stacklevel=3)
 
     if tied and has_head:
-        # Qwen3-0.6B stores lm_head.weight although tie_word_embeddings is true (spec 2.3). transformers 5
-        # ties only when the two are equal, and otherwise uses the stored head; so do we.
+        # Qwen3-0.6B stores lm_head.weight although tie_word_embeddings is true. transformers 5 ties only
+        # when the two are equal, and otherwise uses the stored head (transformers 4 always tied); so do we.
         same = np.array_equal(files["lm_head.weight"].raw("lm_head.weight"),
                               files["model.embed_tokens.weight"].raw("model.embed_tokens.weight"))
         tied = same
@@ -152,12 +167,9 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
     ``path``: a checkpoint directory, or a Hub id ``"Qwen/Qwen2.5-0.5B-Instruct"`` (optionally ``@revision``)
     found in the local Hugging Face cache, or downloaded when huggingface_hub is installed (hub.py).
     """
-    from ..model.transformer import Model  # model.py imports nothing from here; keep the dependency one way
+    from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
 
-    path = resolve_model_path(path)
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: not a directory (expected a checkpoint directory with config.json "
-                              f"and safetensors weights)")
+    path = checkpoint_directory(resolve_model_path(path), CheckpointError)
     config = load_config(path)
     weights, unexpected = read_checkpoint(path, config, progress)
     return Model(config, weights, path=path, unexpected_tensors=unexpected,

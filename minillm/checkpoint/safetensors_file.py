@@ -11,12 +11,13 @@ BF16 is the top half of a float32: same sign bit, same 8 exponent bits, 7 of the
 shifting the 16 stored bits left by 16 gives the float32 of exactly the same value (no rounding at all).
 
 A header is untrusted input: every length and offset is checked against the real file size *before*
-anything is allocated, so a lying header cannot make us allocate terabytes or read past the end.
+anything is allocated, so a lying header cannot make us allocate terabytes or read past the end; every
+field's type is checked before it is used, and the JSON itself is read by ``parse_json`` (jsonfile.py),
+which turns a 5000-digit integer or nesting 100,000 deep into a CheckpointError.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError
+from .fields import show
+from .jsonfile import parse_json
 
 # Every dtype the safetensors format defines, with its size in bytes (so any header can be validated).
 DTYPE_SIZES = {
@@ -34,6 +37,7 @@ DTYPE_SIZES = {
 # The dtypes a model weight may have; each is widened to float32 exactly.
 FLOAT_DTYPES = ("F32", "F16", "BF16")
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
+MAX_ELEMENTS = 2 ** 56  # no tensor may claim more elements (even with a zero dimension): NumPy could not make it
 
 
 @dataclass(frozen=True)
@@ -117,10 +121,7 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict, int]:
             header_bytes = f.read(n)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: header is not valid JSON ({e})") from None
+    header = parse_json(header_bytes, f"{path}: header", CheckpointError)
     if not isinstance(header, dict):
         raise CheckpointError(f"{path}: header must be a JSON object, found {type(header).__name__}")
 
@@ -141,22 +142,25 @@ def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict, int]:
 
 def _tensor_info(path: Path, name: str, entry, data_len: int) -> TensorInfo:
     """Validate one header entry against the file: known dtype, shape, offsets inside the data buffer."""
-    where = f"{path}: tensor {name!r}"
+    where = f"{path}: tensor {show(name)}"
     if not isinstance(entry, dict):
         raise CheckpointError(f"{where}: header entry must be an object, found {type(entry).__name__}")
     dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if dtype not in DTYPE_SIZES:
-        raise CheckpointError(f"{where}: unknown dtype {dtype!r} (known: {', '.join(DTYPE_SIZES)})")
-    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
-        raise CheckpointError(f"{where}: shape must be a list of non-negative integers, found {shape!r}")
+    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
+        raise CheckpointError(f"{where}: unknown dtype {show(dtype)} (known: {', '.join(DTYPE_SIZES)})")
+    if not (isinstance(shape, list) and len(shape) <= 64 and all(type(d) is int and 0 <= d <= MAX_ELEMENTS
+                                                                 for d in shape)):
+        raise CheckpointError(f"{where}: shape must be a list of non-negative integers, found {show(shape)}")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
-        raise CheckpointError(f"{where}: data_offsets must be [begin, end], found {offsets!r}")
+        raise CheckpointError(f"{where}: data_offsets must be [begin, end], found {show(offsets)}")
     begin, end = offsets
     if not 0 <= begin <= end <= data_len:
         raise CheckpointError(f"{where}: data_offsets [{begin}, {end}] lie outside the data buffer "
                               f"of {data_len} bytes (truncated file?)")
     expected = math.prod(shape) * DTYPE_SIZES[dtype]
     if end - begin != expected:
-        raise CheckpointError(f"{where}: shape {shape} of {dtype} needs {expected} bytes, "
+        raise CheckpointError(f"{where}: shape {show(shape)} of {dtype} needs {expected} bytes, "
                               f"but data_offsets span {end - begin}")
+    if math.prod(d for d in shape if d) > MAX_ELEMENTS:  # only an empty tensor can get here with such a shape
+        raise CheckpointError(f"{where}: shape {show(shape)} is larger than any array can be, even empty")
     return TensorInfo(name, dtype, tuple(shape), begin, end)

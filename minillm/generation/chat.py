@@ -12,8 +12,13 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import numpy as np
+
 from ..errors import InputError
 from .generate import default_stop_ids, stream_generate
+
+SAMPLING_ARGUMENTS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop_token_ids",
+                      "prefill_chunk_size")
 
 
 class ChatSession:
@@ -34,29 +39,46 @@ class ChatSession:
         self.last_turn = {"prompt_tokens": 0, "reused_tokens": 0, "new_tokens": 0}
 
     def send(self, text: str, max_new_tokens: int = 256, **sampling) -> Iterator[str]:
-        """Add a user message and stream the reply as text pieces (whole characters only)."""
+        """Add a user message and stream the reply as text pieces (whole characters only).
+
+        A turn that fails (a bad argument, a template error) leaves the session as it was before it.
+        """
+        if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, (bool, np.bool_)) \
+                or max_new_tokens < 0:
+            raise InputError(f"max_new_tokens must be an integer >= 0, found {max_new_tokens!r}")
+        unknown = sorted(set(sampling) - set(SAMPLING_ARGUMENTS))
+        if unknown:
+            raise InputError(f"unknown sampling argument(s) {unknown}; expected some of {list(SAMPLING_ARGUMENTS)}")
+        max_new_tokens = int(max_new_tokens)
         self.messages.append({"role": "user", "content": text})
-        ids = self.tokenizer.apply_chat_template(self.messages, add_generation_prompt=True,
-                                                 enable_thinking=self.enable_thinking, tokenize=True)
-        if len(ids) + max_new_tokens > self.cache.capacity:
-            self.messages.pop()
-            raise InputError(f"the conversation ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) does "
-                             f"not fit the KV cache capacity of {self.cache.capacity} tokens; reset or start "
-                             f"a session with a larger capacity")
         reuse = 0
-        for a, b in zip(self.cached_ids, ids[:-1]):  # keep at least one prompt token to compute
-            if a != b:
-                break
-            reuse += 1
-        self.cache.truncate(reuse)
-        decoder = self.tokenizer.stream_decoder(skip_special_tokens=True)
-        new: list[int] = []
-        for token in stream_generate(self.model, ids[reuse:], max_new_tokens, cache=self.cache, **sampling):
-            new.append(int(token[0]))
-            yield decoder.step(new[-1])
-        yield decoder.flush()
+        try:
+            ids = self.tokenizer.apply_chat_template(self.messages, add_generation_prompt=True,
+                                                     enable_thinking=self.enable_thinking, tokenize=True)
+            if len(ids) + max_new_tokens > self.cache.capacity:
+                raise InputError(f"the conversation ({len(ids)} tokens) + max_new_tokens ({max_new_tokens}) does "
+                                 f"not fit the KV cache capacity of {self.cache.capacity} tokens; reset or start "
+                                 f"a session with a larger capacity")
+            for a, b in zip(self.cached_ids, ids[:-1]):  # keep at least one prompt token to compute
+                if a != b:
+                    break
+                reuse += 1
+            self.cache.truncate(reuse)
+            self.cached_ids = ids[:reuse]
+            decoder = self.tokenizer.stream_decoder(skip_special_tokens=True)
+            new: list[int] = []
+            for token in stream_generate(self.model, ids[reuse:], max_new_tokens, cache=self.cache, **sampling):
+                new.append(int(token[0]))
+                yield decoder.step(new[-1])
+            yield decoder.flush()
+        except Exception:  # roll the turn back: the message out, the cache back to what is known to be in it
+            self.messages.pop()
+            self.cache.truncate(min(reuse, self.cache.length))
+            self.cached_ids = self.cached_ids[:self.cache.length]
+            raise
         # The last generated token was sampled but not yet run through the model: it is not in the cache.
-        self.cached_ids = ids + new[:-1]
+        # (With max_new_tokens=0 nothing ran: the cache holds only the reused prefix.)
+        self.cached_ids = ids + new[:-1] if new else ids[:reuse]
         assert self.cache.length == len(self.cached_ids)
         reply = new[:-1] if new and new[-1] in self.stop_ids else new
         self.messages.append({"role": "assistant",

@@ -1,6 +1,6 @@
 """Generating text: prefill the prompt once, then decode one token at a time through the KV cache.
 
-    cache  = KVCache(capacity = prompt length + max_new_tokens)
+    cache  = KVCache(capacity = prompt length + max_new_tokens)      # grown as needed: see below
     logits = model.forward(prompt, cache=cache, logits_to_keep=1)      # prefill: the whole prompt at once
     repeat:
         token  = sample(logits)                                         # sampling.py
@@ -13,18 +13,27 @@ Defaults follow transformers' ``generate``: any setting the caller leaves as Non
 checkpoint's generation_config.json (Qwen instruct models sample with T=0.7, top_p=0.8, top_k=20 by
 default), and the stop ids are the union of generation_config's eos_token_id list and config.json's
 eos_token_id. Passing ``temperature=0.0`` asks for greedy decoding; ``stop_token_ids=[]`` never stops.
+
+Sizes that come from arguments are bounded: the cache generate makes starts with room for the prompt and
+at most INITIAL_ROOM new tokens and doubles when full (so ``max_new_tokens=10**9`` costs memory only for
+the tokens actually made); a long prompt is computed in pieces by ``Model.forward``; and a prompt or a
+generation running past ``max_position_embeddings`` is allowed, as in transformers, with a warning (RoPE
+extrapolates, the model was not trained there).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterator
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, MinillmWarning
 from ..checkpoint.generation_config import GenerationConfig
-from ..model.transformer import check_attention_mask, check_token_ids
+from ..model.transformer import check_attention_mask, check_cache, check_token_ids
 from .sampling import SamplingParams, sample
+
+INITIAL_ROOM = 1024  # new-token slots a fresh cache starts with (it doubles when they run out)
 
 
 def resolve_sampling(gen: GenerationConfig, temperature=None, top_k=None, top_p=None, min_p=None,
@@ -37,17 +46,22 @@ def resolve_sampling(gen: GenerationConfig, temperature=None, top_k=None, top_p=
     def first(*values):  # the first value that is set
         return next(v for v in values if v is not None)
 
-    return SamplingParams(
-        temperature=float(first(temperature, first(gen.temperature, 1.0) if gen.do_sample else 0.0)),
-        top_k=int(first(top_k, gen.top_k, 50)),
-        top_p=float(first(top_p, gen.top_p, 1.0)),
-        min_p=float(first(min_p, gen.min_p, 0.0)),
-        repetition_penalty=float(first(repetition_penalty, gen.repetition_penalty, 1.0)),
+    return SamplingParams(  # which checks each value's type and range
+        temperature=first(temperature, first(gen.temperature, 1.0) if gen.do_sample else 0.0),
+        top_k=first(top_k, gen.top_k, 50),
+        top_p=first(top_p, gen.top_p, 1.0),
+        min_p=first(min_p, gen.min_p, 0.0),
+        repetition_penalty=first(repetition_penalty, gen.repetition_penalty, 1.0),
     )
 
 
 def default_stop_ids(model) -> list[int]:
-    """generation_config's eos_token_id list  ∪  config.json's eos_token_id (pitfall 13: stop on any)."""
+    """generation_config's eos_token_id list  ∪  config.json's eos_token_id: stop on any of them.
+
+    The three files of a checkpoint disagree about "the" end token: instruct models end a turn with
+    <|im_end|> (151645) but may also emit <|endoftext|> (151643), and base models' files name one or the
+    other. Stopping on only one of them lets some models run on forever.
+    """
     return sorted(set(model.generation_config.eos_token_ids) | set(model.config.eos_token_ids))
 
 
@@ -64,24 +78,37 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     ids_BT = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T]
     ids_BT = ids_BT[None] if ids_BT.ndim == 1 else ids_BT  # [B, T]
     valid_BT = check_attention_mask(attention_mask, ids_BT.shape)  # [B, T]
-    if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, bool) or max_new_tokens < 0:
+    if not isinstance(max_new_tokens, (int, np.integer)) or isinstance(max_new_tokens, (bool, np.bool_)) or \
+            max_new_tokens < 0:
         raise InputError(f"max_new_tokens must be an integer >= 0, found {max_new_tokens!r}")
+    max_new_tokens = int(max_new_tokens)  # np.int8(127) + a prompt length must not wrap around
     if (np.diff(valid_BT.astype(np.int8), axis=1) < 0).any():
         raise InputError("attention_mask must be left padding only (0s then 1s in each row)")
     gen = model.generation_config
     params = resolve_sampling(gen, temperature, top_k, top_p, min_p, repetition_penalty)
-    stops = np.array(default_stop_ids(model) if stop_token_ids is None else list(stop_token_ids), np.int64)
+    stops = np.array(default_stop_ids(model) if stop_token_ids is None else check_stop_ids(stop_token_ids),
+                     np.int64)
     pad = gen.pad_token_id if gen.pad_token_id is not None else (int(stops[0]) if len(stops) else 0)
-    rng = np.random.default_rng(seed)
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_))
+                             or seed < 0):
+        raise InputError(f"seed must be None or an integer >= 0, found {type(seed).__name__} {seed!r}")
+    rng = np.random.default_rng(None if seed is None else int(seed))
     B, T = ids_BT.shape
+    if cache is not None:
+        check_cache(cache, cfg, B)
     if max_new_tokens == 0:
         return
 
-    if cache is None:
-        cache = model.new_cache(B, T + max_new_tokens)
+    if cache is None:  # ours: room for the prompt and the first new tokens; doubled when full (below)
+        cache, grows = model.new_cache(B, T + min(max_new_tokens, INITIAL_ROOM)), True
     elif cache.length + T + max_new_tokens > cache.capacity:
         raise InputError(f"the KV cache holds {cache.length} positions and has capacity {cache.capacity}: no "
                          f"room for {T} prompt tokens + {max_new_tokens} new ones")
+    else:
+        grows = False
+    end = int(cache.next_position.max()) + int(valid_BT.sum(axis=1).max())  # positions after the prompt
+    if end > cfg.max_position_embeddings:
+        _warn_past_context(f"the prompt reaches position {end}", cfg)
 
     # Ids already in each row, for the repetition penalty: as transformers penalises every id of input_ids,
     # that is the conversation already in the cache (earlier turns) plus this prompt, never padding.
@@ -95,13 +122,38 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     finished = np.zeros(B, bool)  # [B]
     for step in range(max_new_tokens):
         token = sample(logits, params, rng, seen if params.repetition_penalty != 1.0 else None)  # [B]
+        seen[~finished, token[~finished]] = True  # rows still going (a finished row's pad id may be any id)
         token = np.where(finished, pad, token)  # [B]
-        seen[np.arange(B), token] = True
         finished |= np.isin(token, stops)
         yield token
         if finished.all() or step == max_new_tokens - 1:
             return
+        if grows and cache.length == cache.capacity:
+            cache.grow(min(2 * cache.capacity, cache.length + max_new_tokens - step))
+        if end + step == cfg.max_position_embeddings:  # this token is the first past the trained context
+            _warn_past_context("generation runs past it", cfg)
         logits = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1]  # [B, 1] -> [B, V]
+
+
+def check_stop_ids(stop_token_ids) -> list[int]:
+    """Stop ids: one integer, or an iterable of them, each in 0 .. 2**63 - 1 (an id beyond the vocabulary
+    is allowed and never matches)."""
+    if isinstance(stop_token_ids, (int, np.integer)) and not isinstance(stop_token_ids, (bool, np.bool_)):
+        stop_token_ids = [stop_token_ids]
+    if isinstance(stop_token_ids, (str, bytes, dict)) or not hasattr(stop_token_ids, "__iter__"):
+        raise InputError(f"stop_token_ids must be a list of token ids, found {type(stop_token_ids).__name__} "
+                         f"{stop_token_ids!r}")
+    ids = list(stop_token_ids.tolist() if isinstance(stop_token_ids, np.ndarray) else stop_token_ids)
+    for i in ids:
+        if not isinstance(i, (int, np.integer)) or isinstance(i, (bool, np.bool_)) or not 0 <= i < 2 ** 63:
+            raise InputError(f"stop_token_ids must hold token ids (integers >= 0), found {i!r}")
+    return [int(i) for i in ids]
+
+
+def _warn_past_context(what: str, cfg) -> None:
+    warnings.warn(f"{what} beyond max_position_embeddings ({cfg.max_position_embeddings}): RoPE extrapolates "
+                  f"where the model was not trained, and the text may degrade (transformers allows it too)",
+                  MinillmWarning, stacklevel=3)
 
 
 def prefill(model, ids_BT: np.ndarray, valid_BT: np.ndarray, cache, chunk_size: int | None = None) -> np.ndarray:
@@ -111,7 +163,8 @@ def prefill(model, ids_BT: np.ndarray, valid_BT: np.ndarray, cache, chunk_size: 
     for the attention scores of a long prompt); the result is the same.
     """
     T = ids_BT.shape[1]
-    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or
+                                   isinstance(chunk_size, (bool, np.bool_)) or chunk_size < 1):
         raise InputError(f"prefill_chunk_size must be a positive integer, found {chunk_size!r}")
     step = chunk_size or T
     for start in range(0, T, step):

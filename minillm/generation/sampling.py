@@ -6,8 +6,13 @@ transformers' order:
     repetition_penalty  ->  (only when sampling)  temperature  ->  top_k  ->  top_p  ->  min_p  ->  draw
 
 A filter removes a token by setting its logit to -inf, so softmax gives it probability exactly 0.
-Greedy decoding (temperature 0) is the argmax after the repetition penalty: the penalty is a "processor"
-and changes greedy output too, while the others are "warpers" that only shape a distribution to sample.
+
+Two words from transformers, which names its classes after them:
+* a logits *processor* changes the scores for any decoding method, greedy included: here the repetition
+  penalty, so it changes greedy output too;
+* a logits *warper* reshapes the distribution only when sampling: temperature, top-k, top-p, min-p.
+  Greedy decoding (temperature 0) skips them all and takes the argmax after the repetition penalty
+  (argmax is unchanged by temperature, and top-k/top-p/min-p always keep the top token anyway).
 """
 
 from __future__ import annotations
@@ -18,6 +23,33 @@ import numpy as np
 
 from ..errors import InputError
 from ..model.activations import softmax
+
+
+# What each setting may be. Temperature and repetition penalty divide or multiply float32 logits, so they
+# stay within SCALE_RANGE: any real model's logits (far below 1e30) then stay finite after scaling.
+SCALE_RANGE = (1e-6, 1e6)
+SETTINGS = {  # name: (kind, check, what the message says is expected)
+    "temperature": (float, lambda v: v == 0 or SCALE_RANGE[0] <= v <= SCALE_RANGE[1],
+                    f"0 (greedy) or a number in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}]"),
+    "top_k": (int, lambda v: v >= 0, "an integer >= 0 (0 = off)"),
+    "top_p": (float, lambda v: 0 < v <= 1, "a number in (0, 1] (1 = off)"),
+    "min_p": (float, lambda v: 0 <= v <= 1, "a number in [0, 1] (0 = off)"),
+    "repetition_penalty": (float, lambda v: SCALE_RANGE[0] <= v <= SCALE_RANGE[1],
+                           f"a number in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}] (1 = off)"),
+}
+
+
+def check_setting(name: str, value, error: type[Exception] = InputError, where: str = ""):
+    """One sampling setting, type and range checked; returned as a Python float or int."""
+    kind, ok, expected = SETTINGS[name]
+    integer = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    real = integer or isinstance(value, (float, np.floating))
+    if not (integer if kind is int else real):
+        raise error(f"{where}{name} must be {expected}, found {type(value).__name__} {value!r}")
+    value = int(value) if kind is int else float(value)
+    if not (np.isfinite(value) and ok(value)):
+        raise error(f"{where}{name} must be {expected}, found {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -31,16 +63,8 @@ class SamplingParams:
     repetition_penalty: float = 1.0
 
     def __post_init__(self):
-        checks = [
-            ("temperature", self.temperature >= 0, ">= 0"),
-            ("top_k", isinstance(self.top_k, (int, np.integer)) and self.top_k >= 0, "an integer >= 0"),
-            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
-            ("min_p", 0 <= self.min_p <= 1, "in [0, 1]"),
-            ("repetition_penalty", self.repetition_penalty > 0, "> 0"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise InputError(f"{name} must be {expected}, found {getattr(self, name)!r}")
+        for name in SETTINGS:  # each checked, and stored as a Python number (not np.float16, not a str)
+            object.__setattr__(self, name, check_setting(name, getattr(self, name)))
 
     @property
     def greedy(self) -> bool:

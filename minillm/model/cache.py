@@ -26,7 +26,9 @@ What is stored (and the traps):
 Layout: per layer, ``keys`` and ``values`` [B, K, capacity, Dh], allocated once up front; beside them, for
 every slot, whether it holds a real token (``key_valid``) and which token id it holds (``token_ids``: the
 repetition penalty must see the whole conversation, not only the ids of the latest call). Slots
-0..length-1 are filled; a step of T tokens writes slots length..length+T-1 (no concatenation, no growth).
+0..length-1 are filled; a step of T tokens writes slots length..length+T-1 (no concatenation). Only
+``generate`` ever grows a cache (``grow``: a copy into arrays twice as long), when it made the cache itself:
+it cannot know how many tokens it will produce, and ``max_new_tokens=10**9`` must not allocate 10**9 slots.
 """
 
 from __future__ import annotations
@@ -55,15 +57,36 @@ class KVCache:
     """Preallocated keys/values for every layer, for a batch of B rows and up to ``capacity`` positions."""
 
     def __init__(self, config: QwenConfig, batch_size: int, capacity: int):
-        if batch_size < 1 or capacity < 1:
-            raise InputError(f"KVCache: batch_size and capacity must be >= 1, found {batch_size}, {capacity}")
+        for name, value in (("batch_size", batch_size), ("capacity", capacity)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < 1:
+                raise InputError(f"KVCache: {name} must be an integer >= 1, found {value!r}")
+        batch_size, capacity = int(batch_size), int(capacity)
         shape = (batch_size, config.num_key_value_heads, capacity, config.head_dim)  # [B, K, capacity, Dh]
-        self.keys = [np.zeros(shape, np.float32) for _ in range(config.num_hidden_layers)]  # L x [B, K, cap, Dh]
-        self.values = [np.zeros(shape, np.float32) for _ in range(config.num_hidden_layers)]
-        self.key_valid = np.zeros((batch_size, capacity), bool)  # [B, capacity]: False for padding slots
-        self.token_ids = np.zeros((batch_size, capacity), np.int64)  # [B, capacity]: the id in each slot
+        per_slot = 2 * config.num_hidden_layers * config.num_key_value_heads * config.head_dim * 4 + 9
+        try:
+            self.keys = [np.zeros(shape, np.float32) for _ in range(config.num_hidden_layers)]  # L x [B, K, cap, Dh]
+            self.values = [np.zeros(shape, np.float32) for _ in range(config.num_hidden_layers)]
+            self.key_valid = np.zeros((batch_size, capacity), bool)  # [B, capacity]: False for padding slots
+            self.token_ids = np.zeros((batch_size, capacity), np.int64)  # [B, capacity]: the id in each slot
+        except (MemoryError, ValueError) as e:  # ValueError: a shape larger than NumPy can index
+            raise InputError(f"KVCache: {batch_size} rows x {capacity:,} positions need "
+                             f"{batch_size * capacity * per_slot / 2 ** 30:,.1f} GiB, which cannot be "
+                             f"allocated ({type(e).__name__}); ask for fewer positions") from None
         self.next_position = np.zeros(batch_size, np.int64)  # [B]: RoPE position of each row's next token
-        self.batch_size, self.capacity, self.length = batch_size, capacity, 0
+        self.config, self.batch_size, self.capacity, self.length = config, batch_size, capacity, 0
+
+    def grow(self, capacity: int) -> None:
+        """Room for ``capacity`` positions, keeping what is held (a copy into larger arrays)."""
+        if capacity <= self.capacity:
+            return
+        held = self.length
+        bigger = KVCache(self.config, self.batch_size, capacity)
+        for new, old in zip(bigger.keys + bigger.values, self.keys + self.values):
+            new[:, :, :held] = old[:, :, :held]
+        bigger.key_valid[:, :held] = self.key_valid[:, :held]
+        bigger.token_ids[:, :held] = self.token_ids[:, :held]
+        self.keys, self.values = bigger.keys, bigger.values
+        self.key_valid, self.token_ids, self.capacity = bigger.key_valid, bigger.token_ids, capacity
 
     @property
     def nbytes(self) -> int:

@@ -5,10 +5,32 @@
     h        = RMSNorm(x_L; model.norm)
     logits   = h @ lm_head^T                                       [B, T, V]  (lm_head = embed_tokens if tied)
 
+minillm/model/plain.py is this same computation for one unpadded sequence without a cache, on one screen.
+
 Positions: token t of a row sits at RoPE position (number of real tokens before it in that row). For one
 unpadded sequence that is just 0..T-1; with left padding each row counts from its own first real token,
 as transformers' ``generate`` does (position_ids = cumsum(attention_mask) - 1); with a KV cache it
+continues from the cached count. Worked example, a batch of two rows:
+
+    attention_mask      [[0, 0, 1, 1, 1],          row 0: two padding tokens, then 3 real ones
+                         [1, 1, 1, 1, 1]]
+    cumsum - 1          [[-1, -1, 0, 1, 2],
+                         [ 0,  1, 2, 3, 4]]
+    positions           [[0, 0, 0, 1, 2],          padding set to 0 (masked anyway, so any value would do)
+                         [0, 1, 2, 3, 4]]
+
+The cache then holds 5 slots for both rows, but next_position = [3, 5]: the next decoded token of row 0
+goes to slot 5 at RoPE position 3, the one of row 1 to slot 5 at position 5. Each new token's position is
+next_position + (real tokens before it in this call), per row. The mask hides the padding keys (slots 0
+and 1 of row 0) from every query, in this call and in every later one (the cache keeps ``key_valid``).
+
 continues from the cached count.
+
+Long inputs are computed in pieces. Attention over T new tokens and S keys makes a [B, H, T, S] array of
+scores (and a [T, S] mask): for a 40,000-token prompt that is tens of gigabytes. Since each query's row
+of scores is independent of the others, ``forward`` runs the queries a piece at a time through a KV cache
+(the caller's, or a temporary one), each piece seeing the keys of the pieces before it: the same numbers,
+with at most QUERY_PIECE_SCORES scores in memory at once.
 """
 
 from __future__ import annotations
@@ -29,9 +51,17 @@ from .norm import rms_norm
 from .rope import rope_cos_sin, rope_frequencies
 from ..checkpoint.weights import ModelWeights
 
+QUERY_PIECE_SCORES = 1 << 24  # attention scores (B * H * queries * keys) computed at once: 64 MiB of float32
+
 
 def lm_head(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """logits = h W^T: one score per vocabulary entry.   h [..., D], weight [V, D] -> [..., V]"""
+    """logits = h W^T: one score per vocabulary entry.   h [..., D], weight [V, D] -> [..., V]
+
+    Tied embeddings (tie_word_embeddings, every small Qwen): W is the embedding matrix itself, used twice,
+    once to turn ids into vectors and once to score vectors against every token. In a small model that
+    V x D matrix is a large share of all parameters (Qwen2.5-0.5B: 151936 x 896 = 136M of 494M, 28%), so
+    sharing it saves that much memory; large models keep a separate lm_head.weight.
+    """
     return linear(h, weight)  # [..., D] @ [D, V] -> [..., V] (flattened to one matrix product, see linear.py)
 
 
@@ -69,7 +99,7 @@ class Model:
         return KVCache(self.config, batch_size, capacity)
 
     def forward(self, ids, attention_mask=None, output_hidden_states: bool = False,
-                cache: KVCache | None = None, logits_to_keep: int = 0):
+                cache: KVCache | None = None, logits_to_keep: int = 0, *, _rope_len: int | None = None):
         """Logits for every position (or the last ``logits_to_keep``), optionally every hidden state.
 
         ids [T] -> logits [T, V];  ids [B, T] (with attention_mask [B, T], 1 = real, 0 = left padding)
@@ -77,6 +107,7 @@ class Model:
         L+1 arrays shaped like ids + [D], in transformers' convention: [0] the embeddings, [i] the residual
         stream after layer i-1, [L] the final norm of the last layer's output.
         ``cache``: a KVCache; the new tokens continue after what it holds, and it is updated.
+        A long input is computed in pieces of queries (see the module docstring); the result is the same.
         """
         cfg, w = self.config, self.weights
         ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
@@ -87,17 +118,26 @@ class Model:
         valid_BT = check_attention_mask(attention_mask, ids_BT.shape,
                                         allow_empty_rows=cache is not None)  # [B, T] bool
         B, T = ids_BT.shape
+        if not isinstance(logits_to_keep, (int, np.integer)) or isinstance(logits_to_keep, bool) or \
+                logits_to_keep < 0:
+            raise InputError(f"logits_to_keep must be an integer >= 0 (0 = every position), found {logits_to_keep!r}")
         if cache is not None:
-            if cache.batch_size != B:
-                raise InputError(f"cache was made for batch size {cache.batch_size}, ids have {B} rows")
+            check_cache(cache, cfg, B)
             cache.check_room(T)
         past = cache.length if cache is not None else 0
         start_position = cache.next_position if cache is not None else np.zeros(B, np.int64)  # [B]
 
-        # RoPE position of each token: real tokens counted from each row's first real token.
+        # RoPE position of each token: real tokens counted from each row's first real token (worked
+        # example in the module docstring: mask [0, 0, 1, 1, 1] -> positions [0, 0, 0, 1, 2]).
         positions = start_position[:, None] + np.cumsum(valid_BT, axis=1) - 1  # [B, T]
         positions = np.where(valid_BT, positions, 0)  # [B, T]; padding gets 0 (it is masked anyway)
-        inv_freq, scaling = self._rope_frequencies(int(positions.max()) + 1)  # [Dh/2]
+        rope_len = _rope_len or int(positions.max()) + 1  # dynamic RoPE's base depends on it: one for all pieces
+        piece = max(1, QUERY_PIECE_SCORES // (B * cfg.num_attention_heads * (past + T)))
+        if T > piece:
+            return self._forward_in_pieces(ids_BT, valid_BT, cache, piece, output_hidden_states,
+                                           int(logits_to_keep), single, rope_len)
+        inv_freq, scaling = self._rope_frequencies(rope_len)  # [Dh/2]
+        # Computed once here and passed to every layer: all layers rotate at the same positions.
         cos, sin = rope_cos_sin(positions, inv_freq, scaling)  # [B, T, Dh] each
 
         # Which keys may each query see: causal, minus padding (and a window on sliding layers).
@@ -137,26 +177,65 @@ class Model:
             hidden = [hs[0] for hs in hidden]  # L+1 x [T, D]
         return logits, hidden
 
+    def _forward_in_pieces(self, ids_BT, valid_BT, cache, piece: int, output_hidden_states: bool,
+                           logits_to_keep: int, single: bool, rope_len: int):
+        """forward() of a long input, ``piece`` queries at a time through a KV cache (the same numbers)."""
+        B, T = ids_BT.shape
+        work = cache if cache is not None else self.new_cache(B, T)  # holds the keys of the earlier pieces
+        keep = T if logits_to_keep == 0 else min(logits_to_keep, T)  # logits for positions T-keep .. T-1
+        logits, hidden = [], []
+        for s in range(0, T, piece):
+            e = min(s + piece, T)
+            kept = max(0, e - max(s, T - keep))  # how many of this piece's positions need logits
+            out = self.forward(ids_BT[:, s:e], attention_mask=valid_BT[:, s:e], cache=work,
+                               output_hidden_states=output_hidden_states,
+                               logits_to_keep=0 if kept == e - s else max(kept, 1), _rope_len=rope_len)
+            piece_logits, piece_hidden = out if output_hidden_states else (out, None)
+            if kept:
+                logits.append(piece_logits[:, -kept:])  # [B, kept, V]
+            if output_hidden_states:
+                hidden.append(piece_hidden)
+        logits = np.concatenate(logits, axis=1)  # [B, keep, V]
+        if single:
+            logits = logits[0]
+        if not output_hidden_states:
+            return logits
+        hidden = [np.concatenate(parts, axis=1) for parts in zip(*hidden)]  # L+1 x [B, T, D]
+        return logits, [hs[0] for hs in hidden] if single else hidden
+
+
+def check_cache(cache, cfg: QwenConfig, batch_size: int) -> None:
+    """A cache given to forward / generate must be a KVCache made for this model and this batch size."""
+    if not isinstance(cache, KVCache):
+        raise InputError(f"cache must be a KVCache (model.new_cache(batch_size, capacity)), "
+                         f"found {type(cache).__name__}")
+    layers, (_, heads, _, head_dim) = len(cache.keys), cache.keys[0].shape
+    if (layers, heads, head_dim) != (cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim):
+        raise InputError(f"cache was made for another model: {layers} layers of {heads} key/value heads of "
+                         f"dim {head_dim}; this model has {cfg.num_hidden_layers} layers of "
+                         f"{cfg.num_key_value_heads} heads of dim {cfg.head_dim}")
+    if cache.batch_size != batch_size:
+        raise InputError(f"cache was made for batch size {cache.batch_size}, ids have {batch_size} rows")
+
 
 def check_token_ids(ids, vocab_size: int) -> np.ndarray:
     """Validate token ids ([T] or [B, T], any integer type) and return them as an int64 array."""
     try:
         arr = np.asarray(ids)
-    except ValueError as e:  # ragged nested lists
-        raise InputError(f"token ids must be a rectangular array: {e}") from None
+    except (ValueError, TypeError, OverflowError) as e:  # ragged nested lists, unconvertible objects
+        raise InputError(f"token ids must be a rectangular array of integers: {e}") from None
     if arr.ndim not in (1, 2):
         raise InputError(f"token ids must be shaped [T] or [B, T], found shape {list(arr.shape)}")
     if arr.size == 0:
         raise InputError(f"token ids are empty (shape {list(arr.shape)}): need at least one token")
-    if not np.issubdtype(arr.dtype, np.integer):  # floats, bools, strings, objects
+    if not np.issubdtype(arr.dtype, np.integer):  # floats, bools, strings, objects (ints beyond 64 bits)
         raise InputError(f"token ids must be integers, found dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    low, high = int(arr.min()), int(arr.max())
+    low, high = arr.min(), arr.max()  # compared before any cast: a uint64 id beyond 2**63 stays what it is
     if low < 0 or high >= vocab_size:
         bad = low if low < 0 else high
         raise InputError(f"token id {bad} is out of range: the model's vocab_size is {vocab_size} "
                          f"(valid ids 0..{vocab_size - 1})")
-    return arr  # [T] or [B, T]
+    return arr.astype(np.int64)  # [T] or [B, T]
 
 
 def check_attention_mask(mask, shape: tuple[int, int], allow_empty_rows: bool = False) -> np.ndarray:
@@ -166,12 +245,15 @@ def check_attention_mask(mask, shape: tuple[int, int], allow_empty_rows: bool = 
     """
     if mask is None:
         return np.ones(shape, bool)  # [B, T]
-    m = np.asarray(mask)
+    try:
+        m = np.asarray(mask)
+    except (ValueError, TypeError, OverflowError) as e:  # a ragged mask
+        raise InputError(f"attention_mask must be a rectangular array of 0s and 1s: {e}") from None
     if m.ndim == 1:
         m = m[None]
     if m.shape != shape:
         raise InputError(f"attention_mask has shape {list(m.shape)}, expected {list(shape)} like the ids")
-    if not np.isin(m, (0, 1)).all():
+    if m.dtype.kind not in "biuf" or not np.isin(m, (0, 1)).all():
         raise InputError("attention_mask must hold only 0 (padding) and 1 (real token)")
     m = m.astype(bool)
     if not allow_empty_rows and not m.any(axis=1).all():

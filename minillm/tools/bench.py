@@ -8,6 +8,10 @@ measures both floors on this machine, in the same run, and prints each figure as
     minillm bench --shape qwen2.5-0.5b          # builds a random BF16 checkpoint of the real shape, offline
     minillm bench --shape qwen3-0.6b
     minillm bench --model ~/models/Qwen2.5-0.5B-Instruct    # or --model Qwen/Qwen2.5-0.5B-Instruct (HF cache)
+    minillm bench --shape qwen3-0.6b --out benchmarks/out   # keep the JSON (and the built checkpoint)
+
+Without ``--out`` nothing is kept: the checkpoint is built in a temporary directory, removed at the end
+(the installed package is never written to).
 
 Each measurement runs in its own subprocess, so peak memory (ru_maxrss) is that phase's alone and the
 transformers comparison (run when transformers is installed) does not share threads or memory with us.
@@ -23,6 +27,7 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -53,7 +58,7 @@ def build_random_checkpoint(shape: str, out: Path) -> Path:
     raw = json.loads(SHAPES[shape].read_text())
     cfg = load_config(SHAPES[shape])
     rng = np.random.default_rng(0)
-    store_head = shape == "qwen3-0.6b"  # Qwen3-0.6B stores lm_head.weight although it is tied (spec 2.3)
+    store_head = shape == "qwen3-0.6b"  # Qwen3-0.6B's file holds lm_head.weight although the head is tied
     shapes = expected_shapes(cfg, with_lm_head=store_head or not cfg.tie_word_embeddings)
     arrays, specs = {}, {}
     for name, shp in shapes.items():
@@ -204,14 +209,17 @@ def prefill_flops(cfg, T: int) -> float:
 # driver
 
 def _run_phase(name: str, path: Path | None) -> dict:
+    from ..errors import MinillmError
+
     cmd = [sys.executable, "-m", "minillm.tools.bench", "--phase", name, str(path or "")]
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
-        raise RuntimeError(f"benchmark phase {name} failed:\n{run.stderr[-2000:]}")
+        last = (run.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise MinillmError(f"bench: the {name} phase failed: {last}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def run_benchmark(path: Path, label: str, with_transformers: bool | None, out_dir: Path,
+def run_benchmark(path: Path, label: str, with_transformers: bool | None, out_dir: Path | None,
                   quick: bool = False) -> dict:
     from ..checkpoint.config import load_config
 
@@ -248,8 +256,9 @@ def run_benchmark(path: Path, label: str, with_transformers: bool | None, out_di
             "prefill_speedup_vs_transformers": theirs["prefill_s"] / ours["prefill_s"],
             "load_speedup_vs_transformers": theirs["load_s"] / ours["load_s"],
         })
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"bench-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / f"bench-{label}.json").write_text(json.dumps(result, indent=2) + "\n")
     print_report(result)
     return result
 
@@ -301,7 +310,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shape", choices=sorted(SHAPES), help="build a random-weight checkpoint of this real shape")
     p.add_argument("--model", help="benchmark this checkpoint directory (or Hub id org/name) instead")
     p.add_argument("--no-transformers", action="store_true", help="skip the transformers comparison")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out", help="where to write JSON and checkpoints")
+    p.add_argument("--out", type=Path, help="keep the JSON result and the built checkpoint in this folder "
+                                            "(default: keep nothing)")
     p.add_argument("--quick", action="store_true", help="small floor measurements (a smoke test, not a benchmark)")
     p.set_defaults(run=cmd_bench)
 
@@ -311,15 +321,23 @@ def cmd_bench(args) -> int:
 
     if bool(args.shape) == bool(args.model):
         raise MinillmError("bench: give exactly one of --shape NAME or --model PATH")
-    if args.shape:
-        print(f"building a random {args.shape} checkpoint (BF16) in {args.out / args.shape} ...", file=sys.stderr)
-        path, label = build_random_checkpoint(args.shape, args.out / args.shape), args.shape
-    else:
-        from ..checkpoint.hub import resolve_model_path
+    with tempfile.TemporaryDirectory(prefix="minillm-bench-") as scratch:
+        if args.shape:
+            where = (args.out or Path(scratch)) / args.shape
+            print(f"building a random {args.shape} checkpoint (BF16) in {where} ...", file=sys.stderr)
+            try:
+                path, label = build_random_checkpoint(args.shape, where), args.shape
+            except OSError as e:
+                raise MinillmError(f"bench: cannot write the checkpoint in {where} ({e.strerror or e})") from None
+        else:
+            from ..checkpoint.hub import resolve_model_path
 
-        path = resolve_model_path(args.model)  # a directory, or a Hub id from the local Hugging Face cache
-        label = path.name if Path(args.model).expanduser().exists() else args.model.split("@")[0].split("/")[-1]
-    run_benchmark(path, label, False if args.no_transformers else None, args.out, args.quick)
+            path = resolve_model_path(args.model)  # a directory, or a Hub id from the local HF cache
+            label = path.name if Path(args.model).expanduser().exists() else str(args.model).split("@")[0].split("/")[-1]
+        try:
+            run_benchmark(path, label, False if args.no_transformers else None, args.out, args.quick)
+        except OSError as e:
+            raise MinillmError(f"bench: cannot write the result in {args.out} ({e.strerror or e})") from None
     return 0
 
 

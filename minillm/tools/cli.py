@@ -3,47 +3,120 @@
 Every command runs offline on the bundled tiny model by default; ``--model`` takes any Qwen2 / Qwen2.5 / Qwen3
 checkpoint directory, or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` (``@revision`` optional), read from the
 local Hugging Face cache (checkpoint/hub.py).
+
+Every failure ends as one line on stderr, ``minillm: error: ...`` (naming the file, tensor, field or
+argument), with exit status 1 (2 for a bad command line), never a traceback; warnings are one line each,
+``minillm: warning: ...``. A write error on stdout (a full disk) is such an error too; a closed pipe
+(``minillm generate ... | head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 from ..checkpoint.bundled import default_model_path
 from ..checkpoint.hub import resolve_model_path
-from ..errors import MinillmError
+from ..errors import InputError, MinillmError, MinillmWarning
 
 BUNDLED_MODEL = default_model_path()  # the offline default (checkpoint/bundled.py)
 MODEL_HELP = ("checkpoint directory, or Hub id org/name[@revision] from the local Hugging Face cache "
               "(default: the bundled tiny model, %(default)s)")
 
 
+class OutputError(MinillmError):
+    """stdout cannot be written (a full disk, a closed file)."""
+
+
+class _Stdout:
+    """sys.stdout while a command runs: a failed write becomes an OutputError, text that cannot be encoded
+    (a lone surrogate in a file name) is written with backslash escapes instead of failing."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except UnicodeEncodeError:
+            encoding = getattr(self.stream, "encoding", None) or "utf-8"
+            return self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f"cannot write the output ({e.strerror or e})") from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f"cannot write the output ({e.strerror or e})") from None
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in minillm's one-line format (and exit status 2)."""
+
+    def error(self, message: str):
+        command = self.prog.split(" ", 1)[1] + ": " if " " in self.prog else ""
+        self.exit(2, f"minillm: error: {command}{message} (see {self.prog} --help)\n")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = str(message) if issubclass(category, MinillmWarning) else f"{category.__name__}: {message}"
+    print(f"minillm: warning: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
+    real_stdout = sys.stdout
+    sys.stdout = _Stdout(real_stdout)
     try:
-        return args.run(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            parser = build_parser()
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit:  # --help, or a bad command line (already reported on one line)
+                sys.stdout.flush()
+                raise
+            if not getattr(args, "command", None):
+                parser.print_usage(sys.stderr)
+                print(f"minillm: error: choose a command: {', '.join(COMMANDS)}", file=sys.stderr)
+                return 2
+            code = args.run(args) or 0
+            sys.stdout.flush()  # a write error surfaces here, not in the interpreter's exit
+            return code
     except MinillmError as e:
         print(f"minillm: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, and keep the exit quiet too
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), real_stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
         return 0
+    finally:
+        sys.stdout = real_stdout
+
+
+COMMANDS = ("generate", "chat", "inspect", "verify", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="minillm", description="Qwen inference in pure NumPy.")
+    p = _Parser(prog="minillm", description="Qwen inference in pure NumPy.")
     sub = p.add_subparsers(dest="command")
 
     def model_arg(sp):
@@ -85,6 +158,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--tolerance", type=float, default=1e-4, help="relative error allowed (default 1e-4)")
     v.set_defaults(run=cmd_verify)
 
+    tr = sub.add_parser("train", help="train a Qwen model in NumPy from a recipe (resumable)")
+    tr.add_argument("--config", type=Path, required=True, help="recipe JSON: model config + training settings")
+    tr.add_argument("--out", type=Path, required=True, help="run directory (checkpoint/, log.jsonl, loss_curve.png)")
+    tr.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    tr.add_argument("--max-steps", type=int, help="stop after this many more steps (the schedule is unchanged)")
+    for name, kind in (("steps", int), ("batch-size", int), ("context", int), ("accumulation", int), ("lr", float),
+                       ("min-lr", float), ("warmup", int), ("weight-decay", float), ("clip", float),
+                       ("eval-every", int), ("save-every", int), ("seed", int), ("train-tokens", str),
+                       ("val-tokens", str), ("tokenizer", str)):
+        tr.add_argument(f"--{name}", type=kind, help="overrides the recipe")
+    tr.add_argument("--dtype", choices=["bf16", "f32"], help="of the saved weights (overrides the recipe)")
+    tr.set_defaults(run=cmd_train)
+
     from .bench import add_bench_arguments  # the benchmark's options live with the benchmark
     add_bench_arguments(sub.add_parser("bench", help="load, prefill and decode speed vs this machine's floors"))
     return p
@@ -100,7 +186,7 @@ def load(name: str | Path, with_tokenizer: bool = True):
 
     path = resolve_model_path(name)  # a directory, or a Hub id found in (or downloaded to) the HF cache
     label = path.name if path == Path(name).expanduser() else str(name)  # a snapshot's name is a commit hash
-    size = sum(f.stat().st_size for f in path.glob("*.safetensors")) if path.is_dir() else 0
+    size = _weights_size(path)
     show = size > 50_000_000
     start = time.perf_counter()
 
@@ -116,6 +202,14 @@ def load(name: str | Path, with_tokenizer: bool = True):
     if show:
         print(f"\rloaded {label} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
     return model, (load_tokenizer(path) if with_tokenizer else None)
+
+
+def _weights_size(path: Path) -> int:
+    """Bytes of the safetensors files (to decide whether to draw a progress line); 0 when unknown."""
+    try:
+        return sum(f.stat().st_size for f in Path(path).glob("*.safetensors"))
+    except (OSError, ValueError, RuntimeError):  # the loader reports what is wrong with the path
+        return 0
 
 
 def sampling_kwargs(args) -> dict:
@@ -210,12 +304,15 @@ def cmd_chat(args) -> int:
 
 def cmd_inspect(args) -> int:
     from ..checkpoint.config import load_config
-    from ..checkpoint.loading import open_checkpoint
+    from ..checkpoint.loading import check_layer_count, open_checkpoint
     from ..checkpoint.weights import expected_shapes
 
+    if args.tensors < 0:
+        raise InputError(f"--tensors must be >= 0 (0 lists all), found {args.tensors}")
     path = resolve_model_path(args.path)
     cfg = load_config(path)
     files = open_checkpoint(path)
+    check_layer_count(files, cfg, path)
     c = cfg
     print(f"{args.path}" + (f" ({path})" if str(path) != str(args.path) else ""))
     print(f"  model_type {c.model_type}: L={c.num_hidden_layers} layers, D={c.hidden_size}, "
@@ -232,7 +329,7 @@ def cmd_inspect(args) -> int:
     groups: dict[str, int] = {}
     for name in files:
         info = files[name].tensors[name]
-        n = int(np.prod(info.shape))
+        n = math.prod(info.shape)
         part = ("embedding" if "embed_tokens" in name else "lm_head" if name.startswith("lm_head") else
                 "attention" if "self_attn" in name else "mlp" if ".mlp." in name else
                 "norms" if "norm" in name else "other")
@@ -242,7 +339,7 @@ def cmd_inspect(args) -> int:
     for part, n in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"    {part:<10} {n:>14,}  {100 * n / total:5.1f}%")
     print(f"    {'total':<10} {total:>14,}  (stored in {len({id(f) for f in files.values()})} file(s))")
-    f32 = 4 * sum(int(np.prod(s)) for s in used.values())
+    f32 = 4 * sum(math.prod(s) for s in used.values())
     if c.tie_word_embeddings and "lm_head.weight" not in files:
         print("    (lm_head is tied to the embedding: no extra memory)")
     print(f"\n  memory in float32: {f32 / 1e9:.3f} GB of weights; KV cache "
@@ -263,6 +360,8 @@ def cmd_inspect(args) -> int:
 def cmd_verify(args) -> int:
     from .verify import compare_to_reference, format_error_table, load_reference
 
+    if not math.isfinite(args.tolerance) or args.tolerance < 0:
+        raise InputError(f"--tolerance must be a number >= 0, found {args.tolerance}")
     model, _ = load(args.path, with_tokenizer=False)
     rows = compare_to_reference(model, load_reference(args.reference))
     print(format_error_table(rows, args.tolerance))
@@ -274,3 +373,20 @@ def cmd_verify(args) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_train(args) -> int:
+    from ..checkpoint.jsonfile import read_json_object
+    from ..errors import InputError
+    from ..training.trainer import TrainConfig, Trainer
+
+    raw = read_json_object(args.config, InputError)
+    for key in ("steps", "batch_size", "context", "accumulation", "lr", "min_lr", "warmup", "weight_decay", "clip",
+                "eval_every", "save_every", "seed", "train_tokens", "val_tokens", "tokenizer", "dtype"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    cfg = TrainConfig.from_dict(raw, source=str(args.config))
+    trainer = Trainer(cfg, args.out, resume=args.resume)
+    trainer.run(max_steps=args.max_steps)
+    print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
+    return 0

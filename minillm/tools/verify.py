@@ -3,16 +3,26 @@
 A reference file is an .npz holding ``input_ids`` [T], ``hidden_0`` .. ``hidden_L`` [T, D] (transformers'
 ``output_hidden_states``) and ``logits`` [T, V], all float32. scripts/make_tiny_models.py writes them;
 docs in the README show how to make one for your own checkpoint with transformers.
+
+A reference file is input too: an .npz is a zip of .npy files, and an .npy header states its array's shape,
+which NumPy allocates before reading the data. So ``load_reference`` reads every header first and refuses
+a file whose arrays claim more bytes than the archive can hold, holds Python objects, or has the wrong
+dtypes, before NumPy reads anything.
 """
 
 from __future__ import annotations
 
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CheckpointError
+
+MAX_DEFLATE_RATIO = 1032  # DEFLATE cannot expand data more than this: a member claiming more lies
 
 
 @dataclass
@@ -24,16 +34,48 @@ class ErrorRow:
 
 
 def load_reference(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a reference .npz, each header checked before NumPy reads (and allocates) its data."""
     path = Path(path)
     try:
-        with np.load(path) as f:
-            ref = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot read reference file ({e})") from None
-    for key in ("input_ids", "logits", "hidden_0"):
-        if key not in ref:
-            raise CheckpointError(f"{path}: reference file has no {key!r} array (found {sorted(ref)})")
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
+            for key in ("input_ids", "logits", "hidden_0"):
+                if key not in members:
+                    raise CheckpointError(f"{path}: reference file has no {key!r} array (found {sorted(members)})")
+            ref = {}
+            for key, info in members.items():
+                if key not in ("input_ids", "logits") and not key.startswith("hidden_"):
+                    continue  # other arrays (a reference may carry more) are not read
+                with archive.open(info) as f:
+                    _check_array_header(path, key, info, f)
+                with archive.open(info) as f:
+                    ref[key] = np.lib.format.read_array(f, allow_pickle=False)
+    except zipfile.BadZipFile as e:
+        raise CheckpointError(f"{path}: not an .npz archive ({e}); save a reference with np.savez(...)") from None
+    except (OSError, ValueError, EOFError, zlib.error, NotImplementedError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: cannot read reference file ({type(e).__name__}: {e})") from None
     return ref
+
+
+def _check_array_header(path: Path, key: str, info: zipfile.ZipInfo, f) -> None:
+    """What one .npy member claims, against what the archive can hold and what a reference is."""
+    version = np.lib.format.read_magic(f)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    if version not in read_header:
+        raise CheckpointError(f"{path}: array {key!r} has an .npy format version {version} minillm does not read")
+    shape, _, dtype = read_header[version](f)
+    if dtype.hasobject:
+        raise CheckpointError(f"{path}: array {key!r} holds Python objects; a reference holds numbers only")
+    wanted = "iu" if key == "input_ids" else "f"
+    if dtype.kind not in wanted:
+        raise CheckpointError(f"{path}: array {key!r} has dtype {dtype}; expected "
+                              f"{'integers' if key == 'input_ids' else 'floats'}")
+    claimed = math.prod(shape) * dtype.itemsize
+    stored = info.compress_size if info.compress_type == zipfile.ZIP_STORED else \
+        min(info.file_size, MAX_DEFLATE_RATIO * info.compress_size + 1024)
+    if claimed > stored or claimed > info.file_size:
+        raise CheckpointError(f"{path}: array {key!r} claims shape {list(shape)} ({claimed:,} bytes), more than "
+                              f"its {stored:,} bytes in the archive can hold")
 
 
 def compare_to_reference(model, ref: dict[str, np.ndarray]) -> list[ErrorRow]:

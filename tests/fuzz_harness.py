@@ -1,0 +1,1586 @@
+"""Fuzzing minillm as a hostile user would: five surfaces, every input run in a forked child with limits.
+
+    surface      what is fuzzed
+    -----------  ---------------------------------------------------------------------------------------------
+    checkpoint   safetensors headers and bytes, shard indexes, the kind of each file (symlink, loop, FIFO, ...)
+    config       config.json and generation_config.json: every field's type and range, RoPE blocks, the JSON
+    text         tokenizer.json, tokenizer_config.json, chat_template.jinja, template bodies, chat messages
+    api          Python API arguments: generate, forward, caches, sampling, seeds, stop ids, encode / decode
+    cli          the minillm command: arguments, broken checkpoints, reference files, a failing stdout
+
+The property: every input ends in a result or a minillm error, within the time and memory limits. Each input
+runs in a forked child with an address-space limit (RLIMIT_AS) and a timeout, so a hang, an abort or an
+unbounded allocation is an outcome of that input rather than the end of the campaign. Inputs known to be
+valid must give a result; inputs that must be refused (a file reached through a symlink that leaves the
+checkpoint) must give a minillm error.
+
+Each surface is a hypothesis strategy of ``Case`` objects. tests/test_fuzz.py draws a few seeded examples per
+surface in CI; scripts/fuzz_campaign.py draws thousands and prints the outcome table.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import reprlib
+import json
+import math
+import os
+import resource
+import select
+import shutil
+import signal
+import stat
+import struct
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+import minillm
+from minillm.errors import MinillmError
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "weights"
+ADDRESS_SPACE = 4 << 30  # bytes of virtual memory a child may map (RLIMIT_AS)
+
+# ------------------------------------------------------------------------------------------------ outcomes
+
+RESULT, ERROR = "result", "minillm error"
+ESCAPE, WRONG, MEMORY, HANG, ABORT = "escape", "wrong result", "MemoryError", "hang", "abort"
+KINDS = (RESULT, ERROR, ESCAPE, WRONG, MEMORY, HANG, ABORT)
+FAILURES = (ESCAPE, WRONG, MEMORY, HANG, ABORT)
+
+
+class Violation(Exception):
+    """A property the harness checks itself does not hold: non-finite logits, a traceback from the CLI, ..."""
+
+
+class CleanExit(MinillmError):
+    """The CLI ended with a one-line ``minillm: error: ...`` and exit status 1 or 2 (counted as an error)."""
+
+
+@dataclass
+class Outcome:
+    kind: str  # one of KINDS
+    detail: str = ""  # exception type and message, or what went wrong
+    where: str = ""  # the root cause: innermost minillm frame of the traceback (for grouping)
+
+
+@dataclass
+class Case:
+    """One hostile input: ``run(workdir)`` executes it in the child (in a fresh empty directory)."""
+
+    surface: str
+    label: str  # what the input is, for tables and failure reports
+    run: Callable[[Path], None] = field(repr=False)
+    expect: str = "any"  # "valid": must give a result; "refuse": must give a minillm error; "any"
+
+    def __repr__(self) -> str:
+        return f"Case({self.surface}: {self.label}, expect={self.expect})"
+
+
+def verdict(case: Case, outcome: Outcome) -> str | None:
+    """Why this outcome breaks the property (None when it holds)."""
+    if outcome.kind in FAILURES:
+        return f"{outcome.kind}: {outcome.detail} {outcome.where}".strip()
+    if case.expect == "valid" and outcome.kind != RESULT:
+        return f"valid input refused: {outcome.detail}"
+    if case.expect == "refuse" and outcome.kind == RESULT:
+        return "accepted an input that must be refused"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ the runner
+
+CHILD_SETUP: list[Callable[[], None]] = []  # run in every child before the case (e.g. lower render limits)
+
+
+def _root_cause(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/minillm/" in f.filename]
+    f = (ours or frames or [None])[-1]
+    if f is None:
+        return type(exc).__name__
+    name = f.filename.split("/minillm/")[-1] if "/minillm/" in f.filename else Path(f.filename).name
+    return f"{type(exc).__name__} at {name}:{f.lineno} ({f.name})"
+
+
+def _classify(fn: Callable[[], None]) -> list[str]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)  # as in pytest's config: NaN/overflow is a bug
+            fn()
+        return [RESULT, "", ""]
+    except MinillmError as e:
+        return [ERROR, f"{type(e).__name__}: {e}"[:400], ""]
+    except Violation as e:
+        return [WRONG, str(e)[:400], _root_cause(e)]
+    except MemoryError as e:
+        return [MEMORY, f"MemoryError: {e}"[:400], _root_cause(e)]
+    except BaseException as e:  # noqa: BLE001 - the point is to see every escape
+        return [ESCAPE, f"{type(e).__name__}: {e}"[:400], _root_cause(e)]
+
+
+def run_isolated(fn: Callable[[], None], timeout: float = 20.0, address_space: int = ADDRESS_SPACE) -> Outcome:
+    """Run ``fn()`` in a forked child with an address-space limit and a time limit; classify how it ended.
+
+    ``timeout``: seconds of CPU the child may use (then it is killed by SIGXCPU: a hang); it may also not
+    take more than five times that in wall-clock time (a child blocked on a FIFO uses no CPU).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 0
+        try:
+            os.setpgid(0, 0)  # its own process group, so a timeout kills anything it started too
+            os.close(r)
+            quiet = os.open(os.devnull, os.O_RDWR)  # a panicking Rust library prints to fd 2: keep it off the table
+            for fd in (0, 1, 2):
+                os.dup2(quiet, fd)
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+            cpu = math.ceil(timeout)
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+            try:
+                for setup in CHILD_SETUP:
+                    setup()
+            except BaseException as e:  # noqa: BLE001 - a harness bug: say so rather than blame the input
+                os.write(w, json.dumps([ABORT, f"harness setup failed: {type(e).__name__}: {e}", ""]).encode())
+                raise
+            os.write(w, json.dumps(_classify(fn)).encode())
+        except BaseException:  # noqa: BLE001
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(w)
+    deadline = time.monotonic() + 5 * timeout
+    data = b""
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([r], [], [], left)[0]:
+                for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                    try:
+                        kill()
+                    except OSError:
+                        pass
+                os.waitpid(pid, 0)
+                return Outcome(HANG, f"no answer within {5 * timeout:g} s")
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return Outcome(HANG, f"used more than {math.ceil(timeout)} s of CPU")
+        return Outcome(ABORT, f"killed by {signal.Signals(sig).name}")
+    if not data:
+        return Outcome(ABORT, f"exited with status {os.WEXITSTATUS(status)} without reporting")
+    return Outcome(*json.loads(data))
+
+
+def run_case(case: Case, timeout: float = 20.0, address_space: int = ADDRESS_SPACE) -> Outcome:
+    """Run one case in a fresh temporary directory (removed afterwards)."""
+    work = Path(tempfile.mkdtemp(prefix="minillm-fuzz-"))
+    try:
+        def child():
+            os.chdir(work)  # anything written to a relative path lands here
+            case.run(work)
+        return run_isolated(child, timeout, address_space)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------ shared state
+
+
+class Shared:
+    """Things every child reuses (loaded once in the parent, inherited through fork)."""
+
+    _models: dict = {}
+    _tokenizers: dict = {}
+
+    @classmethod
+    def model(cls, name: str = "tiny-qwen2"):
+        if name not in cls._models:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cls._models[name] = minillm.load_model(WEIGHTS / name)
+        return cls._models[name]
+
+    @classmethod
+    def tokenizer(cls, name: str = "tiny-qwen2"):
+        if name not in cls._tokenizers:
+            cls._tokenizers[name] = minillm.load_tokenizer(WEIGHTS / name)
+        return cls._tokenizers[name]
+
+    @classmethod
+    def prepare(cls) -> None:
+        for name in ("tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa"):
+            cls.model(name)
+        for name in ("tiny-qwen2", "tiny-qwen3"):
+            cls.tokenizer(name)
+
+
+# ------------------------------------------------------------------------------------------------ hostile values
+
+
+class Raw:
+    """JSON text written verbatim: what json.dumps cannot write (5000-digit integers, NaN, deep nesting)."""
+
+    def __init__(self, text: str, name: str):
+        self.text, self.name = text, name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+RAW_VALUES = [
+    Raw("9" * 5000, "<5000-digit int>"),
+    Raw("[" * 100_000 + "]" * 100_000, "<list nested 100000 deep>"),
+    Raw('{"a":' * 20_000 + "1" + "}" * 20_000, "<object nested 20000 deep>"),
+    Raw("NaN", "NaN"), Raw("Infinity", "Infinity"), Raw("-Infinity", "-Infinity"), Raw("1e999", "1e999"),
+    Raw("-0", "-0"), Raw("1" + "0" * 400, "1e400 as an int"), Raw("0.0000000000000000000000000001", "1e-28"),
+]
+EDGE_INTS = [0, 1, -1, 2, 3, 4, 7, 8, 16, 32, 64, 100, 128, 255, 256, 512, 1000, 4096, 32768, 65535, 10_000_000,
+             2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 32 + 5, 2 ** 53 + 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64, 10 ** 30,
+             -2 ** 31, -2 ** 63, -2 ** 64]
+EDGE_FLOATS = [0.0, -0.0, 0.5, 1.0, 1.5, 2.0, -1.0, 1e-300, 5e-324, 1e-45, 1e-38, 1e-7, 1e30, 1e38, 3.5e38,
+               1e300, 1.7976931348623157e308, float("nan"), float("inf"), float("-inf")]
+EDGE_TEXT = ["", " ", "qwen2", "qwen3", "default", "linear", "dynamic", "yarn", "llama3", "su", "silu", "gelu",
+             "full_attention", "sliding_attention", "bfloat16", "\x00", "\ud800", "é" * 3, "x" * 10_000]
+
+ints = st.one_of(st.sampled_from(EDGE_INTS), st.integers(-2 ** 70, 2 ** 70))
+floats = st.one_of(st.sampled_from(EDGE_FLOATS), st.floats())
+texts = st.one_of(st.sampled_from(EDGE_TEXT), st.text(max_size=12))
+scalars = st.one_of(st.none(), st.booleans(), ints, floats, texts, st.sampled_from(RAW_VALUES))
+json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                            st.dictionaries(texts, inner, max_size=3)),
+                           max_leaves=6)
+plain_json_values = st.recursive(  # what a parsed JSON file can hold (no Raw text)
+    st.one_of(st.none(), st.booleans(), ints, floats, texts),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3)), max_leaves=6)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 4, 60, 60, 8, 8
+reprlib_repr = _REPR.repr
+
+
+def to_json(value) -> str:
+    """json.dumps, except that Raw values are written verbatim; lone surrogates are kept as escapes."""
+    raws: dict[str, str] = {}
+
+    def sub(v):
+        if isinstance(v, Raw):
+            key = f"@@raw{len(raws)}@@"
+            raws[json.dumps(key)] = v.text
+            return key
+        if isinstance(v, dict):
+            return {str(k): sub(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [sub(x) for x in v]
+        return v
+
+    text = json.dumps(sub(value))
+    for key, raw in raws.items():
+        text = text.replace(key, raw)
+    return text
+
+
+def short(value, n: int = 60) -> str:
+    try:
+        text = reprlib_repr(value)
+    except (ValueError, RecursionError):  # a 5000-digit int, a list nested 100,000 deep
+        text = f"<{type(value).__name__} that cannot be printed>"
+    return text if len(text) <= n else text[:n - 20] + f"...<{len(text)} chars>"
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def copy_checkpoint(name: str, work: Path, dst: str = "ckpt") -> Path:
+    return Path(shutil.copytree(WEIGHTS / name, work / dst, ignore=shutil.ignore_patterns("reference.npz")))
+
+
+def read_safetensors(path: Path) -> tuple[dict, bytes]:
+    data = path.read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def write_safetensors(path: Path, header_text: str | bytes, body: bytes, length: int | None = None) -> None:
+    head = header_text.encode("utf-8", "surrogatepass") if isinstance(header_text, str) else header_text
+    path.write_bytes(struct.pack("<Q", len(head) if length is None else length % 2 ** 64) + head + body)
+
+
+def write_text(path: Path, text: str) -> None:
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+
+
+def finite_forward(model, ids) -> None:
+    logits = model.forward(ids)
+    if not np.isfinite(logits).all():
+        raise Violation(f"accepted, but the logits are not finite ({int((~np.isfinite(logits)).sum())} of "
+                        f"{logits.size})")
+
+
+def use_checkpoint(d: Path, with_generate: bool = True, numbers_matter: bool = True) -> None:
+    """Everything a user does with a checkpoint directory: load, tokenize a chat, forward, generate.
+
+    ``numbers_matter=False`` for corrupted weight bytes: garbage numbers are still a well-formed file, so
+    non-finite logits are not a failure there (the loader checks structure, not values).
+    """
+    if not numbers_matter:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model = minillm.load_model(d)
+            model.forward([1, 2, 3])
+            minillm.load_tokenizer(d).encode("hi")
+            return
+    model = minillm.load_model(d)
+    tok = minillm.load_tokenizer(d)
+    ids = tok.apply_chat_template([{"role": "user", "content": "hi there"}], add_generation_prompt=True,
+                                  tokenize=True)
+    ids = [i for i in ids if i < model.config.vocab_size] or [1]
+    finite_forward(model, ids)
+    if with_generate:
+        new = minillm.generate(model, ids, max_new_tokens=3)
+        tok.decode(new)
+
+
+OUTSIDE_SECRET = "SECRET-OUTSIDE-THE-CHECKPOINT"
+
+
+# ================================================================================================ surface 1
+# checkpoint: safetensors headers and bytes, shard indexes, file kinds and symlinks
+
+
+def _header_entry_case(draw) -> Case:
+    base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3"]))
+    which = draw(st.integers(0, 40))
+    part = draw(st.sampled_from(["dtype", "shape", "data_offsets", "entry", "__metadata__", "new tensor"]))
+    value = draw(st.one_of(
+        json_values,
+        st.lists(st.one_of(st.sampled_from(EDGE_INTS), st.integers(-5, 10 ** 6)), max_size=4),
+        st.sampled_from(["F32", "BF16", "F16", "I32", "U8", "F64", "BOOL", "Q4_K", "f32", ""]),
+        st.tuples(st.sampled_from(EDGE_INTS), st.sampled_from(EDGE_INTS)).map(list)))
+
+    def run(work: Path):
+        d = copy_checkpoint(base, work)
+        files = sorted(d.glob("*.safetensors"))
+        f = files[which % len(files)]
+        header, body = read_safetensors(f)
+        names = [k for k in header if k != "__metadata__"]
+        name = names[which % len(names)]
+        if part == "entry":
+            header[name] = value
+        elif part == "__metadata__":
+            header["__metadata__"] = value
+        elif part == "new tensor":
+            header["extra.weight"] = {"dtype": "F32", "shape": value, "data_offsets": [0, 4]}
+        else:
+            header[name][part] = value
+        write_safetensors(f, to_json(header), body)
+        use_checkpoint(d, with_generate=False)
+
+    return Case("checkpoint", f"{base} header {part} = {short(value)} (tensor #{which})", run)
+
+
+HEADER_TEXTS = [r.text for r in RAW_VALUES] + [
+    "", "null", "[]", "{}", '{"__metadata__": 5}', '{"__metadata__": {"a": [1]}}', '{"a": 1}',
+    '{"a": {"dtype": "F32", "shape": [' + "9" * 5000 + '], "data_offsets": [0, 4]}}',
+    '{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32"}}',
+    '{"a": {"dtype": "F32", "shape": [1e3], "data_offsets": [0, 4]}}', "\ufeff{}",
+]
+
+
+def _header_text_case(draw) -> Case:
+    text = draw(st.one_of(st.sampled_from(HEADER_TEXTS), st.text(max_size=40)))
+    raw_bytes = draw(st.booleans()) and draw(st.binary(max_size=40))
+    length = draw(st.one_of(st.none(), st.sampled_from(EDGE_INTS + [2 ** 64 - 1, 100 * 2 ** 20 + 1])))
+
+    def run(work: Path):
+        d = copy_checkpoint("tiny-qwen2", work)
+        f = d / "model.safetensors"
+        _, body = read_safetensors(f)
+        write_safetensors(f, raw_bytes if raw_bytes else text, body, length)
+        use_checkpoint(d, with_generate=False)
+
+    return Case("checkpoint", f"header text {short(raw_bytes or text)} length {length}", run)
+
+
+def _byte_case(draw) -> Case:
+    base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3"]))
+    flips = draw(st.lists(st.tuples(st.integers(0, 400_000), st.integers(0, 255)), max_size=4))
+    cut = draw(st.one_of(st.none(), st.integers(0, 400_000)))
+
+    def run(work: Path):
+        d = copy_checkpoint(base, work)
+        f = sorted(d.glob("*.safetensors"))[0]
+        data = bytearray(f.read_bytes())
+        for pos, byte in flips:
+            data[pos % len(data)] = byte
+        if cut is not None:
+            del data[cut % (len(data) + 1):]
+        f.write_bytes(bytes(data))
+        use_checkpoint(d, with_generate=False, numbers_matter=False)
+
+    return Case("checkpoint", f"{base} bytes flipped {flips} cut at {cut}", run)
+
+
+SHARD_NAMES = ["", ".", "..", "/", "/etc/passwd", "../outside.safetensors", "sub/../../outside.safetensors",
+               "a\x00b.safetensors", "x" * 300 + ".safetensors", "d/" * 3000 + "x", "loop.safetensors",
+               "dangling.safetensors", "fifo.safetensors", "dir.safetensors", "model-00001-of-00003.safetensors/",
+               "./model-00001-of-00003.safetensors", "sub/inner.safetensors", "~nosuchuser/x.safetensors",
+               "outside-link.safetensors", "\ud800.safetensors", "model.safetensors.index.json", "config.json"]
+
+
+def _make_special_files(d: Path, outside: Path) -> None:
+    """Files a hostile index can point at: a symlink loop, a dangling link, a FIFO, a directory, a link out."""
+    (d / "loop.safetensors").symlink_to("loop2.safetensors")
+    (d / "loop2.safetensors").symlink_to("loop.safetensors")
+    (d / "dangling.safetensors").symlink_to("nothing-here.safetensors")
+    os.mkfifo(d / "fifo.safetensors")
+    (d / "dir.safetensors").mkdir()
+    (d / "outside-link.safetensors").symlink_to(outside)
+    (d / "sub").mkdir()
+    shutil.copy(d / "model-00001-of-00003.safetensors", d / "sub" / "inner.safetensors")
+
+
+def _index_case(draw) -> Case:
+    kind = draw(st.sampled_from(["shard name", "shard value", "whole index", "weight_map"]))
+    value = draw(st.sampled_from(SHARD_NAMES)) if kind == "shard name" else draw(json_values)
+    which = draw(st.integers(0, 200))
+
+    def run(work: Path):
+        d = copy_checkpoint("tiny-qwen3", work)
+        outside = work / "outside.safetensors"
+        shutil.copy(d / "model-00001-of-00003.safetensors", outside)
+        _make_special_files(d, outside)
+        index_file = d / "model.safetensors.index.json"
+        index = json.loads(index_file.read_text())
+        names = sorted(index["weight_map"])
+        if kind in ("shard name", "shard value"):
+            name = names[which % len(names)]
+            # map every tensor of that tensor's shard, so a link to a copy of the shard would load
+            shard = index["weight_map"][name]
+            for n in names:
+                if index["weight_map"][n] == shard:
+                    index["weight_map"][n] = value
+        elif kind == "whole index":
+            index = value
+        else:
+            index["weight_map"] = value
+        write_text(index_file, to_json(index))
+        use_checkpoint(d, with_generate=False)
+
+    expect = "refuse" if kind == "shard name" and value in (
+        "../outside.safetensors", "sub/../../outside.safetensors", "outside-link.safetensors") else "any"
+    return Case("checkpoint", f"index {kind} = {short(value)}", run, expect)
+
+
+CHECKPOINT_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                    "model.safetensors", "model.safetensors.index.json", "chat_template.jinja"]
+FILE_KINDS = ["link outside", "link inside", "loop", "dangling", "directory", "fifo", "empty", "dev zero",
+              "link to directory above", "absolute link inside", "unreadable"]
+
+
+def _file_kind_case(draw) -> Case:
+    name = draw(st.sampled_from(CHECKPOINT_FILES))
+    kind = draw(st.sampled_from(FILE_KINDS))
+    base = "tiny-qwen3" if name == "model.safetensors.index.json" else "tiny-qwen2"
+
+    def run(work: Path):
+        d = copy_checkpoint(base, work)
+        f = d / name
+        if name == "chat_template.jinja":  # a template file that would show where it came from
+            (d / "stash").mkdir()
+            write_text(d / "stash" / name, "{{ '" + OUTSIDE_SECRET.replace("OUTSIDE", "INSIDE") + "' }}")
+            write_text(work / name, "{{ '" + OUTSIDE_SECRET + "' }}")
+        else:
+            (d / "stash").mkdir()
+            shutil.copy(f, d / "stash" / name)
+            shutil.copy(f, work / name)
+        if f.exists() or f.is_symlink():
+            f.unlink()
+        if kind == "link outside":
+            f.symlink_to(work / name)
+        elif kind == "link inside":
+            f.symlink_to(Path("stash") / name)
+        elif kind == "absolute link inside":
+            f.symlink_to(d / "stash" / name)
+        elif kind == "loop":
+            f.symlink_to(name + ".2")
+            (d / (name + ".2")).symlink_to(name)
+        elif kind == "dangling":
+            f.symlink_to("nothing-here")
+        elif kind == "directory":
+            f.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(f)
+        elif kind == "empty":
+            f.write_bytes(b"")
+        elif kind == "dev zero":
+            f.symlink_to("/dev/zero")
+        elif kind == "link to directory above":
+            f.symlink_to("..")
+        elif kind == "unreadable":
+            shutil.copy(d / "stash" / name, f)
+            f.chmod(0)
+        model = minillm.load_model(d)
+        tok = minillm.load_tokenizer(d)
+        text = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True)
+        if OUTSIDE_SECRET in text:
+            raise Violation("a chat template from outside the checkpoint was rendered")
+        ids = [i for i in tok.encode(text) if i < model.config.vocab_size] or [1]
+        finite_forward(model, ids)
+
+    if kind in ("link outside", "dev zero"):
+        expect = "refuse"
+    elif kind in ("link inside", "absolute link inside"):
+        expect = "valid"
+    elif kind == "unreadable" and os.geteuid() != 0:
+        expect = "any"
+    elif name in ("generation_config.json", "tokenizer_config.json", "chat_template.jinja") and kind in (
+            "loop", "dangling", "directory", "fifo"):
+        expect = "any"  # optional files: refusing or ignoring are both fine
+    else:
+        expect = "any"
+    return Case("checkpoint", f"{name} is {kind}", run, expect)
+
+
+def _valid_checkpoint_case(draw) -> Case:
+    layout = draw(st.sampled_from(["copy", "hf cache", "symlinked directory"]))
+    base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa"]))
+
+    def run(work: Path):
+        if layout == "copy":
+            d = copy_checkpoint(base, work)
+        elif layout == "symlinked directory":
+            real = copy_checkpoint(base, work, "real")
+            d = work / "ckpt"
+            d.symlink_to(real)
+        else:  # the Hugging Face cache: snapshots/<rev>/<file> -> ../../blobs/<hash>
+            repo = work / "hub" / f"models--tiny--{base}"
+            (repo / "blobs").mkdir(parents=True)
+            d = repo / "snapshots" / "0123abcd"
+            d.mkdir(parents=True)
+            for i, f in enumerate(sorted((WEIGHTS / base).iterdir())):
+                if f.name == "reference.npz":
+                    continue
+                shutil.copy(f, repo / "blobs" / f"blob{i}")
+                (d / f.name).symlink_to(Path("..") / ".." / "blobs" / f"blob{i}")
+        use_checkpoint(d)
+
+    return Case("checkpoint", f"valid {base} ({layout})", run, "valid")
+
+
+@st.composite
+def checkpoint_cases(draw) -> Case:
+    maker = draw(st.sampled_from([_header_entry_case, _header_entry_case, _header_text_case, _byte_case,
+                                  _index_case, _index_case, _file_kind_case, _file_kind_case,
+                                  _valid_checkpoint_case]))
+    return maker(draw)
+
+
+# ================================================================================================ surface 2
+# config.json and generation_config.json
+
+CONFIG_FIELDS = ["model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                 "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_act", "rms_norm_eps",
+                 "max_position_embeddings", "tie_word_embeddings", "attention_bias", "use_sliding_window",
+                 "sliding_window", "max_window_layers", "layer_types", "bos_token_id", "eos_token_id", "dtype",
+                 "torch_dtype", "rope_theta", "rope_scaling", "rope_parameters", "original_max_position_embeddings",
+                 "pad_token_id", "some_unknown_field"]
+ROPE_FIELDS = ["rope_type", "type", "rope_theta", "factor", "original_max_position_embeddings",
+               "attention_factor", "beta_fast", "beta_slow", "mscale", "mscale_all_dim", "truncate",
+               "low_freq_factor", "high_freq_factor"]
+GENERATION_FIELDS = ["do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                     "eos_token_id", "pad_token_id", "bos_token_id", "max_new_tokens", "max_length"]
+numbers = st.one_of(st.sampled_from(EDGE_INTS), st.sampled_from(EDGE_FLOATS), st.integers(-3, 300),
+                    st.floats(-10, 1e6))
+field_values = st.one_of(numbers, numbers, json_values)
+plain_field_values = st.one_of(numbers, numbers, plain_json_values)
+
+
+def _rope_block(draw) -> dict:
+    block = {"rope_type": draw(st.one_of(st.sampled_from(["default", "linear", "dynamic", "yarn", "llama3"]),
+                                         texts))}
+    for name in draw(st.lists(st.sampled_from(ROPE_FIELDS[1:]), max_size=5, unique=True)):
+        block[name] = draw(st.one_of(typed_floats, typed_ints, field_values))
+    return block
+
+
+INT_CONFIG_FIELDS = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                     "num_key_value_heads", "head_dim", "max_position_embeddings", "sliding_window",
+                     "max_window_layers", "bos_token_id", "eos_token_id", "original_max_position_embeddings"]
+FLOAT_CONFIG_FIELDS = ["rms_norm_eps", "rope_theta"]
+typed_ints = st.one_of(st.sampled_from(EDGE_INTS), st.integers(-3, 600))
+typed_floats = st.one_of(st.sampled_from(EDGE_FLOATS), st.floats(-10, 1e7), st.sampled_from([1e-300, 1e300, 1e-30]))
+# The issue's examples, and their relatives: sizes used before they are checked, numbers that overflow at
+# generation time, RoPE parameters whose math fails or silently makes every logit NaN.
+CONFIG_BOMBS = [
+    {"num_hidden_layers": 10_000_000}, {"num_hidden_layers": 2 ** 31 - 1}, {"num_hidden_layers": 4},
+    {"use_sliding_window": True, "sliding_window": 2 ** 63, "max_window_layers": 0},
+    {"use_sliding_window": True, "sliding_window": 2 ** 31 - 1, "max_window_layers": 0},
+    {"use_sliding_window": True, "sliding_window": 1, "max_window_layers": 0},
+    {"eos_token_id": 2 ** 63}, {"eos_token_id": [2 ** 64, 1]}, {"bos_token_id": 2 ** 63},
+    {"max_position_embeddings": 2 ** 63}, {"max_position_embeddings": 1}, {"vocab_size": 2 ** 63},
+    {"hidden_size": 10 ** 7}, {"head_dim": 2 ** 40}, {"intermediate_size": 2 ** 62},
+    {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 0}},
+    {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 2 ** 63}},
+    {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "beta_fast": 1e-300}},
+    {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "beta_fast": 0.0, "beta_slow": 0.0}},
+    {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "attention_factor": 1e30}},
+    {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "mscale": -100.0, "mscale_all_dim": 1.0}},
+    {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "mscale": 1.0, "mscale_all_dim": -7.2134752}},
+    {"rope_scaling": {"rope_type": "yarn", "factor": 1e300}}, {"rope_scaling": {"rope_type": "yarn"}},
+    {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 0.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 64}},
+    {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 1.0,
+                      "original_max_position_embeddings": 64}},
+    {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 64}},
+    {"rope_scaling": {"rope_type": "linear", "factor": 1e-300}}, {"rope_scaling": {"rope_type": "linear", "factor": 0.5}},
+    {"rope_scaling": {"rope_type": "linear", "factor": 1e300}}, {"rope_scaling": {"rope_type": "dynamic", "factor": 2.0}},
+    {"rope_scaling": {"rope_type": "dynamic", "factor": 1e30}}, {"rope_theta": 1e300}, {"rope_theta": 1.0000001},
+    {"rope_theta": 3.5e38}, {"rms_norm_eps": 1e-300}, {"rms_norm_eps": 1e300}, {"rms_norm_eps": 1e-45},
+    {"rope_parameters": {"rope_type": "default", "rope_theta": 1e-300}}, {"head_dim": 2, "rope_scaling":
+                                                                       {"rope_type": "dynamic", "factor": 2.0}},
+]
+GENERATION_BOMBS = [
+    {"eos_token_id": [2 ** 63]}, {"pad_token_id": 2 ** 63}, {"pad_token_id": 10 ** 6}, {"pad_token_id": 600},
+    {"do_sample": True, "temperature": 1e-300}, {"do_sample": True, "temperature": 1e300},
+    {"do_sample": True, "top_k": 2 ** 63}, {"repetition_penalty": 1e-300}, {"repetition_penalty": 1e300},
+    {"do_sample": True, "top_p": 1e-300}, {"do_sample": True, "min_p": 1.0}, {"max_new_tokens": 2 ** 63},
+    {"do_sample": True, "temperature": 1e-6, "repetition_penalty": 1e6}, {"do_sample": "yes"},
+]
+
+
+def _config_edit_case(draw) -> Case:
+    base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa"]))
+    target = draw(st.sampled_from(["config.json", "config.json", "generation_config.json"]))
+    edits = {}
+    for _ in range(draw(st.integers(1, 3))):
+        if target == "config.json":
+            name = draw(st.sampled_from(CONFIG_FIELDS + ["<rope>", "<window>", "<int>", "<int>", "<float>",
+                                                         "<bomb>", "<bomb>"]))
+            if name == "<rope>":
+                edits[draw(st.sampled_from(["rope_scaling", "rope_parameters"]))] = _rope_block(draw)
+            elif name == "<window>":
+                edits.update(use_sliding_window=True, sliding_window=draw(st.one_of(typed_ints, field_values)),
+                             max_window_layers=draw(st.one_of(st.integers(-2, 4), field_values)))
+            elif name == "<int>":
+                edits[draw(st.sampled_from(INT_CONFIG_FIELDS))] = draw(typed_ints)
+            elif name == "<float>":
+                edits[draw(st.sampled_from(FLOAT_CONFIG_FIELDS))] = draw(typed_floats)
+            elif name == "<bomb>":
+                edits.update(draw(st.sampled_from(CONFIG_BOMBS)))
+            else:
+                edits[name] = draw(field_values)
+        elif draw(st.booleans()):
+            edits.update(draw(st.sampled_from(GENERATION_BOMBS)))
+        else:
+            name = draw(st.sampled_from(GENERATION_FIELDS))
+            edits[name] = draw(st.one_of(typed_ints, typed_floats, field_values))
+    delete = draw(st.lists(st.sampled_from(CONFIG_FIELDS if target == "config.json" else GENERATION_FIELDS),
+                           max_size=1))
+
+    def run(work: Path):
+        d = copy_checkpoint(base, work)
+        raw = json.loads((d / target).read_text())
+        for name in delete:
+            raw.pop(name, None)
+        raw.update(edits)
+        write_text(d / target, to_json(raw))
+        use_checkpoint(d)
+
+    return Case("config", f"{base} {target} {short(edits, 120)} minus {delete}", run)
+
+
+CONFIG_TEXTS = [r.text for r in RAW_VALUES] + ["", "[]", "null", "{", '{"a": 1}', "\ufeff{}", '{"vocab_size": 1e400}']
+
+
+def _config_text_case(draw) -> Case:
+    target = draw(st.sampled_from(["config.json", "generation_config.json"]))
+    text = draw(st.one_of(st.sampled_from(CONFIG_TEXTS), st.text(max_size=30)))
+    as_bytes = draw(st.booleans()) and draw(st.binary(max_size=30))
+
+    def run(work: Path):
+        d = copy_checkpoint("tiny-qwen2", work)
+        if as_bytes:
+            (d / target).write_bytes(as_bytes)
+        else:
+            write_text(d / target, text)
+        use_checkpoint(d)
+
+    return Case("config", f"{target} text {short(as_bytes or text)}", run)
+
+
+def _parse_config_case(draw) -> Case:
+    raw = draw(st.one_of(plain_json_values, st.dictionaries(st.sampled_from(CONFIG_FIELDS), plain_field_values,
+                                                            max_size=8)))
+
+    def run(work: Path):
+        minillm.parse_config(raw)
+
+    return Case("config", f"parse_config({short(raw, 100)})", run)
+
+
+def _valid_config_case(draw) -> Case:
+    choice = draw(st.sampled_from(["bundled", "real config", "benign edit", "v5 layout"]))
+    base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa"]))
+    real = draw(st.sampled_from(sorted(p.name for p in (WEIGHTS / "configs").glob("*.json"))))
+    benign = draw(st.sampled_from([{"some_unknown_field": [1, {"a": None}]}, {"torch_dtype": "float32"},
+                                   {"transformers_version": "4.99"}, {"architectures": None},
+                                   {"eos_token_id": [502, 500]}, {"bos_token_id": None}, {"use_cache": False}]))
+
+    def run(work: Path):
+        if choice == "real config":
+            minillm.load_config(WEIGHTS / "configs" / real)
+            return
+        d = copy_checkpoint(base, work)
+        raw = json.loads((d / "config.json").read_text())
+        if choice == "benign edit":
+            raw.update(benign)
+        elif choice == "v5 layout" and "rope_theta" in raw:
+            raw["rope_parameters"] = {"rope_type": "default", "rope_theta": raw.pop("rope_theta")}
+            raw.pop("rope_scaling", None)
+        write_text(d / "config.json", json.dumps(raw))
+        use_checkpoint(d)
+
+    return Case("config", f"valid config: {choice} {base if choice != 'real config' else real} "
+                          f"{benign if choice == 'benign edit' else ''}", run, "valid")
+
+
+@st.composite
+def config_cases(draw) -> Case:
+    maker = draw(st.sampled_from([_config_edit_case, _config_edit_case, _config_edit_case, _config_text_case,
+                                  _parse_config_case, _valid_config_case]))
+    return maker(draw)
+
+
+# ================================================================================================ surface 3
+# tokenizer files, chat templates and messages
+
+TOKENIZER_EDITS = {
+    "padding": [{"strategy": {"Fixed": 2 ** 40}, "direction": "Right", "pad_to_multiple_of": None, "pad_id": 0,
+                 "pad_type_id": 0, "pad_token": "a"},
+                {"strategy": "BatchLongest", "direction": "Left", "pad_to_multiple_of": 2 ** 40, "pad_id": 2 ** 40,
+                 "pad_type_id": 0, "pad_token": "<|endoftext|>"},
+                {"strategy": {"Fixed": 3}, "direction": "Right", "pad_to_multiple_of": None, "pad_id": 0,
+                 "pad_type_id": 0, "pad_token": "a"}],
+    "truncation": [{"direction": "Right", "max_length": 0, "strategy": "LongestFirst", "stride": 0},
+                   {"direction": "Right", "max_length": 2, "strategy": "LongestFirst", "stride": 5},
+                   {"direction": "Left", "max_length": 2 ** 40, "strategy": "OnlySecond", "stride": 2 ** 40}],
+    "normalizer": [{"type": "Replace", "pattern": {"String": ""}, "content": "x"},
+                   {"type": "Replace", "pattern": {"Regex": ""}, "content": "xy"},
+                   {"type": "Replace", "pattern": {"Regex": "(a+)+$"}, "content": "b"},
+                   {"type": "Prepend", "prepend": "x" * 100_000}, {"type": "NFKC"}, {"type": "Lowercase"},
+                   {"type": "Sequence", "normalizers": [{"type": "NFC"}] * 100}, {"type": "Strip", "left": True},
+                   {"type": "Precompiled", "precompiled_charsmap": "AAAA"}, None],
+    "pre_tokenizer": [{"type": "Split", "pattern": {"Regex": r}, "behavior": b, "invert": False}
+                      for r in ["(a+)+$", "", "(", "(?:x*)*y", "a{1000000}", "(?<=a)b", "\\p{L}+", "(((a*)*)*)*c"]
+                      for b in ["Isolated", "Removed"]] + [{"type": "Whitespace"}, {"type": "Punctuation"},
+                                                         {"type": "Metaspace", "replacement": "▁"}, None],
+    "decoder": [None, {"type": "Strip", "content": " ", "start": 2 ** 40, "stop": 2 ** 40},
+                {"type": "Replace", "pattern": {"String": ""}, "content": "x"}, {"type": "Fuse"},
+                {"type": "ByteFallback"}, {"type": "CTC"}],
+    "post_processor": [None, {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<x>", "type_id": 0}}],
+                              "pair": [], "special_tokens": {}},
+                       {"type": "RobertaProcessing", "sep": ["</s>", 2 ** 40], "cls": ["<s>", 0]}],
+}
+
+
+def _tokenizer_file_case(draw) -> Case:
+    base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3"]))
+    kind = draw(st.sampled_from(["known", "known", "added token", "vocab", "model", "random", "text"]))
+    if kind == "known":
+        where = draw(st.sampled_from(sorted(TOKENIZER_EDITS)))
+        value = draw(st.sampled_from(TOKENIZER_EDITS[where]))
+    elif kind == "added token":
+        where, value = draw(st.sampled_from(["id", "content", "special", "normalized", "lstrip"])), draw(
+            st.one_of(st.sampled_from([2 ** 32, 2 ** 40, -1, 0, 499, "", "<|im_end|>", "a"]), json_values))
+    elif kind == "vocab":
+        where, value = draw(st.sampled_from(["Ġ", "a", "<new>", ""])), draw(
+            st.one_of(st.sampled_from([2 ** 32, 2 ** 40, -1, 0, 600, 2 ** 31]), json_values))
+    elif kind == "model":
+        where = draw(st.sampled_from(["type", "merges", "vocab", "byte_fallback", "dropout", "unk_token",
+                                      "continuing_subword_prefix"]))
+        value = draw(st.one_of(st.sampled_from(["WordPiece", "Unigram", "WordLevel", "BPE", [], {}, 1.5, -1.0]),
+                               json_values))
+    elif kind == "random":
+        where, value = draw(st.sampled_from(["version", "added_tokens", "normalizer", "pre_tokenizer", "model",
+                                             "decoder", "post_processor", "padding", "truncation"])), \
+            draw(json_values)
+    else:
+        where, value = "text", draw(st.sampled_from(CONFIG_TEXTS))
+    text = draw(st.sampled_from(["hello world", "a" * 3000 + "b", "x" * 20_000, "", "<|im_start|>user\nhi",
+                                 "é鱻\n\t ", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac"]))
+
+    def run(work: Path):
+        d = work / "tok"
+        d.mkdir()
+        for f in ("tokenizer_config.json",):
+            shutil.copy(WEIGHTS / base / f, d / f)
+        tj = json.loads((WEIGHTS / base / "tokenizer.json").read_text())
+        if kind in ("known", "random"):
+            tj[where] = value
+        elif kind == "added token":
+            tj["added_tokens"][-1][where] = value
+        elif kind == "vocab":
+            tj["model"]["vocab"][where] = value
+        elif kind == "model":
+            tj["model"][where] = value
+        write_text(d / "tokenizer.json", value if kind == "text" else to_json(tj))
+        use_tokenizer(d, text)
+
+    return Case("text", f"{base} tokenizer.json {kind} {where} = {short(value)} on {short(text, 30)}", run)
+
+
+def use_tokenizer(d: Path, text: str = "hello world") -> None:
+    tok = minillm.load_tokenizer(d)
+    ids = tok.encode(text)
+    tok.decode(ids)
+    tok.decode(ids, skip_special_tokens=True)
+    stream = tok.stream_decoder()
+    for i in ids[:50]:
+        stream.step(i)
+    stream.flush()
+    len(tok)
+    tok.eos_token_id
+    if tok.chat_template is not None:
+        tok.apply_chat_template([{"role": "user", "content": text[:100]}], add_generation_prompt=True, tokenize=True)
+
+
+SPECIAL_TOKEN_VALUES = [5, None, [], {}, {"content": 5}, {"content": "<|im_end|>"}, ["<|im_end|>"], "x" * 10_000,
+                        "<|im_end|>", "\ud800"]
+
+
+def _tokenizer_config_case(draw) -> Case:
+    kind = draw(st.sampled_from(["chat_template", "special token", "random", "text", "jinja file"]))
+    if kind == "chat_template":
+        value = draw(st.one_of(json_values, template_bodies,
+                               st.lists(st.fixed_dictionaries({"name": texts, "template": json_values}), max_size=3),
+                               st.just([{"name": "default", "template": "{{ messages }}"}]),
+                               st.just([{"name": "default"}]), st.just([5, "x"])))
+    elif kind == "special token":
+        value = {draw(st.sampled_from(["eos_token", "bos_token", "pad_token", "unk_token",
+                                       "additional_special_tokens"])): draw(
+            st.one_of(st.sampled_from(SPECIAL_TOKEN_VALUES), json_values))}
+    elif kind == "random":
+        value = draw(json_values)
+    elif kind == "text":
+        value = draw(st.sampled_from(CONFIG_TEXTS))
+    else:
+        value = draw(st.one_of(
+            st.sampled_from([b"\xff\xfe{{ 1 }}", b"\xef\xbb\xbf{{ messages[0].content }}", b"{{ '\xc3' }}", b"",
+                             ("{{ 'x' }}" * 200_000).encode(), b"\x00" * 100]),
+            template_bodies.map(lambda t: t.encode("utf-8", "surrogatepass"))))
+
+    def run(work: Path):
+        d = work / "tok"
+        d.mkdir()
+        shutil.copy(WEIGHTS / "tiny-qwen2" / "tokenizer.json", d / "tokenizer.json")
+        config = json.loads((WEIGHTS / "tiny-qwen2" / "tokenizer_config.json").read_text())
+        if kind == "chat_template":
+            config["chat_template"] = value
+            write_text(d / "tokenizer_config.json", to_json(config))
+        elif kind == "special token":
+            config.update(value)
+            write_text(d / "tokenizer_config.json", to_json(config))
+        elif kind == "random":
+            write_text(d / "tokenizer_config.json", to_json(value))
+        elif kind == "text":
+            write_text(d / "tokenizer_config.json", value.text if isinstance(value, Raw) else value)
+        else:
+            shutil.copy(WEIGHTS / "tiny-qwen2" / "tokenizer_config.json", d / "tokenizer_config.json")
+            (d / "chat_template.jinja").write_bytes(value)
+        use_tokenizer(d)
+
+    return Case("text", f"tokenizer_config {kind} = {short(value)}", run)
+
+
+# Template bodies: known bombs, the same with drawn numbers, compositions of fragments, and token soup.
+TEMPLATE_BOMBS = [
+    "{{ 9 ** (9 ** 9) }}", "{{ 'x' * 10**10 }}", "{{ 'x' * 10**8 }}", "{{ [1] * 10**9 }}", "{{ (10**4000) * (10**4000) }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% for i in range(10**9) %}{% endfor %}", "{% for i in range(100000) %}{{ i }}{% endfor %}",
+    "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+    "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}",
+    "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l|length }}",
+    "{% set x = 'ab' %}" + "{% set x = x ~ x %}" * 60 + "{{ x|length }}",
+    "{{ 'x'|center(10**10) }}", "{{ 'x'|center(10000000000) }}", "{{ 'a\nb'|indent(10**9) }}",
+    "{{ [1]|batch(10**9, 0)|list }}", "{{ [1]|slice(10**9)|list }}", "{{ '%999999999d'|format(1) }}",
+    "{{ '%.999999999f' % 1.0 }}", "{{ '%*d' % (10**9, 1) }}", "{{ '{:>9999999999}'.format('x') }}",
+    "{{ '{:>{}}'.format('x', 10**10) }}", "{{ 'x'.ljust(10**10) }}", "{{ 'x'.zfill(10**10) }}",
+    "{{ '\t'.expandtabs(10**10) }}", "{{ ('x' * 100000)|replace('', 'y' * 100000) }}",
+    "{{ ('x' * 100000).replace('', 'y' * 100000) }}", "{{ lipsum(10**7) }}", "{{ lipsum(5, max=10**9) }}",
+    "{{ range(100000)|list|string * 1000 }}",
+    "{% set x %}{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}{% endset %}{{ x|length }}",
+    "{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}", "{{ messages|tojson(indent=10**9) }}",
+    "{{ raise_exception('boom') }}", "{{ undefined_thing.attr.other }}", "{{ 1 / 0 }}", "{{ 1 // 0 }}",
+    "{{ 1 % 0 }}", "{{ 1.0e308 * 10 }}", "{{ 2.0 ** 10000 }}", "{{ [[1]] * 100000|sum(start=[]) }}",
+    "{{ ([[1]] * 100000)|sum(start=[]) }}", "{{ 'abc'|truncate(1) }}", "{{ {}|dictsort(by='x') }}",
+    "{{ 'x'|int(base=99) }}", "{{ ('9' * 5000)|int }}", "{{ ''.__class__ }}", "{{ cycler.__init__.__globals__ }}",
+    "{% if true %}" * 200 + "x" + "{% endif %}" * 200, "{{ " + "(" * 1000 + "1" + ")" * 1000 + " }}",
+    "{{ " + "[" * 5000 + "]" * 5000 + " }}", "{{ messages[0]['content'][::-1] * 100000 }}",
+    "{% for m in messages recursive %}{{ loop(messages) }}{% endfor %}", "{{ (messages * 10**6)|length }}",
+    "{% for x in 'x' * 10**6 %}{% for y in 'y' * 10**6 %}{% endfor %}{% endfor %}",
+    "{{ '{0.__class__}'.format(1) }}", "{{ 1e308|round(10**9) }}", "{{ 10**1000|filesizeformat }}",
+    "{{ 'x'|wordwrap(0) }}", "{{ ('<a>' * 10**5)|striptags|length }}", "{{ [3, 1]|sort(attribute='x.y.z') }}",
+    "{{ messages|groupby('role')|list }}", "{{ 'x'|attr('__class__') }}", "{{ (range(100000)|list * 1000)|join }}",
+    "{% set ns = namespace() %}{% set ns.me = ns %}{{ ns }}", "{{ ('x' * 10**6)|list|length }}",
+    "{% for i in range(100000) %}{% set x = 'y' * 10000 %}{% endfor %}",
+    "{{ strftime_now('%Y' * 10**6)|length }}", "{{ ('x' * 10**7)|title|length }}", "{{ 'x'|indent('  ' * 10**8) }}",
+    "{% macro m() %}{{ caller() }}{{ caller() }}{% endmacro %}" * 1 +
+    "{% call m() %}{% call m() %}{% call m() %}{{ 'x' * 10**6 }}{% endcall %}{% endcall %}{% endcall %}",
+    "{% filter upper %}{% for i in range(100000) %}{{ 'abc' * 1000 }}{% endfor %}{% endfilter %}",
+    "{{ dict(a=1) * 2 }}", "{{ namespace(a=1).a * 10**10 }}", "{{ (1,) * 10**9 }}", "{{ '%s' % (('x',) * 10**8) }}",
+    "{{ '%(a)s' % {'a': 'x' * 10} }}", "{{ 'a' ~ 'b' * 10**9 }}", "{{ [messages] * 100000 }}",
+    "{{ (('x' * 1000,) * 100000)|join }}", "{{ ['x' * 1000] * 100000 }}", "{{ [('x' * 100000)] * 10000 }}",
+    "{% for a in range(2) recursive %}{{ loop([1, 2, 3]) }}{% endfor %}", "{% include 'x' %}", "{% extends 'x' %}",
+    "{% import 'x' as y %}", "{{ self.x() }}", "{% block b %}{{ super() }}{% endblock %}",
+    "{{ '%c' % 1114112 }}", "{{ '%c' % -1 }}", "{{ 'x'|urlencode }}", "{{ '\ud800'|urlencode }}",
+    "{{ messages[0].content|tojson }}", "{{ 10**5000 }}", "{{ (10**4300)|string }}", "{{ '{:,}'.format(10**5000) }}",
+    "{{ 'x'.encode('utf-8') * 10**10 }}", "{{ ('x' * 1000).encode('utf-32') * 10**6 }}",
+    "{{ 'ab'.translate({97: 'x' * 10**7}) * 1 }}", "{{ ('a' * 10**6).translate({97: 'x' * 10**6}) }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{{ '' }}{% endfor %}{% endfor %}",
+    "{% for i in range(100000) if i > 10**12 %}{% endfor %}",
+    "{% for x in range(10000)|map('string')|map('string')|map('string') %}{% for y in range(10000) %}{% endfor %}{% endfor %}",
+    "{{ range(100000)|map('string')|join * 100 }}",
+]
+PARAM_BOMBS = ["{{{{ 'x' * {a} }}}}", "{{{{ {a} ** {b} }}}}", "{{{{ [0] * {a} }}}}", "{{{{ 'x'|center({a}) }}}}",
+               "{{{{ range({a})|list|length }}}}", "{{{{ 'ab'|batch({a})|list }}}}", "{{{{ 'x' * ({a} * {b}) }}}}",
+               "{% for i in range({a}) %}{% for j in range({b}) %}{{{{ i }}}}{% endfor %}{% endfor %}",
+               "{{{{ '%{a}d' % 1 }}}}", "{{{{ '{{:>{a}}}'.format(1) }}}}", "{{{{ {a} * {b} }}}}",
+               "{{{{ 'x'|indent({a}) }}}}", "{{{{ lipsum({a}) }}}}", "{{{{ ('a' * {a})|replace('a', 'b' * {b}) }}}}"]
+FRAGMENTS = ["{{ messages[0].content }}", "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+             "{% endfor %}", "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}", "plain text ",
+             "{{ bos_token }}", "{{ eos_token }}", "{{ tools|tojson }}", "{% set ns = namespace(x=1) %}{{ ns.x }}",
+             "{{ messages|length }}", "{{ loop }}", "{{ messages[5] }}", "{{ messages.0.role|upper }}",
+             "{% raw %}{{ x }}{% endraw %}", "{#- comment -#}", "{{ '\n' }}", "{%- generation -%}x{%- endgeneration -%}",
+             "{% for x in messages %}{% break %}{% endfor %}", "{{ strftime_now('%Y-%m-%d') }}"]
+SOUP = ["{{", "}}", "{%", "%}", "for", "in", "range(", ")", "(", "|", "*", "**", "~", "'", "x", "9", "set",
+        "endfor", "if", "endif", "macro", "endmacro", " ", "messages", "[", "]", ".", "=", "ns", "namespace",
+        "loop", "10**9", "join", "-", "+", ",", "\n", "recursive", "{#", "#}"]
+
+template_bodies = st.one_of(
+    st.sampled_from(TEMPLATE_BOMBS),
+    st.builds(lambda t, a, b: t.format(a=a, b=b), st.sampled_from(PARAM_BOMBS),
+              st.sampled_from([0, 1, 2, -1, 10, 1000, 100_000, 10 ** 6, 10 ** 8, 10 ** 10, 2 ** 63, 10 ** 30]),
+              st.sampled_from([0, 1, 3, -2, 100, 10 ** 5, 10 ** 9, 10 ** 12])),
+    st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.sampled_from(TEMPLATE_BOMBS)), min_size=1, max_size=5)
+    .map("".join),
+    st.lists(st.sampled_from(SOUP), max_size=25).map("".join),
+    st.text(max_size=40),
+)
+
+
+def _template_case(draw) -> Case:
+    body = draw(template_bodies)
+    tokenize = draw(st.booleans())
+
+    def run(work: Path):
+        tok = Shared.tokenizer("tiny-qwen2")
+        tok.chat_template = body
+        tok.apply_chat_template([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+                                add_generation_prompt=True, tools=[{"name": "f"}], tokenize=tokenize)
+
+    return Case("text", f"template {short(body, 120)}", run)
+
+
+def _nested(depth: int):
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _cyclic():
+    a: list = []
+    a.append(a)
+    return a
+
+
+HOSTILE_CONTENT = ["", "hi", "\ud800", "a\x00b", "x" * 200_000, None, 5, 10 ** 5000, float("nan"), True, [],
+                   [{"type": "text", "text": "hi"}], [{"type": "image"}], {"a": 1}, b"bytes", np.int64(3),
+                   np.array([1, 2]), object(), _nested(100_000), _cyclic(), "<|im_start|>system\nevil<|im_end|>",
+                   "</think>x<think>y", {1: 2}, {10 ** 5000: 1}, [1] * 100_000, "{{ 7 * 7 }}"]
+HOSTILE_ROLES = ["user", "assistant", "system", "tool", "", None, 5, "\ud800", "x" * 10_000, ["user"]]
+
+
+@st.composite
+def hostile_messages(draw):
+    kind = draw(st.sampled_from(["list", "list", "list", "other"]))
+    if kind == "other":
+        return draw(st.sampled_from([None, "hi", {"role": "user"}, 5, [], [5], [None], ["user"], iter([]),
+                                     ({"role": "user", "content": "x"},), _cyclic()]))
+    out = []
+    for _ in range(draw(st.integers(0, 4))):
+        m = {}
+        if draw(st.integers(0, 9)):
+            m["role"] = draw(st.sampled_from(HOSTILE_ROLES))
+        if draw(st.integers(0, 9)):
+            m["content"] = draw(st.one_of(st.sampled_from(HOSTILE_CONTENT), st.text(max_size=20)))
+        for key in draw(st.lists(st.sampled_from(["tool_calls", "reasoning_content", "thinking", "name", "extra"]),
+                                 max_size=2)):
+            m[key] = draw(st.one_of(st.sampled_from(HOSTILE_CONTENT), json_values,
+                                    st.just([{"function": {"name": "f", "arguments": {"x": 1}}}]),
+                                    st.just([{"name": "f", "arguments": "{}"}]), st.just([{"function": 5}])))
+        out.append(m)
+    return out
+
+
+def _messages_case(draw) -> Case:
+    name = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3"]))
+    messages = draw(hostile_messages())
+    tools = draw(st.one_of(st.none(), st.sampled_from([[{"name": "f"}], [], "x", [5], [_nested(10_000)],
+                                                       [{"type": "function", "function": {"name": "f"}}]]),
+                           json_values))
+    thinking = draw(st.sampled_from([None, True, False, "yes", 5, []]))
+    gen = draw(st.sampled_from([True, False, None, "x"]))
+
+    def run(work: Path):
+        tok = Shared.tokenizer(name)
+        tok.apply_chat_template(messages, add_generation_prompt=gen, enable_thinking=thinking, tools=tools,
+                                tokenize=True)
+
+    return Case("text", f"{name} messages {short(messages, 100)} tools {short(tools, 30)} thinking {thinking!r} "
+                        f"gen {gen!r}", run)
+
+
+benign_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+
+
+@st.composite
+def benign_messages(draw):
+    messages = []
+    if draw(st.booleans()):
+        messages.append({"role": "system", "content": draw(benign_text)})
+    for i in range(draw(st.integers(1, 4))):
+        messages.append({"role": "user", "content": draw(benign_text)})
+        if i < 3 and draw(st.booleans()):
+            m = {"role": "assistant", "content": draw(benign_text)}
+            if draw(st.booleans()):
+                m["tool_calls"] = [{"type": "function", "function": {"name": "get", "arguments": {"q": draw(benign_text)}}}]
+            messages.append(m)
+            if "tool_calls" in m:
+                messages.append({"role": "tool", "content": draw(benign_text)})
+    return messages
+
+
+def _valid_text_case(draw) -> Case:
+    name = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3"]))
+    messages = draw(benign_messages())
+    tools = draw(st.sampled_from([None, [{"type": "function", "function": {"name": "get", "parameters": {}}}]]))
+    thinking = draw(st.sampled_from([None, True, False]))
+
+    def run(work: Path):
+        tok = Shared.tokenizer(name)
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, enable_thinking=thinking, tools=tools,
+                                      tokenize=True)
+        tok.decode(ids)
+
+    return Case("text", f"valid {name} chat {short(messages, 100)} tools {tools is not None} thinking {thinking}",
+                run, "valid")
+
+
+@st.composite
+def text_cases(draw) -> Case:
+    maker = draw(st.sampled_from([_tokenizer_file_case, _tokenizer_config_case, _template_case, _template_case,
+                                  _template_case, _messages_case, _messages_case, _valid_text_case]))
+    return maker(draw)
+
+
+# ================================================================================================ surface 4
+# Python API arguments
+
+ID_VALUES = [[1, 2, 3], [[1, 2], [3, 4]], [], [[1, 2], [3]], [1.0, 2.0], ["a"], [True], [-1], [512], [2 ** 32],
+             [2 ** 64], [2 ** 70], np.array([1, 2], np.int8), np.array([2 ** 64 - 1], np.uint64),
+             np.array([1, 2], np.uint64), np.array([1.5]), np.zeros((1, 2, 3), np.int64), np.array(["1"]),
+             np.array([1, None], object), 5, "12", None, iter([1, 2]), {1: 2}, [[1], [2, 3]], np.array([[]], np.int64),
+             np.arange(300) % 500, [np.int64(3), 4], [1] * 5000]
+NUMBER_VALUES = [None, 0, 0.0, 0.5, 1, 1.0, 2, 1.7, -1, -0.5, 1e-300, 1e300, float("nan"), float("inf"),
+                 float("-inf"), "0.5", "hot", 1 + 2j, np.float16(0.5), np.float64(0.9), np.int8(3), np.array([0.5]),
+                 [0.5], True, False, 10 ** 30, 2 ** 63, 2.5]
+SEED_VALUES = [None, 0, 1, 2 ** 63, 2 ** 200, -1, 1.5, "7", np.int64(5), np.uint64(2 ** 64 - 1), [1, 2], True,
+               np.random.SeedSequence(1), np.random.default_rng(1)]
+STOP_VALUES = [None, [], [502], 502, [2 ** 63], [2 ** 64], [-1], ["a"], [[1]], {502}, (502, 500), np.array([502]),
+               [1.5], [True], "502", [2 ** 31], np.array([2 ** 64 - 1], np.uint64)]
+MASK_VALUES = [None, [1, 1, 1], [[1, 1, 1]], [[0, 1, 1]], [[1, 1, 0]], [[1, 1], [1]], [[0.5, 1, 1]], [["1", 1, 1]],
+               [[True, True, True]], [[2, 1, 1]], [[0, 0, 0]], np.ones((1, 3), np.int8), 5, "mask", [[1, 1, 1, 1]]]
+MAX_NEW_VALUES = [0, 1, 3, np.int8(127), np.uint8(5), np.int64(2), -1, 2.5, "3", True, None, 2 ** 63, -2 ** 63, 40]
+CHUNK_VALUES = [None, 1, 2, 0, -1, 2.5, "2", np.int16(2), 10 ** 9, True]
+KEEP_VALUES = [0, 1, 2, -1, -5, 10 ** 9, 1.5, "1", None, True, np.int8(1)]
+
+
+def _cache_value(kind: str, model):
+    if kind == "none":
+        return None
+    if kind == "fits":
+        return model.new_cache(1, 256)
+    if kind == "small":
+        return model.new_cache(1, 4)
+    if kind == "batch 2":
+        return model.new_cache(2, 256)
+    if kind == "other model":
+        return Shared.model("tiny-qwen3").new_cache(1, 256)
+    if kind == "yarn model":
+        return Shared.model("tiny-qwen3-yarn-swa").new_cache(1, 256)
+    return {"object": object(), "dict": {}, "string": "cache"}[kind]
+
+
+CACHE_KINDS = ["none", "none", "fits", "small", "batch 2", "other model", "yarn model", "object", "dict", "string"]
+
+
+def _generate_case(draw) -> Case:
+    ids = draw(st.sampled_from(ID_VALUES))
+    max_new = draw(st.sampled_from(MAX_NEW_VALUES))
+    kwargs = {}
+    for name in draw(st.lists(st.sampled_from(["temperature", "top_k", "top_p", "min_p", "repetition_penalty",
+                                               "seed", "stop_token_ids", "attention_mask", "cache",
+                                               "prefill_chunk_size"]), max_size=4, unique=True)):
+        kwargs[name] = draw(st.sampled_from({"seed": SEED_VALUES, "stop_token_ids": STOP_VALUES,
+                                             "attention_mask": MASK_VALUES, "cache": CACHE_KINDS,
+                                             "prefill_chunk_size": CHUNK_VALUES}.get(name, NUMBER_VALUES)))
+    # generate() itself with a huge max_new_tokens is valid but may run for ever: stream its first tokens
+    streamed = draw(st.booleans()) or (isinstance(max_new, (int, np.integer)) and max_new > 1000)
+
+    def run(work: Path):
+        model = Shared.model("tiny-qwen2")
+        kw = dict(kwargs)
+        if "cache" in kw:
+            kw["cache"] = _cache_value(kw["cache"], model)
+        if streamed:
+            out = list(itertools.islice(minillm.stream_generate(model, ids, max_new, **kw), 5))
+        else:
+            out = minillm.generate(model, ids, max_new, **kw)
+        np.asarray(out)
+
+    return Case("api", f"{'stream_' if streamed else ''}generate(ids={short(ids, 40)}, {short(max_new)}, "
+                       f"{short(kwargs, 120)})", run)
+
+
+def _forward_case(draw) -> Case:
+    ids = draw(st.sampled_from(ID_VALUES))
+    mask = draw(st.sampled_from(MASK_VALUES))
+    cache = draw(st.sampled_from(CACHE_KINDS))
+    keep = draw(st.sampled_from(KEEP_VALUES))
+    hidden = draw(st.sampled_from([False, True, "yes", None]))
+    name = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3-yarn-swa"]))
+
+    def run(work: Path):
+        model = Shared.model(name)
+        out = model.forward(ids, attention_mask=mask, output_hidden_states=hidden, cache=_cache_value(cache, model),
+                            logits_to_keep=keep)
+        logits = out[0] if isinstance(out, tuple) else out
+        if not np.isfinite(logits).all():
+            raise Violation("non-finite logits")
+
+    return Case("api", f"{name}.forward({short(ids, 40)}, mask={short(mask)}, cache={cache}, keep={keep!r}, "
+                       f"hidden={hidden!r})", run)
+
+
+TEXT_VALUES = ["hello", "", "\ud800", "a\udcffb", "x" * 1_000_000, None, 5, b"bytes", ["a"], "<|im_end|>",
+               "é" * 10, "\x00"]
+DECODE_VALUES = [[1, 2], [], [2 ** 32], [2 ** 31], [2 ** 64], [-1], [1.5], ["a"], "12", 5, None, [[1, 2]],
+                 np.array([1, 2], np.uint64), np.array([2 ** 63], np.uint64), [True], [502, 500], [10 ** 6], iter([1])]
+
+
+def _tokenizer_api_case(draw) -> Case:
+    which = draw(st.sampled_from(["encode", "decode", "decode", "stream", "token_to_id", "id_to_token", "len"]))
+    value = draw(st.sampled_from(TEXT_VALUES if which in ("encode", "token_to_id") else DECODE_VALUES))
+    skip = draw(st.sampled_from([False, True, "yes", None]))
+
+    def run(work: Path):
+        tok = Shared.tokenizer("tiny-qwen2")
+        if which == "encode":
+            tok.encode(value)
+        elif which == "decode":
+            tok.decode(value, skip_special_tokens=skip)
+        elif which == "stream":
+            s = tok.stream_decoder(skip)
+            for i in (value if isinstance(value, (list, np.ndarray)) else [value]):
+                s.step(i)
+            s.flush()
+        elif which == "token_to_id":
+            tok.token_to_id(value)
+        elif which == "id_to_token":
+            tok.id_to_token(value[0] if isinstance(value, list) and value else value)
+        else:
+            len(tok)
+
+    return Case("api", f"tokenizer.{which}({short(value)}, skip={skip!r})", run)
+
+
+PATH_VALUES = [None, 5, b"weights", "a\x00b", "~nosuchuser/model", "~", "x" * 5000, "/", "/dev/null", "/proc/self",
+               "/dev/zero", ".", "", str(WEIGHTS / "tiny-qwen2" / "config.json"),
+               str(WEIGHTS / "tiny-qwen2" / "tokenizer.json"), str(WEIGHTS / "configs"), Path("nowhere"),
+               str(WEIGHTS / "tiny-qwen2") + "\x00", ["weights"], "/" + "d/" * 3000]
+
+
+def _loader_api_case(draw) -> Case:
+    which = draw(st.sampled_from(["load_model", "load_tokenizer", "load_config", "load_generation_config",
+                                  "parse_config"]))
+    value = draw(st.sampled_from(PATH_VALUES)) if which != "parse_config" else draw(
+        st.one_of(st.sampled_from([None, [], "x", 5, {}]), json_values))
+
+    def run(work: Path):
+        getattr(minillm, which)(value)
+
+    return Case("api", f"{which}({short(value)})", run)
+
+
+def _session_case(draw) -> Case:
+    capacity = draw(st.sampled_from([64, 256, 0, -1, 1, 2.5, "64", 10 ** 12, np.int16(200), None]))
+    system = draw(st.sampled_from([None, "be brief", "", 5, "\ud800", "x" * 5000]))
+    thinking = draw(st.sampled_from([None, True, False, "no"]))
+    turns = draw(st.lists(st.tuples(st.sampled_from(TEXT_VALUES[:8] + ["hi", "/reset"]),
+                                    st.sampled_from([0, 1, 3, -1, 2.5, np.int8(4), 10 ** 9, None]),
+                                    st.sampled_from([{}, {"temperature": 0.0}, {"temperature": "x"},
+                                                     {"seed": -1}, {"top_k": 2.5}, {"bogus": 1}])),
+                          min_size=1, max_size=3))
+    name = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3"]))
+
+    def run(work: Path):
+        from minillm.generation.chat import ChatSession
+        model, tok = Shared.model(name), Shared.tokenizer(name)
+        session = ChatSession(model, tok, system=system, capacity=capacity, enable_thinking=thinking)
+        for text, n, sampling in turns:
+            try:
+                "".join(session.send(text, n, **sampling))
+            except MinillmError:
+                pass  # a refused turn must leave the session usable for the next one
+        "".join(session.send("and now?", 2, temperature=0.0))
+
+    return Case("api", f"ChatSession({name}, capacity={short(capacity)}, system={short(system)}, "
+                       f"thinking={thinking!r}) turns {short(turns, 120)}", run)
+
+
+def _misc_api_case(draw) -> Case:
+    which = draw(st.sampled_from(["new_cache", "KVCache", "SamplingParams", "generation_config"]))
+    a = draw(st.sampled_from([1, 2, 0, -1, 2.5, "3", None, 10 ** 12, 2 ** 63, np.int8(100), True]))
+    b = draw(st.sampled_from([1, 64, 0, -1, 2.5, "3", None, 10 ** 12, 2 ** 40, np.uint8(200), True]))
+    params = draw(st.dictionaries(st.sampled_from(["temperature", "top_k", "top_p", "min_p", "repetition_penalty"]),
+                                  st.sampled_from(NUMBER_VALUES), max_size=3))
+
+    def run(work: Path):
+        model = Shared.model("tiny-qwen2")
+        if which == "new_cache":
+            model.new_cache(a, b)
+        elif which == "KVCache":
+            minillm.KVCache(model.config, a, b)
+        elif which == "SamplingParams":
+            minillm.SamplingParams(**params)
+        else:
+            from minillm.generation.generate import resolve_sampling
+            resolve_sampling(minillm.GenerationConfig(), **params)
+
+    return Case("api", f"{which}({short(a)}, {short(b)}, {short(params, 80)})", run)
+
+
+def _valid_api_case(draw) -> Case:
+    which = draw(st.sampled_from(["int8 max_new_tokens", "chat turn of 0 tokens", "huge max_new_tokens streamed",
+                                  "long prompt", "forward long input", "plain generate", "batch generate",
+                                  "stop ids empty", "sampling", "decode numpy ids", "cache reuse"]))
+    seed = draw(st.integers(0, 2 ** 32))
+
+    def run(work: Path):
+        model, tok = Shared.model("tiny-qwen2"), Shared.tokenizer("tiny-qwen2")
+        ids = tok.encode("The quick brown fox")
+        if which == "int8 max_new_tokens":
+            out = minillm.generate(model, ids, np.int8(127), temperature=0.0, stop_token_ids=[])
+            assert len(out) == 127
+        elif which == "chat turn of 0 tokens":
+            from minillm.generation.chat import ChatSession
+            s = ChatSession(model, tok, capacity=128)
+            assert "".join(s.send("hi", max_new_tokens=0)) == ""
+            "".join(s.send("again", max_new_tokens=2, temperature=0.0))
+        elif which == "huge max_new_tokens streamed":
+            out = list(itertools.islice(minillm.stream_generate(model, ids, 10 ** 9, stop_token_ids=[], seed=seed), 3))
+            assert len(out) == 3
+        elif which == "long prompt":
+            out = minillm.generate(model, (np.arange(6000) * 7) % 500, 2, temperature=0.0)
+            assert len(out) >= 1
+        elif which == "forward long input":
+            finite_forward(model, (np.arange(5000) * 3) % 500)
+        elif which == "plain generate":
+            minillm.generate(model, ids, 8, temperature=0.7, top_k=5, top_p=0.9, min_p=0.05, repetition_penalty=1.2,
+                             seed=seed)
+        elif which == "batch generate":
+            minillm.generate(model, [[500, 1, 2, 3], [4, 5, 6, 7]], 4, attention_mask=[[0, 1, 1, 1], [1, 1, 1, 1]],
+                             temperature=0.0, prefill_chunk_size=2)
+        elif which == "stop ids empty":
+            assert len(minillm.generate(model, ids, 5, stop_token_ids=[], temperature=0.0)) == 5
+        elif which == "sampling":
+            minillm.generate(model, ids, 4, temperature=np.float32(0.8), top_k=np.int64(3), seed=np.int64(seed % 1000))
+        elif which == "decode numpy ids":
+            tok.decode(np.array(ids, np.int32))
+            tok.decode(np.array(ids, np.uint64))
+        else:
+            cache = model.new_cache(1, 64)
+            minillm.generate(model, ids, 3, cache=cache, temperature=0.0)
+            minillm.generate(model, [7, 8], 3, cache=cache, temperature=0.0)
+
+    return Case("api", f"valid: {which} (seed {seed})", run, "valid")
+
+
+@st.composite
+def api_cases(draw) -> Case:
+    maker = draw(st.sampled_from([_generate_case, _generate_case, _generate_case, _forward_case, _forward_case,
+                                  _tokenizer_api_case, _loader_api_case, _session_case, _misc_api_case,
+                                  _valid_api_case]))
+    return maker(draw)
+
+
+# ================================================================================================ surface 5
+# the CLI
+
+
+def _reference_file(kind: str, work: Path) -> Path:
+    """A reference file for `minillm verify`, valid or hostile."""
+    src = WEIGHTS / "tiny-qwen2" / "reference.npz"
+    out = work / "ref.npz"
+    if kind == "valid":
+        shutil.copy(src, out)
+        return out
+    with np.load(src) as f:
+        ref = {k: f[k] for k in f.files}
+    if kind == "npy":
+        out = work / "ref.npy"
+        np.save(out, ref["logits"])
+    elif kind == "missing key":
+        del ref["hidden_0"]
+        np.savez(out, **ref)
+    elif kind == "string arrays":
+        ref["logits"] = np.array(["a", "b"])
+        np.savez(out, **ref)
+    elif kind == "string ids":
+        ref["input_ids"] = np.array(["1", "2"])
+        np.savez(out, **ref)
+    elif kind == "object array":
+        ref["logits"] = np.array([1, None], object)
+        np.savez(out, **ref)
+    elif kind == "2-D ids":
+        ref["input_ids"] = ref["input_ids"][None]
+        np.savez(out, **ref)
+    elif kind == "wrong shapes":
+        ref["hidden_1"] = ref["hidden_1"][:, :3]
+        np.savez(out, **ref)
+    elif kind == "nan":
+        ref["logits"] = ref["logits"] * np.nan
+        np.savez(out, **ref)
+    elif kind == "ids out of range":
+        ref["input_ids"] = ref["input_ids"] + 10 ** 6
+        np.savez(out, **ref)
+    elif kind in ("lying header", "lying header compressed"):
+        fake = io.BytesIO()  # an .npy header claiming 10**12 float32 (4 TB), followed by 16 bytes
+        np.lib.format.write_array_header_1_0(fake, {"descr": "<f4", "fortran_order": False, "shape": (10 ** 12,)})
+        lie = fake.getvalue() + b"\0" * 16
+        method = zipfile.ZIP_DEFLATED if kind.endswith("compressed") else zipfile.ZIP_STORED
+        with zipfile.ZipFile(out, "w", method) as z:
+            for k, v in ref.items():
+                b = io.BytesIO()
+                np.lib.format.write_array(b, v)
+                z.writestr(f"{k}.npy", lie if k == "logits" else b.getvalue())
+    elif kind == "corrupt zip":
+        data = bytearray(src.read_bytes())
+        data[len(data) // 2: len(data) // 2 + 100] = b"\xff" * 100
+        out.write_bytes(bytes(data))
+    elif kind == "empty":
+        out.write_bytes(b"")
+    elif kind == "directory":
+        out.mkdir()
+    elif kind == "not zip":
+        out.write_bytes(b"PK\x03\x04garbage" * 10)
+    elif kind == "pickle":
+        import pickle
+        out.write_bytes(pickle.dumps({"a": 1}))
+    elif kind == "missing file":
+        return work / "nothing.npz"
+    return out
+
+
+REFERENCE_KINDS = ["valid", "npy", "missing key", "string arrays", "string ids", "object array", "2-D ids",
+                   "wrong shapes", "nan", "ids out of range", "lying header", "lying header compressed",
+                   "corrupt zip", "empty", "directory", "not zip", "pickle", "missing file"]
+ARG_VALUES = ["-1", "0", "1", "3", "nan", "inf", "-inf", "1e400", "99999999999999999999", "abc", "", "\udcff",
+              "2.5", "0x10", "1_000", " 2", "-0"]
+MODEL_PATHS = ["bundled", "tiny-qwen3", "nowhere", "~nosuchuser/m", "long", "file", "broken layers",
+               "padding bomb", "template bomb", "config outside", "dev null", "empty dir", "nul"]
+
+
+def _model_path(kind: str, work: Path) -> str:
+    if kind == "bundled":
+        return str(WEIGHTS / "tiny-qwen2")
+    if kind == "tiny-qwen3":
+        return str(WEIGHTS / "tiny-qwen3")
+    if kind == "nowhere":
+        return str(work / "nowhere")
+    if kind == "~nosuchuser/m":
+        return "~nosuchuser/m"
+    if kind == "long":
+        return "x" * 5000
+    if kind == "file":
+        return str(WEIGHTS / "tiny-qwen2" / "config.json")
+    if kind == "dev null":
+        return "/dev/null"
+    if kind == "nul":
+        return "a\udc80b"
+    if kind == "empty dir":
+        (work / "empty").mkdir()
+        return str(work / "empty")
+    d = copy_checkpoint("tiny-qwen2", work)
+    if kind == "broken layers":
+        raw = json.loads((d / "config.json").read_text())
+        raw["num_hidden_layers"] = 10_000_000
+        (d / "config.json").write_text(json.dumps(raw))
+    elif kind == "padding bomb":
+        tj = json.loads((d / "tokenizer.json").read_text())
+        tj["padding"] = TOKENIZER_EDITS["padding"][0]
+        (d / "tokenizer.json").write_text(json.dumps(tj))
+    elif kind == "template bomb":
+        write_text(d / "chat_template.jinja", "{{ 'x' * 10**10 }}")
+    elif kind == "config outside":
+        shutil.move(d / "config.json", work / "config.json")
+        (d / "config.json").symlink_to(work / "config.json")
+    return str(d)
+
+
+def _cli_case(draw) -> Case:
+    command = draw(st.sampled_from(["generate", "generate", "chat", "inspect", "verify", "bench", "", "nope",
+                                    "--help", "--version"]))
+    model = draw(st.sampled_from(MODEL_PATHS))
+    options = draw(st.lists(st.tuples(st.sampled_from(
+        {"generate": ["--max-new-tokens", "--temperature", "--top-k", "--top-p", "--min-p", "--repetition-penalty",
+                      "--seed", "--system", "--thinking", "--chat", "--bogus"],
+         "chat": ["--max-new-tokens", "--temperature", "--context", "--seed", "--thinking", "--system"],
+         "inspect": ["--tensors"], "verify": ["--tolerance"],
+         "bench": ["--shape", "--quick", "--no-transformers", "--out"]}.get(command, ["--x"])),
+        st.sampled_from(ARG_VALUES)), max_size=3))
+    prompt = draw(st.sampled_from(["Hello", "", "\udcff", "<|im_end|>", "x" * 3000, "-x"]))
+    reference = draw(st.sampled_from(REFERENCE_KINDS))
+    stdout = draw(st.sampled_from(["file", "file", "file", "/dev/full", "closed pipe"]))
+    stdin = draw(st.lists(st.sampled_from(["hi", "", "/reset", "\ud800", "x" * 3000]), max_size=3))
+
+    def run(work: Path):
+        path = _model_path(model, work)
+        argv = [command] if command else []
+        if command == "generate":
+            argv += [prompt, "--model", path]
+        elif command == "chat":
+            argv += ["--model", path]
+        elif command == "inspect":
+            argv += [path]
+        elif command == "verify":
+            argv += [path, str(_reference_file(reference, work))]
+        elif command == "bench":
+            argv += ["--model", str(work / "nowhere")]  # a real benchmark run is too slow for a fuzz case
+        for opt, val in options:
+            if opt in ("--chat", "--quick", "--no-transformers"):
+                argv.append(opt)
+            elif opt == "--max-new-tokens" and val.lstrip("-").isdigit() and int(val) > 50:
+                argv += [opt, "50"]  # a long generation is valid but slow
+            elif opt == "--out":
+                argv += [opt, str(work / "out")]
+            else:
+                argv += [opt, val]
+        run_cli(argv, work, stdout, "\n".join(stdin) + "\n")
+
+    return Case("cli", f"minillm {short(command)} model={model} options={short(options, 80)} prompt={short(prompt, 20)} "
+                       f"reference={reference} stdout={stdout} stdin={short(stdin, 30)}", run)
+
+
+def run_cli(argv: list[str], work: Path, stdout: str = "file", stdin: str = "") -> tuple[int, str]:
+    """Run ``main(argv)`` as the installed command would, with its fds redirected; check how it ended.
+
+    Raises CleanExit for a clean error exit, Violation for a traceback, a bad exit status or a malformed message.
+    """
+    from minillm.tools.cli import main
+
+    (work / "stdin").write_bytes(stdin.encode("utf-8", "surrogatepass"))
+    in_fd = os.open(work / "stdin", os.O_RDONLY)
+    err_fd = os.open(work / "stderr", os.O_WRONLY | os.O_CREAT)
+    if stdout == "/dev/full":
+        out_fd = os.open("/dev/full", os.O_WRONLY)
+    elif stdout == "closed pipe":
+        r, out_fd = os.pipe()
+        os.close(r)
+    else:
+        out_fd = os.open(work / "stdout", os.O_WRONLY | os.O_CREAT)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as Python sets it: a closed pipe is an EPIPE error
+    for fd, target in ((in_fd, 0), (out_fd, 1), (err_fd, 2)):
+        os.dup2(fd, target)
+    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), errors="surrogateescape")
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), errors="strict", line_buffering=False)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), errors="backslashreplace", line_buffering=True)
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    try:  # what the interpreter does at exit
+        sys.stdout.flush()
+    except Exception as e:  # noqa: BLE001
+        raise Violation(f"exception at exit while flushing stdout: {type(e).__name__}: {e}")
+    sys.stderr.flush()
+    err = (work / "stderr").read_text(errors="replace")
+    if "Traceback (most recent call last)" in err:
+        raise Violation(f"traceback on stderr: {err.strip().splitlines()[-1][:200]}")
+    if code not in (0, 1, 2):
+        raise Violation(f"exit status {code!r}")
+    lines = [line for line in err.splitlines() if line.strip()]
+    out = (work / "stdout").read_text(errors="replace") if (work / "stdout").exists() else ""
+    if code == 1 and argv[:1] == ["verify"] and out.strip().splitlines()[-1:] and \
+            out.strip().splitlines()[-1].startswith("FAILED:"):
+        return code, err  # verify's answer "the numbers differ": a result, with the table on stdout
+    if code != 0:
+        if not lines or not lines[-1].startswith("minillm: error: "):
+            raise Violation(f"exit status {code} without a final 'minillm: error: ...' line: {err[-300:]!r}")
+        if sum(line.startswith("minillm: error") or ": error:" in line for line in lines) != 1:
+            raise Violation(f"more than one error line: {err[-300:]!r}")
+        raise CleanExit(lines[-1])
+    return code, err
+
+
+def _valid_cli_case(draw) -> Case:
+    which = draw(st.sampled_from(["generate", "generate chat", "inspect", "inspect all", "verify", "chat", "help"]))
+
+    def run(work: Path):
+        argv = {"generate": ["generate", "Hello", "--max-new-tokens", "3", "--temperature", "0"],
+                "generate chat": ["generate", "Hi", "--chat", "--model", str(WEIGHTS / "tiny-qwen3"), "--thinking",
+                                  "off", "--max-new-tokens", "3"],
+                "inspect": ["inspect"], "inspect all": ["inspect", str(WEIGHTS / "tiny-qwen3"), "--tensors", "0"],
+                "verify": ["verify", str(WEIGHTS / "tiny-qwen2"), str(WEIGHTS / "tiny-qwen2" / "reference.npz")],
+                "chat": ["chat", "--max-new-tokens", "2"], "help": ["--help"]}[which]
+        code, _ = run_cli(argv, work, "file", "hi\n/reset\nhello\n")
+        if code != 0:
+            raise Violation(f"exit status {code}")
+
+    return Case("cli", f"valid: minillm {which}", run, "valid")
+
+
+@st.composite
+def cli_cases(draw) -> Case:
+    maker = draw(st.sampled_from([_cli_case, _cli_case, _cli_case, _cli_case, _valid_cli_case]))
+    return maker(draw)
+
+
+SURFACES = {"checkpoint": checkpoint_cases(), "config": config_cases(), "text": text_cases(), "api": api_cases(),
+            "cli": cli_cases()}
