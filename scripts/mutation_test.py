@@ -161,8 +161,9 @@ MUTATIONS: list[Mutation] = [
     M("cache", MODEL, "hidden[-1] = h if not logits_to_keep else rms_norm(hidden[-1], w.norm, cfg.rms_norm_eps)",
       "hidden[-1] = h", "hidden states with logits_to_keep: the last one is cut to the kept positions"),
     M("cache", MODEL, "x = x[:, -logits_to_keep:]", "x = x[:, :logits_to_keep]", "logits_to_keep keeps the first positions"),
-    M("cache", MODEL, 'if cfg.rope.rope_type == "dynamic":', 'if cfg.rope.rope_type == "dynamic" and self._rope is None:',
-      "dynamic RoPE frequencies computed once and kept"),
+    M("cache", MODEL, "return rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings, seq_len)",
+      "self._rope = self._rope or rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings, seq_len); "
+      "return self._rope", "dynamic RoPE keeps the frequencies of its first call"),
     M("cache", MODEL, "rope_len = _rope_len or int(positions.max()) + 1", "rope_len = _rope_len or int(positions.max())",
       "dynamic RoPE sequence length off by one"),
     # ---------------------------------------------------------------- RoPE scaling
