@@ -1,15 +1,21 @@
 """The safetensors header checks at their exact boundaries (hand-written files; the format's definition:
-8 bytes of header length N, N bytes of JSON header, then the data buffer the offsets point into)."""
+8 bytes of header length N, N bytes of JSON header, then the data buffer the offsets point into), and which
+weights file a checkpoint directory is read from."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 
+import numpy as np
 import pytest
 
 import minillm
+from minillm.checkpoint.loading import open_checkpoint
 from minillm.checkpoint.safetensors_file import SafetensorsFile
+from conftest import WEIGHTS, reference
+from st_helpers import write_safetensors
 
 
 def write(path, header: dict, data: bytes, header_len: int | None = None):
@@ -57,3 +63,15 @@ def test_offsets_past_the_data_buffer_are_refused_even_when_inside_the_file(tmp_
     header = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}
     with pytest.raises(minillm.CheckpointError, match="outside the data buffer of 4 bytes"):
         SafetensorsFile(write(tmp_path / "x.safetensors", header, b"\0" * 4))
+
+
+def test_a_single_model_safetensors_wins_over_an_index_beside_it_as_in_transformers(tmp_path):
+    """transformers looks for model.safetensors first; an index (and its shards) next to it is not read."""
+    d = shutil.copytree(WEIGHTS / "tiny-qwen2", tmp_path / "m")
+    other = {n: ("F32", 2 * f.get_float32(n)) for n, f in open_checkpoint(d).items()}  # different weights
+    write_safetensors(d / "model-00001-of-00001.safetensors", other)
+    (d / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {n: "model-00001-of-00001.safetensors" for n in other}}))
+    ref = reference("tiny-qwen2")
+    logits = minillm.load_model(d).forward(ref["input_ids"])
+    np.testing.assert_allclose(logits, ref["logits"], rtol=1e-4, atol=1e-4 * np.abs(ref["logits"]).max())

@@ -151,15 +151,5 @@ def missing_files(snapshot: Path) -> list[str]:
     return missing + sorted(s for s in shards if not (snapshot / s).is_file())
 
 
-def checkpoint_root(directory: Path) -> Path:
-    """The folder a checkpoint's files may live in: the directory itself, or for a snapshot of the Hugging Face
-    cache (``models--org--name/snapshots/<hash>``) the whole ``models--org--name`` folder, as its files are
-    symlinks into ``models--org--name/blobs/``."""
-    root = directory.resolve()
-    if root.parent.name == "snapshots" and root.parent.parent.name.startswith("models--"):
-        return root.parent.parent
-    return root
-
-
 def _is_true(value: str | None) -> bool:
     return value is not None and value.upper() in _TRUE
