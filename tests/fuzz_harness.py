@@ -968,7 +968,7 @@ TEMPLATE_BOMBS = [
 ]
 PARAM_BOMBS = ["{{{{ 'x' * {a} }}}}", "{{{{ {a} ** {b} }}}}", "{{{{ [0] * {a} }}}}", "{{{{ 'x'|center({a}) }}}}",
                "{{{{ range({a})|list|length }}}}", "{{{{ 'ab'|batch({a})|list }}}}", "{{{{ 'x' * ({a} * {b}) }}}}",
-               "{% for i in range({a}) %}{% for j in range({b}) %}{{{{ i }}}}{% endfor %}{% endfor %}",
+               "{{% for i in range({a}) %}}{{% for j in range({b}) %}}{{{{ i }}}}{{% endfor %}}{{% endfor %}}",
                "{{{{ '%{a}d' % 1 }}}}", "{{{{ '{{:>{a}}}'.format(1) }}}}", "{{{{ {a} * {b} }}}}",
                "{{{{ 'x'|indent({a}) }}}}", "{{{{ lipsum({a}) }}}}", "{{{{ ('a' * {a})|replace('a', 'b' * {b}) }}}}"]
 FRAGMENTS = ["{{ messages[0].content }}", "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
