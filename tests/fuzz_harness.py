@@ -30,7 +30,6 @@ import resource
 import select
 import shutil
 import signal
-import stat
 import struct
 import sys
 import tempfile

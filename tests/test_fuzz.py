@@ -11,12 +11,9 @@ hang, an abort or an unbounded allocation fails one test instead of killing the 
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
-import os
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
