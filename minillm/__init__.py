@@ -1,8 +1,11 @@
 """minillm: Qwen2 / Qwen2.5 / Qwen3 (dense) inference in pure NumPy, readable and exact.
 
     import minillm
-    model = minillm.load_model("weights/tiny-qwen2")
+    model = minillm.load_model("weights/tiny-qwen2")       # or a Hub id: "Qwen/Qwen2.5-0.5B-Instruct"
     logits = model.forward([1, 2, 3])                      # [T] -> [T, V] float32
+    loss, grads = minillm.loss_and_grads(model, [1, 2, 3]) # next-token loss, {tensor name: gradient}
+
+To learn the architecture, start with minillm/model/plain.py: the whole forward pass as one function.
 
 Legend of dimension names, used in every shape comment:
     B batch      T new tokens in this call      S key positions (cached + new)
@@ -15,10 +18,13 @@ from .errors import CheckpointError, ConfigError, InputError, MinillmError, Mini
 from .checkpoint.bundled import default_model_path
 from .checkpoint.config import QwenConfig, load_config, parse_config
 from .checkpoint.generation_config import GenerationConfig, load_generation_config
+from .checkpoint.hub import resolve_model_path
 from .checkpoint.loading import CheckpointWarning, load_model
 # the model
 from .model.cache import KVCache
 from .model.transformer import Model
+# training
+from .backward import loss_and_grads
 # text
 from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
 # generation
@@ -28,7 +34,7 @@ from .generation.sampling import SamplingParams
 __version__ = "0.1.0"
 
 __all__ = [
-    "default_model_path", "load_model", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
+    "default_model_path", "resolve_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
     "CheckpointWarning",

@@ -29,5 +29,9 @@ class InputError(MinillmError, ValueError):
     """A caller passed bad input: token ids out of range, an empty prompt, a negative length, ..."""
 
 
+class TrainingError(MinillmError):
+    """Training cannot go on: a non-finite loss, a run directory that does not match, bad settings."""
+
+
 class MinillmWarning(UserWarning):
     """Something that works but deserves the user's attention (the CLI prints it as one line)."""

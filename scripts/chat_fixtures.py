@@ -1,7 +1,7 @@
 """Reference renderings of the repo's two chat templates, made by transformers' own apply_chat_template.
 
-The templates (scripts/chat_templates/*.jinja) are written in this repo after the description of Qwen's
-templates in QWEN_SPEC.md 5.3: a Qwen2.5-style one (default system prompt, tools) and a Qwen3-style one
+The templates (scripts/chat_templates/*.jinja) are written in this repo after Qwen's published templates
+(not copied from the Hub): a Qwen2.5-style one (default system prompt, tools) and a Qwen3-style one
 (no default system prompt, <think> handling, the enable_thinking switch). The tests render the same
 conversations with minillm and compare strings and token ids. Used by make_tiny_models.py.
 """

@@ -104,7 +104,8 @@ MODELS = {
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, use_sliding_window=False,
         sliding_window=None, max_window_layers=3, legacy_layout=True, shard=None,
         generation=dict(do_sample=True, temperature=0.7, top_p=0.8, top_k=20),  # no repetition_penalty:
-        # greedy runs then agree whether or not a caller passes one (Qwen2.5 ships 1.1, pitfall 14)
+        # greedy runs then agree whether or not a caller passes one (Qwen2.5-Instruct ships 1.1, and the
+        # penalty changes greedy output too)
         template="qwen2.5"),
     # Qwen3-style: q/k-norm, head_dim 32 with H*Dh = 128 != D = 64, no biases, untied head, BF16, sharded,
     # transformers-5 config layout (rope_parameters, dtype, layer_types).
@@ -192,7 +193,8 @@ def make_model(name: str, spec: dict, chat_templates: dict, torch, transformers)
            "transformers_version": transformers.__version__}
     (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
 
-    # The reference: reload the files as written, in float32, eager attention (spec 3.9, pitfall 19).
+    # The reference: reload the files as written, in float32, eager attention. dtype must be explicit:
+    # transformers 5 loads a bf16 checkpoint in bf16 by default, and that would be a bf16 reference.
     ref = model_cls.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
     ids = tok.encode(PROMPT).ids
     if spec["sliding_window"]:
@@ -217,7 +219,8 @@ def make_model(name: str, spec: dict, chat_templates: dict, torch, transformers)
         result.update(batch_input_ids=batch, batch_attention_mask=mask, batch_logits=ob.logits.float().numpy())
 
         # Greedy continuations. repetition_penalty=1.0 for the plain one (the generation_config's 1.1 would
-        # change greedy output too, pitfall 14), and one with the penalty to check its exact semantics.
+        # change greedy output too: it is a processor, not a warper), and one with the penalty to check
+        # its exact semantics.
         n_new = 16
         common = dict(do_sample=False, max_new_tokens=n_new, pad_token_id=eot, top_k=None, top_p=None,
                       temperature=None)
@@ -269,7 +272,8 @@ def make_rope_reference(torch, transformers) -> None:
     (WEIGHTS / "rope_reference_configs.json").write_text(json.dumps(configs, indent=2) + "\n")
 
 
-# config.json of real checkpoints, as the Hub ships them (transformers-4 layout; values from QWEN_SPEC.md 6).
+# config.json of real checkpoints, as the Hub ships them (transformers-4 layout; values from copies of the
+# Hub files found in public repositories, not downloaded here).
 HUB_CONFIGS = {
     "qwen2.5-0.5b-instruct": {
         "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643,

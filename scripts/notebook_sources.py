@@ -43,8 +43,18 @@ are exactly those of Qwen3. Point the first cell at a real checkpoint to see rea
     ("md", """## Text to tokens
 
 Qwen uses byte-level BPE: text is NFC-normalised, split by a regex, turned into UTF-8 bytes, and merged into
-vocabulary pieces. No BOS token is added. A character that is rare in the training text (here a Chinese
-one) is split over several tokens, each holding some of its UTF-8 bytes."""),
+vocabulary pieces. No BOS token is added.
+
+**The bundled tokenizer is a toy**: about 500 byte-level BPE entries, trained by `scripts/make_tiny_models.py`
+on one short paragraph with Qwen's rules (the same regex split, byte mapping and special tokens). That is why
+it cuts "quick" and "brown" into pieces below. A real Qwen tokenizer has 151,643 BPE entries and keeps
+common words whole, with their leading space (" quick" is one token). In both, a character that is rare in
+the training text (such as some Chinese ones) is split over several tokens, each holding some of its UTF-8
+bytes.
+
+The `piece` column is the vocabulary string. Byte-level BPE gives each byte a printable character: a space
+shows as `'Ġ'`, and the 3 bytes of a Chinese character as 3 Latin-1-looking ones (`'ä½ł'` is `'你'`; see
+`minillm/text/tokenizer.py`)."""),
     ("code", '''text = "The quick brown fox 你好 鱻"
 ids = tok.encode(text)
 print("ids:", ids)
@@ -92,8 +102,13 @@ print(f"H={H} query heads and K={K} key/value heads of Dh={Dh} (H*Dh={H*Dh}, D={
 print("q", q.shape, "k", k.shape, "v", v.shape)
 if w.q_norm is not None:
     # Qwen3: an RMSNorm over Dh of every query and key head, BEFORE RoPE
+    q_hat = rms_norm(q, np.ones(Dh, np.float32), eps)      # normalised, before the learned weight
     q, k = rms_norm(q, w.q_norm, eps), rms_norm(k, w.k_norm, eps)
-    print("Qwen3 q/k-norm applied: every head's vector now has RMS ~ its norm weight")
+    rms_hat, rms_q = np.sqrt((q_hat ** 2).mean(-1)), np.sqrt((q ** 2).mean(-1))   # [1, H, T] each
+    print(f"q/k-norm, before its weight: every head's vector has RMS 1 ({rms_hat.min():.4f} .. {rms_hat.max():.4f})")
+    print("then coordinate j is multiplied by q_norm[j]: max |q - q_norm * q_hat| =",
+          float(np.abs(q - w.q_norm * q_hat).max()))
+    print(f"so the RMS after the weight is sqrt(mean(q_norm^2 * q_hat^2)): {rms_q.min():.3f} .. {rms_q.max():.3f} here")
 else:
     print("Qwen2: no q/k-norm (but q, k and v had biases)")'''),
     ("md", """**RoPE.** Positions rotate pairs (j, j + Dh/2) of every query and key by angles `position * inv_freq[j]`.
@@ -165,11 +180,17 @@ mask, what every head of a layer attends to, and how grouped-query attention sha
     ("md", """## The rotation frequencies
 
 Pair j of a head's Dh coordinates turns by `inv_freq[j] = theta^(-2j/Dh)` radians per position: the first
-pairs spin fast (fine position detail), the last ones very slowly (long-range position)."""),
+pairs spin fast (fine position detail), the last ones very slowly (long-range position).
+
+`rope_frequencies` returns two things: `inv_freq` (changed by the scaled RoPE types) and the attention
+scaling that multiplies cos and sin (YaRN's attention factor, so the logits grow by its square; 1.0 for
+every other type). Every cos/sin below includes it, so on a YaRN checkpoint the rotations and the attention
+maps are the model's own."""),
     ("code", '''from minillm.model.rope import default_inv_freq, rope_frequencies, rope_cos_sin, apply_rope
 
 Dh = cfg.head_dim
-inv_freq, _ = rope_frequencies(Dh, cfg.rope, cfg.max_position_embeddings)
+inv_freq, scaling = rope_frequencies(Dh, cfg.rope, cfg.max_position_embeddings)
+print(f"rope_type {cfg.rope.rope_type}: attention scaling {scaling:.4f} (multiplies cos and sin)")
 plt.figure(figsize=(7, 3))
 plt.semilogy(inv_freq, "o-", label=f"{cfg.rope.rope_type}, theta={cfg.rope.theta:g}")
 plt.semilogy(default_inv_freq(Dh, 10000.0), "x--", label="theta=1e4 (for comparison)")
@@ -187,7 +208,7 @@ plt.figure(figsize=(4.5, 4.5))
 for j in (0, 1):
     pts = []
     for p in range(24):
-        cos, sin = rope_cos_sin(np.array([[p]]), inv_freq)
+        cos, sin = rope_cos_sin(np.array([[p]]), inv_freq, scaling)
         r = apply_rope(vec, cos, sin)[0, 0, 0]
         pts.append((r[j], r[j + Dh // 2]))
     pts = np.array(pts)
@@ -195,7 +216,8 @@ for j in (0, 1):
 plt.gca().set_aspect("equal")
 plt.title("One coordinate pair rotated through positions 0..23")
 plt.xlabel("x[j]"); plt.ylabel("x[j + Dh/2]"); plt.legend(fontsize=8); plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: pair 0 races around the circle, pair 1 moves more slowly; both stay at radius 1."""),
+    ("md", """What to see: pair 0 races around the circle, pair 1 moves more slowly; both stay on their circle, of
+radius 1 (the pair's length) times the attention scaling (above 1 only on a YaRN checkpoint)."""),
     ("md", """## Only relative positions matter
 
 Rotate a query at position p and a key at position s; their dot product depends only on p - s. Shift both
@@ -205,8 +227,8 @@ q = rng.standard_normal((1, 1, 1, Dh)).astype(np.float32)
 k = rng.standard_normal((1, 1, 1, Dh)).astype(np.float32)
 
 def score(p, s):
-    cq, sq = rope_cos_sin(np.array([[p]]), inv_freq)
-    ck, sk = rope_cos_sin(np.array([[s]]), inv_freq)
+    cq, sq = rope_cos_sin(np.array([[p]]), inv_freq, scaling)
+    ck, sk = rope_cos_sin(np.array([[s]]), inv_freq, scaling)
     return float((apply_rope(q, cq, sq) * apply_rope(k, ck, sk)).sum())
 
 for shift in (0, 10, 100, 1000):
@@ -230,7 +252,9 @@ fig.suptitle("Which keys each query may see (green = allowed)"); plt.tight_layou
 keeps only a diagonal band."""),
     ("md", """## Attention maps of every head of a layer
 
-We run one layer's attention on a sentence and plot each query head's weights."""),
+We run one layer's attention on a sentence and plot each query head's weights. A check first: the same
+cos/sin (attention scaling included) and mask, through the library's `decoder_layer`, give the model's own
+hidden state after this layer, so these maps are the ones the model computes."""),
     ("code", '''from minillm.model.attention import project_qkv, attention_probs
 from minillm.model.embedding import embed
 from minillm.model.norm import rms_norm
@@ -242,12 +266,19 @@ layer_idx = 0
 _, hidden = model.forward(ids[0], output_hidden_states=True)
 x = hidden[layer_idx][None]                                   # input of layer `layer_idx`  [1, T, D]
 layer = model.weights.layers[layer_idx]
-cos, sin = rope_cos_sin(np.arange(T)[None], inv_freq)
+cos, sin = rope_cos_sin(np.arange(T)[None], inv_freq, scaling)   # [1, T, Dh], YaRN's factor included
 q, k, v = project_qkv(rms_norm(x, layer.input_layernorm, cfg.rms_norm_eps), layer.self_attn,
                       cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps, cos, sin)
 H = cfg.num_attention_heads
 window = cfg.sliding_window if cfg.uses_sliding_window(layer_idx) else None
-probs = attention_probs(q, k, causal_mask(T, 0, None, window)).reshape(1, H, T, T)[0]   # [H, T, T]
+mask = causal_mask(T, 0, None, window)                      # [1, 1, T, T]
+probs = attention_probs(q, k, mask).reshape(1, H, T, T)[0]   # [H, T, T]
+
+from minillm.model.block import decoder_layer
+layer_out = decoder_layer(x, layer, H, cfg.num_key_value_heads, cfg.rms_norm_eps, cos, sin, mask)   # [1, T, D]
+print("max |decoder_layer with these cos/sin - the model's hidden state| =",
+      float(np.abs(layer_out[0] - hidden[layer_idx + 1]).max()))
+assert np.allclose(layer_out[0], hidden[layer_idx + 1], rtol=1e-4, atol=1e-4), "not the model's attention"
 cols = min(H, 4); rows = (H + cols - 1) // cols
 fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
 for h in range(rows * cols):
@@ -462,7 +493,9 @@ prompt = tok.apply_chat_template(messages, add_generation_prompt=True)
 print(prompt)'''),
     ("md", """## The tokens, highlighted
 
-Each colour is one token. The ChatML markers are single special tokens; words split into pieces."""),
+Each colour is one token. The ChatML markers (`<|im_start|>`, `<|im_end|>`) are single special tokens.
+The words come out in many pieces only because the bundled tokenizer is a toy (about 500 byte-level BPE
+entries trained on one paragraph); a real Qwen tokenizer has 151,643 entries and keeps common words whole."""),
     ("code", '''from html import escape
 from IPython.display import HTML, display
 ids = tok.encode(prompt)

@@ -153,3 +153,29 @@ def test_paths_with_a_tilde_are_expanded(tmp_path, monkeypatch):
     shutil.copytree(WEIGHTS / "tiny-qwen2", tmp_path / "m")
     assert minillm.load_model("~/m").config.model_type == "qwen2"
     assert minillm.load_tokenizer("~/m").encode("Hello") == minillm.load_tokenizer(WEIGHTS / "tiny-qwen2").encode("Hello")
+
+
+def test_a_shard_that_is_a_symlink_to_a_file_outside_the_checkpoint_is_refused(tmp_path):
+    """The index names a plain file, but the file links elsewhere: loading must not follow it out."""
+    import shutil
+    d = shutil.copytree(WEIGHTS / "tiny-qwen3", tmp_path / "m")
+    (tmp_path / "elsewhere").mkdir()
+    shard = d / "model-00002-of-00003.safetensors"
+    shard.rename(tmp_path / "elsewhere" / shard.name)
+    shard.symlink_to(Path("..") / "elsewhere" / shard.name)
+    with pytest.raises(minillm.CheckpointError, match="model-00002-of-00003.safetensors.*leaves the checkpoint"):
+        minillm.load_model(d)
+
+
+def test_a_hub_cache_snapshot_may_link_into_its_own_blobs_but_not_out_of_its_repository(tmp_path):
+    import os
+    from hub_cache import add_snapshot
+    snapshot = add_snapshot(tmp_path / "hub", "org/m", WEIGHTS / "tiny-qwen3")
+    assert minillm.load_model(snapshot).config.model_type == "qwen3"  # ../../blobs/<sha> is inside models--org--m
+    link = snapshot / "model-00001-of-00003.safetensors"
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(link.read_bytes())
+    link.unlink()
+    link.symlink_to(os.path.relpath(outside, snapshot))  # ../../../../outside.safetensors
+    with pytest.raises(minillm.CheckpointError, match="leaves the checkpoint"):
+        minillm.load_model(snapshot)

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from minillm.model.attention import AttentionWeights, scaled_dot_product_attention, self_attention
+from minillm.model.attention import (AttentionWeights, attention_probs, naive_gqa_attention,
+                                     scaled_dot_product_attention, self_attention)
 from minillm.model.masks import causal_mask
 from minillm.model.block import LayerWeights, decoder_layer
 from minillm.checkpoint.config import parse_config
@@ -141,6 +142,24 @@ def test_grouped_query_attention_against_per_head_loop():
         np.testing.assert_allclose(got[b][:, real[b]], expected[b][:, real[b]], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("H, K", [(6, 2), (4, 4), (8, 1)])
+def test_grouped_attention_equals_the_naive_repeat_interleave_version(H, K):
+    """The [B, K, H/K, T, S] layout computes what copying each key/value head H/K times would."""
+    B, T, S, Dh = 2, 3, 5, 4
+    q, k, v = randn(B, H, T, Dh), randn(B, K, S, Dh), randn(B, K, S, Dh)
+    for mask in (None, causal_mask(T, S - T, np.array([[True] * 5, [False, True, True, True, True]]))):
+        np.testing.assert_allclose(scaled_dot_product_attention(q, k, v, mask), naive_gqa_attention(q, k, v, mask),
+                                   rtol=1e-5, atol=1e-6)
+    probs = attention_probs(q, k, None)  # [B, K, H/K, T, S]: group g, member m is query head g * (H/K) + m
+    assert probs.shape == (B, K, H // K, T, S)
+    k_rep = np.repeat(k, H // K, axis=1)  # [B, H, S, Dh]
+    for h in range(H):
+        scores = q[:, h] @ k_rep[:, h].swapaxes(-1, -2) / np.sqrt(Dh)  # [B, T, S]
+        expected = np.exp(scores - scores.max(-1, keepdims=True))
+        np.testing.assert_allclose(probs[:, h // (H // K), h % (H // K)], expected / expected.sum(-1, keepdims=True),
+                                   rtol=1e-5, atol=1e-6)
+
+
 def attention_weights(D, H, K, Dh, qk_norm=False, bias=True, o_bias=False):
     return AttentionWeights(
         q_proj=randn(H * Dh, D, scale=0.3), k_proj=randn(K * Dh, D, scale=0.3), v_proj=randn(K * Dh, D, scale=0.3),
@@ -187,3 +206,27 @@ def test_decoder_layer_is_two_pre_norm_residual_sublayers():
 def test_lm_head_scores_every_vocabulary_row():
     h, W = randn(2, 4), randn(7, 4)
     np.testing.assert_allclose(lm_head(h, W), [[float(np.dot(r, w)) for w in W] for r in h], rtol=1e-5, atol=1e-6)
+
+
+def test_rope_worked_example_of_the_rope_docstring():
+    """Dh = 4, theta = 1e4, x = [1, 2, 3, 4] at position 1 -> [-1.984, 1.960, 2.462, 4.020] (rope.py)."""
+    cos, sin = rope_cos_sin(np.array([[1]]), default_inv_freq(4, 1e4))
+    got = apply_rope(np.array([[[[1.0, 2, 3, 4]]]], np.float32), cos, sin)[0, 0, 0]
+    np.testing.assert_allclose(got, [-1.984, 1.960, 2.462, 4.020], atol=5e-4)
+
+
+def test_interleaved_rope_is_rotate_half_after_permuting_each_heads_rows():
+    """Why a checkpoint converted from an interleaved model must reorder q_proj / k_proj rows (rope.py)."""
+    Dh, D = 8, 5
+    w = randn(Dh, D)  # one head's q_proj rows
+    x = randn(3, D)  # three tokens
+    positions = np.arange(3)
+    angle = positions[:, None] * default_inv_freq(Dh, 1e4)  # [T, Dh/2]
+    q = x @ w.T  # [T, Dh]
+    interleaved = np.empty_like(q)  # pairs (2j, 2j + 1)
+    interleaved[:, 0::2] = q[:, 0::2] * np.cos(angle) - q[:, 1::2] * np.sin(angle)
+    interleaved[:, 1::2] = q[:, 1::2] * np.cos(angle) + q[:, 0::2] * np.sin(angle)
+    order = np.concatenate([np.arange(0, Dh, 2), np.arange(1, Dh, 2)])  # row 2j -> j, row 2j+1 -> j + Dh/2
+    cos, sin = rope_cos_sin(positions[None], default_inv_freq(Dh, 1e4))
+    rotate_half_on_permuted = apply_rope((x @ w[order].T)[None, None], cos, sin)[0, 0]  # [T, Dh]
+    np.testing.assert_allclose(rotate_half_on_permuted, interleaved[:, order], rtol=1e-5, atol=1e-5)

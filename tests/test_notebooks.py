@@ -120,3 +120,14 @@ def test_a_checkpoint_path_switches_the_notebook_to_that_model(name):
     fresh = execute(copy.deepcopy(committed(name)), timeout=300, model=str(other))
     first_output = next(c for c in fresh.cells if c.cell_type == "code").outputs[0].text
     assert first_output.startswith("tiny-qwen3-yarn-swa:")
+
+
+def test_no_notebook_drops_the_yarn_attention_scaling():
+    """rope_frequencies returns (inv_freq, attention scaling). A notebook that rebuilds cos/sin without the
+    scaling shows rotations and attention maps that are not the model's on a YaRN checkpoint (notebook 02
+    also checks its maps against the model's own hidden state, on tiny-qwen3-yarn-swa in the test above)."""
+    for name, cells in NOTEBOOKS.items():
+        source = "\n".join(text for kind, text in cells if kind == "code")
+        assert not re.search(r",\s*_\s*=\s*rope_frequencies\(", source), f"{name} discards the attention scaling"
+        for args in re.findall(r"rope_cos_sin\((.*)\)", source):
+            assert "scaling" in args, f"{name}: rope_cos_sin({args}) without the attention scaling"

@@ -1,5 +1,7 @@
 """The checkpoints that ship in the repository's ``weights/`` folder, and which one is the offline default.
 
+    weights/minillm-bilingual                             a small Qwen3 (English + Chinese) trained by minillm itself:
+                                                          the offline default (scripts/bundled/, scripts/corpus/)
     weights/tiny-qwen2, tiny-qwen3, tiny-qwen3-yarn-swa   random weights, for the parity tests against transformers
 
 ``default_model_path()`` is what ``minillm generate`` / ``chat`` / ``inspect`` and the notebooks use when no
@@ -11,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"  # [repo]/weights
-DEFAULT_MODEL_NAME = "tiny-qwen2"
+DEFAULT_MODEL_NAME = "minillm-bilingual"
 
 
 def default_model_path() -> Path:

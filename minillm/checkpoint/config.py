@@ -212,9 +212,14 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
 
 def _parse_rope(raw: dict, get: FieldReader, source: str, head_dim: int = 2,
                 max_position_embeddings: int | None = None) -> RopeConfig:
-    """RoPE settings from either layout (spec 1.2): rope_parameters (v5) or rope_scaling + rope_theta (v4)."""
-    rp = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
-    where = "rope_parameters" if raw.get("rope_parameters") else "rope_scaling"
+    """RoPE settings from either layout: rope_parameters (v5) or rope_scaling + rope_theta (v4).
+
+    As transformers 5 reads a file: ``rope_scaling`` if present (a v4 rope_scaling beside v5 rope_parameters is
+    converted, the other ignored), else ``rope_parameters``; theta inside it, else the top-level ``rope_theta``,
+    else 10000; the kind under ``rope_type`` or the legacy ``type``.
+    """
+    rp = raw.get("rope_scaling") or raw.get("rope_parameters") or {}
+    where = "rope_scaling" if raw.get("rope_scaling") else "rope_parameters"
     if not isinstance(rp, dict):
         raise ConfigError(f"{source}: {where}: expected an object or null, found {type(rp).__name__}")
     if rp and all(isinstance(v, dict) for v in rp.values()):
@@ -235,8 +240,10 @@ def _parse_rope(raw: dict, get: FieldReader, source: str, head_dim: int = 2,
     max_pos = get("max_position_embeddings", int, 32768, low=1) if max_position_embeddings is None \
         else max_position_embeddings
     original = sub("original_max_position_embeddings", int, None, low=1)
-    if rope_type in ("yarn", "llama3") and original is None:
-        original = get("original_max_position_embeddings", int, max_pos, low=1)  # transformers' fallback
+    if rope_type in ("yarn", "llama3"):
+        # transformers 5: a top-level original_max_position_embeddings wins (kept for Phi-3-style files), then
+        # the one inside the RoPE parameters, then max_position_embeddings
+        original = get("original_max_position_embeddings", int, None, low=1) or original or max_pos
     if rope_type == "yarn" and factor is None:
         factor = max_pos / original  # transformers: factor defaults to the context-length ratio
         if factor < 1:

@@ -16,6 +16,7 @@ Every file is opened through ``checkpoint_file`` (paths.py): a regular file insi
 (or its Hugging Face cache folder), so a shard named ``../x`` or a config.json linked elsewhere is refused,
 because loading a "model" must never read files elsewhere on the machine. The config's sizes are compared
 with the weights before anything is built from them: a config claiming 10 million layers fails at once.
+(A snapshot of the Hugging Face cache may link into blobs/ of its own models--org--name folder, see hub.py.)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .fields import show
 from .jsonfile import read_json_object
 from ..errors import CheckpointError, MinillmWarning
 from .generation_config import load_generation_config
+from .hub import resolve_model_path
 from .paths import checkpoint_directory, checkpoint_file
 from .safetensors_file import FLOAT_DTYPES, SafetensorsFile
 from .weights import ModelWeights, build_weights, expected_shapes, shape_origin
@@ -136,8 +138,8 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
                       f"{config.model_type} model and were ignored: {shown}", CheckpointWarning, stacklevel=3)
 
     if tied and has_head:
-        # Qwen3-0.6B stores lm_head.weight although tie_word_embeddings is true (spec 2.3). transformers 5
-        # ties only when the two are equal, and otherwise uses the stored head; so do we.
+        # Qwen3-0.6B stores lm_head.weight although tie_word_embeddings is true. transformers 5 ties only
+        # when the two are equal, and otherwise uses the stored head (transformers 4 always tied); so do we.
         same = np.array_equal(files["lm_head.weight"].raw("lm_head.weight"),
                               files["model.embed_tokens.weight"].raw("model.embed_tokens.weight"))
         tied = same
@@ -160,10 +162,14 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
 
 
 def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
-    """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint directory into a float32 ``Model``."""
-    from ..model.transformer import Model  # model.py imports nothing from here; keep the dependency one way
+    """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint into a float32 ``Model``.
 
-    path = checkpoint_directory(path, CheckpointError)
+    ``path``: a checkpoint directory, or a Hub id ``"Qwen/Qwen2.5-0.5B-Instruct"`` (optionally ``@revision``)
+    found in the local Hugging Face cache, or downloaded when huggingface_hub is installed (hub.py).
+    """
+    from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
+
+    path = checkpoint_directory(resolve_model_path(path), CheckpointError)
     config = load_config(path)
     weights, unexpected = read_checkpoint(path, config, progress)
     return Model(config, weights, path=path, unexpected_tensors=unexpected,

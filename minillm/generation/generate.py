@@ -56,7 +56,12 @@ def resolve_sampling(gen: GenerationConfig, temperature=None, top_k=None, top_p=
 
 
 def default_stop_ids(model) -> list[int]:
-    """generation_config's eos_token_id list  ∪  config.json's eos_token_id (pitfall 13: stop on any)."""
+    """generation_config's eos_token_id list  ∪  config.json's eos_token_id: stop on any of them.
+
+    The three files of a checkpoint disagree about "the" end token: instruct models end a turn with
+    <|im_end|> (151645) but may also emit <|endoftext|> (151643), and base models' files name one or the
+    other. Stopping on only one of them lets some models run on forever.
+    """
     return sorted(set(model.generation_config.eos_token_ids) | set(model.config.eos_token_ids))
 
 

@@ -6,8 +6,13 @@ transformers' order:
     repetition_penalty  ->  (only when sampling)  temperature  ->  top_k  ->  top_p  ->  min_p  ->  draw
 
 A filter removes a token by setting its logit to -inf, so softmax gives it probability exactly 0.
-Greedy decoding (temperature 0) is the argmax after the repetition penalty: the penalty is a "processor"
-and changes greedy output too, while the others are "warpers" that only shape a distribution to sample.
+
+Two words from transformers, which names its classes after them:
+* a logits *processor* changes the scores for any decoding method, greedy included: here the repetition
+  penalty, so it changes greedy output too;
+* a logits *warper* reshapes the distribution only when sampling: temperature, top-k, top-p, min-p.
+  Greedy decoding (temperature 0) skips them all and takes the argmax after the repetition penalty
+  (argmax is unchanged by temperature, and top-k/top-p/min-p always keep the top token anyway).
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 def silu(u: np.ndarray) -> np.ndarray:
-    """silu(u) = u * sigmoid(u) = u / (1 + exp(-u)).   [...] -> [...]"""
+    """silu(u) = u * sigmoid(u) = u / (1 + exp(-u)).   [...] -> [...]
+
+    ~u for large u, ~0 for very negative u, minimum about -0.278 at u about -1.278 (not a 0..1 gate).
+    """
     # exp(-u) overflows to inf for u < -88 in float32; u / inf = -0.0, which is the right limit.
     with np.errstate(over="ignore"):
         denominator = np.exp(-u)  # [...]

@@ -8,10 +8,30 @@
     weights = softmax(scores + causal mask)                       in float32, max subtracted
     out     = (weights v) merged back to [T, H*Dh], then o_proj   (o_proj bias only in Qwen3 with attention_bias)
 
+Why these pieces exist
+* q/k/v biases: Qwen2 has them on q, k and v (never on o_proj), kept from the first Qwen models, whose report
+  added them to help length extrapolation. Qwen3 dropped them (unless attention_bias) and added q/k-norm.
+* q/k-norm (Qwen3): each head's query and key is RMS-normalised, so its size is set by a learned [Dh]
+  weight instead of growing with the activations; the attention logits q . k then cannot blow up, which
+  keeps training stable.
+* GQA: K < H key/value heads, each shared by H/K query heads. The KV cache is H/K times smaller, and
+  decoding, which reads the whole cache for every new token, reads H/K times fewer cached bytes, for
+  little loss of quality (Ainslie et al. 2023). Qwen2.5-0.5B: H = 14, K = 2; Qwen3-0.6B: H = 16, K = 8.
+
 GQA: query head h reads key/value head h // (H / K) ("repeat_interleave": heads 0,1 -> kv 0, heads 2,3 -> kv 1),
-*not* h % K ("tile"). We never copy K/V per query head: the H query heads are viewed as K groups of H/K
-heads, and each group's queries are stacked as the rows of one matrix [H/K * T, Dh] multiplied by its one
-shared key head [S, Dh]^T.
+*not* h % K ("tile"). The obvious way to write it copies each key/value head once per query head:
+
+    k_rep = np.repeat(k, H // K, axis=1)     # [B, K, S, Dh] -> [B, H, S, Dh]: kv 0, kv 0, kv 1, kv 1, ...
+    v_rep = np.repeat(v, H // K, axis=1)
+    out   = softmax(q @ k_rep^T * Dh^-0.5 + mask) @ v_rep      # plain per-head attention, [B, H, T, Dh]
+
+That is ``naive_gqa_attention`` below (the tests check the fast path equals it). The fast path never makes
+those copies: since the H/K query heads of group g are the consecutive heads g*(H/K) .. (g+1)*(H/K) - 1,
+q [B, H, T, Dh] reshapes for free to [B, K, H/K * T, Dh]: for each key head, its group's queries stacked as
+rows of one matrix, multiplied by that one key head [S, Dh]^T. The scores come out as [B, K, H/K, T, S]
+(group, member of the group, query, key). Example, H = 4, K = 2: [B, 2, 2, T, S] holds query heads
+(0, 1) in group 0, reading kv 0, and (2, 3) in group 1, reading kv 1; ``.reshape(B, H, T, S)`` gives back one
+map per query head, in order.
 """
 
 from __future__ import annotations
@@ -75,6 +95,21 @@ def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, ma
     probs = attention_probs(q, k, mask).reshape(B, K, H // K * T, S)  # [B, K, H/K*T, S]
     out = probs @ v  # [B, K, H/K*T, S] @ [B, K, S, Dh] -> [B, K, H/K*T, Dh]
     return out.reshape(B, H, T, Dh)  # [B, H, T, Dh]: back to one row block per query head
+
+
+def naive_gqa_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """The same result as scaled_dot_product_attention, the obvious way: copy K/V per query head, then attend.
+
+    q [B, H, T, Dh], k/v [B, K, S, Dh], mask [B or 1, 1, T, S] bool or None -> out [B, H, T, Dh]
+    For reading and for the tests only: the copies cost H/K times the memory of k and v.
+    """
+    H, K, Dh = q.shape[1], k.shape[1], q.shape[-1]
+    k = np.repeat(k, H // K, axis=1)  # [B, H, S, Dh]: key head g copied to query heads g*(H/K) .. (g+1)*(H/K)-1
+    v = np.repeat(v, H // K, axis=1)  # [B, H, S, Dh]
+    scores = (q @ k.swapaxes(-1, -2)) * (Dh ** -0.5)  # [B, H, T, Dh] @ [B, H, Dh, S] -> [B, H, T, S]
+    if mask is not None:
+        scores = np.where(mask, scores, MASKED)  # [B, H, T, S]; the mask is the same for every head
+    return softmax(scores) @ v  # [B, H, T, S] @ [B, H, S, Dh] -> [B, H, T, Dh]
 
 
 def split_heads(x: np.ndarray, num_heads: int) -> np.ndarray:

@@ -4,7 +4,10 @@
     out = h + MLP(RMSNorm(h; post_attention_layernorm))
 
 The residual stream x is never normalised in place: each sub-layer reads a normalised copy and *adds* its
-result back. That is why transformers' hidden_states[i] (the stream after layer i-1) are un-normalised.
+result back. So what a layer returns is un-normalised, and so are transformers' hidden_states[0 .. L-1]
+(the embeddings, then the stream after layers 0 .. L-2). The last one is different: hidden_states[L] is
+the output of the last layer *after* the final RMSNorm (model.norm), the vector the LM head reads; the
+raw output of the last layer is not returned at all (Model.forward follows the same convention).
 """
 
 from __future__ import annotations

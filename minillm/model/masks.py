@@ -1,7 +1,7 @@
 """Attention masks: which keys each new query may see (causal, padding, sliding window).
 
 A mask is a bool array, True = allowed. attention.py turns False into a huge negative score before the
-softmax; model.py (transformer.py) builds one mask per call and hands it to every layer.
+softmax; transformer.py (Model.forward) builds one mask per call and hands it to every layer.
 
 Worked example, one row left-padded, no cache: attention_mask [0, 0, 1, 1, 1] (T = S = 5)
 

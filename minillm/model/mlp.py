@@ -2,8 +2,11 @@
 
     MLP(x) = down_proj( silu(gate_proj(x)) * up_proj(x) ),      silu(u) = u * sigmoid(u)
 
-gate_proj and up_proj widen D to F; the gate decides, per unit, how much of the "up" signal passes;
-down_proj brings F back to D.
+gate_proj and up_proj widen D to F; down_proj brings F back to D. In between, each of the F units
+multiplies its "up" value by silu(gate value): an input-dependent scale, not a 0-to-1 valve. silu is
+unbounded above (silu(u) ~ u for large u), near 0 for very negative u, and dips below zero in between
+(its minimum is about -0.278, at u about -1.278), so a unit can pass its up value amplified, shrunk,
+or with its sign flipped.
 """
 
 from __future__ import annotations

@@ -8,19 +8,59 @@ q_p . k_s depends on the positions only through p - s: attention sees *relative*
     angle[p, j] = p * inv_freq[j]
     x'          = x * cos(angle) + rotate_half(x) * sin(angle)
 
+The same, one coordinate at a time (j < Dh/2, the angle a = p * inv_freq[j]):
+
+    x'[j]        = x[j] cos(a) - x[j + Dh/2] sin(a)
+    x'[j + Dh/2] = x[j + Dh/2] cos(a) + x[j] sin(a)
+
+Worked example, Dh = 4, theta = 1e4: inv_freq = [1, 0.01]. x = [1, 2, 3, 4] at position p = 1:
+    pair 0 = (x[0], x[2]) = (1, 3), by 1 rad:     (1 cos 1 - 3 sin 1, 3 cos 1 + 1 sin 1)         = (-1.984, 2.462)
+    pair 1 = (x[1], x[3]) = (2, 4), by 0.01 rad:  (2 cos .01 - 4 sin .01, 4 cos .01 + 2 sin .01) = (1.960, 4.020)
+    x' = [-1.984, 1.960, 2.462, 4.020]          (at p = 0 every angle is 0 and x' = x)
+
 +--------------------------------------------------------------------------------------------------------+
 | WHICH COORDINATES FORM A PAIR? This is the convention that trips most re-implementations.              |
 |                                                                                                        |
 |   rotate-half (GPT-NeoX, transformers, Qwen):  pair j is (x[j], x[j + Dh/2])     <- what we do          |
 |   interleaved (GPT-J, Meta's original Llama):  pair j is (x[2j], x[2j + 1])                            |
 |                                                                                                        |
-| Both are "RoPE", and they give different numbers for the same checkpoint. Qwen's weights were trained  |
-| with rotate-half, so cos and sin are laid out as [angle, angle] (the Dh/2 angles written twice) and    |
-|   rotate_half(x) = concat(-x[Dh/2:], x[:Dh/2]).                                                        |
+| The two are the same rotation up to a fixed reordering of each head's Dh coordinates (interleaved      |
+| coordinate 2j goes to j, 2j + 1 goes to j + Dh/2). Those coordinates are rows of q_proj and k_proj      |
+| (their biases, and Qwen3's q_norm / k_norm weights, too), so which convention is right depends on how   |
+| the checkpoint's rows are ordered. Qwen's rows are ordered for rotate-half: running them with           |
+| interleaved RoPE gives wrong numbers, and a checkpoint converted from an interleaved model must have    |
+| those rows permuted (transformers' Llama conversion script does exactly that). cos and sin are laid out |
+| as [angle, angle] (the Dh/2 angles written twice) and rotate_half(x) = concat(-x[Dh/2:], x[:Dh/2]).     |
 +--------------------------------------------------------------------------------------------------------+
 
-Scaled variants change only ``inv_freq`` (and, for YaRN, multiply cos and sin by an attention factor);
-``rope_frequencies`` computes each one exactly as transformers' ``modeling_rope_utils`` does, in float32.
+Why cos and sin are computed once per forward pass: they depend only on the positions, and every layer
+rotates its queries and keys at the same positions with the same inv_freq. Model.forward computes them once
+and hands the same [B, T, Dh] arrays to all L layers; computing them inside each layer would repeat
+identical work L times.
+
+Scaled variants (for running past the context length a model was trained on) change only ``inv_freq``,
+and YaRN also multiplies cos and sin by an attention factor. ``rope_frequencies`` computes each one exactly
+as transformers' ``modeling_rope_utils`` does, in float32.
+
+YaRN (Peng et al. 2023), the one Qwen's model cards recommend for long contexts
+---------------------------------------------------------------------------------
+Its settings: ``factor`` s (how much longer the new context is), ``original_max_position_embeddings``
+(the context length the model was trained on, 32768 for Qwen), ``beta_fast`` = 32 and ``beta_slow`` = 1.
+
+* NTK-by-parts: pairs are treated by how many full turns they make over the original context,
+  turns[j] = original / (2 pi / inv_freq[j]).
+  - A fast pair (more than beta_fast turns) has seen every angle many times in training: it is kept as is
+    ("extrapolation": the original frequency, also past the original length).
+  - A slow pair (fewer than beta_slow turns, i.e. less than one turn) would reach angles it never saw: it
+    is slowed by the factor ("interpolation": inv_freq / s, so the new context spans the trained angles).
+  - Between the two "correction dims" low (where turns = beta_fast) and high (where turns = beta_slow), a
+    linear ramp over j blends the two: inv_freq = inter * ramp + extra * (1 - ramp).
+  Example, Dh = 128, theta = 1e6, original 32768, s = 4: low = floor(23.6) = 23, high = ceil(39.7) = 40;
+  pairs 0..23 are kept, pairs 40..63 are divided by 4, pairs 24..39 are divided by 1.05 .. 3.4.
+* attention_factor (the paper's "mscale"; by default 0.1 ln(s) + 1, 1.139 for s = 4): a softmax
+  temperature. The YaRN paper found that sharpening the attention softmax by a constant recovers much of
+  the quality interpolation costs, and fitted this formula. It multiplies cos and sin, hence both q and k,
+  so the attention logits q . k are multiplied by its square (1.296 for s = 4).
 """
 
 from __future__ import annotations
@@ -73,7 +113,10 @@ def _dynamic_ntk_inv_freq(head_dim: int, rope: RopeConfig, max_pos: int, seq_len
 
 
 def _yarn_attention_factor(rope: RopeConfig) -> float:
-    """YaRN's temperature fix: 0.1 ln(factor) + 1 (or the ratio of two mscales, or as given)."""
+    """YaRN's temperature fix: 0.1 ln(factor) + 1 (or the ratio of two mscales, or as given).
+
+    It multiplies cos and sin, so q and k each: the attention logits grow by its square.
+    """
     if rope.attention_factor is not None:
         return rope.attention_factor
 
@@ -131,9 +174,11 @@ def _llama3_inv_freq(head_dim: int, rope: RopeConfig) -> np.ndarray:
 
 def rope_cos_sin(positions: np.ndarray, inv_freq: np.ndarray,
                  attention_scaling: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """cos and sin of every angle, laid out [angle, angle] for rotate-half.
+    """cos and sin of every angle, laid out [angle, angle] for rotate-half, times the attention scaling.
 
-    positions [B, T] int, inv_freq [Dh/2] -> cos, sin [B, T, Dh] float32
+    positions [B, T] (or [T]) int, inv_freq [Dh/2] -> cos, sin [B, T, Dh] (or [T, Dh]) float32
+    ``attention_scaling`` is rope_frequencies' second result (YaRN's factor, else 1.0): drop it and the
+    rotated q and k, and so the attention maps, are not the model's on a YaRN checkpoint.
     """
     angle = positions.astype(np.float32)[..., None] * inv_freq  # [B, T, 1] * [Dh/2] -> [B, T, Dh/2]
     angle = np.concatenate([angle, angle], axis=-1)  # [B, T, Dh]  (both halves of a pair share an angle)

@@ -5,9 +5,25 @@
     h        = RMSNorm(x_L; model.norm)
     logits   = h @ lm_head^T                                       [B, T, V]  (lm_head = embed_tokens if tied)
 
+minillm/model/plain.py is this same computation for one unpadded sequence without a cache, on one screen.
+
 Positions: token t of a row sits at RoPE position (number of real tokens before it in that row). For one
 unpadded sequence that is just 0..T-1; with left padding each row counts from its own first real token,
 as transformers' ``generate`` does (position_ids = cumsum(attention_mask) - 1); with a KV cache it
+continues from the cached count. Worked example, a batch of two rows:
+
+    attention_mask      [[0, 0, 1, 1, 1],          row 0: two padding tokens, then 3 real ones
+                         [1, 1, 1, 1, 1]]
+    cumsum - 1          [[-1, -1, 0, 1, 2],
+                         [ 0,  1, 2, 3, 4]]
+    positions           [[0, 0, 0, 1, 2],          padding set to 0 (masked anyway, so any value would do)
+                         [0, 1, 2, 3, 4]]
+
+The cache then holds 5 slots for both rows, but next_position = [3, 5]: the next decoded token of row 0
+goes to slot 5 at RoPE position 3, the one of row 1 to slot 5 at position 5. Each new token's position is
+next_position + (real tokens before it in this call), per row. The mask hides the padding keys (slots 0
+and 1 of row 0) from every query, in this call and in every later one (the cache keeps ``key_valid``).
+
 continues from the cached count.
 
 Long inputs are computed in pieces. Attention over T new tokens and S keys makes a [B, H, T, S] array of
@@ -23,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .linear import linear
 from .masks import causal_mask
 from .block import decoder_layer
 from .cache import KVCache
@@ -38,8 +55,14 @@ QUERY_PIECE_SCORES = 1 << 24  # attention scores (B * H * queries * keys) comput
 
 
 def lm_head(h: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """logits = h W^T: one score per vocabulary entry.   h [..., D], weight [V, D] -> [..., V]"""
-    return h @ weight.T  # [..., D] @ [D, V] -> [..., V]
+    """logits = h W^T: one score per vocabulary entry.   h [..., D], weight [V, D] -> [..., V]
+
+    Tied embeddings (tie_word_embeddings, every small Qwen): W is the embedding matrix itself, used twice,
+    once to turn ids into vectors and once to score vectors against every token. In a small model that
+    V x D matrix is a large share of all parameters (Qwen2.5-0.5B: 151936 x 896 = 136M of 494M, 28%), so
+    sharing it saves that much memory; large models keep a separate lm_head.weight.
+    """
+    return linear(h, weight)  # [..., D] @ [D, V] -> [..., V] (flattened to one matrix product, see linear.py)
 
 
 class Model:
@@ -105,7 +128,8 @@ class Model:
         past = cache.length if cache is not None else 0
         start_position = cache.next_position if cache is not None else np.zeros(B, np.int64)  # [B]
 
-        # RoPE position of each token: real tokens counted from each row's first real token.
+        # RoPE position of each token: real tokens counted from each row's first real token (worked
+        # example in the module docstring: mask [0, 0, 1, 1, 1] -> positions [0, 0, 0, 1, 2]).
         positions = start_position[:, None] + np.cumsum(valid_BT, axis=1) - 1  # [B, T]
         positions = np.where(valid_BT, positions, 0)  # [B, T]; padding gets 0 (it is masked anyway)
         rope_len = _rope_len or int(positions.max()) + 1  # dynamic RoPE's base depends on it: one for all pieces
@@ -114,6 +138,7 @@ class Model:
             return self._forward_in_pieces(ids_BT, valid_BT, cache, piece, output_hidden_states,
                                            int(logits_to_keep), single, rope_len)
         inv_freq, scaling = self._rope_frequencies(rope_len)  # [Dh/2]
+        # Computed once here and passed to every layer: all layers rotate at the same positions.
         cos, sin = rope_cos_sin(positions, inv_freq, scaling)  # [B, T, Dh] each
 
         # Which keys may each query see: causal, minus padding (and a window on sliding layers).

@@ -12,6 +12,20 @@ Qwen conventions that trip people:
 * one character can span several tokens: decoding token by token would print broken characters, so
   streaming goes through ``StreamDecoder``, which only emits whole characters.
 
+Why vocabulary entries look like 'Ġworld' or 'ä½ł' (what ``id_to_token`` shows)
+--------------------------------------------------------------------------------
+Byte-level BPE works on UTF-8 *bytes*, but tokenizer.json stores its vocabulary and merges as strings. So
+each of the 256 byte values is given one printable character (GPT-2's ``bytes_to_unicode``): the bytes that
+are already printable characters ('!'..'~', and most of 0xA1..0xFF read as Latin-1) map to themselves;
+the others (control bytes, space 0x20, 0x7F..0xA0, 0xAD) map, in order, to the code points from 256 up.
+
+    space  0x20           -> 'Ġ' (U+0120)    so ' world' is stored as 'Ġworld'
+    newline 0x0A          -> 'Ċ' (U+010A)
+    '你' = bytes e4 bd a0 -> 'ä' '½' 'ł'     (e4, bd print as themselves in Latin-1; a0 does not: U+0142)
+
+A Chinese character is 3 UTF-8 bytes, so it shows as 3 Latin-1-looking characters: 'ä½ł' is the
+vocabulary entry for '你'. ``decode`` maps them back to bytes and the bytes back to text.
+
 The ``tokenizers`` library is Rust: a malformed tokenizer.json can make it raise its own exception types, or
 *panic* (``PanicException``, a BaseException that ``except Exception`` does not catch), and a ``padding``
 block with a huge fixed length makes it abort the whole process on allocation failure. So every call into it
@@ -27,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .chat_template import render_chat_template
+from ..checkpoint.hub import resolve_model_path
 from ..checkpoint.fields import show
 from ..checkpoint.jsonfile import read_json_object
 from ..checkpoint.paths import checkpoint_directory, checkpoint_file, user_path
@@ -193,10 +208,14 @@ def check_ids(ids) -> list[int]:
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """Load tokenizer.json (+ tokenizer_config.json, chat_template.jinja) from a checkpoint directory."""
+    """Load tokenizer.json (+ tokenizer_config.json, chat_template.jinja) from a checkpoint directory.
+
+    ``path``: the directory (or its tokenizer.json), or a Hub id such as ``"Qwen/Qwen3-0.6B"`` (checkpoint/hub.py).
+    """
     from tokenizers import Tokenizer as Backend
 
-    target = user_path(path, TokenizerError, "checkpoint directory or tokenizer.json")
+    target = user_path(resolve_model_path(path) if isinstance(path, str) else path, TokenizerError,
+                       "checkpoint directory or tokenizer.json")  # a Hub id: its cached snapshot (hub.py)
     try:
         is_dir = target.is_dir()
     except (OSError, ValueError) as e:

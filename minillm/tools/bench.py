@@ -7,7 +7,7 @@ measures both floors on this machine, in the same run, and prints each figure as
 
     minillm bench --shape qwen2.5-0.5b          # builds a random BF16 checkpoint of the real shape, offline
     minillm bench --shape qwen3-0.6b
-    minillm bench --model ~/models/Qwen2.5-0.5B-Instruct
+    minillm bench --model ~/models/Qwen2.5-0.5B-Instruct    # or --model Qwen/Qwen2.5-0.5B-Instruct (HF cache)
     minillm bench --shape qwen3-0.6b --out benchmarks/out   # keep the JSON (and the built checkpoint)
 
 Without ``--out`` nothing is kept: the checkpoint is built in a temporary directory, removed at the end
@@ -58,7 +58,7 @@ def build_random_checkpoint(shape: str, out: Path) -> Path:
     raw = json.loads(SHAPES[shape].read_text())
     cfg = load_config(SHAPES[shape])
     rng = np.random.default_rng(0)
-    store_head = shape == "qwen3-0.6b"  # Qwen3-0.6B stores lm_head.weight although it is tied (spec 2.3)
+    store_head = shape == "qwen3-0.6b"  # Qwen3-0.6B's file holds lm_head.weight although the head is tied
     shapes = expected_shapes(cfg, with_lm_head=store_head or not cfg.tie_word_embeddings)
     arrays, specs = {}, {}
     for name, shp in shapes.items():
@@ -308,7 +308,7 @@ def print_report(r: dict) -> None:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shape", choices=sorted(SHAPES), help="build a random-weight checkpoint of this real shape")
-    p.add_argument("--model", type=Path, help="benchmark this checkpoint directory instead")
+    p.add_argument("--model", help="benchmark this checkpoint directory (or Hub id org/name) instead")
     p.add_argument("--no-transformers", action="store_true", help="skip the transformers comparison")
     p.add_argument("--out", type=Path, help="keep the JSON result and the built checkpoint in this folder "
                                             "(default: keep nothing)")
@@ -330,7 +330,10 @@ def cmd_bench(args) -> int:
             except OSError as e:
                 raise MinillmError(f"bench: cannot write the checkpoint in {where} ({e.strerror or e})") from None
         else:
-            path, label = args.model, args.model.name
+            from ..checkpoint.hub import resolve_model_path
+
+            path = resolve_model_path(args.model)  # a directory, or a Hub id from the local HF cache
+            label = path.name if Path(args.model).expanduser().exists() else str(args.model).split("@")[0].split("/")[-1]
         try:
             run_benchmark(path, label, False if args.no_transformers else None, args.out, args.quick)
         except OSError as e:

@@ -1,7 +1,8 @@
 """The ``minillm`` command: generate, chat, inspect, verify, bench. ``python -m minillm`` works too.
 
-Every command runs offline on the bundled tiny model by default; ``--model PATH`` takes any Qwen2 / Qwen2.5 /
-Qwen3 checkpoint directory (e.g. one downloaded with ``hf download Qwen/Qwen2.5-0.5B-Instruct``).
+Every command runs offline on the bundled tiny model by default; ``--model`` takes any Qwen2 / Qwen2.5 / Qwen3
+checkpoint directory, or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` (``@revision`` optional), read from the
+local Hugging Face cache (checkpoint/hub.py).
 
 Every failure ends as one line on stderr, ``minillm: error: ...`` (naming the file, tensor, field or
 argument), with exit status 1 (2 for a bad command line), never a traceback; warnings are one line each,
@@ -21,9 +22,12 @@ from pathlib import Path
 
 
 from ..checkpoint.bundled import default_model_path
+from ..checkpoint.hub import resolve_model_path
 from ..errors import InputError, MinillmError, MinillmWarning
 
 BUNDLED_MODEL = default_model_path()  # the offline default (checkpoint/bundled.py)
+MODEL_HELP = ("checkpoint directory, or Hub id org/name[@revision] from the local Hugging Face cache "
+              "(default: the bundled tiny model, %(default)s)")
 
 
 class OutputError(MinillmError):
@@ -116,8 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     def model_arg(sp):
-        sp.add_argument("--model", type=Path, default=BUNDLED_MODEL,
-                        help="checkpoint directory (default: the bundled tiny model, %(default)s)")
+        sp.add_argument("--model", default=BUNDLED_MODEL, help=MODEL_HELP)
 
     def sampling_args(sp):
         g = sp.add_argument_group("decoding (unset values come from the checkpoint's generation_config.json)")
@@ -145,15 +148,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_chat)
 
     i = sub.add_parser("inspect", help="config, parameter counts, tensors and memory of a checkpoint")
-    i.add_argument("path", type=Path, nargs="?", default=BUNDLED_MODEL)
+    i.add_argument("path", nargs="?", default=BUNDLED_MODEL, help=MODEL_HELP)
     i.add_argument("--tensors", type=int, default=40, help="list at most this many tensors (0: all)")
     i.set_defaults(run=cmd_inspect)
 
     v = sub.add_parser("verify", help="layer-by-layer error table against a reference .npz")
-    v.add_argument("path", type=Path)
+    v.add_argument("path", help="checkpoint directory or Hub id org/name[@revision]")
     v.add_argument("reference", type=Path)
     v.add_argument("--tolerance", type=float, default=1e-4, help="relative error allowed (default 1e-4)")
     v.set_defaults(run=cmd_verify)
+
+    tr = sub.add_parser("train", help="train a Qwen model in NumPy from a recipe (resumable)")
+    tr.add_argument("--config", type=Path, required=True, help="recipe JSON: model config + training settings")
+    tr.add_argument("--out", type=Path, required=True, help="run directory (checkpoint/, log.jsonl, loss_curve.png)")
+    tr.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    tr.add_argument("--max-steps", type=int, help="stop after this many more steps (the schedule is unchanged)")
+    for name, kind in (("steps", int), ("batch-size", int), ("context", int), ("accumulation", int), ("lr", float),
+                       ("min-lr", float), ("warmup", int), ("weight-decay", float), ("clip", float),
+                       ("eval-every", int), ("save-every", int), ("seed", int), ("train-tokens", str),
+                       ("val-tokens", str), ("tokenizer", str)):
+        tr.add_argument(f"--{name}", type=kind, help="overrides the recipe")
+    tr.add_argument("--dtype", choices=["bf16", "f32"], help="of the saved weights (overrides the recipe)")
+    tr.set_defaults(run=cmd_train)
 
     from .bench import add_bench_arguments  # the benchmark's options live with the benchmark
     add_bench_arguments(sub.add_parser("bench", help="load, prefill and decode speed vs this machine's floors"))
@@ -163,18 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def load(path: Path, with_tokenizer: bool = True):
+def load(name: str | Path, with_tokenizer: bool = True):
     """Model and tokenizer (or None), with a progress line on stderr for large checkpoints."""
     from ..checkpoint.loading import CheckpointWarning, load_model
     from ..text.tokenizer import load_tokenizer
 
+    path = resolve_model_path(name)  # a directory, or a Hub id found in (or downloaded to) the HF cache
+    label = path.name if path == Path(name).expanduser() else str(name)  # a snapshot's name is a commit hash
     size = _weights_size(path)
     show = size > 50_000_000
     start = time.perf_counter()
 
     def progress(done, total):
         if show:
-            print(f"\rloading {path.name}: {done}/{total} tensors", end="", file=sys.stderr, flush=True)
+            print(f"\rloading {label}: {done}/{total} tensors", end="", file=sys.stderr, flush=True)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CheckpointWarning)
@@ -182,7 +200,7 @@ def load(path: Path, with_tokenizer: bool = True):
     for w in caught:
         print(f"minillm: warning: {w.message}", file=sys.stderr)
     if show:
-        print(f"\rloaded {path.name} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
+        print(f"\rloaded {label} in {time.perf_counter() - start:.1f} s" + " " * 20, file=sys.stderr)
     return model, (load_tokenizer(path) if with_tokenizer else None)
 
 
@@ -291,11 +309,12 @@ def cmd_inspect(args) -> int:
 
     if args.tensors < 0:
         raise InputError(f"--tensors must be >= 0 (0 lists all), found {args.tensors}")
-    cfg = load_config(args.path)
-    files = open_checkpoint(args.path)
-    check_layer_count(files, cfg, args.path)
+    path = resolve_model_path(args.path)
+    cfg = load_config(path)
+    files = open_checkpoint(path)
+    check_layer_count(files, cfg, path)
     c = cfg
-    print(f"{args.path}")
+    print(f"{args.path}" + (f" ({path})" if str(path) != str(args.path) else ""))
     print(f"  model_type {c.model_type}: L={c.num_hidden_layers} layers, D={c.hidden_size}, "
           f"H={c.num_attention_heads} query heads, K={c.num_key_value_heads} KV heads (groups of {c.n_rep}), "
           f"Dh={c.head_dim}, F={c.intermediate_size}, V={c.vocab_size}")
@@ -354,3 +373,20 @@ def cmd_verify(args) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_train(args) -> int:
+    from ..checkpoint.jsonfile import read_json_object
+    from ..errors import InputError
+    from ..training.trainer import TrainConfig, Trainer
+
+    raw = read_json_object(args.config, InputError)
+    for key in ("steps", "batch_size", "context", "accumulation", "lr", "min_lr", "warmup", "weight_decay", "clip",
+                "eval_every", "save_every", "seed", "train_tokens", "val_tokens", "tokenizer", "dtype"):
+        if getattr(args, key) is not None:
+            raw[key] = getattr(args, key)
+    cfg = TrainConfig.from_dict(raw, source=str(args.config))
+    trainer = Trainer(cfg, args.out, resume=args.resume)
+    trainer.run(max_steps=args.max_steps)
+    print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
+    return 0

@@ -1,0 +1,33 @@
+"""Backward of RMSNorm, for the decoder's norms over D and for Qwen3's per-head q/k-norm over Dh alike.
+
+Forward, over the last axis of length N (r is one number per row):
+    r = (mean(x^2) + eps)^(-1/2)          y = w * x * r
+
+Backward, with g = dL/dy:
+    dw   = sum over every row of  g * x * r
+    dx_j = d/dx_j of sum_i g_i w_i x_i r
+         = g_j w_j r  +  sum_i g_i w_i x_i * dr/dx_j,        dr/dx_j = -(1/2) r^3 * 2 x_j / N = -r^3 x_j / N
+         = r * (g w)_j  -  x_j * r^3 * mean_i((g w)_i x_i)
+
+The second term removes from g*w its component along x: scaling x up does not change y (apart from eps),
+so the gradient has (almost) no component along x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rms_norm_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray,
+                      eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """dx and dweight of y = weight * x * (mean(x^2) + eps)^-1/2.
+
+    dy [..., N], x [..., N] (the forward's input), weight [N] -> dx [..., N], dweight [N]
+    """
+    n = x.shape[-1]
+    inv_rms = 1.0 / np.sqrt(np.square(x).sum(axis=-1, keepdims=True) / n + eps)  # [..., 1] r, recomputed
+    dy_w = dy * weight  # [..., N] g * w
+    dweight = (dy * x * inv_rms).reshape(-1, n).sum(axis=0)  # [N]: summed over every row (and every head)
+    along_x = (dy_w * x).sum(axis=-1, keepdims=True) / n  # [..., 1] mean(g w x)
+    dx = inv_rms * dy_w - x * (inv_rms ** 3 * along_x)  # [..., N]
+    return dx, dweight

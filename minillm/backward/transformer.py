@@ -1,0 +1,160 @@
+"""The whole model, trained: a forward pass that keeps what the backward needs, the backward, and
+``loss_and_grads``, which returns the loss and one gradient per checkpoint tensor.
+
+    forward                                            backward (in reverse)
+    x_0     = embed_tokens[ids]                        d embed_tokens  += scatter-add of dx_0 (embedding.py)
+    x_{i+1} = decoder_layer(x_i)     i = 0..L-1        dx_i, d layer i  = decoder_layer_backward(dx_{i+1})
+    h       = RMSNorm(x_L; model.norm)                 dx_L, d norm     = rms_norm_backward(dh)
+    logits  = h lm_head^T                              dh, d lm_head    = linear_backward(dlogits)
+    loss    = cross_entropy(logits, labels)            dlogits          = cross_entropy_backward(...)
+
++--------------------------------------------------------------------------------------------------------+
+| TIED EMBEDDINGS (tiny-qwen2, Qwen2.5-0.5B, Qwen3-0.6B): one matrix plays two roles, the embedding      |
+| table and the LM head, so its gradient is the SUM of both: the scatter-add of dx_0 and dlogits^T h.    |
+| There is then no 'lm_head.weight' gradient, as there is no such tensor in the checkpoint.              |
++--------------------------------------------------------------------------------------------------------+
+
+Training has no padding and no KV cache: every row is a full sequence at positions 0..T-1 (pack or crop your
+text to equal lengths; mark what should not be scored with -100 in the labels). Sliding-window layers and
+every RoPE scaling are used exactly as in ``Model.forward``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..checkpoint.weights import ModelWeights, named_tensors
+from ..errors import InputError
+from ..model.embedding import embed
+from ..model.masks import causal_mask
+from ..model.norm import rms_norm
+from ..model.rope import rope_cos_sin
+from ..model.linear import linear
+from ..model.transformer import Model, check_token_ids
+from ..training.loss import check_labels, cross_entropy, cross_entropy_backward
+from .block import LayerActivations, decoder_layer_backward, decoder_layer_forward
+from .embedding import embed_backward
+from .linear import linear_backward
+from .norm import rms_norm_backward
+
+
+@dataclass
+class ModelActivations:
+    """Everything the backward of the whole model needs, kept by ``model_forward``."""
+
+    ids: np.ndarray  # [B, T] int64, for the embedding's scatter-add
+    cos: np.ndarray  # [1, T, Dh] RoPE at positions 0..T-1 (tiny; kept so the backward uses the same angles)
+    sin: np.ndarray  # [1, T, Dh]
+    layers: list[LayerActivations]  # L of them; layer i's x is layer i-1's output
+    x_last: np.ndarray  # [B, T, D] the last layer's output: the final norm's backward needs it
+    h: np.ndarray  # [B, T, D] the final norm's output: the LM head's weight gradient needs it
+
+
+def model_forward(model: Model, ids: np.ndarray) -> tuple[np.ndarray, ModelActivations]:
+    """Logits of every position and the activations for ``model_backward``.
+
+    ids [B, T] int64 (already checked), positions 0..T-1, no padding -> logits [B, T, V], ModelActivations
+    """
+    cfg, w = model.config, model.weights
+    B, T = ids.shape
+    inv_freq, scaling = model._rope_frequencies(T)  # [Dh/2]: the same (possibly scaled) RoPE as forward()
+    cos, sin = rope_cos_sin(np.arange(T)[None], inv_freq, scaling)  # [1, T, Dh] each, shared by the rows
+    full_mask = causal_mask(T, 0)  # [1, 1, T, T]
+    window_mask = causal_mask(T, 0, None, cfg.sliding_window) if cfg.sliding_window else None  # [1, 1, T, T]
+
+    x = embed(ids, w.embed_tokens)  # [B, T, D]
+    layers = []
+    for i, layer in enumerate(w.layers):
+        mask = window_mask if cfg.uses_sliding_window(i) else full_mask
+        x, saved = decoder_layer_forward(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads,
+                                         cfg.rms_norm_eps, cos, sin, mask)  # [B, T, D]
+        layers.append(saved)
+    h = rms_norm(x, w.norm, cfg.rms_norm_eps)  # [B, T, D]
+    logits = linear(h, w.lm_head)  # [B, T, D] -> [B, T, V]: lm_head(), as one [B*T, D] @ [D, V] product
+    return logits, ModelActivations(ids=ids, cos=cos, sin=sin, layers=layers, x_last=x, h=h)
+
+
+def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations) -> ModelWeights:
+    """The gradient of every weight, as a ModelWeights of gradients (same fields and shapes as model.weights).
+
+    dlogits [B, T, V] -> ModelWeights; when the head is tied, its lm_head IS its embed_tokens (both uses summed).
+    """
+    cfg, w = model.config, model.weights
+    H, K, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps
+    dh, d_lm_head, _ = linear_backward(dlogits, saved.h, w.lm_head)  # [B, T, D], [V, D]
+    dx, d_norm = rms_norm_backward(dh, saved.x_last, w.norm, eps)  # [B, T, D], [D]
+    d_layers = [None] * len(w.layers)
+    for i in reversed(range(len(w.layers))):
+        dx, d_layers[i] = decoder_layer_backward(dx, saved.layers[i], w.layers[i], H, K, eps,
+                                                 saved.cos, saved.sin)  # [B, T, D]
+    d_embed = embed_backward(dx, saved.ids, w.embed_tokens)  # [V, D]
+    tied = w.lm_head is w.embed_tokens
+    if tied:
+        d_embed += d_lm_head  # [V, D]: one matrix, two uses, one gradient
+    return ModelWeights(embed_tokens=d_embed, layers=d_layers, norm=d_norm,
+                        lm_head=d_embed if tied else d_lm_head)
+
+
+def activation_bytes(saved) -> int:
+    """Bytes kept for the backward: every array inside ``saved`` (dataclasses and lists are walked), each
+    underlying buffer counted once (a view, e.g. one head split of a projection, costs nothing extra)."""
+    buffers: dict[int, int] = {}
+
+    def visit(obj) -> None:
+        if isinstance(obj, np.ndarray):
+            while isinstance(obj.base, np.ndarray):
+                obj = obj.base
+            buffers[id(obj)] = obj.nbytes
+        elif isinstance(obj, list):
+            for item in obj:
+                visit(item)
+        elif hasattr(obj, "__dataclass_fields__"):
+            for item in vars(obj).values():
+                visit(item)
+
+    visit(saved)
+    return sum(buffers.values())
+
+
+def minimum_activation_bytes(cfg, batch_size: int, seq_len: int, itemsize: int = 4) -> int:
+    """What the backward strictly needs to find kept from the forward, in bytes: per token and layer,
+    x (D), q and k as projected (H*Dh + K*Dh), v (K*Dh), the attention probabilities (H*T, in the dense
+    [T, S] layout), the merged heads (H*Dh), h (D), gate and up (2F); the last layer's output (D); the ids
+    and RoPE's cos/sin. Everything else the backward uses is an element-wise function of these (the normed
+    copies, rotated q and k, silu(gate) * up) or is recomputed anyway (each norm's 1/rms)."""
+    D, F, H, K, Dh = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads, \
+        cfg.head_dim
+    per_layer = D + H * Dh + K * Dh + K * Dh + H * seq_len + H * Dh + D + 2 * F  # floats per token
+    floats = batch_size * seq_len * (cfg.num_hidden_layers * per_layer + D) + 2 * seq_len * Dh
+    return floats * itemsize + batch_size * seq_len * 8  # + the int64 ids
+
+
+def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.ndarray]]:
+    """The mean next-token cross-entropy and its gradient with respect to every checkpoint tensor.
+
+        loss, grads = minillm.loss_and_grads(model, ids, labels=None)
+
+    ids [T] or [B, T] int; labels like ids (default: the ids themselves), -100 = not scored. The logits at
+    position t are scored against labels[..., t+1] (transformers' convention), and the loss is the mean over
+    every scored target of the batch. Rows sit at positions 0..T-1 with no padding (see the module docstring).
+    -> loss (float), grads {tensor name: array of that tensor's shape and the model's dtype (float32)}, with
+    exactly the names of the checkpoint: a tied head has no 'lm_head.weight' key, and the embedding's
+    gradient includes the head's.
+    """
+    cfg = model.config
+    ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
+    labels = check_labels(ids if labels is None else labels, ids.shape, cfg.vocab_size)  # like ids, int64
+    ids_BT, labels_BT = (ids[None], labels[None]) if ids.ndim == 1 else (ids, labels)  # [B, T] each
+    T = ids_BT.shape[1]
+    if T > cfg.max_position_embeddings:
+        raise InputError(f"ids have {T} positions, more than the model's context: max_position_embeddings is "
+                         f"{cfg.max_position_embeddings}")
+
+    logits, saved = model_forward(model, ids_BT)  # [B, T, V]
+    loss = cross_entropy(logits, labels_BT)
+    dlogits = cross_entropy_backward(logits, labels_BT)  # [B, T, V]
+    del logits  # the largest array of the step: free it before the backward allocates its own
+    grads = model_backward(model, dlogits, saved)
+    return loss, named_tensors(grads)

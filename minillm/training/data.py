@@ -1,0 +1,56 @@
+"""Training data: a token file (one long 1-D array of ids), read through a memory map, cut into windows.
+
+    tokens = np.load("train.npy", mmap_mode="r")      # [N] uint16/uint32: the corpus, tokenized and concatenated
+    batch  = tokens[s : s + T] for B random starts s  # [B, T]: each window is one training sequence
+
+The memory map means only the windows actually drawn are read from disk, so a corpus larger than RAM works.
+Windows start anywhere (not at document boundaries): documents are separated by <|endoftext|> inside the
+stream, and the model learns to start afresh after it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+class TokenFile:
+    """A 1-D array of token ids in a ``.npy`` file, checked once against the vocabulary."""
+
+    def __init__(self, path: str | Path, vocab_size: int, chunk: int = 1 << 24):
+        self.path = Path(path)
+        try:
+            self.tokens = np.load(self.path, mmap_mode="r", allow_pickle=False)  # [N], not read yet
+        except (OSError, ValueError) as e:
+            raise InputError(f"{self.path}: not a readable .npy token file ({e})") from None
+        if self.tokens.ndim != 1 or not np.issubdtype(self.tokens.dtype, np.integer):
+            raise InputError(f"{self.path}: expected a 1-D array of integer token ids, found shape "
+                             f"{list(self.tokens.shape)} of {self.tokens.dtype}")
+        if len(self.tokens) < 2:
+            raise InputError(f"{self.path}: holds {len(self.tokens)} tokens; need at least 2")
+        for start in range(0, len(self.tokens), chunk):  # a pass in pieces: bounded memory
+            piece = np.asarray(self.tokens[start:start + chunk])  # [<= chunk]
+            low, high = int(piece.min()), int(piece.max())
+            if low < 0 or high >= vocab_size:
+                bad = low if low < 0 else high
+                raise InputError(f"{self.path}: token id {bad} is out of range for the model's vocab_size "
+                                 f"{vocab_size} (valid ids 0..{vocab_size - 1})")
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def random_windows(self, rng: np.random.Generator, batch_size: int, length: int) -> np.ndarray:
+        """``batch_size`` windows of ``length`` consecutive ids at random starts.   -> [B, T] int64"""
+        if length > len(self.tokens):
+            raise InputError(f"{self.path}: {len(self.tokens)} tokens, shorter than one window of {length}")
+        starts = rng.integers(0, len(self.tokens) - length + 1, size=batch_size)  # [B]
+        return np.stack([self.tokens[s:s + length] for s in starts]).astype(np.int64)  # [B, T]
+
+    def fixed_windows(self, count: int, length: int) -> np.ndarray:
+        """``count`` evenly spaced windows (the same every call: for evaluation).   -> [count, T] int64"""
+        last = max(0, len(self.tokens) - length)
+        starts = np.linspace(0, last, num=count).astype(np.int64)  # [count]
+        return np.stack([self.tokens[s:s + length] for s in starts]).astype(np.int64)  # [count, T]

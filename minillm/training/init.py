@@ -1,0 +1,27 @@
+"""A new model's starting weights: small random matrices, unit norms, zero biases (as transformers initialises Qwen).
+
+    matrices  ~ normal(0, initializer_range = 0.02)       projections, MLP, embedding (and an untied head)
+    norms     = 1                                         RMSNorm weights: start as the identity scale
+    biases    = 0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checkpoint.config import QwenConfig
+from ..checkpoint.weights import ModelWeights, build_weights, expected_shapes
+
+
+def init_weights(config: QwenConfig, seed: int = 0, std: float = 0.02) -> ModelWeights:
+    """Seeded float32 weights for ``config``, drawn in checkpoint-name order (so a seed fixes every tensor)."""
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in expected_shapes(config).items():
+        if name.endswith("norm.weight"):  # input_layernorm, post_attention_layernorm, q_norm, k_norm, model.norm
+            tensors[name] = np.ones(shape, np.float32)  # [D] or [Dh]
+        elif name.endswith(".bias"):
+            tensors[name] = np.zeros(shape, np.float32)  # [out]
+        else:
+            tensors[name] = (rng.standard_normal(shape, dtype=np.float32) * np.float32(std))  # [out, in] or [V, D]
+    return build_weights(config, tensors.__getitem__)

@@ -1,0 +1,321 @@
+"""The training loop: windows from a token file -> loss_and_grads -> clip -> AdamW, with evaluation,
+checkpoints that resume exactly, a JSONL log and a loss curve.
+
+    for step in range(steps):
+        lr    = learning_rate(step)                                # warmup + cosine (schedule.py)
+        grads = mean over `accumulation` micro-batches of loss_and_grads(model, windows [B, T])
+        clip_grad_norm(grads, clip)                                # one norm over the whole model (adamw.py)
+        adamw_step(weights, grads, lr)                             # in place (adamw.py)
+        every eval_every steps: mean loss on fixed windows of the validation file
+        every save_every steps: OUT/checkpoint, a Qwen checkpoint + trainer_state/ (atomic)
+
+A run directory OUT holds:
+    recipe.json            the settings of the run (model config + training fields)
+    checkpoint/            config.json, model.safetensors (BF16 or F32), generation_config.json, tokenizer files,
+                           trainer_state/{master.safetensors (F32 weights), optimizer.safetensors (m, v), state.json}
+    log.jsonl              one line per step (and per evaluation)
+    loss_curve.png         written at the end (needs matplotlib)
+
+Resuming restores the float32 master weights, both AdamW moments, the step and the data sampler's random
+state, so N steps in one go and N/2 + N/2 with a restart in between give bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..backward.transformer import loss_and_grads
+from ..checkpoint.config import parse_config
+from ..checkpoint.safetensors_file import SafetensorsFile
+from ..checkpoint.saving import save_model_dir, write_safetensors
+from ..checkpoint.weights import build_weights, named_tensors
+from ..errors import InputError, TrainingError
+from ..model.transformer import Model
+from .adamw import AdamWState, adamw_step, clip_grad_norm
+from .data import TokenFile
+from .init import init_weights
+from .loss import cross_entropy
+from .schedule import learning_rate
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a run. ``model`` is a config.json dict (Qwen2 or Qwen3)."""
+
+    model: dict
+    train_tokens: str
+    val_tokens: str | None = None
+    tokenizer: str | None = None  # a directory whose tokenizer files are copied into each checkpoint
+    init_from: str | None = None  # start from this checkpoint's weights (a second stage), not from random ones
+    generation_config: dict = field(default_factory=dict)
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 8  # windows per micro-batch
+    context: int = 256  # tokens per window
+    accumulation: int = 1  # micro-batches per optimizer step
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup: int = 100
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    clip: float = 1.0
+    eval_every: int = 100
+    eval_windows: int = 16
+    save_every: int = 100
+    dtype: str = "bf16"  # of the saved model.safetensors: bf16 or f32
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str = "recipe") -> "TrainConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise InputError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        if "model" not in raw or "train_tokens" not in raw:
+            raise InputError(f"{source}: 'model' (a config.json dict) and 'train_tokens' are required")
+        cfg = cls(**raw)
+        cfg.betas = tuple(cfg.betas)
+        cfg.check(source)
+        return cfg
+
+    def check(self, source: str = "recipe") -> None:
+        for name in ("steps", "batch_size", "context", "accumulation", "eval_every", "eval_windows", "save_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{source}: {name} must be an integer >= 1, found {value!r}")
+        if self.dtype not in ("bf16", "f32"):
+            raise InputError(f"{source}: dtype must be 'bf16' or 'f32', found {self.dtype!r}")
+        if not (self.lr > 0 and 0 <= self.min_lr <= self.lr and self.warmup >= 0 and self.clip > 0):
+            raise InputError(f"{source}: need lr > 0, 0 <= min_lr <= lr, warmup >= 0, clip > 0")
+        limit = self.model.get("max_position_embeddings")
+        if isinstance(limit, int) and self.context > limit:
+            raise InputError(f"{source}: context {self.context} is longer than the model allows "
+                             f"(max_position_embeddings {limit})")
+
+
+def evaluate(model: Model, windows: np.ndarray, batch_size: int) -> float:
+    """Mean next-token loss (nats) over fixed windows [N, T]."""
+    losses = [cross_entropy(model.forward(windows[n:n + batch_size]), windows[n:n + batch_size])
+              for n in range(0, len(windows), batch_size)]
+    return float(np.mean(losses))
+
+
+class Trainer:
+    """Holds a run: the model, the optimizer state, the data, the step. ``run()`` trains to the end."""
+
+    def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True):
+        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.config = parse_config(cfg.model, source="recipe model")
+        self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
+        self.val_windows = None
+        if cfg.val_tokens:
+            self.val_windows = TokenFile(cfg.val_tokens, self.config.vocab_size).fixed_windows(
+                cfg.eval_windows, cfg.context)  # [eval_windows, T]
+        ckpt = self.out / "checkpoint"
+        if resume:
+            if not ckpt.is_dir():
+                raise TrainingError(f"{self.out}: nothing to resume (no checkpoint/ directory)")
+            self._restore(ckpt)
+        else:
+            if self.out.exists() and any(self.out.iterdir()):
+                raise TrainingError(f"{self.out}: directory is not empty; use --resume to continue that run, "
+                                    f"or choose a new directory")
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "recipe.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
+            self.model = Model(self.config, self._initial_weights())
+            self.opt = AdamWState()
+            self.rng = np.random.default_rng(cfg.seed)
+            self.step = 0
+            self.elapsed = 0.0
+        self.params = named_tensors(self.model.weights)  # name -> the model's own arrays (updated in place)
+
+    def _initial_weights(self):
+        """Random weights (init.py), or those of ``init_from`` when this run continues an earlier one."""
+        if not self.cfg.init_from:
+            return init_weights(self.config, self.cfg.seed)
+        from ..checkpoint.config import load_config
+        from ..checkpoint.loading import load_model
+        source = Path(self.cfg.init_from)
+        theirs = dataclasses.replace(load_config(source), dtype=self.config.dtype)  # storage dtype may differ
+        if theirs != self.config:
+            raise TrainingError(f"init_from {source}: its config.json differs from the recipe's model "
+                                f"(both must describe the same architecture)")
+        master = source / "trainer_state" / "master.safetensors"
+        if master.is_file():  # the float32 weights the earlier run ended with, not their BF16 rounding
+            return build_weights(self.config, SafetensorsFile(master).get_float32)
+        return load_model(source).weights
+
+    # -- saving and resuming ------------------------------------------------------------------------------
+
+    def save(self) -> Path:
+        params = self.params
+        state = {"step": self.step, "elapsed": self.elapsed, "adam_step": self.opt.step,
+                 "rng": self.rng.bit_generator.state, "recipe": asdict(self.cfg)}
+        tmp_files = {}
+        for fname, tensors in (("master.safetensors", params),
+                               ("optimizer.safetensors", {**{"m." + k: a for k, a in self.opt.m.items()},
+                                                          **{"v." + k: a for k, a in self.opt.v.items()}})):
+            path = self.out / f".{fname}.tmp"
+            write_safetensors(path, tensors, "F32")
+            tmp_files["trainer_state/" + fname] = path.read_bytes()
+            path.unlink()
+        tmp_files["trainer_state/state.json"] = (json.dumps(state, indent=1) + "\n").encode("utf-8")
+        model_config = dict(self.cfg.model)
+        model_config.setdefault("architectures", [_architecture(self.config.model_type)])
+        return save_model_dir(self.out / "checkpoint", model_config, params,
+                              "BF16" if self.cfg.dtype == "bf16" else "F32", self.cfg.generation_config or None,
+                              self.cfg.tokenizer, tmp_files)
+
+    def _restore(self, ckpt: Path) -> None:
+        state = json.loads((ckpt / "trainer_state" / "state.json").read_text(encoding="utf-8"))
+        saved = state["recipe"]
+        for key in ("model", "seed", "batch_size", "context", "accumulation"):
+            mine = asdict(self.cfg)[key]
+            if saved.get(key) != mine:
+                detail = key
+                if key == "model":
+                    detail = next(f"model.{k}" for k in sorted(set(saved["model"]) | set(mine))
+                                  if saved["model"].get(k) != mine.get(k))
+                raise TrainingError(f"{ckpt}: cannot resume: {detail} differs from the saved run "
+                                    f"(saved {_get(saved, detail)!r}, now {_get(asdict(self.cfg), detail)!r})")
+        master = SafetensorsFile(ckpt / "trainer_state" / "master.safetensors")
+        self.model = Model(self.config, build_weights(self.config, master.get_float32))
+        optim = SafetensorsFile(ckpt / "trainer_state" / "optimizer.safetensors")
+        self.opt = AdamWState(step=state["adam_step"],
+                              m={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("m.")},
+                              v={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("v.")})
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = state["rng"]
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        # Steps logged after the last save (a run stopped between saves) are trained again: drop their lines.
+        log = self.out / "log.jsonl"
+        if log.is_file():
+            kept = [x for x in log.read_text(encoding="utf-8").splitlines()
+                    if x.strip() and json.loads(x)["step"] <= self.step]
+            log.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+
+    # -- the loop -----------------------------------------------------------------------------------------
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        lr = learning_rate(self.step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr)
+        total, grads = 0.0, None
+        for _ in range(cfg.accumulation):
+            ids = self.train_data.random_windows(self.rng, cfg.batch_size, cfg.context)  # [B, T]
+            loss, g = loss_and_grads(self.model, ids)
+            if not math.isfinite(loss):
+                raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped. The last good checkpoint "
+                                    f"is {self.out / 'checkpoint'} (step {self._saved_step()})")
+            total += loss / cfg.accumulation
+            if grads is None:
+                grads = g
+            else:
+                for k in grads:
+                    grads[k] += g[k]
+        if cfg.accumulation > 1:
+            for k in grads:
+                grads[k] /= np.float32(cfg.accumulation)
+        norm = clip_grad_norm(grads, cfg.clip)
+        adamw_step(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay)
+        self.step += 1
+        return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
+
+    def _saved_step(self):
+        try:
+            return json.loads((self.out / "checkpoint" / "trainer_state" / "state.json").read_text())["step"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def run(self, max_steps: int | None = None) -> list[dict]:
+        """Train until ``cfg.steps`` (or ``max_steps`` more steps); returns the log lines of this call."""
+        cfg, lines = self.cfg, []
+        tokens_per_step = cfg.batch_size * cfg.context * cfg.accumulation
+        stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
+        log = open(self.out / "log.jsonl", "a", encoding="utf-8")
+        start_step, started = self.step, time.perf_counter()
+        try:
+            while self.step < stop:
+                t0 = time.perf_counter()
+                line = self.train_step()
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                line.update(tokens=self.step * tokens_per_step, tokens_per_s=tokens_per_step / dt,
+                            elapsed=round(self.elapsed, 2))
+                if self.val_windows is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                    line["val_loss"] = evaluate(self.model, self.val_windows, cfg.batch_size)
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+                lines.append(line)
+                if self.step % cfg.save_every == 0 or self.step == stop:
+                    self.save()
+                if self.progress:
+                    done = self.step - start_step
+                    rate = done / (time.perf_counter() - started)
+                    eta = (stop - self.step) / rate if rate else 0
+                    val = f" val {line['val_loss']:.3f}" if "val_loss" in line else ""
+                    print(f"\rstep {self.step}/{cfg.steps}  loss {line['loss']:.3f}{val}  "
+                          f"{line['tokens_per_s']:.0f} tok/s  left {_clock(eta)}   ", end="", file=sys.stderr,
+                          flush=True)
+        finally:
+            log.close()
+            if self.progress:
+                print(file=sys.stderr)
+        if self.step == cfg.steps:
+            plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
+        return lines
+
+
+def plot_loss_curve(log_path: Path, png_path: Path) -> bool:
+    """Training and validation loss against tokens seen, from log.jsonl. False when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    lines = [json.loads(x) for x in log_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot([x["tokens"] / 1e6 for x in lines], [x["loss"] for x in lines], lw=0.8, label="training batch")
+    val = [x for x in lines if "val_loss" in x]
+    if val:
+        ax.plot([x["tokens"] / 1e6 for x in val], [x["val_loss"] for x in val], "o-", label="validation")
+    ax.set_xlabel("tokens seen (millions)")
+    ax.set_ylabel("next-token loss (nats)")
+    ax.set_title("minillm training run")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _architecture(model_type: str) -> str:
+    return {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}.get(model_type, "Qwen3ForCausalLM")
+
+
+def _get(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def train(cfg: TrainConfig | dict, out: str | Path, resume: bool = False, progress: bool = True) -> Trainer:
+    """Train (or resume) a run into ``out``; returns the Trainer (its ``model`` is the trained model)."""
+    if isinstance(cfg, dict):
+        cfg = TrainConfig.from_dict(cfg)
+    trainer = Trainer(cfg, out, resume=resume, progress=progress)
+    trainer.run()
+    return trainer
