@@ -261,7 +261,7 @@ def test_json_that_python_cannot_parse_is_refused_by_every_reader(file, text):
 @pytest.mark.parametrize("shard, words", [
     ("a\x00b.safetensors", ["NUL"]), ("x" * 300 + ".safetensors", ["cannot be opened"]),
     ("loop.safetensors", ["cannot be opened"]), ("../outside.safetensors", ["leaves the checkpoint directory"]),
-    ("outside-link.safetensors", ["outside the checkpoint directory"]), ("fifo.safetensors", ["FIFO"]),
+    ("outside-link.safetensors", ["leaves the checkpoint directory", "resolves to"]), ("fifo.safetensors", ["FIFO"]),
     ("dir.safetensors", ["directory"]), ("dangling.safetensors", ["does not exist"]),
 ])
 def test_shard_names_from_the_index(shard, words):
@@ -292,7 +292,7 @@ def test_no_checkpoint_file_is_read_through_a_symlink_out_of_the_checkpoint(name
         (d / name).symlink_to(outside)
         minillm.load_model(d)
         minillm.load_tokenizer(d)
-    check(run, ERROR, name, "outside the checkpoint directory")
+    check(run, ERROR, name, "leaves the checkpoint directory")
 
 
 def test_the_hugging_face_cache_layout_with_its_symlinks_into_blobs_loads():
