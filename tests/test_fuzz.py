@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -309,6 +310,24 @@ def test_a_symlink_inside_the_checkpoint_is_fine():
     check(run, RESULT)
 
 
+@pytest.mark.parametrize("ref, words", [
+    (b"\xff\xfe", ["commit hash"]), (b"../../..", ["commit hash"]), (b"0" * 50_000, ["commit hash"]),
+    ("<fifo>", ["not in the Hugging Face cache"]), (None, []),
+])
+def test_a_hub_cache_ref_is_read_as_untrusted_input(ref, words):
+    """refs/main of a cached model names its snapshot: it must be a commit hash, nothing that leads elsewhere."""
+    def run(work):
+        snapshot = fh.make_hub_cache(work / "hf-cache", "org/m", WEIGHTS / "tiny-qwen2")
+        main = snapshot.parent.parent / "refs" / "main"
+        if ref == "<fifo>":
+            main.unlink()
+            os.mkfifo(main)
+        elif ref is not None:
+            main.write_bytes(ref)
+        minillm.load_model("org/m")
+    check(run, RESULT if ref is None else ERROR, *words)
+
+
 @pytest.mark.parametrize("path", ["~nosuchuser/model", "x" * 5000, "a\x00b", 5, None, b"weights"])
 @pytest.mark.parametrize("loader", ["load_model", "load_tokenizer", "load_config", "load_generation_config"])
 def test_paths_a_user_can_pass(loader, path):
@@ -472,6 +491,16 @@ def test_cli_write_error_on_stdout_is_one_line():
 
 def test_cli_closed_pipe_ends_quietly():
     check(lambda work: fh.run_cli(["inspect", "--tensors", "0"], work, "closed pipe"), RESULT)
+
+
+@pytest.mark.parametrize("draws, words", [
+    (("setting", "tokenizer", 7.5), ["tokenizer", "expected str"]), (("setting", "betas", 0.9), ["betas"]),
+    (("setting", "lr", "fast"), ["lr"]), (("setting", "generation_config", [1]), ["generation_config"]),
+    (("model bomb", {"hidden_size": 10 ** 6, "head_dim": 64}), ["more memory"]),
+])
+def test_train_recipes_are_checked(draws, words):
+    case = fh._train_case(_draw_fixed(*draws))
+    check(case.run, ERROR, "minillm: error: ", *words, address_space=2 << 30)
 
 
 def test_bench_writes_nothing_unless_asked():
