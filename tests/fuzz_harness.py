@@ -1650,7 +1650,10 @@ def _train_case(draw) -> Case:
         edit = draw(st.sampled_from(CONFIG_BOMBS))
     elif kind == "setting":
         name = draw(st.sampled_from(TRAIN_SETTINGS))
-        edit = {name: draw(st.one_of(typed_ints, typed_floats, plain_json_values))}
+        value = draw(st.one_of(typed_ints, typed_floats, plain_json_values))
+        if name in ("accumulation", "eval_windows") and isinstance(value, int) and value > 64:
+            value = 64  # more micro-batches or windows are valid and merely slow: bounded here, not refused
+        edit = {name: value}
     elif kind == "text":
         edit = draw(st.sampled_from(CONFIG_TEXTS))
     elif kind == "tokens":

@@ -402,7 +402,8 @@ def test_a_kv_cache_too_large_to_allocate_is_an_input_error():
     ({"stop_token_ids": [2 ** 64]}, ["stop_token_ids"]), ({"stop_token_ids": ["a"]}, ["stop_token_ids"]),
     ({"attention_mask": [[1, 1], [1]]}, ["attention_mask"]), ({"attention_mask": [["1", 1, 1]]}, ["attention_mask"]),
     ({"cache": "other model"}, ["another model"]), ({"cache": "object"}, ["KVCache"]),
-    ({"prefill_chunk_size": 2.5}, ["prefill_chunk_size"]),
+    ({"prefill_chunk_size": 2.5}, ["prefill_chunk_size"]), ({"min_p": [0.5]}, ["min_p"]),
+    ({"top_p": 10 ** 400}, ["top_p"]),
 ])
 def test_bad_generation_arguments(kwargs, words):
     def run(work):
@@ -425,6 +426,10 @@ def test_forward_with_a_cache_made_for_another_model():
 @pytest.mark.parametrize("keep", [-1, 1.5, "1"])
 def test_bad_logits_to_keep(keep):
     check(lambda work: Shared.model().forward([1, 2], logits_to_keep=keep), ERROR, "logits_to_keep")
+
+
+def test_a_top_k_beyond_any_vocabulary_means_off():
+    check(lambda work: minillm.generate(Shared.model(), [1, 2, 3], 3, top_k=10 ** 30, seed=0), RESULT)
 
 
 def test_max_new_tokens_of_a_small_numpy_integer_type():
@@ -497,10 +502,18 @@ def test_cli_closed_pipe_ends_quietly():
     (("setting", "tokenizer", 7.5), ["tokenizer", "expected str"]), (("setting", "betas", 0.9), ["betas"]),
     (("setting", "lr", "fast"), ["lr"]), (("setting", "generation_config", [1]), ["generation_config"]),
     (("model bomb", {"hidden_size": 10 ** 6, "head_dim": 64}), ["more memory"]),
+    (("tokens", "npz"), [".npz archive"]),
 ])
 def test_train_recipes_are_checked(draws, words):
     case = fh._train_case(_draw_fixed(*draws))
     check(case.run, ERROR, "minillm: error: ", *words, address_space=2 << 30)
+
+
+def test_more_evaluation_windows_than_the_tokens_hold(tmp_path):
+    from minillm.training.data import TokenFile
+    np.save(tmp_path / "val.npy", np.arange(100, dtype=np.uint16))
+    with pytest.raises(minillm.InputError, match="evaluation windows"):
+        TokenFile(tmp_path / "val.npy", 512).fixed_windows(10 ** 9, 16)  # not a 10**9-row linspace
 
 
 def test_bench_writes_nothing_unless_asked():

@@ -140,8 +140,12 @@ class Trainer:
         self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
         self.val_windows = None
         if cfg.val_tokens:
-            self.val_windows = TokenFile(cfg.val_tokens, self.config.vocab_size).fixed_windows(
-                cfg.eval_windows, cfg.context)  # [eval_windows, T]
+            try:
+                self.val_windows = TokenFile(cfg.val_tokens, self.config.vocab_size).fixed_windows(
+                    cfg.eval_windows, cfg.context)  # [eval_windows, T]
+            except MemoryError:
+                raise TrainingError(f"{cfg.val_tokens}: {cfg.eval_windows} evaluation windows of {cfg.context} "
+                                    f"tokens need more memory than this machine has; ask for fewer") from None
         ckpt = self.out / "checkpoint"
         if resume:
             if not ckpt.is_dir():
