@@ -242,7 +242,10 @@ class Trainer:
         total, grads = 0.0, None
         for _ in range(cfg.accumulation):
             ids = self.train_data.random_windows(self.rng, cfg.batch_size, cfg.context)  # [B, T]
-            loss, g = loss_and_grads(self.model, ids)
+            # A diverging run (a far too large lr) overflows float32 on its way to a non-finite loss, which is
+            # reported just below, naming the step; NumPy's overflow warnings on the way would only be noise.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, g = loss_and_grads(self.model, ids)
             if not math.isfinite(loss):
                 raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped. The last good checkpoint "
                                     f"is {self.out / 'checkpoint'} (step {self._saved_step()})")
@@ -255,8 +258,9 @@ class Trainer:
         if cfg.accumulation > 1:
             for k in grads:
                 grads[k] /= np.float32(cfg.accumulation)
-        norm = clip_grad_norm(grads, cfg.clip)
-        adamw_step(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as above
+            norm = clip_grad_norm(grads, cfg.clip)
+            adamw_step(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay)
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
 
@@ -283,7 +287,8 @@ class Trainer:
                     line.update(tokens=self.step * tokens_per_step, tokens_per_s=tokens_per_step / dt,
                                 elapsed=round(self.elapsed, 2))
                     if self.val_windows is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                        line["val_loss"] = evaluate(self.model, self.val_windows, cfg.batch_size)
+                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see train_step
+                            line["val_loss"] = evaluate(self.model, self.val_windows, cfg.batch_size)
                 except MemoryError:  # the activations of one micro-batch: sizes the recipe chose
                     raise TrainingError(f"step {self.step + 1}: a micro-batch of batch_size {cfg.batch_size} x "
                                         f"context {cfg.context} tokens needs more memory than this machine has; "
