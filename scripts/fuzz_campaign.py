@@ -3,6 +3,7 @@
     python scripts/fuzz_campaign.py                              # 2,000 inputs on each surface (10,000 in all)
     python scripts/fuzz_campaign.py --surface text --n 500       # one surface (repeat --surface for several)
     nice -n 19 python scripts/fuzz_campaign.py --seed 7 --json out.json
+    python scripts/fuzz_campaign.py --merge text.json api.json ...  # one table from runs made separately
 
 The surfaces and their strategies are in tests/fuzz_harness.py. Every input runs in a forked child with a
 4 GiB address-space limit and a timeout (20 s), so a hang, an abort or an unbounded allocation is counted
@@ -71,13 +72,14 @@ def run_surface(name: str, n: int, seed: int, timeout: float, progress: bool) ->
 
 
 def table(all_results: dict[str, list[tuple[fh.Case, fh.Outcome]]]) -> tuple[str, bool]:
-    cols = ["inputs", *fh.KINDS, "valid refused", "bad accepted"]
+    cols = ["inputs", *fh.KINDS, "valid inputs", "valid refused", "bad accepted"]
     widths = [max(len(c), 7) for c in cols]
     lines = [f"{'surface':<11}" + "".join(f"{c:>{w + 2}}" for c, w in zip(cols, widths))]
     total = Counter()
     for name, results in all_results.items():
         row = Counter(o.kind for _, o in results)
         row["inputs"] = len(results)
+        row["valid inputs"] = sum(c.expect == "valid" for c, _ in results)
         row["valid refused"] = sum(c.expect == "valid" and o.kind != fh.RESULT for c, o in results)
         row["bad accepted"] = sum(c.expect == "refuse" and o.kind == fh.RESULT for c, o in results)
         total.update(row)
@@ -123,7 +125,21 @@ def main(argv: list[str] | None = None) -> int:
                    help="chat-template time limit inside the children (default 1 s; see lower_render_limits)")
     p.add_argument("--json", type=Path, help="also write every input's outcome here")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                   help="print the table of earlier runs' --json files instead of running")
     args = p.parse_args(argv)
+
+    if args.merge:
+        all_results = {}
+        for f in args.merge:
+            for name, rows in json.loads(f.read_text()).items():
+                all_results.setdefault(name, []).extend(
+                    (fh.Case(name, r["case"], None, r["expect"]), fh.Outcome(r["kind"], r["detail"], r["where"]))
+                    for r in rows)
+        text, ok = table(all_results)
+        print(f"minillm fuzz campaign: {sum(map(len, all_results.values())):,} inputs from {len(args.merge)} runs\n")
+        print(text + "\n\n" + root_causes(all_results))
+        return 0 if ok else 1
 
     fh.Shared.prepare()
     fh.CHILD_SETUP.append(lower_render_limits(args.render_seconds))

@@ -30,7 +30,6 @@ import resource
 import select
 import shutil
 import signal
-import stat
 import struct
 import sys
 import tempfile
@@ -199,6 +198,8 @@ def run_case(case: Case, timeout: float = 20.0, address_space: int = ADDRESS_SPA
     try:
         def child():
             os.chdir(work)  # anything written to a relative path lands here
+            os.environ["HF_HUB_CACHE"] = str(work / "hf-cache")  # Hub ids resolve here, never in the real cache
+            os.environ["HF_HUB_OFFLINE"] = "1"  # and nothing is downloaded
             case.run(work)
         return run_isolated(child, timeout, address_space)
     finally:
@@ -339,7 +340,7 @@ def finite_forward(model, ids) -> None:
                         f"{logits.size})")
 
 
-def use_checkpoint(d: Path, with_generate: bool = True, numbers_matter: bool = True) -> None:
+def use_checkpoint(d: Path | str, with_generate: bool = True, numbers_matter: bool = True) -> None:
     """Everything a user does with a checkpoint directory: load, tokenize a chat, forward, generate.
 
     ``numbers_matter=False`` for corrupted weight bytes: garbage numbers are still a well-formed file, so
@@ -590,11 +591,67 @@ def _valid_checkpoint_case(draw) -> Case:
     return Case("checkpoint", f"valid {base} ({layout})", run, "valid")
 
 
+REF_CONTENTS = [None, "", "../../..", "../../../../tmp", "x" * 300, "a\x00b", "0" * 40, "main", "/etc",
+                "snapshots/../..", "d/" * 3000, b"\xff\xfe", "<fifo>", "<loop>", "<dir>", "<huge>", "<link out>"]
+HUB_REVISIONS = ["", "@main", "@v1.0", "@" + "0" * 40, "@../../x", "@refs/../../..", "@" + "x" * 5000, "@/etc",
+                 "@a/b", "@.."]
+
+
+def make_hub_cache(cache: Path, repo_id: str, source: Path, commit: str = "0123456789abcdef" * 2 + "01234567") -> Path:
+    """The Hugging Face cache layout: refs/main, snapshots/<commit>/<file> -> ../../blobs/<name>."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for i, f in enumerate(sorted(source.iterdir())):
+        if f.name.endswith(".npz"):
+            continue
+        shutil.copy(f, repo / "blobs" / f"blob{i}")
+        (snapshot / f.name).symlink_to(Path("..") / ".." / "blobs" / f"blob{i}")
+    return snapshot
+
+
+def _hub_case(draw) -> Case:
+    ref = draw(st.sampled_from(REF_CONTENTS))
+    revision = draw(st.sampled_from(HUB_REVISIONS)) if ref is None else ""
+    base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3"]))
+    index_text = draw(st.one_of(st.none(), st.sampled_from(CONFIG_TEXTS))) if base == "tiny-qwen3" else None
+
+    def run(work: Path):
+        snapshot = make_hub_cache(work / "hf-cache", "org/m", WEIGHTS / base)
+        main = snapshot.parent.parent / "refs" / "main"
+        if ref is not None:
+            main.unlink()
+            if ref == "<fifo>":
+                os.mkfifo(main)
+            elif ref == "<loop>":
+                main.symlink_to("main")
+            elif ref == "<dir>":
+                main.mkdir()
+            elif ref == "<huge>":
+                main.write_bytes(b"0" * 50_000_000)
+            elif ref == "<link out>":
+                (work / "outside").mkdir()
+                main.symlink_to(work / "outside")
+            else:
+                main.write_bytes(ref if isinstance(ref, bytes) else ref.encode("utf-8", "surrogatepass"))
+        if index_text is not None:
+            target = (snapshot / "model.safetensors.index.json").resolve()
+            write_text(target, index_text)
+        use_checkpoint("org/m" + revision)
+
+    valid = ref is None and revision in ("", "@main", "@" + "0123456789abcdef" * 2 + "01234567") and index_text is None
+    return Case("checkpoint", f"hub id org/m{short(revision, 30)} refs/main={short(ref)} index={short(index_text)}",
+                run, "valid" if valid else "any")
+
+
 @st.composite
 def checkpoint_cases(draw) -> Case:
     maker = draw(st.sampled_from([_header_entry_case, _header_entry_case, _header_text_case, _byte_case,
                                   _index_case, _index_case, _file_kind_case, _file_kind_case,
-                                  _valid_checkpoint_case]))
+                                  _valid_checkpoint_case, _hub_case, _hub_case]))
     return maker(draw)
 
 
@@ -968,7 +1025,7 @@ TEMPLATE_BOMBS = [
 ]
 PARAM_BOMBS = ["{{{{ 'x' * {a} }}}}", "{{{{ {a} ** {b} }}}}", "{{{{ [0] * {a} }}}}", "{{{{ 'x'|center({a}) }}}}",
                "{{{{ range({a})|list|length }}}}", "{{{{ 'ab'|batch({a})|list }}}}", "{{{{ 'x' * ({a} * {b}) }}}}",
-               "{% for i in range({a}) %}{% for j in range({b}) %}{{{{ i }}}}{% endfor %}{% endfor %}",
+               "{{% for i in range({a}) %}}{{% for j in range({b}) %}}{{{{ i }}}}{{% endfor %}}{{% endfor %}}",
                "{{{{ '%{a}d' % 1 }}}}", "{{{{ '{{:>{a}}}'.format(1) }}}}", "{{{{ {a} * {b} }}}}",
                "{{{{ 'x'|indent({a}) }}}}", "{{{{ lipsum({a}) }}}}", "{{{{ ('a' * {a})|replace('a', 'b' * {b}) }}}}"]
 FRAGMENTS = ["{{ messages[0].content }}", "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
@@ -1233,7 +1290,9 @@ def _tokenizer_api_case(draw) -> Case:
 PATH_VALUES = [None, 5, b"weights", "a\x00b", "~nosuchuser/model", "~", "x" * 5000, "/", "/dev/null", "/proc/self",
                "/dev/zero", ".", "", str(WEIGHTS / "tiny-qwen2" / "config.json"),
                str(WEIGHTS / "tiny-qwen2" / "tokenizer.json"), str(WEIGHTS / "configs"), Path("nowhere"),
-               str(WEIGHTS / "tiny-qwen2") + "\x00", ["weights"], "/" + "d/" * 3000]
+               str(WEIGHTS / "tiny-qwen2") + "\x00", ["weights"], "/" + "d/" * 3000, "Qwen/Qwen3-0.6B",
+               "org/name@v1.0", "org/name@" + "0" * 40, "org/name@../../x", "org/name@/etc", "a--b/c", "org/..",
+               "org/name@" + "x" * 5000, "o/n@\x00", "org/name@refs/../../.."]
 
 
 def _loader_api_case(draw) -> Case:
@@ -1576,9 +1635,75 @@ def _valid_cli_case(draw) -> Case:
     return Case("cli", f"valid: minillm {which}", run, "valid")
 
 
+TRAIN_SETTINGS = ["steps", "batch_size", "context", "accumulation", "lr", "min_lr", "warmup", "weight_decay", "clip",
+                  "eval_every", "eval_windows", "save_every", "seed", "betas", "eps", "dtype", "train_tokens",
+                  "val_tokens", "tokenizer", "init_from", "generation_config", "unknown_setting"]
+
+
+def _train_case(draw) -> Case:
+    """``minillm train``: the bundled recipe (two steps of a small context), with hostile settings or model."""
+    kind = draw(st.sampled_from(["model field", "model bomb", "setting", "text", "tokens", "valid"]))
+    if kind == "model field":
+        edit = {draw(st.sampled_from(INT_CONFIG_FIELDS + FLOAT_CONFIG_FIELDS + CONFIG_FIELDS)):
+                draw(st.one_of(typed_ints, typed_floats, plain_field_values))}
+    elif kind == "model bomb":
+        edit = draw(st.sampled_from(CONFIG_BOMBS))
+    elif kind == "setting":
+        name = draw(st.sampled_from(TRAIN_SETTINGS))
+        value = draw(st.one_of(typed_ints, typed_floats, plain_json_values))
+        if name in ("accumulation", "eval_windows") and isinstance(value, int) and value > 64:
+            value = 64  # more micro-batches or windows are valid and merely slow: bounded here, not refused
+        edit = {name: value}
+    elif kind == "text":
+        edit = draw(st.sampled_from(CONFIG_TEXTS))
+    elif kind == "tokens":
+        edit = draw(st.sampled_from(["empty", "floats", "ids beyond vocab", "2-D", "npz", "text", "huge header"]))
+    else:
+        edit = None
+
+    def run(work: Path):
+        recipe = json.loads((ROOT / "scripts" / "bundled" / "recipe.json").read_text())
+        tokens = (np.arange(3000) * 7 % 8000).astype(np.uint16)
+        np.save(work / "train.npy", tokens)
+        np.save(work / "val.npy", tokens[:1000])
+        recipe.update(train_tokens=str(work / "train.npy"), val_tokens=str(work / "val.npy"),
+                      tokenizer=str(WEIGHTS / "minillm-bilingual"))
+        if kind in ("model field", "model bomb"):
+            recipe["model"].update(edit)
+        elif kind == "setting":
+            recipe.update(edit)
+        elif kind == "tokens":
+            f = work / "train.npy"
+            if edit == "empty":
+                np.save(f, np.zeros(0, np.uint16))
+            elif edit == "floats":
+                np.save(f, tokens.astype(np.float32))
+            elif edit == "ids beyond vocab":
+                np.save(f, tokens.astype(np.int64) + 10 ** 6)
+            elif edit == "2-D":
+                np.save(f, tokens.reshape(2, -1))
+            elif edit == "npz":
+                np.savez(f.with_suffix(".npz"), tokens)
+                f.with_suffix(".npz").rename(f)
+            elif edit == "text":
+                f.write_text("hello world")
+            else:
+                fake = io.BytesIO()
+                np.lib.format.write_array_header_1_0(fake, {"descr": "<u2", "fortran_order": False, "shape": (10 ** 12,)})
+                f.write_bytes(fake.getvalue() + b"\0" * 16)
+        config = work / "recipe.json"
+        write_text(config, edit if kind == "text" else to_json(recipe))
+        code, _ = run_cli(["train", "--config", str(config), "--out", str(work / "run"), "--steps", "2",
+                           "--batch-size", "1", "--context", "16", "--eval-every", "1", "--save-every", "100"], work)
+        if code != 0:
+            raise Violation(f"exit status {code}")
+
+    return Case("cli", f"minillm train, recipe {kind} {short(edit, 100)}", run, "valid" if kind == "valid" else "any")
+
+
 @st.composite
 def cli_cases(draw) -> Case:
-    maker = draw(st.sampled_from([_cli_case, _cli_case, _cli_case, _cli_case, _valid_cli_case]))
+    maker = draw(st.sampled_from([_cli_case, _cli_case, _cli_case, _cli_case, _valid_cli_case, _train_case]))
     return maker(draw)
 
 

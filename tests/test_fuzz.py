@@ -11,12 +11,10 @@ hang, an abort or an unbounded allocation fails one test instead of killing the 
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import os
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -264,7 +262,7 @@ def test_json_that_python_cannot_parse_is_refused_by_every_reader(file, text):
 @pytest.mark.parametrize("shard, words", [
     ("a\x00b.safetensors", ["NUL"]), ("x" * 300 + ".safetensors", ["cannot be opened"]),
     ("loop.safetensors", ["cannot be opened"]), ("../outside.safetensors", ["leaves the checkpoint directory"]),
-    ("outside-link.safetensors", ["outside the checkpoint directory"]), ("fifo.safetensors", ["FIFO"]),
+    ("outside-link.safetensors", ["leaves the checkpoint directory", "resolves to"]), ("fifo.safetensors", ["FIFO"]),
     ("dir.safetensors", ["directory"]), ("dangling.safetensors", ["does not exist"]),
 ])
 def test_shard_names_from_the_index(shard, words):
@@ -295,7 +293,7 @@ def test_no_checkpoint_file_is_read_through_a_symlink_out_of_the_checkpoint(name
         (d / name).symlink_to(outside)
         minillm.load_model(d)
         minillm.load_tokenizer(d)
-    check(run, ERROR, name, "outside the checkpoint directory")
+    check(run, ERROR, name, "leaves the checkpoint directory")
 
 
 def test_the_hugging_face_cache_layout_with_its_symlinks_into_blobs_loads():
@@ -310,6 +308,24 @@ def test_a_symlink_inside_the_checkpoint_is_fine():
         (d / "config.json").symlink_to(Path("files") / "config.json")
         fh.use_checkpoint(d)
     check(run, RESULT)
+
+
+@pytest.mark.parametrize("ref, words", [
+    (b"\xff\xfe", ["commit hash"]), (b"../../..", ["commit hash"]), (b"0" * 50_000, ["commit hash"]),
+    ("<fifo>", ["not in the Hugging Face cache"]), (None, []),
+])
+def test_a_hub_cache_ref_is_read_as_untrusted_input(ref, words):
+    """refs/main of a cached model names its snapshot: it must be a commit hash, nothing that leads elsewhere."""
+    def run(work):
+        snapshot = fh.make_hub_cache(work / "hf-cache", "org/m", WEIGHTS / "tiny-qwen2")
+        main = snapshot.parent.parent / "refs" / "main"
+        if ref == "<fifo>":
+            main.unlink()
+            os.mkfifo(main)
+        elif ref is not None:
+            main.write_bytes(ref)
+        minillm.load_model("org/m")
+    check(run, RESULT if ref is None else ERROR, *words)
 
 
 @pytest.mark.parametrize("path", ["~nosuchuser/model", "x" * 5000, "a\x00b", 5, None, b"weights"])
@@ -386,7 +402,8 @@ def test_a_kv_cache_too_large_to_allocate_is_an_input_error():
     ({"stop_token_ids": [2 ** 64]}, ["stop_token_ids"]), ({"stop_token_ids": ["a"]}, ["stop_token_ids"]),
     ({"attention_mask": [[1, 1], [1]]}, ["attention_mask"]), ({"attention_mask": [["1", 1, 1]]}, ["attention_mask"]),
     ({"cache": "other model"}, ["another model"]), ({"cache": "object"}, ["KVCache"]),
-    ({"prefill_chunk_size": 2.5}, ["prefill_chunk_size"]),
+    ({"prefill_chunk_size": 2.5}, ["prefill_chunk_size"]), ({"min_p": [0.5]}, ["min_p"]),
+    ({"top_p": 10 ** 400}, ["top_p"]),
 ])
 def test_bad_generation_arguments(kwargs, words):
     def run(work):
@@ -409,6 +426,10 @@ def test_forward_with_a_cache_made_for_another_model():
 @pytest.mark.parametrize("keep", [-1, 1.5, "1"])
 def test_bad_logits_to_keep(keep):
     check(lambda work: Shared.model().forward([1, 2], logits_to_keep=keep), ERROR, "logits_to_keep")
+
+
+def test_a_top_k_beyond_any_vocabulary_means_off():
+    check(lambda work: minillm.generate(Shared.model(), [1, 2, 3], 3, top_k=10 ** 30, seed=0), RESULT)
 
 
 def test_max_new_tokens_of_a_small_numpy_integer_type():
@@ -475,6 +496,24 @@ def test_cli_write_error_on_stdout_is_one_line():
 
 def test_cli_closed_pipe_ends_quietly():
     check(lambda work: fh.run_cli(["inspect", "--tensors", "0"], work, "closed pipe"), RESULT)
+
+
+@pytest.mark.parametrize("draws, words", [
+    (("setting", "tokenizer", 7.5), ["tokenizer", "expected str"]), (("setting", "betas", 0.9), ["betas"]),
+    (("setting", "lr", "fast"), ["lr"]), (("setting", "generation_config", [1]), ["generation_config"]),
+    (("model bomb", {"hidden_size": 10 ** 6, "head_dim": 64}), ["more memory"]),
+    (("tokens", "npz"), [".npz archive"]),
+])
+def test_train_recipes_are_checked(draws, words):
+    case = fh._train_case(_draw_fixed(*draws))
+    check(case.run, ERROR, "minillm: error: ", *words, address_space=2 << 30)
+
+
+def test_more_evaluation_windows_than_the_tokens_hold(tmp_path):
+    from minillm.training.data import TokenFile
+    np.save(tmp_path / "val.npy", np.arange(100, dtype=np.uint16))
+    with pytest.raises(minillm.InputError, match="evaluation windows"):
+        TokenFile(tmp_path / "val.npy", 512).fixed_windows(10 ** 9, 16)  # not a 10**9-row linspace
 
 
 def test_bench_writes_nothing_unless_asked():

@@ -31,6 +31,7 @@ import re
 from pathlib import Path
 
 from ..errors import CheckpointError
+from .jsonfile import MAX_JSON_BYTES
 from .paths import user_path
 
 # huggingface_hub's rule for a repository id (utils/_validators.py): "org/name", each part of word characters,
@@ -123,11 +124,27 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 
 
 def cached_snapshot(cache: Path, repo_id: str, revision: str = "main") -> Path | None:
-    """The snapshot folder of ``repo_id`` at ``revision`` (a ref or a commit hash) in ``cache``, if present."""
+    """The snapshot folder of ``repo_id`` at ``revision`` (a ref or a commit hash) in ``cache``, if present.
+
+    The cache is read as untrusted input too: a ref must be a small regular file holding a commit hash, so a
+    hostile ``refs/main`` (``../../..``, a FIFO, megabytes) cannot point the loader outside the repository.
+    """
     repo = repo_folder(cache, repo_id)
     ref = repo / "refs" / revision
-    if ref.is_file():
-        commit = ref.read_text(encoding="utf-8").strip()
+    try:
+        is_ref = ref.is_file()
+    except (OSError, ValueError):  # a revision name too long for the file system
+        is_ref = False
+    if is_ref:
+        try:
+            data = ref.read_bytes() if ref.stat().st_size <= 1024 else b""
+        except OSError as e:
+            raise CheckpointError(f"{ref}: cannot read this ref of the Hugging Face cache ({e.strerror or e})") \
+                from None
+        commit = data.decode("utf-8", "replace").strip()
+        if not _COMMIT_HASH.fullmatch(commit):
+            raise CheckpointError(f"{ref}: expected a commit hash (40 hexadecimal digits) in this ref of the "
+                                  f"Hugging Face cache, found {data[:60]!r}")
     elif _COMMIT_HASH.fullmatch(revision):
         commit = revision  # a commit hash names its snapshot directly
     else:
@@ -138,17 +155,19 @@ def cached_snapshot(cache: Path, repo_id: str, revision: str = "main") -> Path |
 
 def missing_files(snapshot: Path) -> list[str]:
     """What a snapshot lacks to be loaded: config.json and the weights (a single file, or every indexed shard)."""
-    missing = [] if (snapshot / "config.json").is_file() else ["config.json"]
-    index = snapshot / "model.safetensors.index.json"
-    if (snapshot / "model.safetensors").is_file():
-        return missing
-    if not index.is_file():
-        return missing + ["model.safetensors"]
     try:
-        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return missing  # a malformed index: let the loader report it, naming the file
-    return missing + sorted(s for s in shards if not (snapshot / s).is_file())
+        missing = [] if (snapshot / "config.json").is_file() else ["config.json"]
+        index = snapshot / "model.safetensors.index.json"
+        if (snapshot / "model.safetensors").is_file():
+            return missing
+        if not index.is_file():
+            return missing + ["model.safetensors"]
+        if index.stat().st_size > MAX_JSON_BYTES:
+            return missing  # too large to be an index: the loader reports it, naming the file
+        shards = set(json.loads(index.read_bytes())["weight_map"].values())
+        return missing + sorted(s for s in shards if not (snapshot / s).is_file())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return []  # a malformed snapshot: let the loader report it, naming the file
 
 
 def _is_true(value: str | None) -> bool:

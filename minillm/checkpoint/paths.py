@@ -95,8 +95,8 @@ def checkpoint_file(directory: Path, name: str, error: type[Exception], label: s
         raise error(f"{where}: cannot be opened ({getattr(e, 'strerror', None) or e})") from None
     roots = allowed_roots(directory)
     if not any(real == r or r in real.parents for r in roots):
-        raise error(f"{where}: resolves to {show(str(real))}, outside the checkpoint directory "
-                    f"{show(str(roots[-1]))}; refused (a checkpoint may only read its own files)")
+        raise error(f"{where}: leaves the checkpoint directory {show(str(roots[-1]))}: it resolves to "
+                    f"{show(str(real))}; refused (a checkpoint may only read its own files)")
     try:
         mode = os.stat(real).st_mode
     except OSError as e:

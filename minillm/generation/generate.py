@@ -108,7 +108,7 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
         grows = False
     end = int(cache.next_position.max()) + int(valid_BT.sum(axis=1).max())  # positions after the prompt
     if end > cfg.max_position_embeddings:
-        _warn_past_context(f"the prompt reaches position {end}", cfg)
+        _warn_past_context(f"the prompt reaches position {end}, beyond", cfg)
 
     # Ids already in each row, for the repetition penalty: as transformers penalises every id of input_ids,
     # that is the conversation already in the cache (earlier turns) plus this prompt, never padding.
@@ -131,7 +131,7 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
         if grows and cache.length == cache.capacity:
             cache.grow(min(2 * cache.capacity, cache.length + max_new_tokens - step))
         if end + step == cfg.max_position_embeddings:  # this token is the first past the trained context
-            _warn_past_context("generation runs past it", cfg)
+            _warn_past_context("generation runs past", cfg)
         logits = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1]  # [B, 1] -> [B, V]
 
 
@@ -151,7 +151,7 @@ def check_stop_ids(stop_token_ids) -> list[int]:
 
 
 def _warn_past_context(what: str, cfg) -> None:
-    warnings.warn(f"{what} beyond max_position_embeddings ({cfg.max_position_embeddings}): RoPE extrapolates "
+    warnings.warn(f"{what} max_position_embeddings ({cfg.max_position_embeddings}): RoPE extrapolates "
                   f"where the model was not trained, and the text may degrade (transformers allows it too)",
                   MinillmWarning, stacklevel=3)
 

@@ -17,6 +17,7 @@ Two words from transformers, which names its classes after them:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +47,11 @@ def check_setting(name: str, value, error: type[Exception] = InputError, where: 
     real = integer or isinstance(value, (float, np.floating))
     if not (integer if kind is int else real):
         raise error(f"{where}{name} must be {expected}, found {type(value).__name__} {value!r}")
-    value = int(value) if kind is int else float(value)
-    if not (np.isfinite(value) and ok(value)):
+    try:
+        value = int(value) if kind is int else float(value)
+    except OverflowError:  # an integer of hundreds of digits where a float belongs
+        value = float("inf")
+    if not ((kind is int or math.isfinite(value)) and ok(value)):
         raise error(f"{where}{name} must be {expected}, found {value!r}")
     return value
 

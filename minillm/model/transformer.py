@@ -108,6 +108,7 @@ class Model:
         stream after layer i-1, [L] the final norm of the last layer's output.
         ``cache``: a KVCache; the new tokens continue after what it holds, and it is updated.
         A long input is computed in pieces of queries (see the module docstring); the result is the same.
+        (``_rope_len`` is internal: the pieces of one long input share one RoPE length, as dynamic RoPE needs.)
         """
         cfg, w = self.config, self.weights
         ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64

@@ -337,7 +337,6 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator, left, right):
         self.budget.tick()
-        limit = self.budget.left
         number = (int, float)
         if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
             if left.bit_length() * right > MAX_INT_BITS:
@@ -364,8 +363,7 @@ class _BoundedEnvironment(ImmutableSandboxedEnvironment):
         env.budget.tick()
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, (str, bytes)) and args:
-            name, limit = getattr(__obj, "__name__", ""), env.budget.left
-            first = args[0]
+            name, first = getattr(__obj, "__name__", ""), args[0]
             if name in ("center", "ljust", "rjust", "zfill"):
                 env.budget.charge(max(_width(first), len(owner)), f"str.{name}")
             elif name == "expandtabs":

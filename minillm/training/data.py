@@ -24,8 +24,10 @@ class TokenFile:
         self.path = Path(path)
         try:
             self.tokens = np.load(self.path, mmap_mode="r", allow_pickle=False)  # [N], not read yet
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError) as e:
             raise InputError(f"{self.path}: not a readable .npy token file ({e})") from None
+        if not isinstance(self.tokens, np.ndarray):  # np.load gives an NpzFile for an .npz archive
+            raise InputError(f"{self.path}: expected a .npy file holding one array, found an .npz archive")
         if self.tokens.ndim != 1 or not np.issubdtype(self.tokens.dtype, np.integer):
             raise InputError(f"{self.path}: expected a 1-D array of integer token ids, found shape "
                              f"{list(self.tokens.shape)} of {self.tokens.dtype}")
@@ -52,5 +54,8 @@ class TokenFile:
     def fixed_windows(self, count: int, length: int) -> np.ndarray:
         """``count`` evenly spaced windows (the same every call: for evaluation).   -> [count, T] int64"""
         last = max(0, len(self.tokens) - length)
+        if count > last + 1:
+            raise InputError(f"{self.path}: {count} evaluation windows asked for, but {len(self.tokens)} tokens hold "
+                             f"only {last + 1} distinct windows of {length}")
         starts = np.linspace(0, last, num=count).astype(np.int64)  # [count]
         return np.stack([self.tokens[s:s + length] for s in starts]).astype(np.int64)  # [count, T]

@@ -34,6 +34,7 @@ import numpy as np
 
 from ..backward.transformer import loss_and_grads
 from ..checkpoint.config import parse_config
+from ..checkpoint.fields import REQUIRED, FieldReader
 from ..checkpoint.safetensors_file import SafetensorsFile
 from ..checkpoint.saving import save_model_dir, write_safetensors
 from ..checkpoint.weights import build_weights, named_tensors
@@ -75,14 +76,36 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "recipe") -> "TrainConfig":
+        """A recipe's JSON object, every setting type- and range-checked as it is read (checkpoint/fields.py)."""
+        if not isinstance(raw, dict):
+            raise InputError(f"{source}: expected a JSON object of settings, found {type(raw).__name__}")
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - known)
         if unknown:
             raise InputError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
         if "model" not in raw or "train_tokens" not in raw:
             raise InputError(f"{source}: 'model' (a config.json dict) and 'train_tokens' are required")
-        cfg = cls(**raw)
-        cfg.betas = tuple(cfg.betas)
+        for name in ("model", "generation_config"):
+            if name in raw and not isinstance(raw[name], dict):
+                raise InputError(f"{source}: {name} must be a JSON object, found {type(raw[name]).__name__}")
+        get, defaults = FieldReader(raw, source, InputError), cls.__dataclass_fields__
+        values = {name: raw[name] for name in ("model", "generation_config") if name in raw}
+        for name in ("train_tokens", "val_tokens", "tokenizer", "init_from", "dtype"):
+            values[name] = get(name, str, REQUIRED if name == "train_tokens" else defaults[name].default)
+        for name in ("steps", "batch_size", "context", "accumulation", "eval_every", "eval_windows", "save_every"):
+            values[name] = get(name, int, defaults[name].default, low=1)
+        values["seed"] = get("seed", int, 0)
+        values["warmup"] = get("warmup", int, defaults["warmup"].default)
+        for name in ("lr", "eps", "clip"):
+            values[name] = get(name, float, defaults[name].default, above=0)
+        values["min_lr"] = get("min_lr", float, defaults["min_lr"].default, low=0)
+        values["weight_decay"] = get("weight_decay", float, defaults["weight_decay"].default, low=0)
+        betas = raw.get("betas", list(defaults["betas"].default))
+        if not (isinstance(betas, list) and len(betas) == 2):
+            raise InputError(f"{source}: betas must be a list of two numbers in [0, 1), found {betas!r}")
+        pair = FieldReader({"beta1": betas[0], "beta2": betas[1]}, f"{source}: betas", InputError)
+        values["betas"] = tuple(pair(name, float, low=0, high=0.999999) for name in ("beta1", "beta2"))
+        cfg = cls(**values)
         cfg.check(source)
         return cfg
 
@@ -117,8 +140,12 @@ class Trainer:
         self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
         self.val_windows = None
         if cfg.val_tokens:
-            self.val_windows = TokenFile(cfg.val_tokens, self.config.vocab_size).fixed_windows(
-                cfg.eval_windows, cfg.context)  # [eval_windows, T]
+            try:
+                self.val_windows = TokenFile(cfg.val_tokens, self.config.vocab_size).fixed_windows(
+                    cfg.eval_windows, cfg.context)  # [eval_windows, T]
+            except MemoryError:
+                raise TrainingError(f"{cfg.val_tokens}: {cfg.eval_windows} evaluation windows of {cfg.context} "
+                                    f"tokens need more memory than this machine has; ask for fewer") from None
         ckpt = self.out / "checkpoint"
         if resume:
             if not ckpt.is_dir():
@@ -130,7 +157,12 @@ class Trainer:
                                     f"or choose a new directory")
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "recipe.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
-            self.model = Model(self.config, self._initial_weights())
+            try:
+                self.model = Model(self.config, self._initial_weights())
+            except MemoryError:
+                raise TrainingError(f"recipe model: its {self.config.num_hidden_layers} layers of hidden_size "
+                                    f"{self.config.hidden_size} (vocab_size {self.config.vocab_size}) need more "
+                                    f"memory than this machine has; choose a smaller model") from None
             self.opt = AdamWState()
             self.rng = np.random.default_rng(cfg.seed)
             self.step = 0
@@ -210,7 +242,10 @@ class Trainer:
         total, grads = 0.0, None
         for _ in range(cfg.accumulation):
             ids = self.train_data.random_windows(self.rng, cfg.batch_size, cfg.context)  # [B, T]
-            loss, g = loss_and_grads(self.model, ids)
+            # A diverging run (a far too large lr) overflows float32 on its way to a non-finite loss, which is
+            # reported just below, naming the step; NumPy's overflow warnings on the way would only be noise.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, g = loss_and_grads(self.model, ids)
             if not math.isfinite(loss):
                 raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped. The last good checkpoint "
                                     f"is {self.out / 'checkpoint'} (step {self._saved_step()})")
@@ -223,8 +258,9 @@ class Trainer:
         if cfg.accumulation > 1:
             for k in grads:
                 grads[k] /= np.float32(cfg.accumulation)
-        norm = clip_grad_norm(grads, cfg.clip)
-        adamw_step(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as above
+            norm = clip_grad_norm(grads, cfg.clip)
+            adamw_step(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay)
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
 
@@ -244,13 +280,19 @@ class Trainer:
         try:
             while self.step < stop:
                 t0 = time.perf_counter()
-                line = self.train_step()
-                dt = time.perf_counter() - t0
-                self.elapsed += dt
-                line.update(tokens=self.step * tokens_per_step, tokens_per_s=tokens_per_step / dt,
-                            elapsed=round(self.elapsed, 2))
-                if self.val_windows is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                    line["val_loss"] = evaluate(self.model, self.val_windows, cfg.batch_size)
+                try:
+                    line = self.train_step()
+                    dt = time.perf_counter() - t0
+                    self.elapsed += dt
+                    line.update(tokens=self.step * tokens_per_step, tokens_per_s=tokens_per_step / dt,
+                                elapsed=round(self.elapsed, 2))
+                    if self.val_windows is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see train_step
+                            line["val_loss"] = evaluate(self.model, self.val_windows, cfg.batch_size)
+                except MemoryError:  # the activations of one micro-batch: sizes the recipe chose
+                    raise TrainingError(f"step {self.step + 1}: a micro-batch of batch_size {cfg.batch_size} x "
+                                        f"context {cfg.context} tokens needs more memory than this machine has; "
+                                        f"lower them (accumulation keeps the tokens per step)") from None
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 lines.append(line)
