@@ -247,3 +247,177 @@ def test_each_known_mistake_moves_the_logits_far_beyond_the_tolerance(name, mist
     worst = max((full, np.concatenate(steps)), key=lambda logits: np.abs(logits - ref["logits"]).max())
     assert rel_error(worst, ref["logits"]) > 100 * RTOL and np.abs(worst - ref["logits"]).max() > 1.0, \
         f"{mistake}: logits moved by only {np.abs(worst - ref['logits']).max():.2f}"
+
+
+# ---------------------------------------------------------------------------------------------- cache, generation
+
+def test_incremental_decoding_equals_the_full_forward(name):
+    """Prefill (chunked delta rule) then one token at a time (the recurrence) gives the logits of one pass."""
+    model, ref = tiny_model(name), reference(name)
+    ids = ref["input_ids"]
+    full = model.forward(ids)
+    cache = model.new_cache(1, len(ids))
+    steps = [model.forward(ids[:5], cache=cache)] + [model.forward(ids[t:t + 1], cache=cache)
+                                                     for t in range(5, len(ids))]
+    assert rel_error(np.concatenate(steps), full) < 1e-4
+
+
+def test_a_prefill_shorter_than_the_conv_kernel_then_decoding(name):
+    model, ref = tiny_model(name), reference(name)
+    ids = ref["input_ids"][:12]
+    cache = model.new_cache(1, 12)
+    steps = [model.forward(ids[:2], cache=cache)] + [model.forward(ids[t:t + 1], cache=cache) for t in range(2, 12)]
+    assert rel_error(np.concatenate(steps), model.forward(ids)) < 1e-4
+
+
+def test_chunked_prefill_gives_the_same_generation(name):
+    model, ref = tiny_model(name), reference(name)
+    a = minillm.generate(model, ref["input_ids"], max_new_tokens=6, temperature=0.0, stop_token_ids=[])
+    b = minillm.generate(model, ref["input_ids"], max_new_tokens=6, temperature=0.0, stop_token_ids=[],
+                         prefill_chunk_size=7)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_only_full_attention_layers_keep_keys_and_values(name):
+    model = tiny_model(name)
+    cfg = model.config
+    cache = model.new_cache(1, 100)
+    for i in range(cfg.num_hidden_layers):
+        linear = cfg.is_linear_attention(i)
+        assert (cache.keys[i] is None) == linear and (cache.linear_states[i] is not None) == linear
+    assert cache.nbytes == 100 * kv_bytes_per_token(cfg) + linear_state_bytes(cfg)
+
+
+def test_the_linear_attention_state_does_not_grow_with_the_context(name):
+    model = tiny_model(name)
+    sizes = {capacity: model.new_cache(1, capacity).nbytes for capacity in (10, 1000)}
+    growth = sizes[1000] - sizes[10]
+    assert growth == 990 * kv_bytes_per_token(model.config)  # only the full-attention layers' keys and values
+    assert linear_state_bytes(model.config) > 0
+
+
+def test_a_recurrent_state_cannot_be_rewound_so_truncate_goes_back_to_a_snapshot(name):
+    model, ref = tiny_model(name), reference(name)
+    ids = ref["input_ids"][:30]
+    cache = model.new_cache(1, 40)
+    model.forward(ids[:12], cache=cache)
+    cache.snapshot()  # the states after 12 tokens
+    model.forward(ids[12:20], cache=cache)
+    assert cache.truncate(20) == 20  # keeping everything is always possible
+    assert cache.truncate(16) == 12  # back to the snapshot, not to 16: the tokens after it must be recomputed
+    tail = model.forward(ids[12:], cache=cache)
+    assert rel_error(tail, model.forward(ids)[12:]) < 1e-4
+    assert cache.truncate(5) == 0  # before any snapshot: back to the start
+    assert rel_error(model.forward(ids, cache=cache), model.forward(ids)) < 1e-4
+
+
+def test_truncate_on_a_dense_model_still_keeps_exactly_what_was_asked():
+    cache = tiny_model("tiny-qwen3").new_cache(1, 20)
+    tiny_model("tiny-qwen3").forward(np.arange(10), cache=cache)
+    assert cache.truncate(7) == 7 and cache.length == 7
+
+
+@pytest.mark.parametrize("thinking", [None, False])
+def test_chat_keeps_its_cache_across_turns_and_matches_a_fresh_computation(name, thinking):
+    model, tok = tiny_model(name), minillm.load_tokenizer(WEIGHTS / name)
+    session = ChatSession(model, tok, system="Be brief.", capacity=512, enable_thinking=thinking)
+    reused = []
+    for text in ["Hello!", "Tell me about attention.", "Thanks"]:
+        reply = "".join(session.send(text, max_new_tokens=8, temperature=0.0))
+        reused.append(session.last_turn["reused_tokens"])
+        ids = tok.apply_chat_template(session.messages[:-1], add_generation_prompt=True,
+                                      enable_thinking=thinking, tokenize=True)
+        assert reply == tok.decode(minillm.generate(model, ids, 8, temperature=0.0), skip_special_tokens=True)
+    assert reused[0] == 0 and min(reused[1:]) > 0  # later turns came from the cache (a snapshot)
+    assert session.cache.length == len(session.cached_ids)
+
+
+# ---------------------------------------------------------------------------------------------- tokenizer, template
+
+def test_the_tokenizer_keeps_combining_marks_with_their_letters():
+    """Qwen3.5's pre-tokenizer regex has \\p{M}: a Devanagari word is one piece (Qwen3's regex cuts it in 4)."""
+    tok = minillm.load_tokenizer(WEIGHTS / "tiny-qwen3.5")
+    pieces = tok.backend.pre_tokenizer.pre_tokenize_str("नमस्ते दुनिया")
+    assert len(pieces) == 2
+    old = minillm.load_tokenizer(WEIGHTS / "tiny-qwen3").backend.pre_tokenizer.pre_tokenize_str("नमस्ते दुनिया")
+    assert len(old) == 7
+
+
+def test_token_ids_of_mark_heavy_text_match_transformers(name):
+    tok = minillm.load_tokenizer(WEIGHTS / name)
+    texts = json.loads((WEIGHTS / name / "reference_text.json").read_text())
+    assert [tok.encode(t) for t in texts["mark_texts"]] == texts["mark_ids"]
+
+
+def test_chat_template_renders_as_transformers_with_thinking_on_by_default(name):
+    tok = minillm.load_tokenizer(WEIGHTS / name)
+    for case in json.loads((WEIGHTS / name / "reference_text.json").read_text())["chat"]:
+        assert tok.apply_chat_template(case["messages"], **case["kwargs"]) == case["rendered"], case["case"]
+    hi = [{"role": "user", "content": "Hi"}]
+    assert tok.apply_chat_template(hi, add_generation_prompt=True).endswith("<|im_start|>assistant\n<think>\n")
+    assert tok.apply_chat_template(hi, add_generation_prompt=True, enable_thinking=False).endswith(
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+def qwen35_config(**changes) -> dict:
+    raw = json.loads((CONFIGS / "qwen3.5-0.8b.json").read_text())
+    return {**raw, "text_config": {**raw["text_config"], **changes}}
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"layer_types": ["linear_attention"] * 23 + ["sliding_attention"]}, ["layer_types[23]", "sliding_attention"]),
+    ({"layer_types": ["full_attention"] * 3}, ["layer_types", "24 entries", "found 3"]),
+    ({"linear_num_value_heads": 24}, ["linear_num_value_heads (24)", "multiple of linear_num_key_heads (16)"]),
+    ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e7}}, ["rope_type", "'yarn'"]),
+    ({"rope_parameters": {"rope_type": "default", "partial_rotary_factor": 1.5}}, ["partial_rotary_factor", "at most head_dim"]),
+    ({"linear_conv_kernel_dim": 0}, ["linear_conv_kernel_dim", "positive"]),
+    ({"hidden_act": "gelu"}, ["hidden_act", "gelu"]),
+    ({"model_type": "qwen3_next"}, ["text_config.model_type", "qwen3_next"]),
+])
+def test_bad_hybrid_configs_are_refused_naming_the_field(changes, words):
+    with pytest.raises(minillm.ConfigError) as info:
+        parse_config(qwen35_config(**changes))
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_a_multimodal_config_without_text_config_is_refused():
+    raw = json.loads((CONFIGS / "qwen3.5-0.8b.json").read_text())
+    del raw["text_config"]
+    with pytest.raises(minillm.ConfigError, match="text_config"):
+        parse_config(raw)
+
+
+def _hub_copy(tmp_path) -> Path:
+    return Path(shutil.copytree(WEIGHTS / "tiny-qwen3.5-hub", tmp_path / "ckpt"))
+
+
+def test_a_missing_linear_attention_tensor_is_named_as_stored(tmp_path):
+    path = _hub_copy(tmp_path)
+    index = json.loads((path / "model.safetensors.index.json").read_text())
+    del index["weight_map"]["model.language_model.layers.1.linear_attn.A_log"]
+    (path / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(minillm.CheckpointError, match=r"'model.language_model.layers.1.linear_attn.A_log' is missing"):
+        minillm.load_model(path)
+
+
+def test_a_misshapen_linear_attention_tensor_names_the_config_fields(tmp_path):
+    path = Path(shutil.copytree(WEIGHTS / "tiny-qwen3.5", tmp_path / "ckpt"))
+    rewrite_config(path, linear_conv_kernel_dim=3)
+    with pytest.raises(minillm.CheckpointError) as info:
+        minillm.load_model(path)
+    message = str(info.value)
+    assert "model.layers.0.linear_attn.conv1d.weight" in message and "[160, 1, 3]" in message
+    assert "found [160, 1, 4]" in message and "linear_conv_kernel_dim" in message
+
+
+def test_right_padding_is_refused_because_only_left_padding_is_exact(name):
+    model = tiny_model(name)
+    with pytest.raises(minillm.InputError, match="left padding"):
+        model.forward([[5, 6, 7, 0], [5, 6, 7, 8]], attention_mask=[[1, 1, 1, 0], [1, 1, 1, 1]])
+    cache = model.new_cache(2, 10)
+    model.forward([[0, 6, 7], [5, 6, 7]], attention_mask=[[0, 1, 1], [1, 1, 1]], cache=cache)  # left: fine
+    with pytest.raises(minillm.InputError, match="row 0 has padding after real tokens"):
+        model.forward([[0, 9], [8, 9]], attention_mask=[[0, 1], [1, 1]], cache=cache)  # a hole after the prefill

@@ -92,7 +92,8 @@ class Model:
         ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
         single = ids.ndim == 1
         ids_BT = ids[None] if single else ids  # [B, T]
-        valid_BT = check_attention_mask(attention_mask, ids_BT.shape)  # [B, T] bool
+        # With a cache, a row may be all padding in this call: one chunk of a left-padded prompt.
+        valid_BT = check_attention_mask(attention_mask, ids_BT.shape, empty_rows_ok=cache is not None)  # [B, T]
         B, T = ids_BT.shape
         if cache is not None:
             if cache.batch_size != B:
@@ -173,7 +174,7 @@ def check_token_ids(ids, vocab_size: int) -> np.ndarray:
     return arr  # [T] or [B, T]
 
 
-def check_attention_mask(mask, shape: tuple[int, int]) -> np.ndarray:
+def check_attention_mask(mask, shape: tuple[int, int], empty_rows_ok: bool = False) -> np.ndarray:
     """Validate an attention mask (1 = real token, 0 = padding) and return it as bool [B, T]."""
     if mask is None:
         return np.ones(shape, bool)  # [B, T]
@@ -185,7 +186,7 @@ def check_attention_mask(mask, shape: tuple[int, int]) -> np.ndarray:
     if not np.isin(m, (0, 1)).all():
         raise InputError("attention_mask must hold only 0 (padding) and 1 (real token)")
     m = m.astype(bool)
-    if not m.any(axis=1).all():
+    if not empty_rows_ok and not m.any(axis=1).all():
         raise InputError(f"attention_mask row {int(np.argmin(m.any(axis=1)))} has no real token")
     return m  # [B, T]
 
