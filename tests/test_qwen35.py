@@ -421,3 +421,54 @@ def test_right_padding_is_refused_because_only_left_padding_is_exact(name):
     model.forward([[0, 6, 7], [5, 6, 7]], attention_mask=[[0, 1, 1], [1, 1, 1]], cache=cache)  # left: fine
     with pytest.raises(minillm.InputError, match="row 0 has padding after real tokens"):
         model.forward([[0, 9], [8, 9]], attention_mask=[[0, 1], [1, 1]], cache=cache)  # a hole after the prefill
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+def test_inspect_shows_the_layer_pattern_and_the_state_sizes(capsys):
+    from minillm.tools.cli import main
+
+    assert main(["inspect", str(WEIGHTS / "tiny-qwen3.5-hub"), "--tensors", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "layers [linear, linear, linear, full] x 1: 3 linear attention (Gated DeltaNet), 1 full attention" in out
+    assert "Hk=2 key heads, Hv=6 value heads" in out and "R=16 of Dh=64" in out
+    cfg = tiny_model("tiny-qwen3.5-hub").config
+    assert f"KV cache {kv_bytes_per_token(cfg) / 1024:.1f} KiB per token (full-attention layers only)" in out
+    assert f"linear-attention state {linear_state_bytes(cfg) / 2 ** 20:.2f} MiB per sequence" in out
+    assert "model.language_model.layers.0.linear_attn.A_log" in out
+    assert "model.visual.blocks.0.attn.qkv.weight" in out and out.count("(not used)") == 25  # 21 vision + 4 mtp
+
+
+def test_verify_passes_on_both_layouts_with_the_hybrid_tolerance(capsys, name):
+    from minillm.tools.cli import main
+
+    assert main(["verify", str(WEIGHTS / name), str(WEIGHTS / name / "reference.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "OK: worst relative error" in out and "(tolerance 0.001)" in out and "layer 2 output" in out
+
+
+def test_generate_chat_opens_a_think_block_unless_thinking_is_off(capsys):
+    from minillm.tools.cli import main
+
+    tok = minillm.load_tokenizer(WEIGHTS / "tiny-qwen3.5")
+    for thinking, expected in (([], True), (["--thinking", "off"], False)):
+        assert main(["generate", "Hi", "--chat", "--model", str(WEIGHTS / "tiny-qwen3.5"), *thinking,
+                     "--max-new-tokens", "2", "--temperature", "0"]) == 0
+        ids = tok.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True,
+                                      enable_thinking=expected, tokenize=True)
+        assert f"[{len(ids)} prompt tokens" in capsys.readouterr().err
+        assert tok.decode(ids).endswith("<think>\n") == expected
+
+
+def test_bench_on_a_hybrid_model_shows_the_per_layer_decode_cost_by_context(tmp_path):
+    """A smoke test of `minillm bench` on the tiny hybrid model (nothing timed against a bound)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "minillm", "bench", "--model", str(WEIGHTS / "tiny-qwen3.5"),
+                          "--quick", "--no-transformers", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "prefill 512" in run.stdout and "linear attention stays flat" in run.stdout
+    result = json.loads((tmp_path / "bench-tiny-qwen3.5.json").read_text())
+    assert set(result["minillm"]["decode_ms_per_layer_by_context"]) == {"128", "1024", "8192"}
