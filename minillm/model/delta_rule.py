@@ -57,7 +57,7 @@ def delta_rule_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray, 
     state = state * decay_factor(g)[..., None, None]  # [B, Hv, Dk, Dv]     1. decay
     predicted = (k[..., None, :] @ state)[..., 0, :]  # [B, Hv, 1, Dk] @ [.., Dk, Dv] -> [B, Hv, Dv]   2. k^T S
     delta = (v - predicted) * beta[..., None]  # [B, Hv, Dv]                3. beta * (v - k^T S)
-    state = state + k[..., :, None] * delta[..., None, :]  # [B, Hv, Dk, Dv]  4. S + k delta^T
+    state += k[..., :, None] * delta[..., None, :]  # [B, Hv, Dk, Dv]       4. S + k delta^T (our own array)
     out = (q[..., None, :] @ state)[..., 0, :]  # [B, Hv, Dv]               5. q^T S, after the write
     return out, state
 

@@ -74,8 +74,8 @@ def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, n
                    chunked: bool = True) -> np.ndarray:
     """The whole linear-attention sub-layer.   x [B, T, D] -> [B, T, D]
 
-    ``state``: the layer's memory from earlier calls (cache.py); read, then overwritten with the memory
-    after these T tokens. None: start from zeros and keep nothing.
+    ``state``: the layer's memory from earlier calls (cache.py); read, then replaced by the memory after
+    these T tokens. None: start from zeros and keep nothing.
     ``valid`` [B, T] bool: False for left padding, whose input is zeroed (see below).
     ``chunked``: the chunked form of the delta rule (prefill); False runs the token-by-token recurrence.
     """
@@ -109,14 +109,14 @@ def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, n
     beta = sigmoid(b)  # [B, T, Hv] in (0, 1)
     g = -np.exp(w.A_log) * softplus(a + w.dt_bias)  # [B, T, Hv] <= 0; the memory keeps exp(g) of itself
 
-    heads_first = lambda t: np.ascontiguousarray(np.moveaxis(t, 2, 1))  # [B, T, Hv, ...] -> [B, Hv, T, ...]
+    heads_first = lambda t: t.swapaxes(1, 2)  # [B, T, Hv, ...] -> [B, Hv, T, ...] (a view)
     memory = state.recurrent if state is not None else np.zeros((B, Hv, Dk, Dv), np.float32)  # [B, Hv, Dk, Dv]
     delta_rule = chunked_gated_delta_rule if chunked else recurrent_gated_delta_rule
     o, memory = delta_rule(heads_first(q), heads_first(k), heads_first(v), heads_first(g), heads_first(beta),
                            memory)  # [B, Hv, T, Dv], [B, Hv, Dk, Dv]
     if state is not None:
-        state.conv[...] = conv_state  # [B, W-1, C]
-        state.recurrent[...] = memory  # [B, Hv, Dk, Dv]
+        state.conv[...] = conv_state  # [B, W-1, C], copied: conv_state is a view into this call's inputs
+        state.recurrent = memory  # [B, Hv, Dk, Dv], a new array: the cache now holds it (no copy)
 
     o = gated_rms_norm(o.transpose(0, 2, 1, 3), z, w.norm, eps)  # [B, T, Hv, Dv]: per head, gated by z
     return linear(o.reshape(B, T, Hv * Dv), w.out_proj)  # [B, T, Hv*Dv] -> [B, T, D]
