@@ -1,4 +1,4 @@
-"""minillm: Qwen2 / Qwen2.5 / Qwen3 (dense) inference in pure NumPy, readable and exact.
+"""minillm: Qwen2 / Qwen2.5 / Qwen3 (dense) and Qwen3.5 (hybrid) inference in pure NumPy, readable and exact.
 
     import minillm
     model = minillm.load_model("weights/tiny-qwen2")       # or a Hub id: "Qwen/Qwen2.5-0.5B-Instruct"
@@ -11,6 +11,9 @@ Legend of dimension names, used in every shape comment:
     B batch      T new tokens in this call      S key positions (cached + new)
     D hidden     H query heads     K key/value heads     Dh head dim
     F MLP width (intermediate_size)     V vocab size     L layers
+Qwen3.5's linear-attention (Gated DeltaNet) layers add:
+    Hk / Hv linear key / value heads     Dk / Dv their head dims     C conv channels (2 Hk Dk + Hv Dv)
+    W conv kernel width     R rotary dims of the full-attention heads (partial RoPE)
 """
 
 from .errors import CheckpointError, ConfigError, InputError, MinillmError, MinillmWarning, TokenizerError

@@ -53,7 +53,8 @@ The user asks a question and the assistant answers it. The system message sets t
 # tokenizer
 # ----------------------------------------------------------------------------------------------------------
 
-def train_tokenizer(vocab_size: int, extra_added: list[str]):
+def train_tokenizer(vocab_size: int, extra_added: list[str], split_regex: str = QWEN_SPLIT_REGEX,
+                    corpus: str = CORPUS):
     """A byte-level BPE with Qwen's normalizer, pre-tokenizer and decoder; ChatML specials appended last."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, \
         processors, trainers
@@ -61,14 +62,14 @@ def train_tokenizer(vocab_size: int, extra_added: list[str]):
     tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=False))
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(QWEN_SPLIT_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.Split(Regex(split_regex), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False),
     ])
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
-    tok.train_from_iterator(CORPUS.strip().splitlines(), trainer=trainer)
+    tok.train_from_iterator(corpus.strip().splitlines(), trainer=trainer)
     # As in Qwen, the special tokens come after the regular vocabulary.
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     if extra_added:  # Qwen3's <think> / </think> are added tokens that are NOT special

@@ -543,10 +543,245 @@ the cache. Here the reuse stops at the last assistant header, because Qwen3's te
 and a trained model it covers nearly the whole history."""),
 ]
 
+LINEAR = [
+    ("md", """# 6. Linear attention: Qwen3.5's Gated DeltaNet
+
+Softmax attention keeps the key and value of every token it has seen, and each new token compares itself
+with all of them: the KV cache grows with the context. Three of every four layers of Qwen3.5 instead keep a
+fixed-size memory per head, a matrix S that maps keys to values, and update it once per token with the
+*delta rule*. This notebook builds the idea up on toy numbers, checks that the two ways of computing it
+(token by token, and chunk by chunk with matrix products) agree, compares the memory's size with a KV
+cache's growth, looks at how fast each head forgets, and finally opens a Qwen3.5 forward pass layer by
+layer. The bundled model has random weights: the mechanics are real, the numbers are not."""),
+    ("code", setup("tiny-qwen3.5")),
+    ("code", '''print("layer types:", [t.split("_")[0] for t in cfg.layer_types])
+print(f"linear attention: Hk={cfg.linear_num_key_heads} key heads, Hv={cfg.linear_num_value_heads} value heads, "
+      f"Dk={cfg.linear_key_head_dim}, Dv={cfg.linear_value_head_dim}, conv kernel W={cfg.linear_conv_kernel_dim}")
+print(f"full attention: partial RoPE on R={cfg.rotary_dim} of Dh={cfg.head_dim} dims, with an output gate")'''),
+    ("md", """## The delta rule on a toy example
+
+One head, keys of size 2 and values of size 3. The memory S [2, 3] starts at zero. Writing the pair
+(k, v) with strength beta: predict what S returns for k, then move S towards v by beta times the error:
+
+    p = k^T S        S = S + k (beta (v - p))^T        read: q^T S
+
+Plain linear attention writes S = S + k v^T instead: it only ever adds. Watch what happens when the same
+key gets a second value."""),
+    ("code", '''from minillm.model.delta_rule import delta_rule_step
+
+cat, dog = np.array([1.0, 0.0]), np.array([0.0, 1.0])            # two orthogonal unit keys
+one = lambda a: np.asarray(a, np.float64)[None, None]            # add the batch and head axes: [1, 1, ...]
+writes = [("cat", cat, [1, 0, 0]), ("dog", dog, [0, 1, 0]), ("cat again", cat, [0, 0, 1])]
+
+S_delta = np.zeros((1, 1, 2, 3))                                  # [B, Hv, Dk, Dv]
+S_plain = np.zeros((2, 3))
+for name, k, v in writes:
+    _, S_delta = delta_rule_step(one(k), one(k), one(v), one(0.0), one(1.0), S_delta)   # g = 0: no decay
+    S_plain = S_plain + np.outer(k, v)
+    print(f"after writing {name:<9}: delta rule reads cat -> {(cat @ S_delta[0, 0]).round(2)}, "
+          f"plain linear attention reads cat -> {(cat @ S_plain).round(2)}")'''),
+    ("md", """The delta rule *replaces* what the memory held for "cat"; plain linear attention piles the second value
+on top of the first. With beta < 1 a write moves the memory only part of the way. And keys that are not
+orthogonal share directions: writing "lion", a key between cat and dog, changes what both of them return
+(this toy memory has only Dk = 2 directions; a Qwen3.5 head has 128, and a trained model learns keys that
+keep apart what must not interfere)."""),
+    ("code", '''for beta in (1.0, 0.5, 0.1):
+    S = np.zeros((1, 1, 2, 3))
+    for name, k, v in writes:
+        _, S = delta_rule_step(one(k), one(k), one(v), one(0.0), one(beta), S)
+    print(f"beta = {beta}: cat -> {(cat @ S[0, 0]).round(3)}   dog -> {(dog @ S[0, 0]).round(3)}")
+
+lion = np.array([0.8, 0.6])                                      # a key between cat and dog
+_, S = delta_rule_step(one(lion), one(lion), one([0, 0, 5]), one(0.0), one(1.0), S_delta)
+print("after writing lion: cat ->", (cat @ S[0, 0]).round(2), " dog ->", (dog @ S[0, 0]).round(2),
+      " lion ->", (lion @ S[0, 0]).round(2))'''),
+    ("md", """## Forgetting: the gate g
+
+Before each write the whole memory is multiplied by exp(g_t), with g_t <= 0 computed from the token
+(`g = -exp(A_log) * softplus(a + dt_bias)`). exp(g) = 0.9 keeps 90% per token: an entry written now is
+down to half after about 6.6 tokens (its half-life, ln 2 / -g)."""),
+    ("code", '''S = S_delta.copy()
+for step in range(1, 21):
+    _, S = delta_rule_step(one(dog), one(dog), one([0, 0, 0]), one(np.log(0.9)), one(0.0), S)   # beta 0: no write
+    if step in (1, 5, 10, 20):
+        print(f"after {step:>2} tokens: cat -> {(cat @ S[0, 0]).round(3)}  (0.9^{step} = {0.9 ** step:.3f})")'''),
+    ("md", """## Token by token, or chunk by chunk: the same numbers
+
+The loop above is the *recurrent* form: one small update per token, what a generation step does. For a
+prompt, the *chunked* form computes 64 tokens at a time with matrix products (`delta_rule.py` derives
+it): only the chunk-to-chunk steps are sequential. Both are exact; in float64 they agree to rounding."""),
+    ("code", '''from minillm.model.delta_rule import chunked_gated_delta_rule, recurrent_gated_delta_rule
+from minillm.model.gated_deltanet import l2_normalize
+
+rng = np.random.default_rng(0)
+B, Hv, T, Dk, Dv = 1, 4, 200, 16, 16
+q = l2_normalize(rng.standard_normal((B, Hv, T, Dk))) / np.sqrt(Dk)       # as the layer makes them
+k = l2_normalize(rng.standard_normal((B, Hv, T, Dk)))
+v = rng.standard_normal((B, Hv, T, Dv))
+g = -rng.uniform(0.0, 0.5, (B, Hv, T))
+beta = rng.uniform(0.05, 0.95, (B, Hv, T))
+S0 = np.zeros((B, Hv, Dk, Dv))
+out_r, S_r = recurrent_gated_delta_rule(q, k, v, g, beta, S0)
+out_c, S_c = chunked_gated_delta_rule(q, k, v, g, beta, S0)
+print("float64: max |recurrent - chunked| =", f"{np.abs(out_r - out_c).max():.1e}", "(outputs),",
+      f"{np.abs(S_r - S_c).max():.1e}", "(final memory)")
+f32 = [a.astype(np.float32) for a in (q, k, v, g, beta, S0)]
+diff32 = np.abs(recurrent_gated_delta_rule(*f32)[0] - chunked_gated_delta_rule(*f32)[0]).max()
+print("float32: max |recurrent - chunked| =", f"{diff32:.1e}")'''),
+    ("code", '''# timing: these numbers are measured, so they differ a little on every run
+import time
+B, Hv, T, Dk, Dv = 1, 8, 512, 64, 64
+args = [l2_normalize(rng.standard_normal((B, Hv, T, Dk))) / 8, l2_normalize(rng.standard_normal((B, Hv, T, Dk))),
+        rng.standard_normal((B, Hv, T, Dv)), -rng.uniform(0, 0.5, (B, Hv, T)), rng.uniform(0.05, 0.95, (B, Hv, T)),
+        np.zeros((B, Hv, Dk, Dv))]
+args = [a.astype(np.float32) for a in args]
+for name, form in (("recurrent", recurrent_gated_delta_rule), ("chunked", chunked_gated_delta_rule)):
+    t0 = time.perf_counter(); form(*args); print(f"{name:>9}: {(time.perf_counter() - t0) * 1e3:6.1f} ms for {T} tokens")'''),
+    ("md", """## A fixed state against a growing KV cache
+
+A full-attention layer stores 2 K Dh numbers per token and sequence; a linear-attention layer stores its
+conv's last W-1 inputs and its memory S [Hv, Dk, Dv], whatever the length. Here for the real shapes of
+Qwen3.5-0.8B (config only, no weights needed) and, for scale, Qwen3-0.6B, whose 28 layers all keep keys
+and values."""),
+    ("code", '''from minillm.model.cache import kv_bytes_per_token, linear_state_bytes
+
+q35 = minillm.load_config(WEIGHTS_DIR / "configs" / "qwen3.5-0.8b.json")
+q3 = minillm.load_config(WEIGHTS_DIR / "configs" / "qwen3-0.6b.v4.json")
+print(f"Qwen3.5-0.8B: {kv_bytes_per_token(q35) / 1024:.0f} KiB per token (6 full-attention layers) + "
+      f"{linear_state_bytes(q35) / 2**20:.1f} MiB of linear-attention state (18 layers), fixed")
+print(f"Qwen3-0.6B:   {kv_bytes_per_token(q3) / 1024:.0f} KiB per token (28 layers), nothing fixed")
+contexts = np.array([2 ** i for i in range(8, 19)])                       # 256 .. 262144 tokens
+mem35 = (contexts * kv_bytes_per_token(q35) + linear_state_bytes(q35)) / 2**30
+state_only = np.full(len(contexts), linear_state_bytes(q35) / 2**30)
+mem3 = contexts * kv_bytes_per_token(q3) / 2**30
+for n in (4096, 32768, 262144):
+    i = list(contexts).index(n)
+    print(f"at {n:>6} tokens: Qwen3-0.6B {mem3[i]:6.2f} GiB, Qwen3.5-0.8B {mem35[i]:6.2f} GiB")
+plt.figure(figsize=(7, 3.8))
+plt.loglog(contexts, mem3, "o-", label="Qwen3-0.6B: KV cache of 28 layers")
+plt.loglog(contexts, mem35, "o-", label="Qwen3.5-0.8B: KV of 6 layers + linear state")
+plt.loglog(contexts, state_only, "--", label="Qwen3.5-0.8B: linear-attention state alone")
+plt.title("Cache memory per sequence against context length (float32)")
+plt.xlabel("context length (tokens)"); plt.ylabel("GiB"); plt.legend(fontsize=8); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: the linear-attention state is a flat line; the KV cache grows linearly with the context.
+Qwen3.5 keeps keys and values in 6 layers instead of 28 (2 KV heads of 256 dims instead of 8 of 128), so
+its cache grows about nine times slower than Qwen3-0.6B's, plus the fixed 19 MiB."""),
+    ("md", """## How fast each head forgets
+
+Each value head has its own decay rate exp(A_log) and bias dt_bias; the token decides the rest through
+`a`. Below, for a prompt run through this model, the median half-life (in tokens) of every head of every
+linear-attention layer: the tokens after which an entry of the memory is down to half."""),
+    ("code", '''from minillm.model.activations import softplus
+from minillm.model.norm import zero_centred_rms_norm
+
+ids = np.array(tok.encode("The quick brown fox jumps over the lazy dog. Attention lets every token look back."))
+logits, hidden = model.forward(ids, output_hidden_states=True)
+linear_layers = [i for i in range(cfg.num_hidden_layers) if cfg.is_linear_attention(i)]
+half_life = []
+for i in linear_layers:
+    w = model.weights.layers[i]
+    x = zero_centred_rms_norm(hidden[i], w.input_layernorm, cfg.rms_norm_eps)   # the layer's input [T, D]
+    a = x @ w.linear_attn.in_proj_a.T                                            # [T, Hv]
+    g = -np.exp(w.linear_attn.A_log) * softplus(a + w.linear_attn.dt_bias)      # [T, Hv], <= 0
+    half_life.append(np.median(np.log(2) / -g, axis=0))                          # [Hv] tokens
+half_life = np.array(half_life)                                                  # [linear layers, Hv]
+print("median half-life per head (tokens):")
+for i, row in zip(linear_layers, half_life):
+    print(f"  layer {i}:", row.round(1))
+plt.figure(figsize=(6, 2.5))
+plt.imshow(np.log10(half_life), aspect="auto", cmap="viridis")
+plt.yticks(range(len(linear_layers)), [f"layer {i}" for i in linear_layers]); plt.xticks(range(half_life.shape[1]))
+plt.title("Memory half-life per value head (log10 tokens)")
+plt.xlabel("value head"); plt.ylabel("linear-attention layer"); plt.colorbar(); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: heads differ by orders of magnitude: some forget within a token or two (a local feature
+detector), others keep entries for many tokens (in a trained model, for thousands). A decay that depends
+on the token lets a head hold its memory through filler and clear it at a boundary."""),
+    ("md", """## A Qwen3.5 forward pass, opened layer by layer
+
+Each layer is `x + mixer(norm(x))` then `+ MLP(norm(...))`, with zero-centred norms (gain 1 + w); the
+mixer is Gated DeltaNet or gated attention by `layer_types`. Calling minillm's pieces one at a time
+reproduces the model's own hidden states exactly."""),
+    ("code", '''from minillm.model.gated_attention import gated_self_attention
+from minillm.model.gated_deltanet import gated_deltanet
+from minillm.model.masks import causal_mask
+from minillm.model.mlp import swiglu_mlp
+from minillm.model.rope import rope_cos_sin, rope_frequencies
+
+T, eps = len(ids), cfg.rms_norm_eps
+inv_freq, scaling = rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings)  # [R/2]: over R, not Dh
+cos, sin = rope_cos_sin(np.arange(T)[None], inv_freq, scaling)                             # [1, T, R]
+x = model.weights.embed_tokens[ids][None]                                               # [1, T, D]
+for i, w in enumerate(model.weights.layers):
+    normed = zero_centred_rms_norm(x, w.input_layernorm, eps)
+    if w.linear_attn is not None:
+        mixed = gated_deltanet(normed, w.linear_attn, cfg.linear_num_key_heads, cfg.linear_num_value_heads, eps)
+    else:
+        mixed = gated_self_attention(normed, w.self_attn, cfg.num_attention_heads, cfg.num_key_value_heads, eps,
+                                     cos, sin, causal_mask(T, 0))
+    h = x + mixed
+    x = h + swiglu_mlp(zero_centred_rms_norm(h, w.post_attention_layernorm, eps), w.mlp)
+    check = f"max |diff| vs model.forward: {np.abs(x[0] - hidden[i + 1]).max()}" if i + 1 < cfg.num_hidden_layers else ""
+    print(f"layer {i} {cfg.layer_types[i]:<17} mixer output RMS {np.sqrt((mixed ** 2).mean()):.3f}  {check}")
+final = model.final_norm(x[0]) @ model.weights.lm_head.T
+print("logits: max |diff| vs model.forward:", np.abs(final - logits).max())'''),
+    ("md", """### Inside one Gated DeltaNet layer
+
+The first linear-attention layer, step by step: projections, the causal conv and SiLU, the split into
+heads, each key head repeated for its value heads, L2 norms, the write strength beta and the decay g, the
+delta rule token by token, the gated norm, the output projection."""),
+    ("code", '''from minillm.model.activations import sigmoid, silu
+from minillm.model.conv import causal_conv1d
+from minillm.model.norm import gated_rms_norm
+
+first = linear_layers[0]
+w, Hk, Hv = model.weights.layers[first].linear_attn, cfg.linear_num_key_heads, cfg.linear_num_value_heads
+Dk, Dv, W = cfg.linear_key_head_dim, cfg.linear_value_head_dim, cfg.linear_conv_kernel_dim
+x0 = zero_centred_rms_norm(hidden[first][None], model.weights.layers[first].input_layernorm, eps)   # [1, T, D]
+mixed = x0 @ w.in_proj_qkv.T                                              # [1, T, C] = [q | k | v]
+z = (x0 @ w.in_proj_z.T).reshape(1, T, Hv, Dv)                            # [1, T, Hv, Dv] output gate
+b, a = x0 @ w.in_proj_b.T, x0 @ w.in_proj_a.T                             # [1, T, Hv] each
+conv, conv_state = causal_conv1d(mixed, w.conv1d[:, 0], np.zeros((1, W - 1, mixed.shape[-1]), np.float32))
+mixed = silu(conv)                                                        # [1, T, C]
+q = mixed[..., :Hk * Dk].reshape(1, T, Hk, Dk)
+k = mixed[..., Hk * Dk:2 * Hk * Dk].reshape(1, T, Hk, Dk)
+v = mixed[..., 2 * Hk * Dk:].reshape(1, T, Hv, Dv)
+q, k = np.repeat(q, Hv // Hk, axis=2), np.repeat(k, Hv // Hk, axis=2)      # value head h reads key head h // (Hv/Hk)
+q, k = l2_normalize(q) * np.float32(Dk ** -0.5), l2_normalize(k)
+beta, g = sigmoid(b), -np.exp(w.A_log) * softplus(a + w.dt_bias)          # [1, T, Hv] each
+heads = lambda t: np.moveaxis(t, 2, 1)                                    # [1, T, Hv, ...] -> [1, Hv, T, ...]
+o, memory = recurrent_gated_delta_rule(heads(q), heads(k), heads(v), heads(g), heads(beta),
+                                       np.zeros((1, Hv, Dk, Dv), np.float32))
+o = gated_rms_norm(np.moveaxis(o, 1, 2), z, w.norm, eps)                  # [1, T, Hv, Dv]
+out = o.reshape(1, T, Hv * Dv) @ w.out_proj.T                             # [1, T, D]
+print("shapes: conv input", mixed.shape, "| q, k", q.shape, "| v", v.shape, "| memory", memory.shape)
+print(f"beta from {beta.min():.3f} to {beta.max():.3f} | decay exp(g) from {np.exp(g).min():.3f} to {np.exp(g).max():.3f}")
+library = gated_deltanet(x0, w, Hk, Hv, eps)                              # the library's layer (chunked form)
+print("max |step by step - gated_deltanet()| =", f"{np.abs(out - library).max():.1e}")'''),
+    ("md", """The difference is float32 rounding between the recurrent form used here and the chunked form the library
+uses for a prompt.
+
+## What generation keeps
+
+`model.new_cache` gives the full-attention layers keys and values, and each linear-attention layer a
+`LinearAttentionState`: the conv's last W-1 inputs and the memory S. Generation then costs the same per
+token in the linear layers however long the conversation gets. A state cannot be rewound to an earlier
+token, so a chat that has to go back (a template that rewrites history) returns to a saved snapshot."""),
+    ("code", '''cache = model.new_cache(1, 100)
+for i in range(cfg.num_hidden_layers):
+    if cache.linear_states[i] is not None:
+        s = cache.linear_states[i]
+        print(f"layer {i}: conv state {s.conv.shape}, memory {s.recurrent.shape}")
+    else:
+        print(f"layer {i}: keys {cache.keys[i].shape}, values {cache.values[i].shape}  [B, K, capacity, Dh]")
+new = minillm.generate(model, ids, max_new_tokens=8, temperature=0.0, stop_token_ids=[])
+print("greedy continuation:", new.tolist())'''),
+]
+
 NOTEBOOKS = {
     "01_forward_pass_tour.ipynb": TOUR,
     "02_attention_and_rope.ipynb": ROPE,
     "03_kv_cache_and_generation.ipynb": CACHE,
     "04_reference_and_logit_lens.ipynb": LENS,
     "05_chat.ipynb": CHAT,
+    "06_linear_attention.ipynb": LINEAR,
 }

@@ -17,6 +17,10 @@
 Training has no padding and no KV cache: every row is a full sequence at positions 0..T-1 (pack or crop your
 text to equal lengths; mark what should not be scored with -100 in the labels). Sliding-window layers and
 every RoPE scaling are used exactly as in ``Model.forward``.
+
+Only the dense models (Qwen2 / Qwen2.5 / Qwen3) have a backward here: a Qwen3.5 (hybrid) model, whose
+Gated DeltaNet layers, gated attention and zero-centred norms have no backward in minillm/backward/, is
+refused with an InputError (``check_trainable``) rather than differentiated wrongly.
 """
 
 from __future__ import annotations
@@ -131,6 +135,13 @@ def minimum_activation_bytes(cfg, batch_size: int, seq_len: int, itemsize: int =
     return floats * itemsize + batch_size * seq_len * 8  # + the int64 ids
 
 
+def check_trainable(cfg) -> None:
+    """Raise InputError unless minillm/backward/ can differentiate this model (the dense Qwen2/Qwen3 models)."""
+    if cfg.is_hybrid or cfg.zero_centred_norms or cfg.attn_output_gate:
+        raise InputError(f"training supports the dense Qwen2/Qwen3 models; this is a {cfg.model_type} model "
+                         f"(Qwen3.5: Gated DeltaNet and gated attention), which has no backward pass in minillm")
+
+
 def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.ndarray]]:
     """The mean next-token cross-entropy and its gradient with respect to every checkpoint tensor.
 
@@ -144,6 +155,7 @@ def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.
     gradient includes the head's.
     """
     cfg = model.config
+    check_trainable(cfg)
     ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
     labels = check_labels(ids if labels is None else labels, ids.shape, cfg.vocab_size)  # like ids, int64
     ids_BT, labels_BT = (ids[None], labels[None]) if ids.ndim == 1 else (ids, labels)  # [B, T] each

@@ -1,4 +1,5 @@
-"""The model configuration: config.json of a Qwen2 / Qwen2.5 / Qwen3 dense checkpoint, read into one dataclass.
+"""The model configuration: config.json of a Qwen2 / Qwen2.5 / Qwen3 dense or Qwen3.5 hybrid checkpoint, read
+into one dataclass.
 
 Two layouts of config.json exist in the wild, and both must give the same numbers:
 
@@ -16,12 +17,16 @@ that overflows later (a sliding window of 2**63) or a RoPE factor that makes eve
 naming the field. The RoPE frequencies are computed once at the end, so parameters whose math fails (a
 zero original_max_position_embeddings) fail here too, not at the first forward. The sizes are compared
 with the weights (loading.py) before anything is built from them.
+
+Qwen3.5 (``parse_qwen35_config``, below) adds a third shape: the Hub ships a *multimodal* config
+(``model_type: "qwen3_5"``) whose language model sits under ``text_config`` (``"qwen3_5_text"``), next to
+a ``vision_config`` we never read. Its fields go through the same FieldReader checks.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +36,9 @@ from .fields import FLOAT32_TINY, REQUIRED as _REQUIRED, FieldReader, show, toke
 from .jsonfile import read_json_object
 from .paths import checkpoint_file, user_path
 
-SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3")
+SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3", "qwen3_5", "qwen3_5_text")
+HYBRID_MODEL_TYPES = ("qwen3_5", "qwen3_5_text")  # the multimodal wrapper and its language model
+LAYER_TYPES_HYBRID = ("linear_attention", "full_attention")
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
 MAX_LAYERS = 4096  # checked before the per-layer list is built; the weights then fix the real count
 MAX_ATTENTION_SCALING = 100.0  # YaRN's cos/sin factor: about 1 to 2 in practice; far larger overflows scores
@@ -63,7 +70,9 @@ class QwenConfig:
 
     Legend of dimension names used in every shape comment of minillm:
       B batch, T new tokens in this call, S key positions (cached + new), D hidden_size,
-      H query heads, K key/value heads, Dh head_dim, F intermediate_size (MLP width), V vocab_size, L layers.
+      H query heads, K key/value heads, Dh head_dim, F intermediate_size (MLP width), V vocab_size, L layers;
+      Qwen3.5's linear-attention layers: Hk / Hv key / value heads, Dk / Dv their head dims, C conv channels,
+      W conv kernel width, R rotary dims.
     """
 
     model_type: str  # "qwen2" or "qwen3"
@@ -86,11 +95,39 @@ class QwenConfig:
     bos_token_id: int | None = None  # informative only: Qwen never prepends a BOS token
     eos_token_ids: tuple[int, ...] = ()
     dtype: str | None = None  # the dtype the checkpoint was saved in ("bfloat16"); we always compute in float32
+    # Qwen3.5 (hybrid) only; the defaults describe the dense models. See QWEN35_SPEC.md 2.
+    partial_rotary_factor: float = 1.0  # RoPE rotates only the first R = int(Dh * factor) dims of each head
+    zero_centred_norms: bool = False  # RMSNorm gains stored as offsets around 0: y = x_hat * (1 + w)
+    attn_output_gate: bool = False  # q_proj also yields a per-channel sigmoid gate on the attention output
+    linear_num_key_heads: int = 0  # Hk
+    linear_num_value_heads: int = 0  # Hv; a multiple of Hk
+    linear_key_head_dim: int = 0  # Dk
+    linear_value_head_dim: int = 0  # Dv
+    linear_conv_kernel_dim: int = 0  # W: the causal conv sees the current token and the W - 1 before it
 
     @property
     def n_rep(self) -> int:
         """How many query heads share one key/value head (GQA group size)."""
         return self.num_attention_heads // self.num_key_value_heads
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Qwen3.5: some layers are linear attention (Gated DeltaNet) instead of softmax attention."""
+        return "linear_attention" in self.layer_types
+
+    def is_linear_attention(self, layer_idx: int) -> bool:
+        return self.layer_types[layer_idx] == "linear_attention"
+
+    @property
+    def rotary_dim(self) -> int:
+        """R: how many leading dims of each query / key head RoPE rotates (all Dh for the dense models)."""
+        return int(self.head_dim * self.partial_rotary_factor)
+
+    @property
+    def linear_conv_channels(self) -> int:
+        """C = 2 Hk Dk + Hv Dv: the conv runs over the concatenated [q | k | v] projections."""
+        return 2 * self.linear_num_key_heads * self.linear_key_head_dim + \
+            self.linear_num_value_heads * self.linear_value_head_dim
 
     def uses_sliding_window(self, layer_idx: int) -> bool:
         """transformers' rule: a window mask only where the window is on *and* the layer type says so."""
@@ -131,8 +168,10 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ConfigError(
             f"{source}: model_type {show(model_type)} is not supported; "
-            f"minillm implements the dense Qwen models: {', '.join(SUPPORTED_MODEL_TYPES)}"
+            f"minillm implements the dense Qwen models and Qwen3.5: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
+    if model_type in HYBRID_MODEL_TYPES:
+        return parse_qwen35_config(raw, source)
     hidden_act = get("hidden_act", str, "silu")
     if hidden_act != "silu":
         raise ConfigError(f"{source}: hidden_act: expected 'silu' (SwiGLU), found {show(hidden_act)}")
@@ -296,6 +335,144 @@ def _check_rope_math(rope: RopeConfig, head_dim: int, max_pos: int, where: str) 
         raise ConfigError(f"{where}: the attention scaling these {rope.rope_type} RoPE parameters give "
                           f"(mscale / mscale_all_dim / attention_factor) is {scaling:g}; expected a number in "
                           f"(0, {MAX_ATTENTION_SCALING:g}]")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Qwen3.5: the hybrid (Gated DeltaNet + gated attention) models
+# ----------------------------------------------------------------------------------------------------------
+
+
+def parse_qwen35_config(raw: dict, source: str = "config.json") -> QwenConfig:
+    """A Qwen3.5 config.json, either the Hub's multimodal wrapper or the text-only layout (QWEN35_SPEC.md 2).
+
+    * ``model_type: "qwen3_5"`` (what the Hub ships): the language model is ``text_config``; ``vision_config``
+      and the image / video token ids are not read (minillm is text only). The head is tied by the
+      *top-level* ``tie_word_embeddings``, as the multimodal class that wrote the checkpoint does.
+    * ``model_type: "qwen3_5_text"``: the same fields at the top level.
+
+    Missing fields take transformers' defaults (``Qwen3_5TextConfig``). Fields transformers never reads are
+    ignored here too, on purpose: ``attn_output_gate`` (the gate is always on, even if a file says false),
+    ``mamba_ssm_dtype`` (the delta rule always runs in float32), ``mtp_*`` (the multi-token-prediction head
+    is not run), ``output_gate_type``, ``mrope_section`` / ``mrope_interleaved`` (for text, M-RoPE is plain
+    RoPE), ``mlp_only_layers``, ``full_attention_interval`` when ``layer_types`` is given.
+    """
+    get = FieldReader(raw, source)
+    if get("model_type", str) == "qwen3_5":
+        text = raw.get("text_config")
+        if not isinstance(text, dict):
+            raise ConfigError(f"{source}: text_config: a qwen3_5 (multimodal) config must hold the language "
+                              f"model's config as an object, found {type(text).__name__}")
+        text_model_type = FieldReader(text, f"{source}: text_config")("model_type", str, "qwen3_5_text")
+        if text_model_type != "qwen3_5_text":
+            raise ConfigError(f"{source}: text_config.model_type: expected 'qwen3_5_text', "
+                              f"found {show(text_model_type)}")
+        cfg = parse_qwen35_config({**text, "model_type": "qwen3_5_text"}, f"{source}: text_config")
+        tie = get("tie_word_embeddings", bool, cfg.tie_word_embeddings)
+        dtype = cfg.dtype or get("dtype", str, None) or get("torch_dtype", str, None)
+        return replace(cfg, tie_word_embeddings=tie, dtype=dtype)
+
+    hidden_act = get("hidden_act", str, "silu")
+    if hidden_act != "silu":
+        raise ConfigError(f"{source}: hidden_act: expected 'silu' (SwiGLU, the conv and the output gate), "
+                          f"found {show(hidden_act)}")
+    if get("attention_bias", bool, False):
+        raise ConfigError(f"{source}: attention_bias: true is not supported for Qwen3.5 (no released checkpoint "
+                          f"uses it)")
+
+    # Sizes: positive, 32-bit (FieldReader); the layer count also bounded, since a list per layer is built below.
+    # Defaults are transformers' (Qwen3_5TextConfig).
+    sizes = {name: get(name, int, default, low=1, high=high) for name, default, high in (
+        ("vocab_size", 248320, None), ("hidden_size", _REQUIRED, None), ("intermediate_size", _REQUIRED, None),
+        ("num_hidden_layers", _REQUIRED, MAX_LAYERS), ("num_attention_heads", _REQUIRED, None),
+        ("num_key_value_heads", 4, None), ("head_dim", 256, None), ("linear_num_key_heads", 16, None),
+        ("linear_num_value_heads", 32, None), ("linear_key_head_dim", 128, None),
+        ("linear_value_head_dim", 128, None), ("linear_conv_kernel_dim", 4, None),
+        ("max_position_embeddings", 32768, None))}
+    heads, kv_heads = sizes["num_attention_heads"], sizes["num_key_value_heads"]
+    if heads % kv_heads:
+        raise ConfigError(f"{source}: num_attention_heads ({heads}) must be divisible by num_key_value_heads "
+                          f"({kv_heads}) for grouped-query attention")
+    key_heads, value_heads = sizes["linear_num_key_heads"], sizes["linear_num_value_heads"]
+    if value_heads % key_heads:
+        raise ConfigError(f"{source}: linear_num_value_heads ({value_heads}) must be a multiple of "
+                          f"linear_num_key_heads ({key_heads}): each key head serves Hv / Hk consecutive value heads")
+
+    layers = sizes["num_hidden_layers"]
+    layer_types = get("layer_types", list, None)
+    if layer_types is None:  # transformers' rule: every full_attention_interval-th layer is full attention
+        interval = get("full_attention_interval", int, 4, low=1)
+        layer_types = ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(layers)]
+    if len(layer_types) != layers:
+        raise ConfigError(f"{source}: layer_types: expected {layers} entries (num_hidden_layers), "
+                          f"found {len(layer_types)}")
+    for i, kind in enumerate(layer_types):
+        if kind not in LAYER_TYPES_HYBRID:
+            raise ConfigError(f"{source}: layer_types[{i}]: unknown layer type {show(kind)}; Qwen3.5 layers are "
+                              f"{' or '.join(map(repr, LAYER_TYPES_HYBRID))}")
+
+    rope, partial = _parse_qwen35_rope(raw, get, source, sizes["head_dim"], sizes["max_position_embeddings"])
+    return QwenConfig(
+        model_type="qwen3_5_text",
+        vocab_size=sizes["vocab_size"],
+        hidden_size=sizes["hidden_size"],
+        intermediate_size=sizes["intermediate_size"],
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=sizes["head_dim"],
+        # added to a mean of squares in float32: below float32's smallest normal number it would vanish
+        rms_norm_eps=get("rms_norm_eps", float, 1e-6, low=FLOAT32_TINY, high=1.0),
+        max_position_embeddings=sizes["max_position_embeddings"],
+        tie_word_embeddings=get("tie_word_embeddings", bool, False),
+        qkv_bias=False,
+        o_proj_bias=False,
+        qk_norm=True,
+        rope=rope,
+        layer_types=tuple(layer_types),
+        bos_token_id=get("bos_token_id", int, None),
+        eos_token_ids=tuple(token_id_list(raw.get("eos_token_id"), "eos_token_id", source)),
+        dtype=get("dtype", str, None) or get("torch_dtype", str, None),
+        partial_rotary_factor=partial,
+        zero_centred_norms=True,
+        attn_output_gate=True,  # always on in transformers, whatever attn_output_gate says (pitfall 21)
+        linear_num_key_heads=key_heads,
+        linear_num_value_heads=value_heads,
+        linear_key_head_dim=sizes["linear_key_head_dim"],
+        linear_value_head_dim=sizes["linear_value_head_dim"],
+        linear_conv_kernel_dim=sizes["linear_conv_kernel_dim"],
+    )
+
+
+def _parse_qwen35_rope(raw: dict, get: FieldReader, source: str, head_dim: int,
+                       max_pos: int) -> tuple[RopeConfig, float]:
+    """Theta and partial_rotary_factor: inside rope_parameters first, then top level, then 1e4 and 0.25.
+
+    Only the default RoPE (with partial rotation) exists in the hybrid models; a scaling type is refused
+    rather than silently computed differently. Fields are type and range checked (FieldReader) and the
+    frequencies computed once, as for the dense models (``_check_rope_math``).
+    """
+    rp = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
+    where = "rope_parameters" if raw.get("rope_parameters") else "rope_scaling"
+    if not isinstance(rp, dict):
+        raise ConfigError(f"{source}: {where}: expected an object or null, found {type(rp).__name__}")
+    sub = FieldReader(rp, f"{source}: {where}")
+    rope_type = sub("rope_type", str, None) or sub("type", str, "default")
+    if rope_type != "default":
+        raise ConfigError(f"{source}: {where}.rope_type: {show(rope_type)} is not a RoPE type the hybrid Qwen3.5 "
+                          f"models use; only 'default' (with partial_rotary_factor) is supported")
+    theta = sub("rope_theta", float, None, above=1)
+    if theta is None:
+        theta = get("rope_theta", float, 10000.0, above=1)  # transformers' default when no theta is given anywhere
+    partial = sub("partial_rotary_factor", float, None)
+    if partial is None:
+        partial = get("partial_rotary_factor", float, 0.25)
+    rotary = int(head_dim * partial)
+    if not 0 < partial <= 1 or rotary < 2 or rotary % 2:
+        raise ConfigError(f"{source}: partial_rotary_factor: {partial:g} x head_dim {head_dim} = {rotary} rotary "
+                          f"dims; expected a positive even number of dims (RoPE rotates pairs), at most head_dim")
+    rope = RopeConfig(rope_type="default", theta=theta)
+    _check_rope_math(rope, rotary, max_pos, f"{source}: {where}")
+    return rope, partial
 
 
 def _token_id_list(value, name: str, source: str) -> list[int]:

@@ -17,6 +17,10 @@ Every file is opened through ``checkpoint_file`` (paths.py): a regular file insi
 because loading a "model" must never read files elsewhere on the machine. The config's sizes are compared
 with the weights before anything is built from them: a config claiming 10 million layers fails at once.
 (A snapshot of the Hugging Face cache may link into blobs/ of its own models--org--name folder, see hub.py.)
+
+Qwen3.5 on the Hub is a multimodal checkpoint: the language model's tensors are named
+``model.language_model.*`` (read as ``model.*``), next to a vision tower (``model.visual.*``) and a
+multi-token-prediction head (``mtp.*``) that minillm does not run; those are reported in one line and skipped.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from .weights import ModelWeights, build_weights, expected_shapes, shape_origin
 
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
+LANGUAGE_MODEL_PREFIX = "model.language_model."  # Hub Qwen3.5: the LM inside the multimodal wrapper
+NOT_LANGUAGE_MODEL = {"model.visual.": "vision tower", "mtp.": "multi-token-prediction head"}  # never run here
 
 
 class CheckpointWarning(MinillmWarning):
@@ -101,6 +107,30 @@ def check_layer_count(files: dict, config: QwenConfig, directory) -> None:
                               f"{config.num_hidden_layers}, but the weights hold {found}")
 
 
+def language_model_tensors(files: dict[str, SafetensorsFile]) -> tuple[dict[str, SafetensorsFile],
+                                                                        Callable[[str], str], dict[str, list[str]]]:
+    """The language model's tensors under their text-only names (``model.*``), whatever the layout.
+
+    Returns (file of each tensor by LM name, LM name -> name stored in the file, {prefix: stored names} of
+    the parts that are not the language model: the vision tower and the MTP head).
+    """
+    multimodal = any(name.startswith(LANGUAGE_MODEL_PREFIX) for name in files)
+
+    def stored(name: str) -> str:
+        return LANGUAGE_MODEL_PREFIX + name[len("model."):] if multimodal and name.startswith("model.") else name
+
+    lm, skipped = {}, {}
+    for name, f in files.items():
+        part = next((prefix for prefix in NOT_LANGUAGE_MODEL if name.startswith(prefix)), None)
+        if part is not None:
+            skipped.setdefault(part, []).append(name)
+        elif multimodal and name.startswith(LANGUAGE_MODEL_PREFIX):
+            lm["model." + name[len(LANGUAGE_MODEL_PREFIX):]] = f
+        else:
+            lm[name] = f  # lm_head.weight (top level in both layouts), or anything else
+    return lm, stored, skipped
+
+
 def read_checkpoint(directory: str | Path, config: QwenConfig,
                     progress: Callable[[int, int], None] | None = None) -> tuple[ModelWeights, list[str]]:
     """Validate every tensor against the config, then convert them to float32 into ModelWeights.
@@ -108,8 +138,8 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
     Returns the weights and the names of the tensors the checkpoint holds but the model does not use.
     ``progress(done, total)`` is called after each tensor (the CLI draws a bar with it).
     """
-    files = open_checkpoint(directory)
-    check_layer_count(files, config, directory)
+    files, stored, skipped = language_model_tensors(open_checkpoint(directory))
+    check_layer_count(files, config, directory)  # on the language model's names (model.layers.*), any layout
     tied = config.tie_word_embeddings
     has_head = "lm_head.weight" in files
     expected = expected_shapes(config, with_lm_head=(not tied) or has_head)
@@ -117,21 +147,27 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
     problems = []
     for name, shape in expected.items():
         if name not in files:
-            problems.append(f"tensor {name!r} is missing (expected shape {list(shape)})")
+            problems.append(f"tensor {stored(name)!r} is missing (expected shape {list(shape)})")
             continue
-        info = files[name].tensors[name]
+        info = files[name].tensors[stored(name)]
         if info.shape != shape:
-            problems.append(f"tensor {name!r} in {files[name].path.name}: expected shape {list(shape)} "
+            problems.append(f"tensor {stored(name)!r} in {files[name].path.name}: expected shape {list(shape)} "
                             f"(from config {shape_origin(name)}), found {list(info.shape)}")
         elif info.dtype not in FLOAT_DTYPES:
-            problems.append(f"tensor {name!r} in {files[name].path.name}: expected dtype "
+            problems.append(f"tensor {stored(name)!r} in {files[name].path.name}: expected dtype "
                             f"{'/'.join(FLOAT_DTYPES)}, found {info.dtype}")
     if problems:
         more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
         raise CheckpointError(f"{directory}: checkpoint does not match config.json: "
                               + "; ".join(problems[:5]) + more)
 
-    unexpected = sorted(set(files) - set(expected))
+    if skipped:  # one line for the parts of a multimodal checkpoint that are not the language model
+        parts = " and ".join(f"the {NOT_LANGUAGE_MODEL[prefix]} ({len(names)} tensors, {prefix}*)"
+                             for prefix, names in skipped.items())
+        warnings.warn(f"{directory}: {parts} {'are' if len(skipped) > 1 else 'is'} not used: minillm runs "
+                      f"the language model only", CheckpointWarning,
+                      stacklevel=3)
+    unexpected = sorted(stored(n) for n in set(files) - set(expected))
     if unexpected:
         shown = ", ".join(unexpected[:8]) + (" ..." if len(unexpected) > 8 else "")
         warnings.warn(f"{directory}: {len(unexpected)} tensors in the checkpoint are not used by a "
@@ -140,8 +176,8 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
     if tied and has_head:
         # Qwen3-0.6B stores lm_head.weight although tie_word_embeddings is true. transformers 5 ties only
         # when the two are equal, and otherwise uses the stored head (transformers 4 always tied); so do we.
-        same = np.array_equal(files["lm_head.weight"].raw("lm_head.weight"),
-                              files["model.embed_tokens.weight"].raw("model.embed_tokens.weight"))
+        embed = "model.embed_tokens.weight"
+        same = np.array_equal(files["lm_head.weight"].raw("lm_head.weight"), files[embed].raw(stored(embed)))
         tied = same
         warnings.warn(
             f"{directory}: tie_word_embeddings is true but lm_head.weight is stored too; "
@@ -154,15 +190,16 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
     # converting, so two threads keep both cores busy; results come back in order.
     arrays: dict[str, np.ndarray] = {}
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        for done, (name, array) in enumerate(zip(names, pool.map(lambda n: files[n].get_float32(n), names)), 1):
+        for done, (name, array) in enumerate(zip(names, pool.map(lambda n: files[n].get_float32(stored(n)), names)), 1):
             arrays[name] = array
             if progress is not None:
                 progress(done, len(names))
-    return build_weights(config, arrays.__getitem__, tied=tied), unexpected
+    not_used = unexpected + sorted(name for names in skipped.values() for name in names)
+    return build_weights(config, arrays.__getitem__, tied=tied), not_used
 
 
 def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
-    """Load a Qwen2 / Qwen2.5 / Qwen3 checkpoint into a float32 ``Model``.
+    """Load a Qwen2 / Qwen2.5 / Qwen3 / Qwen3.5 checkpoint into a float32 ``Model``.
 
     ``path``: a checkpoint directory, or a Hub id ``"Qwen/Qwen2.5-0.5B-Instruct"`` (optionally ``@revision``)
     found in the local Hugging Face cache, or downloaded when huggingface_hub is installed (hub.py).

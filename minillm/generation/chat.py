@@ -6,6 +6,11 @@ user message and the template's markers are computed. When the template rewrites
 earlier turns' <think> blocks) or a reply re-tokenizes differently, the cache is cut back to the longest
 common prefix: the keys and values before that point are still exactly right (causality), those after
 are recomputed.
+
+Qwen3.5's linear-attention layers keep a running state instead of per-token keys and values, and a state
+cannot be cut back to an earlier token. So for those models each turn's history (everything before the
+assistant header) is computed first and the state saved there (``cache.snapshot()``); when the next prompt
+differs after that point, the cache goes back to the snapshot instead of to the very start.
 """
 
 from __future__ import annotations
@@ -63,8 +68,15 @@ class ChatSession:
                 if a != b:
                     break
                 reuse += 1
-            self.cache.truncate(reuse)
+            reuse = reused = self.cache.truncate(reuse)  # a linear-attention state goes back to a snapshot (or 0)
             self.cached_ids = ids[:reuse]
+            if self.cache.has_linear_state:
+                history = self._history_length(ids)
+                if reuse < history:  # compute the conversation up to the assistant header, and save the state there
+                    self.model.forward(ids[reuse:history], cache=self.cache, logits_to_keep=1)
+                    self.cache.snapshot()
+                    reuse = history
+                    self.cached_ids = ids[:reuse]
             decoder = self.tokenizer.stream_decoder(skip_special_tokens=True)
             new: list[int] = []
             for token in stream_generate(self.model, ids[reuse:], max_new_tokens, cache=self.cache, **sampling):
@@ -73,8 +85,9 @@ class ChatSession:
             yield decoder.flush()
         except Exception:  # roll the turn back: the message out, the cache back to what is known to be in it
             self.messages.pop()
-            self.cache.truncate(min(reuse, self.cache.length))
-            self.cached_ids = self.cached_ids[:self.cache.length]
+            # (a linear-attention state returns to its latest snapshot at or before that point: truncate says where)
+            kept = self.cache.truncate(min(reuse, self.cache.length))
+            self.cached_ids = self.cached_ids[:kept]
             raise
         # The last generated token was sampled but not yet run through the model: it is not in the cache.
         # (With max_new_tokens=0 nothing ran: the cache holds only the reused prefix.)
@@ -83,4 +96,14 @@ class ChatSession:
         reply = new[:-1] if new and new[-1] in self.stop_ids else new
         self.messages.append({"role": "assistant",
                               "content": self.tokenizer.decode(reply, skip_special_tokens=True)})
-        self.last_turn = {"prompt_tokens": len(ids), "reused_tokens": reuse, "new_tokens": len(new)}
+        self.last_turn = {"prompt_tokens": len(ids), "reused_tokens": reused, "new_tokens": len(new)}
+
+    def _history_length(self, ids: list[int]) -> int:
+        """How many leading tokens of ``ids`` are the conversation itself, before the generation prompt.
+
+        Those tokens stay the same in the next turn's prompt; what follows (the assistant header, a
+        <think> block the template may later drop) may not. 0 if the rendering is not a prefix of ids.
+        """
+        history = self.tokenizer.apply_chat_template(self.messages, add_generation_prompt=False,
+                                                     enable_thinking=self.enable_thinking, tokenize=True)
+        return len(history) if len(history) < len(ids) and ids[:len(history)] == history else 0

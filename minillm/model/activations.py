@@ -1,4 +1,5 @@
-"""The two nonlinearities of the model, used by attention (softmax), the MLP (silu) and sampling (softmax)."""
+"""The nonlinearities of the model: softmax (attention, sampling), silu (the MLP), sigmoid and softplus (Qwen3.5's
+gates and decays)."""
 
 from __future__ import annotations
 
@@ -22,3 +23,20 @@ def silu(u: np.ndarray) -> np.ndarray:
         denominator = np.exp(-u)  # [...]
     denominator += np.float32(1.0)  # in place: no second temporary array
     return u / denominator  # [...]
+
+
+def sigmoid(u: np.ndarray) -> np.ndarray:
+    """sigmoid(u) = 1 / (1 + exp(-u)), in (0, 1): how much of something passes a gate.   [...] -> [...]"""
+    with np.errstate(over="ignore"):  # exp(-u) = inf for u < -88: 1 / inf = 0, the right limit
+        denominator = np.exp(-u)  # [...]
+    denominator += np.float32(1.0)
+    return np.float32(1.0) / denominator  # [...]
+
+
+def softplus(u: np.ndarray) -> np.ndarray:
+    """softplus(u) = log(1 + exp(u)), a smooth max(u, 0) > 0.   [...] -> [...]
+
+    Written as max(u, 0) + log1p(exp(-|u|)) so exp never overflows. (PyTorch returns u itself for u > 20,
+    where the two differ by less than exp(-20) = 2e-9.)
+    """
+    return np.maximum(u, np.float32(0.0)) + np.log1p(np.exp(-np.abs(u)))  # [...]

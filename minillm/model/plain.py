@@ -1,9 +1,10 @@
 """The whole forward pass on one screen: one sequence, no batch, no padding, no cache. Start reading here.
 
 ``plain_forward`` computes exactly what ``Model.forward(ids)`` computes (tests/test_plain_forward.py checks
-it on every bundled checkpoint), written top to bottom as one function. The rest of minillm/model/ splits
-these same lines into small functions and adds what real use needs: batches with left padding, a KV cache,
-the hidden states. Shapes use the legend of minillm/__init__.py (T tokens, D hidden, H query heads,
+it on every bundled dense checkpoint), written top to bottom as one function. The rest of minillm/model/
+splits these same lines into small functions and adds what real use needs: batches with left padding, a KV
+cache, the hidden states. It covers the dense models (Qwen2 / Qwen2.5 / Qwen3); a Qwen3.5 (hybrid) model is
+refused (notebook 06 opens that forward pass layer by layer). Shapes use the legend of minillm/__init__.py (T tokens, D hidden, H query heads,
 K key/value heads, Dh head dim, F MLP width, V vocab).
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..checkpoint.config import QwenConfig
 from ..checkpoint.weights import ModelWeights
+from ..errors import InputError
 from .activations import silu, softmax
 from .linear import linear
 from .norm import rms_norm
@@ -22,6 +24,8 @@ from .rope import rope_cos_sin, rope_frequencies, rotate_half
 def plain_forward(weights: ModelWeights, config: QwenConfig, ids) -> np.ndarray:
     """Next-token logits at every position of one sequence.   ids [T] -> logits [T, V] float32"""
     c, w = config, weights
+    if c.is_hybrid:
+        raise InputError("plain_forward covers the dense Qwen2/Qwen3 models; use Model.forward for Qwen3.5")
     H, K, Dh, eps = c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.rms_norm_eps
     ids = np.asarray(ids)  # [T] token ids; token t sits at position t
     T = len(ids)

@@ -199,3 +199,20 @@ def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
     """
     cos, sin = cos[:, None], sin[:, None]  # [B, 1, T, Dh]: the same angles for every head
     return x * cos + rotate_half(x) * sin  # [B, heads, T, Dh]
+
+
+def apply_partial_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
+    """Partial RoPE (Qwen3.5): rotate the first R dims of each head; dims R .. Dh-1 pass through unchanged.
+
+    x [B, heads, T, Dh], cos/sin [B, T, R] -> [B, heads, T, Dh]
+
+    The rotary slice is a small RoPE head of its own: its pairs are (j, j + R/2) *inside* the slice (not
+    (j, j + Dh/2)), and its frequencies are ``default_inv_freq(R, theta)``, i.e. 1 / theta^(2j / R), with
+    the exponent over R, not Dh. Qwen3.5 rotates R = Dh / 4 = 64 of 256 dims; the other 192 carry content
+    that attention compares regardless of distance.
+    """
+    R = cos.shape[-1]
+    if R == x.shape[-1]:
+        return apply_rope(x, cos, sin)
+    rotated = apply_rope(x[..., :R], cos, sin)  # [B, heads, T, R]
+    return np.concatenate([rotated, x[..., R:]], axis=-1)  # [B, heads, T, Dh]

@@ -1,8 +1,8 @@
 """The whole Qwen decoder: embed, L decoder layers, final RMSNorm, LM head.
 
     x_0      = embed_tokens[ids]                                   [B, T, D]
-    x_{i+1}  = decoder_layer(x_i)            for i = 0 .. L-1     (block.py)
-    h        = RMSNorm(x_L; model.norm)
+    x_{i+1}  = decoder_layer(x_i)            for i = 0 .. L-1     (block.py; Qwen3.5: hybrid.py)
+    h        = RMSNorm(x_L; model.norm)                            (Qwen3.5: zero-centred, 1 + w)
     logits   = h @ lm_head^T                                       [B, T, V]  (lm_head = embed_tokens if tied)
 
 minillm/model/plain.py is this same computation for one unpadded sequence without a cache, on one screen.
@@ -31,6 +31,11 @@ scores (and a [T, S] mask): for a 40,000-token prompt that is tens of gigabytes.
 of scores is independent of the others, ``forward`` runs the queries a piece at a time through a KV cache
 (the caller's, or a temporary one), each piece seeing the keys of the pieces before it: the same numbers,
 with at most QUERY_PIECE_SCORES scores in memory at once.
+
+Qwen3.5 (hybrid): the linear-attention layers take no positions and no mask, only which tokens are padding
+(zeroed at their input), and they run the chunked delta rule for a prompt, the recurrence for one token.
+A hybrid model is computed in pieces too: a piece continues the linear-attention states in the cache
+exactly as a chunk of a chunked prefill does (the state after a piece depends only on the tokens so far).
 """
 
 from __future__ import annotations
@@ -42,12 +47,13 @@ import numpy as np
 from .linear import linear
 from .masks import causal_mask
 from .block import decoder_layer
+from .hybrid import hybrid_decoder_layer
 from .cache import KVCache
 from ..checkpoint.config import QwenConfig
 from .embedding import embed
 from ..errors import InputError
 from ..checkpoint.generation_config import GenerationConfig
-from .norm import rms_norm
+from .norm import rms_norm, zero_centred_rms_norm
 from .rope import rope_cos_sin, rope_frequencies
 from ..checkpoint.weights import ModelWeights
 
@@ -83,18 +89,25 @@ class Model:
 
     def _rope_frequencies(self, seq_len: int) -> tuple[np.ndarray, float]:
         """inv_freq [Dh/2] and attention scaling; computed once, except for dynamic RoPE (depends on seq_len)."""
-        cfg = self.config
+        cfg = self.config  # cfg.rotary_dim: the head dim, or its rotated part R (Qwen3.5's partial RoPE)
         if cfg.rope.rope_type == "dynamic":  # its base grows with the sequence: recompute every call
-            return rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings, seq_len)
+            return rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings, seq_len)
         if self._rope is None:
-            self._rope = rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings)
+            self._rope = rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings)
         return self._rope
+
+    def final_norm(self, x: np.ndarray) -> np.ndarray:
+        """model.norm: zero-centred (1 + w) in the hybrid models, plain w otherwise.   [..., D] -> [..., D]"""
+        norm = zero_centred_rms_norm if self.config.zero_centred_norms else rms_norm
+        return norm(x, self.weights.norm, self.config.rms_norm_eps)
 
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
         """An empty KV cache for ``batch_size`` rows of up to ``capacity`` positions, allocated now.
 
         Size it to what you need: 2 * L * K * Dh * 4 bytes per position and row (Qwen3-0.6B: 224 KiB,
-        so its full 40960-position context would take 9.4 GB).
+        so its full 40960-position context would take 9.4 GB). Qwen3.5 keeps keys and values in its
+        full-attention layers only (Qwen3.5-0.8B: 6 layers, 24 KiB per position), plus a fixed 19 MiB of
+        linear-attention state per row.
         """
         return KVCache(self.config, batch_size, capacity)
 
@@ -127,6 +140,8 @@ class Model:
             cache.check_room(T)
         past = cache.length if cache is not None else 0
         start_position = cache.next_position if cache is not None else np.zeros(B, np.int64)  # [B]
+        if cfg.is_hybrid:
+            check_left_padding(valid_BT if cache is None else np.concatenate([cache.key_valid[:, :past], valid_BT], 1))
 
         # RoPE position of each token: real tokens counted from each row's first real token (worked
         # example in the module docstring: mask [0, 0, 1, 1, 1] -> positions [0, 0, 0, 1, 2]).
@@ -155,9 +170,14 @@ class Model:
         x = embed(ids_BT, w.embed_tokens)  # [B, T, D]
         hidden = [x]  # the residual stream after each layer, kept only when asked for
         for i, layer in enumerate(w.layers):
-            mask = window_mask if cfg.uses_sliding_window(i) else full_mask
-            x = decoder_layer(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps,
-                              cos, sin, mask, cache.layer(i) if cache is not None else None)  # [B, T, D]
+            layer_cache = cache.layer(i) if cache is not None else None
+            if cfg.is_hybrid:  # Qwen3.5: gated attention or Gated DeltaNet, by layer_types[i]
+                x = hybrid_decoder_layer(x, layer, cfg, cos, sin, full_mask, valid_BT, layer_cache,
+                                         chunked=T > 1)  # [B, T, D]
+            else:
+                mask = window_mask if cfg.uses_sliding_window(i) else full_mask
+                x = decoder_layer(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps,
+                                  cos, sin, mask, layer_cache)  # [B, T, D]
             if output_hidden_states:
                 hidden.append(x)
         if cache is not None:
@@ -165,7 +185,7 @@ class Model:
 
         if logits_to_keep:
             x = x[:, -logits_to_keep:]  # [B, keep, D]: e.g. only the last position when generating
-        h = rms_norm(x, w.norm, cfg.rms_norm_eps)  # [B, T or keep, D]
+        h = self.final_norm(x)  # [B, T or keep, D]
         logits = lm_head(h, w.lm_head)  # [B, T or keep, V]
 
         if single:
@@ -173,7 +193,7 @@ class Model:
         if not output_hidden_states:
             return logits
         # transformers replaces the last layer's raw output by its final-norm output.
-        hidden[-1] = h if not logits_to_keep else rms_norm(hidden[-1], w.norm, cfg.rms_norm_eps)
+        hidden[-1] = h if not logits_to_keep else self.final_norm(hidden[-1])
         if single:
             hidden = [hs[0] for hs in hidden]  # L+1 x [T, D]
         return logits, hidden
@@ -210,11 +230,21 @@ def check_cache(cache, cfg: QwenConfig, batch_size: int) -> None:
     if not isinstance(cache, KVCache):
         raise InputError(f"cache must be a KVCache (model.new_cache(batch_size, capacity)), "
                          f"found {type(cache).__name__}")
-    layers, (_, heads, _, head_dim) = len(cache.keys), cache.keys[0].shape
-    if (layers, heads, head_dim) != (cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim):
+    # Compared layer by layer: a Qwen3.5 cache holds keys/values only for its full-attention layers (None for
+    # the others) and a linear-attention state for the rest; a dense model's cache has keys in every layer.
+    attention = [k.shape[1::2] if k is not None else None for k in cache.keys]  # (K, Dh) per layer, or None
+    expected = [None if cfg.is_hybrid and cfg.is_linear_attention(i) else (cfg.num_key_value_heads, cfg.head_dim)
+                for i in range(cfg.num_hidden_layers)]
+    states = [None if s is None else s.recurrent.shape[1:] for s in getattr(cache, "linear_states", [])]
+    expected_states = [(cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim)
+                       if e is None else None for e in expected]
+    if attention != expected or (cfg.is_hybrid and states != expected_states):
+        layers, shown = len(cache.keys), next((a for a in attention if a is not None), None)
+        heads, head_dim = shown if shown is not None else ("no", "-")
         raise InputError(f"cache was made for another model: {layers} layers of {heads} key/value heads of "
                          f"dim {head_dim}; this model has {cfg.num_hidden_layers} layers of "
-                         f"{cfg.num_key_value_heads} heads of dim {cfg.head_dim}")
+                         f"{cfg.num_key_value_heads} heads of dim {cfg.head_dim}"
+                         + (" (Qwen3.5: keys/values in its full-attention layers only)" if cfg.is_hybrid else ""))
     if cache.batch_size != batch_size:
         raise InputError(f"cache was made for batch size {cache.batch_size}, ids have {batch_size} rows")
 
@@ -260,3 +290,16 @@ def check_attention_mask(mask, shape: tuple[int, int], allow_empty_rows: bool = 
     if not allow_empty_rows and not m.any(axis=1).all():
         raise InputError(f"attention_mask row {int(np.argmin(m.any(axis=1)))} has no real token")
     return m  # [B, T]
+
+
+def check_left_padding(valid: np.ndarray) -> None:
+    """Hybrid models: each row must be padding first, then real tokens (valid [B, S] bool, cached + new).
+
+    A pad after a real token is not neutral in a linear-attention layer: its zeroed input still decays the
+    memory of the tokens before it, so right padding (or a hole) would silently change the results.
+    """
+    after_real = np.maximum.accumulate(valid, axis=1) & ~valid  # [B, S]: a pad somewhere after a real token
+    if after_real.any():
+        row = int(np.argmax(after_real.any(axis=1)))
+        raise InputError(f"attention_mask row {row} has padding after real tokens; linear-attention (Qwen3.5) "
+                         f"layers are exact with left padding only (pads first, then the tokens)")

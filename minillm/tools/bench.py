@@ -7,11 +7,15 @@ measures both floors on this machine, in the same run, and prints each figure as
 
     minillm bench --shape qwen2.5-0.5b          # builds a random BF16 checkpoint of the real shape, offline
     minillm bench --shape qwen3-0.6b
+    minillm bench --shape qwen3.5-0.8b          # hybrid: the Hub's multimodal layout, prefill of 512 tokens
     minillm bench --model ~/models/Qwen2.5-0.5B-Instruct    # or --model Qwen/Qwen2.5-0.5B-Instruct (HF cache)
     minillm bench --shape qwen3-0.6b --out benchmarks/out   # keep the JSON (and the built checkpoint)
 
 Without ``--out`` nothing is kept: the checkpoint is built in a temporary directory, removed at the end
 (the installed package is never written to).
+
+For a hybrid model (Qwen3.5) it also times one decode step per layer type at growing context lengths: a
+full-attention layer reads a KV cache that grows with the context, a linear-attention layer a fixed state.
 
 Each measurement runs in its own subprocess, so peak memory (ru_maxrss) is that phase's alone and the
 transformers comparison (run when transformers is installed) does not share threads or memory with us.
@@ -40,8 +44,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SHAPES = {  # real configs (as the Hub ships them), kept in weights/configs/
     "qwen2.5-0.5b": ROOT / "weights" / "configs" / "qwen2.5-0.5b-instruct.v4.json",
     "qwen3-0.6b": ROOT / "weights" / "configs" / "qwen3-0.6b.v4.json",
+    "qwen3.5-0.8b": ROOT / "weights" / "configs" / "qwen3.5-0.8b.json",
 }
 PROMPT_TOKENS, NEW_TOKENS = 128, 64
+HYBRID_PROMPT_TOKENS = 512  # enough chunks of the chunked delta rule (64 tokens each) to matter
+CONTEXTS = (128, 1024, 8192)  # context lengths at which the per-layer decode cost is timed (hybrid models)
+
+
+def prompt_tokens(cfg) -> int:
+    return HYBRID_PROMPT_TOKENS if cfg.is_hybrid else PROMPT_TOKENS
 
 
 # ---------------------------------------------------------------------------------------------- checkpoint
@@ -61,14 +72,22 @@ def build_random_checkpoint(shape: str, out: Path) -> Path:
     store_head = shape == "qwen3-0.6b"  # Qwen3-0.6B's file holds lm_head.weight although the head is tied
     shapes = expected_shapes(cfg, with_lm_head=store_head or not cfg.tie_word_embeddings)
     arrays, specs = {}, {}
+    bf16 = lambda x: (np.asarray(x, np.float32).view(np.uint32) >> 16).astype(np.uint16)  # truncate: fine here
     for name, shp in shapes.items():
         if name == "lm_head.weight" and cfg.tie_word_embeddings:
             bits = arrays["model.embed_tokens.weight"]
+        elif name.endswith("linear_attn.norm.weight") or (name.endswith("norm.weight") and not cfg.zero_centred_norms):
+            bits = np.full(shp, 0x3F80, np.uint16)  # bf16 1.0: a plain gain of 1
         elif name.endswith("norm.weight"):
-            bits = np.full(shp, 0x3F80, np.uint16)  # bf16 1.0
+            bits = np.zeros(shp, np.uint16)  # zero-centred: a gain of 1 + 0
+        elif name.endswith("A_log"):
+            bits = bf16(np.log(rng.uniform(0.01, 16, shp)))  # transformers' init: decays from ~0 to ~1
+        elif name.endswith("dt_bias"):
+            bits = np.full(shp, 0x3F80, np.uint16)  # transformers' init: 1.0
         else:
-            f = (0.02 * rng.standard_normal(shp, dtype=np.float32)).view(np.uint32)
-            bits = (f >> 16).astype(np.uint16)  # truncate to bf16: fine for random weights
+            bits = bf16(0.02 * rng.standard_normal(shp, dtype=np.float32))
+        if cfg.is_hybrid and name.startswith("model."):  # the Hub's multimodal layout
+            name = "model.language_model." + name[len("model."):]
         arrays[name] = bits
         specs[name] = TensorSpec(dtype="bfloat16", shape=bits.shape, data_ptr=bits.ctypes.data, data_len=bits.nbytes)
     serialize_file(specs, str(out / "model.safetensors"), metadata={"format": "pt"})
@@ -120,20 +139,25 @@ def _peak_rss_bytes() -> int:
 
 
 def phase_minillm(path: Path) -> dict:
+    import warnings
+
     from ..generation.generate import prefill
     from ..checkpoint.loading import load_model
 
     t = time.perf_counter()
-    model = load_model(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "vision tower not used": not news here
+        model = load_model(path)
     load_s = time.perf_counter() - t
     cfg = model.config
+    n_prompt = prompt_tokens(cfg)
     rng = np.random.default_rng(0)
-    ids = rng.integers(0, min(cfg.vocab_size, 150000), PROMPT_TOKENS)[None]  # [1, 128]
+    ids = rng.integers(0, min(cfg.vocab_size, 150000), n_prompt)[None]  # [1, 128 or 512]
     valid = np.ones_like(ids, bool)
 
     prefill_s = float("inf")
     for _ in range(3):
-        cache = model.new_cache(1, PROMPT_TOKENS + NEW_TOKENS)
+        cache = model.new_cache(1, n_prompt + NEW_TOKENS)
         t = time.perf_counter()
         logits = prefill(model, ids, valid, cache)  # [1, V]
         prefill_s = min(prefill_s, time.perf_counter() - t)
@@ -143,9 +167,49 @@ def phase_minillm(path: Path) -> dict:
     for _ in range(NEW_TOKENS):
         token = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1].argmax(-1)  # [1]
     decode_s = time.perf_counter() - t
-    return {"load_s": load_s, "prefill_s": prefill_s, "decode_s_per_token": decode_s / NEW_TOKENS,
-            "peak_rss_bytes": _peak_rss_bytes(), "kv_cache_bytes": cache.nbytes,
-            "weights_float32_bytes": weight_bytes(model)}
+    peak = _peak_rss_bytes()  # before the context sweep below, which allocates caches of its own
+    result = {"load_s": load_s, "prefill_s": prefill_s, "decode_s_per_token": decode_s / NEW_TOKENS,
+              "peak_rss_bytes": peak, "kv_cache_bytes": cache.nbytes, "weights_float32_bytes": weight_bytes(model)}
+    if cfg.is_hybrid:
+        result["decode_ms_per_layer_by_context"] = decode_cost_by_layer_type(model)
+    return result
+
+
+def decode_cost_by_layer_type(model, steps: int = 8) -> dict:
+    """Milliseconds per decode step of one linear-attention and one full-attention layer, at each context length.
+
+    The cache is filled synthetically (timing does not depend on the values): a full-attention layer then
+    attends over all S cached keys, a linear-attention layer updates its fixed-size state.
+    """
+    from ..model import transformer
+
+    timings: dict[str, float] = {}
+    original = transformer.hybrid_decoder_layer
+
+    def timed(x, w, *args, **kwargs):  # the same layer, with a stopwatch around it
+        t = time.perf_counter()
+        out = original(x, w, *args, **kwargs)
+        kind = "linear_attention" if w.linear_attn is not None else "full_attention"
+        timings[kind] = timings.get(kind, 0.0) + time.perf_counter() - t
+        return out
+
+    cfg, result = model.config, {}
+    layers = {kind: cfg.layer_types.count(kind) for kind in ("linear_attention", "full_attention")}
+    transformer.hybrid_decoder_layer = timed
+    try:
+        for context in CONTEXTS:
+            cache = model.new_cache(1, context + steps + 1)
+            cache.key_valid[:, :context], cache.next_position[:], cache.length = True, context, context
+            token = np.array([[1]])
+            model.forward(token, cache=cache, logits_to_keep=1)  # warm-up
+            timings.clear()
+            for _ in range(steps):
+                model.forward(token, cache=cache, logits_to_keep=1)
+            result[context] = {kind: 1000 * timings[kind] / steps / layers[kind] for kind in layers}
+            del cache
+    finally:
+        transformer.hybrid_decoder_layer = original
+    return result
 
 
 def phase_transformers(path: Path) -> dict:
@@ -157,7 +221,8 @@ def phase_transformers(path: Path) -> dict:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     load_s = time.perf_counter() - t
     rng = np.random.default_rng(0)
-    ids = torch.tensor(rng.integers(0, min(model.config.vocab_size, 150000), PROMPT_TOKENS)[None])
+    n_prompt = PROMPT_TOKENS if "qwen3_5" not in model.config.model_type else HYBRID_PROMPT_TOKENS
+    ids = torch.tensor(rng.integers(0, min(model.config.vocab_size, 150000), n_prompt)[None])
     with torch.inference_mode():
         prefill_s = float("inf")
         for _ in range(3):
@@ -198,11 +263,20 @@ def decode_bytes_per_token(cfg) -> int:
 
 
 def prefill_flops(cfg, T: int) -> float:
-    """Multiply-adds x 2 of a T-token prefill with logits at the last position only."""
+    """Multiply-adds x 2 of a T-token prefill with logits at the last position only.
+
+    Counted: every projection (q k v o gate up down; Qwen3.5's in_proj_* / out_proj and its conv), softmax
+    attention over the causal half, and the delta rule's 4 Dk Dv per token and value head (decay, read,
+    write, query: the recurrence's work; the chunked form does a little more, as matrix products).
+    """
     shapes = expected_shapes(cfg, with_lm_head=True)
-    projections = sum(math.prod(s) for n, s in shapes.items() if n.endswith("_proj.weight"))  # q k v o gate up down
-    attention = cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim * T * (T + 1)  # q k^T, p v: causal half
-    return 2.0 * (projections * T + attention + math.prod(shapes["lm_head.weight"]))
+    projections = sum(math.prod(s) for n, s in shapes.items()  # every weight matrix a token goes through
+                      if len(s) >= 2 and n not in ("model.embed_tokens.weight", "lm_head.weight"))
+    attention_layers = sum(not (cfg.is_hybrid and cfg.is_linear_attention(i)) for i in range(cfg.num_hidden_layers))
+    attention = attention_layers * cfg.num_attention_heads * cfg.head_dim * T * (T + 1)  # q k^T, p v: causal half
+    delta_rule = (cfg.num_hidden_layers - attention_layers) * cfg.linear_num_value_heads * 4 * \
+        cfg.linear_key_head_dim * cfg.linear_value_head_dim * T
+    return 2.0 * (projections * T + attention + delta_rule + math.prod(shapes["lm_head.weight"]))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -236,12 +310,14 @@ def run_benchmark(path: Path, label: str, with_transformers: bool | None, out_di
     floors = {key: max(before[key], after[key]) for key in before}
 
     bw = floors["bandwidth_2threads_GBps"] * 1e9
+    n_prompt = prompt_tokens(cfg)
     decode_floor_s = decode_bytes_per_token(cfg) / bw
-    prefill_floor_s = prefill_flops(cfg, PROMPT_TOKENS) / (floors["matmul_GFLOPs"] * 1e9)
+    prefill_floor_s = prefill_flops(cfg, n_prompt) / (floors["matmul_GFLOPs"] * 1e9)
     mem_budget = ours["weights_float32_bytes"] + ours["kv_cache_bytes"]
     result = {
         "model": label, "machine": machine_name(), "floors": floors,
-        "decode_bytes_per_token": decode_bytes_per_token(cfg), "prefill_flops": prefill_flops(cfg, PROMPT_TOKENS),
+        "decode_bytes_per_token": decode_bytes_per_token(cfg), "prefill_flops": prefill_flops(cfg, n_prompt),
+        "prompt_tokens": n_prompt,
         "minillm": ours, "transformers": theirs,
         "ratios": {
             "decode_vs_bandwidth_floor": decode_floor_s / ours["decode_s_per_token"],
@@ -277,19 +353,20 @@ def machine_name() -> str:
 
 def print_report(r: dict) -> None:
     f, o, t, q = r["floors"], r["minillm"], r["transformers"], r["ratios"]
+    n_prompt = r.get("prompt_tokens", PROMPT_TOKENS)
     decode_floor = f["bandwidth_2threads_GBps"] * 1e9 / r["decode_bytes_per_token"]
-    prefill_floor = PROMPT_TOKENS / (r["prefill_flops"] / (f["matmul_GFLOPs"] * 1e9))
+    prefill_floor = n_prompt / (r["prefill_flops"] / (f["matmul_GFLOPs"] * 1e9))
     print(f"minillm bench: {r['model']}  ({r['machine']})")
     print(f"  floors: read bandwidth {f['bandwidth_1thread_GBps']:.1f} GB/s (1 thread), "
           f"{f['bandwidth_2threads_GBps']:.1f} GB/s (2 threads); float32 matmul {f['matmul_GFLOPs']:.0f} GFLOP/s")
     print(f"  decode reads {r['decode_bytes_per_token'] / 1e9:.2f} GB of float32 weights per token -> floor "
-          f"{decode_floor:.1f} tok/s; prefill of {PROMPT_TOKENS} tokens is {r['prefill_flops'] / 1e9:.1f} GFLOP -> "
+          f"{decode_floor:.1f} tok/s; prefill of {n_prompt} tokens is {r['prefill_flops'] / 1e9:.1f} GFLOP -> "
           f"floor {prefill_floor:.0f} tok/s")
     rows = [("load", f"{o['load_s']:.2f} s", t and f"{t['load_s']:.2f} s", None),
             ("peak memory", f"{o['peak_rss_bytes'] / 1e9:.2f} GB", t and f"{t['peak_rss_bytes'] / 1e9:.2f} GB",
              f"{q['peak_memory_vs_weights_plus_cache']:.2f}x weights+cache"),
-            (f"prefill {PROMPT_TOKENS}", f"{PROMPT_TOKENS / o['prefill_s']:.0f} tok/s",
-             t and f"{PROMPT_TOKENS / t['prefill_s']:.0f} tok/s", f"{q['prefill_vs_matmul_floor']:.2f} of floor"),
+            (f"prefill {n_prompt}", f"{n_prompt / o['prefill_s']:.0f} tok/s",
+             t and f"{n_prompt / t['prefill_s']:.0f} tok/s", f"{q['prefill_vs_matmul_floor']:.2f} of floor"),
             (f"decode {NEW_TOKENS}", f"{1 / o['decode_s_per_token']:.1f} tok/s",
              t and f"{1 / t['decode_s_per_token']:.1f} tok/s", f"{q['decode_vs_bandwidth_floor']:.2f} of floor")]
     print(f"\n  {'':<14}{'minillm':>14}{'transformers':>16}   minillm vs floor")
@@ -304,6 +381,16 @@ def print_report(r: dict) -> None:
               f"{q['prefill_speedup_vs_transformers']:.2f}x, load {q['load_speedup_vs_transformers']:.2f}x")
     else:
         print("\n  (transformers not installed: no comparison; pip install -e '.[reference]')")
+    by_context = o.get("decode_ms_per_layer_by_context")
+    if by_context:
+        print("\n  decode time of one layer per token, by context length (cache filled synthetically):")
+        print(f"    {'context':>10}{'linear attention':>20}{'full attention':>18}")
+        for context, ms in by_context.items():
+            print(f"    {context:>10}{ms['linear_attention']:>17.2f} ms{ms['full_attention']:>15.2f} ms")
+        first, last = list(by_context.values())[0], list(by_context.values())[-1]
+        print(f"    linear attention stays flat ({last['linear_attention'] / first['linear_attention']:.2f}x from "
+              f"{list(by_context)[0]} to {list(by_context)[-1]} tokens); full attention grows "
+              f"{last['full_attention'] / first['full_attention']:.2f}x with its KV cache")
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,8 +1,8 @@
 """The ``minillm`` command: generate, chat, inspect, verify, bench. ``python -m minillm`` works too.
 
-Every command runs offline on the bundled tiny model by default; ``--model`` takes any Qwen2 / Qwen2.5 / Qwen3
-checkpoint directory, or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` (``@revision`` optional), read from the
-local Hugging Face cache (checkpoint/hub.py).
+Every command runs offline on the bundled tiny model by default; ``--model`` takes any Qwen2 / Qwen2.5 / Qwen3 /
+Qwen3.5 checkpoint directory, or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` (``@revision`` optional), read
+from the local Hugging Face cache (checkpoint/hub.py).
 
 Every failure ends as one line on stderr, ``minillm: error: ...`` (naming the file, tensor, field or
 argument), with exit status 1 (2 for a bad command line), never a traceback; warnings are one line each,
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--repetition-penalty", type=float)
         g.add_argument("--seed", type=int, help="seed for reproducible sampling")
         g.add_argument("--system", help="system message (with --chat / in chat)")
-        g.add_argument("--thinking", choices=["on", "off"], help="Qwen3: enable_thinking (default: template's)")
+        g.add_argument("--thinking", choices=["on", "off"],
+                       help="Qwen3 / Qwen3.5: enable_thinking (default: the template's; Qwen3.5 thinks by default)")
 
     g = sub.add_parser("generate", help="continue a prompt, streaming the text")
     g.add_argument("prompt")
@@ -155,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="layer-by-layer error table against a reference .npz")
     v.add_argument("path", help="checkpoint directory or Hub id org/name[@revision]")
     v.add_argument("reference", type=Path)
-    v.add_argument("--tolerance", type=float, default=1e-4, help="relative error allowed (default 1e-4)")
+    v.add_argument("--tolerance", type=float, help="relative error allowed (default 1e-4; 1e-3 for Qwen3.5, whose "
+                                                    "float32 reference is itself good to about 1e-4)")
     v.set_defaults(run=cmd_verify)
 
     tr = sub.add_parser("train", help="train a Qwen model in NumPy from a recipe (resumable)")
@@ -304,15 +306,17 @@ def cmd_chat(args) -> int:
 
 def cmd_inspect(args) -> int:
     from ..checkpoint.config import load_config
-    from ..checkpoint.loading import check_layer_count, open_checkpoint
+    from ..checkpoint.loading import check_layer_count, language_model_tensors, open_checkpoint
     from ..checkpoint.weights import expected_shapes
+    from ..model.cache import kv_bytes_per_token, linear_state_bytes
 
     if args.tensors < 0:
         raise InputError(f"--tensors must be >= 0 (0 lists all), found {args.tensors}")
     path = resolve_model_path(args.path)
     cfg = load_config(path)
     files = open_checkpoint(path)
-    check_layer_count(files, cfg, path)
+    lm_files, stored, _ = language_model_tensors(files)  # Qwen3.5 Hub files: the LM is model.language_model.*
+    check_layer_count(lm_files, cfg, path)
     c = cfg
     print(f"{args.path}" + (f" ({path})" if str(path) != str(args.path) else ""))
     print(f"  model_type {c.model_type}: L={c.num_hidden_layers} layers, D={c.hidden_size}, "
@@ -320,30 +324,42 @@ def cmd_inspect(args) -> int:
           f"Dh={c.head_dim}, F={c.intermediate_size}, V={c.vocab_size}")
     print(f"  RoPE {c.rope.rope_type} theta={c.rope.theta:g}" + (f" factor={c.rope.factor:g}" if
                                                                   c.rope.rope_type != "default" else "")
+          + (f" on R={c.rotary_dim} of Dh={c.head_dim} dims" if c.rotary_dim != c.head_dim else "")
           + f"; rms_norm_eps={c.rms_norm_eps:g}; max_position_embeddings={c.max_position_embeddings}")
+    if c.is_hybrid:
+        n_linear = sum(map(c.is_linear_attention, range(c.num_hidden_layers)))
+        print(f"  layers {layer_pattern(c.layer_types)}: {n_linear} linear attention (Gated DeltaNet), "
+              f"{c.num_hidden_layers - n_linear} full attention (with output gate)")
+        print(f"  linear attention: Hk={c.linear_num_key_heads} key heads, Hv={c.linear_num_value_heads} value "
+              f"heads, Dk={c.linear_key_head_dim}, Dv={c.linear_value_head_dim}, conv kernel "
+              f"W={c.linear_conv_kernel_dim} over C={c.linear_conv_channels} channels; norms zero-centred (1 + w)")
     print(f"  q/k/v bias {c.qkv_bias}, o_proj bias {c.o_proj_bias}, q/k-norm {c.qk_norm}, "
           f"tied embeddings {c.tie_word_embeddings}, sliding window {c.sliding_window}, "
           f"stored dtype {c.dtype}, eos {list(c.eos_token_ids)}")
 
-    used = expected_shapes(c, with_lm_head=(not c.tie_word_embeddings) or "lm_head.weight" in files)
+    used = {stored(n): shape for n, shape in
+            expected_shapes(c, with_lm_head=(not c.tie_word_embeddings) or "lm_head.weight" in lm_files).items()}
     groups: dict[str, int] = {}
     for name in files:
         info = files[name].tensors[name]
         n = math.prod(info.shape)
-        part = ("embedding" if "embed_tokens" in name else "lm_head" if name.startswith("lm_head") else
-                "attention" if "self_attn" in name else "mlp" if ".mlp." in name else
-                "norms" if "norm" in name else "other")
+        part = ("vision (unused)" if name.startswith("model.visual.") else "mtp (unused)" if name.startswith("mtp.")
+                else "embedding" if "embed_tokens" in name else "lm_head" if name.startswith("lm_head") else
+                "attention" if "self_attn" in name else "linear attn" if "linear_attn" in name else
+                "mlp" if ".mlp." in name else "norms" if "norm" in name else "other")
         groups[part] = groups.get(part, 0) + n
     total = sum(groups.values())
     print("\n  parameters by component:")
     for part, n in sorted(groups.items(), key=lambda kv: -kv[1]):
-        print(f"    {part:<10} {n:>14,}  {100 * n / total:5.1f}%")
-    print(f"    {'total':<10} {total:>14,}  (stored in {len({id(f) for f in files.values()})} file(s))")
+        print(f"    {part:<15} {n:>14,}  {100 * n / total:5.1f}%")
+    print(f"    {'total':<15} {total:>14,}  (stored in {len({id(f) for f in files.values()})} file(s))")
     f32 = 4 * sum(math.prod(s) for s in used.values())
-    if c.tie_word_embeddings and "lm_head.weight" not in files:
+    if c.tie_word_embeddings and "lm_head.weight" not in lm_files:
         print("    (lm_head is tied to the embedding: no extra memory)")
     print(f"\n  memory in float32: {f32 / 1e9:.3f} GB of weights; KV cache "
-          f"{2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * 4 / 1024:.1f} KiB per token")
+          f"{kv_bytes_per_token(c) / 1024:.1f} KiB per token" + (
+              f" (full-attention layers only) + linear-attention state {linear_state_bytes(c) / 2 ** 20:.2f} MiB "
+              f"per sequence, the same at any context length" if c.is_hybrid else ""))
 
     names = list(files)
     shown = names if args.tensors == 0 else names[:args.tensors]
@@ -360,15 +376,27 @@ def cmd_inspect(args) -> int:
 def cmd_verify(args) -> int:
     from .verify import compare_to_reference, format_error_table, load_reference
 
-    if not math.isfinite(args.tolerance) or args.tolerance < 0:
+    if args.tolerance is not None and (not math.isfinite(args.tolerance) or args.tolerance < 0):
         raise InputError(f"--tolerance must be a number >= 0, found {args.tolerance}")
     model, _ = load(args.path, with_tokenizer=False)
     rows = compare_to_reference(model, load_reference(args.reference))
-    print(format_error_table(rows, args.tolerance))
+    if args.tolerance is None:  # not given (an explicit 0 stays 0)
+        tolerance = 1e-3 if model.config.is_hybrid else 1e-4
+    else:
+        tolerance = args.tolerance
+    print(format_error_table(rows, tolerance))
     worst = max(r.rel_error for r in rows)
-    ok = worst <= args.tolerance
-    print(f"\n{'OK' if ok else 'FAILED'}: worst relative error {worst:.2e} (tolerance {args.tolerance:g})")
+    ok = worst <= tolerance
+    print(f"\n{'OK' if ok else 'FAILED'}: worst relative error {worst:.2e} (tolerance {tolerance:g})")
     return 0 if ok else 1
+
+
+def layer_pattern(layer_types: tuple[str, ...]) -> str:
+    """The shortest repeating block: "[linear, linear, linear, full] x 6"."""
+    short = [t.split("_")[0] for t in layer_types]
+    n = len(short)
+    period = next(p for p in range(1, n + 1) if n % p == 0 and short == short[:p] * (n // p))
+    return f"[{', '.join(short[:period])}] x {n // period}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+"""The Gated DeltaNet layer: Qwen3.5's linear attention (three of every four layers).
+
+    mixed  = x Wqkv^T                                   [T, C]   C = 2 Hk Dk + Hv Dv, columns [q | k | v]
+    z      = x Wz^T                                     [T, Hv, Dv]  the output gate
+    b, a   = x Wb^T, x Wa^T                             [T, Hv]      write strength and decay, per value head
+    mixed  = silu(causal_conv1d(mixed))                 conv.py: each channel sees its last W inputs
+    q, k   = split(mixed) -> [T, Hk, Dk];  v -> [T, Hv, Dv]
+    q, k   = repeat each key head for Hv / Hk value heads    (value head h reads key head h // (Hv/Hk))
+    q, k   = q / |q| / sqrt(Dk),  k / |k|               L2 norms (eps 1e-6 on the sum of squares)
+    beta   = sigmoid(b)                                 in (0, 1): how strongly token t overwrites the memory
+    g      = -exp(A_log) * softplus(a + dt_bias)        <= 0: log of how much the memory keeps per token
+    o      = gated delta rule(q, k, v, g, beta)         delta_rule.py, from the memory left by earlier tokens
+    o      = RMSNorm(o; norm) * silu(z)                 per head over Dv, plain gain (norm.py: gated_rms_norm)
+    y      = o Wout^T
+
+Everything a token needs from the past is in two small arrays, the *state*: the conv's last W-1 inputs
+and the delta rule's memory S [Hv, Dk, Dv]. Their size does not depend on the context length: a
+Qwen3.5-0.8B layer keeps 1.1 MB per sequence whether it has read ten tokens or a million.
+
++--------------------------------------------------------------------------------------------------------+
+| VALUE HEADS SHARE KEY HEADS BY REPEAT, NOT TILE. With Hv = r * Hk, value heads h*r .. h*r + r-1 all   |
+| read key head h (np.repeat: k0 k0 k1 k1), as GQA does. np.tile (k0 k1 k0 k1) pairs heads wrongly and  |
+| moves tiny-model logits by 5. Qwen3.5-0.8B has Hv = Hk and cannot show the bug; the 27B (16 / 48) can. |
++--------------------------------------------------------------------------------------------------------+
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import sigmoid, silu, softplus
+from .conv import causal_conv1d
+from .delta_rule import chunked_gated_delta_rule, recurrent_gated_delta_rule
+from .linear import linear
+from .norm import gated_rms_norm
+
+
+@dataclass
+class GatedDeltaNetWeights:
+    """``model.layers.{i}.linear_attn.*``, stored as in the checkpoint."""
+
+    in_proj_qkv: np.ndarray  # [C, D]      rows [q (Hk*Dk) | k (Hk*Dk) | v (Hv*Dv)]
+    in_proj_z: np.ndarray  # [Hv*Dv, D]
+    in_proj_b: np.ndarray  # [Hv, D]
+    in_proj_a: np.ndarray  # [Hv, D]
+    conv1d: np.ndarray  # [C, 1, W]   depthwise: one W-tap filter per channel ("conv1d.weight")
+    A_log: np.ndarray  # [Hv]        log of the decay rate (no ".weight" in the checkpoint name)
+    dt_bias: np.ndarray  # [Hv]
+    norm: np.ndarray  # [Dv]        gated RMSNorm gain: plain, NOT zero-centred
+    out_proj: np.ndarray  # [D, Hv*Dv]
+
+
+@dataclass
+class LinearAttentionState:
+    """What a linear-attention layer remembers between calls, for B sequences (zeros before the first token)."""
+
+    conv: np.ndarray  # [B, W-1, C]      the last W-1 inputs of the conv (before the conv and its SiLU)
+    recurrent: np.ndarray  # [B, Hv, Dk, Dv]  the delta rule's memory S, one matrix per value head
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """x / sqrt(sum(x^2) + eps) over the last axis.   [..., N] -> [..., N]
+
+    eps is fixed at 1e-6 and added to the SUM of squares (not rms_norm_eps, not the mean): a zero vector
+    (a padding token) stays zero instead of becoming NaN.
+    """
+    return x * (np.float32(1.0) / np.sqrt(np.square(x).sum(axis=-1, keepdims=True) + np.float32(eps)))
+
+
+def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, num_value_heads: int, eps: float,
+                   state: LinearAttentionState | None = None, valid: np.ndarray | None = None,
+                   chunked: bool = True) -> np.ndarray:
+    """The whole linear-attention sub-layer.   x [B, T, D] -> [B, T, D]
+
+    ``state``: the layer's memory from earlier calls (cache.py); read, then replaced by the memory after
+    these T tokens. None: start from zeros and keep nothing.
+    ``valid`` [B, T] bool: False for left padding, whose input is zeroed (see below).
+    ``chunked``: the chunked form of the delta rule (prefill); False runs the token-by-token recurrence.
+    """
+    B, T, _ = x.shape
+    Hk, Hv, Dv = num_key_heads, num_value_heads, w.norm.shape[0]
+    Dk = (w.in_proj_qkv.shape[0] - Hv * Dv) // (2 * Hk)
+    if valid is not None and not valid.all():
+        # Padding must leave no trace: with no biases, a zero input gives q = k = v = 0, a zero conv output and
+        # a zero write, so a memory that starts at 0 stays 0 through the pads (its decay g is not 0, but 0
+        # decays to 0). That is exact for LEFT padding only: a pad after real tokens would still decay them.
+        x = x * valid[..., None]  # [B, T, D]
+
+    mixed = linear(x, w.in_proj_qkv)  # [B, T, D] -> [B, T, C]
+    z = linear(x, w.in_proj_z).reshape(B, T, Hv, Dv)  # [B, T, Hv, Dv]
+    b = linear(x, w.in_proj_b)  # [B, T, Hv]
+    a = linear(x, w.in_proj_a)  # [B, T, Hv]
+
+    C, W = w.conv1d.shape[0], w.conv1d.shape[-1]
+    conv_state = state.conv if state is not None else np.zeros((B, W - 1, C), np.float32)  # [B, W-1, C]
+    mixed, conv_state = causal_conv1d(mixed, w.conv1d[:, 0, :], conv_state)  # [B, T, C], [B, W-1, C]
+    mixed = silu(mixed)  # [B, T, C]
+
+    q = mixed[..., :Hk * Dk].reshape(B, T, Hk, Dk)  # [B, T, Hk, Dk]
+    k = mixed[..., Hk * Dk:2 * Hk * Dk].reshape(B, T, Hk, Dk)  # [B, T, Hk, Dk]
+    v = mixed[..., 2 * Hk * Dk:].reshape(B, T, Hv, Dv)  # [B, T, Hv, Dv]
+    if Hv != Hk:  # value head h reads key head h // (Hv / Hk): repeat (k0 k0 k1 k1), never tile (k0 k1 k0 k1)
+        q, k = np.repeat(q, Hv // Hk, axis=2), np.repeat(k, Hv // Hk, axis=2)  # [B, T, Hv, Dk] each
+    q = l2_normalize(q) * np.float32(Dk ** -0.5)  # [B, T, Hv, Dk]: unit length, then 1/sqrt(Dk)
+    k = l2_normalize(k)  # [B, T, Hv, Dk]: unit keys keep the delta rule stable (|k.k| <= 1)
+
+    beta = sigmoid(b)  # [B, T, Hv] in (0, 1)
+    g = -np.exp(w.A_log) * softplus(a + w.dt_bias)  # [B, T, Hv] <= 0; the memory keeps exp(g) of itself
+
+    heads_first = lambda t: t.swapaxes(1, 2)  # [B, T, Hv, ...] -> [B, Hv, T, ...] (a view)
+    memory = state.recurrent if state is not None else np.zeros((B, Hv, Dk, Dv), np.float32)  # [B, Hv, Dk, Dv]
+    delta_rule = chunked_gated_delta_rule if chunked else recurrent_gated_delta_rule
+    o, memory = delta_rule(heads_first(q), heads_first(k), heads_first(v), heads_first(g), heads_first(beta),
+                           memory)  # [B, Hv, T, Dv], [B, Hv, Dk, Dv]
+    if state is not None:
+        state.conv[...] = conv_state  # [B, W-1, C], copied: conv_state is a view into this call's inputs
+        state.recurrent = memory  # [B, Hv, Dk, Dv], a new array: the cache now holds it (no copy)
+
+    o = gated_rms_norm(o.transpose(0, 2, 1, 3), z, w.norm, eps)  # [B, T, Hv, Dv]: per head, gated by z
+    return linear(o.reshape(B, T, Hv * Dv), w.out_proj)  # [B, T, Hv*Dv] -> [B, T, D]
