@@ -656,9 +656,9 @@ plt.plot(steps, losses, "o-", ms=3, label="training loss (one batch of 4 x 64 to
 plt.axhline(np.log(model_dict["vocab_size"]), color="gray", ls="--", label="ln V: a uniform guess")
 plt.title("A tiny model's first 50 training steps")
 plt.xlabel("step"); plt.ylabel("loss (nats/token)"); plt.legend(); plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: the loss starts near ln V (the random model guesses uniformly) and falls quickly in the
-first steps, as the model learns which tokens are frequent, then more slowly; each point is one random batch,
-so the curve is noisy. Learning more than word frequencies and common pairs takes far more steps and
+    ("md", """What to see: the loss starts near ln V (the random model guesses uniformly), stays there for the few
+warmup steps of a small learning rate, then falls quickly as the model learns which tokens are frequent,
+then more slowly; each point is one random batch, so the curve is noisy. Learning more than word frequencies and common pairs takes far more steps and
 tokens, which is what the bundled model's run did."""),
     ("md", """## What the bundled model learned
 
