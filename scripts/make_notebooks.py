@@ -4,7 +4,7 @@
     python scripts/make_notebooks.py            # all notebooks
     python scripts/make_notebooks.py 02         # the ones whose name contains "02"
 
-Committed notebooks are exactly these cells, run top to bottom on the bundled tiny models (the tests
+Committed notebooks are exactly these cells, run top to bottom on the bundled model (the tests
 check it), so they read well on GitHub and never hold stale outputs.
 """
 

@@ -37,26 +37,29 @@ opened up step by step, then all layers, the final norm and the next-token predi
 minillm's own small functions (the same code the tests check against transformers), prints the shapes,
 and is checked against the library's composed function.
 
-The bundled model has random weights, so its predictions are gibberish; the *shapes and the mechanics*
-are exactly those of Qwen3. Point the first cell at a real checkpoint to see real predictions."""),
-    ("code", setup("tiny-qwen3")),
+The bundled model, `minillm-bilingual`, is a small Qwen3 (4 layers, D=256) that minillm's own NumPy trainer
+trained on English and Chinese text (Shakespeare, Austen, the Bible, Tang poetry, ...; notebook 7). It is tiny,
+so its predictions are plausible rather than right, but the *shapes and the mechanics* are exactly those of
+Qwen3. Point the first cell at a real checkpoint to see a large model's predictions."""),
+    ("code", setup("minillm-bilingual")),
     ("md", """## Text to tokens
 
 Qwen uses byte-level BPE: text is NFC-normalised, split by a regex, turned into UTF-8 bytes, and merged into
 vocabulary pieces. No BOS token is added.
 
-**The bundled tokenizer is a toy**: about 500 byte-level BPE entries, trained by `scripts/make_tiny_models.py`
-on one short paragraph with Qwen's rules (the same regex split, byte mapping and special tokens). That is why
-it cuts "quick" and "brown" into pieces below. A real Qwen tokenizer has 151,643 BPE entries and keeps
-common words whole, with their leading space (" quick" is one token). In both, a character that is rare in
-the training text (such as some Chinese ones) is split over several tokens, each holding some of its UTF-8
-bytes.
+The bundled tokenizer has 8,192 byte-level BPE entries, trained on the model's English + Chinese corpus with
+Qwen's rules (the same regex split, byte mapping and special tokens). Common English words are one token,
+with their leading space (" not" is one token); rarer words are cut into pieces; most Chinese characters
+are one token each, and a few frequent pairs are merged. A real Qwen tokenizer works the same way with
+151,643 entries. In both, a character that is rare in the training text is split over several tokens, each
+holding some of its UTF-8 bytes.
 
 The `piece` column is the vocabulary string. Byte-level BPE gives each byte a printable character: a space
 shows as `'Ġ'`, and the 3 bytes of a Chinese character as 3 Latin-1-looking ones (`'ä½ł'` is `'你'`; see
 `minillm/text/tokenizer.py`)."""),
-    ("code", '''text = "The quick brown fox 你好 鱻"
+    ("code", '''text = "To be, or not to be, that is the"
 ids = tok.encode(text)
+print("床前明月光 ->", [tok.decode([i]) for i in tok.encode("床前明月光")])
 print("ids:", ids)
 for i in ids:
     raw = tok.decode([i])
@@ -168,7 +171,9 @@ plt.xlabel("candidate next token"); plt.ylabel("probability")
 plt.tight_layout(); plt.show()
 print("greedy next token:", repr(tok.decode([int(top[0])])))'''),
     ("md", """What to see: the model's whole output for this prompt is this one distribution; greedy decoding takes
-its tallest bar. With the random bundled weights it is fairly flat; a trained model is usually peaked."""),
+its tallest bar. The candidates are plausible continuations: words that can follow "the" (" time",
+" man", " way", ...) and a line break (much of the training text is verse). A model this small spreads its
+probability over many such candidates, where a large trained model would put most of it on " question"."""),
 ]
 
 ROPE = [
@@ -176,7 +181,7 @@ ROPE = [
 
 How Qwen tells positions apart (rotary embeddings), why attention only sees relative positions, the causal
 mask, what every head of a layer attends to, and how grouped-query attention shares key/value heads."""),
-    ("code", setup("tiny-qwen3")),
+    ("code", setup("minillm-bilingual")),
     ("md", """## The rotation frequencies
 
 Pair j of a head's Dh coordinates turns by `inv_freq[j] = theta^(-2j/Dh)` radians per position: the first
@@ -259,10 +264,10 @@ hidden state after this layer, so these maps are the ones the model computes."""
 from minillm.model.embedding import embed
 from minillm.model.norm import rms_norm
 
-text = "The cache keeps the keys and the values."
+text = "It is a truth universally acknowledged, that a single man in possession of a good fortune"
 ids = np.array([tok.encode(text)])
 T = ids.shape[1]
-layer_idx = 0
+layer_idx = min(1, cfg.num_hidden_layers - 1)                 # the second layer
 _, hidden = model.forward(ids[0], output_hidden_states=True)
 x = hidden[layer_idx][None]                                   # input of layer `layer_idx`  [1, T, D]
 layer = model.weights.layers[layer_idx]
@@ -291,7 +296,10 @@ for h in range(rows * cols):
         ax.axis("off")
 fig.suptitle(f"Attention weights of layer {layer_idx}, every query head"); plt.tight_layout(); plt.show()'''),
     ("md", """What to see: each map is lower-triangular (causal) and each row sums to 1; different heads spread their
-attention differently. With a real checkpoint some heads lock onto the previous token or the first token."""),
+attention differently. In a trained model look for a bright line just below the diagonal: a head that
+reads the previous token (in the bundled model, some heads of this second layer do). Other heads spread
+their weight over many earlier tokens, and many heads of the upper layers put much of it on the first
+token, a resting place when nothing else is relevant (change `layer_idx` to see them)."""),
     ("md", """## Grouped-query attention: who shares which key/value head
 
 With H query heads and K key/value heads, query head h reads key/value head `h // (H/K)`: consecutive query
@@ -316,7 +324,7 @@ CACHE = [
 Generating a token needs the keys and values of every earlier token. Recomputing them each step costs work
 growing with the length; the cache stores them once. Then: how the sampling settings reshape the
 distribution a token is drawn from, and streaming text out as it is made."""),
-    ("code", setup("tiny-qwen2")),
+    ("code", setup("minillm-bilingual")),
     ("md", """## Time per token with and without the cache
 
 Without a cache, producing token t means a forward pass over all t tokens. With it, one token's worth of
@@ -360,7 +368,7 @@ float32 rounding only."""),
 transformers' order: repetition penalty, then temperature, top-k, top-p, min-p; each filter sets the
 logits it removes to -inf. Below, one real next-token distribution under each setting."""),
     ("code", '''from minillm.generation.sampling import SamplingParams, process_logits, softmax
-prompt = tok.encode("The quick brown fox")
+prompt = tok.encode("It is a truth universally acknowledged")
 logits = model.forward(prompt, logits_to_keep=1)                    # [1, V]
 seen = np.zeros_like(logits, bool); seen[0, prompt] = True
 settings = {"plain (T=1)": SamplingParams(temperature=1.0),
@@ -372,7 +380,8 @@ settings = {"plain (T=1)": SamplingParams(temperature=1.0),
             "repetition penalty 2": SamplingParams(temperature=1.0, repetition_penalty=2.0)}
 plain = softmax(logits)[0]
 in_prompt = sorted(set(prompt), key=lambda i: -plain[i])[:3]              # show some prompt tokens too
-order = sorted(set(np.argsort(-plain)[:15 - len(in_prompt)].tolist()) | set(in_prompt), key=lambda i: -plain[i])
+top = [i for i in np.argsort(-plain)[:15].tolist() if i not in in_prompt][:15 - len(in_prompt)]
+order = sorted(top + in_prompt, key=lambda i: -plain[i])          # 15 tokens
 fig, axes = plt.subplots(len(settings), 1, figsize=(8, 1.4 * len(settings)), sharex=True)
 for ax, (name, params) in zip(axes, settings.items()):
     p = softmax(process_logits(logits, params, seen))[0]
@@ -391,8 +400,8 @@ made; `StreamDecoder` holds back bytes until a character is complete, so no brok
     ("code", '''greedy = minillm.generate(model, prompt, max_new_tokens=12, temperature=0.0, stop_token_ids=[])
 a = minillm.generate(model, prompt, max_new_tokens=12, temperature=0.8, top_p=0.9, seed=1, stop_token_ids=[])
 b = minillm.generate(model, prompt, max_new_tokens=12, temperature=0.8, top_p=0.9, seed=1, stop_token_ids=[])
-print("greedy       ", greedy.tolist())
-print("seed 1       ", a.tolist())
+print("greedy       ", greedy.tolist(), repr(tok.decode(greedy.tolist())))
+print("seed 1       ", a.tolist(), repr(tok.decode(a.tolist())))
 print("seed 1 again ", b.tolist(), "(identical)" if (a == b).all() else "(DIFFERENT!)")
 
 # Streaming a known text token by token: '鱻' is spread over several tokens and comes out whole, once.
@@ -400,11 +409,15 @@ decoder = tok.stream_decoder()
 known = tok.encode("fox 鱻 and 你好")
 print("token by token:", [(i, decoder.step(i)) for i in known] + [("flush", decoder.flush())])
 
-# Streaming the model's own output (random weights: random bytes, some of them control characters)
+# Streaming the model's own output (greedy, as above; a special token such as <|endoftext|> is skipped)
 decoder = tok.stream_decoder(skip_special_tokens=True)
-pieces = [decoder.step(int(t[0])) for t in minillm.stream_generate(model, prompt, 12, temperature=0.0)]
+pieces = [decoder.step(int(t[0])) for t in minillm.stream_generate(model, prompt, 12, temperature=0.0,
+                                                                   stop_token_ids=[])]
 print("model stream:  ", pieces + [decoder.flush()])'''),
-    ("md", """What to see: empty pieces are steps where a character was still incomplete; it then appears whole, once."""),
+    ("md", """What to see: the same seed gives the same sample, and the samples read like the training text (here,
+prose that could be Austen's; greedy decoding may also end the document with `<|endoftext|>` and start
+another, often a Chinese poem). In the streams, an empty piece is a step where a character was still
+incomplete (it then appears whole, once), or a special token skipped by `skip_special_tokens=True`."""),
 ]
 
 LENS = [
@@ -413,16 +426,22 @@ LENS = [
 First the check that keeps minillm honest: every hidden state and the logits compared with what
 transformers computed for the same input (what `minillm verify` prints). Then the *logit lens*: push each
 layer's hidden state through the final norm and the LM head to watch the prediction form layer by layer."""),
-    ("code", setup("tiny-qwen3")),
+    ("code", setup("minillm-bilingual")),
     ("md", """## The per-layer error table
 
 The bundled models ship `reference.npz`, written by transformers (float32, eager attention). For your own
-checkpoint, make one as shown in the README; without it this cell says so and moves on."""),
+checkpoint, make one as shown in the README; without one, this cell says so and shows the table of the
+bundled random-weight `tiny-qwen3` (the parity-test model) instead."""),
     ("code", '''from minillm.tools.verify import compare_to_reference, format_error_table, load_reference
 ref_path = MODEL_PATH / "reference.npz"
+ref_model = model
+if not ref_path.is_file():
+    print(f"no reference.npz in {MODEL_PATH}: showing the bundled tiny-qwen3 instead (see the README to make one)")
+    ref_path = WEIGHTS_DIR / "tiny-qwen3" / "reference.npz"
+    ref_model = minillm.load_model(ref_path.parent)
 if ref_path.is_file():
     ref = load_reference(ref_path)
-    rows = compare_to_reference(model, ref)
+    rows = compare_to_reference(ref_model, ref)
     print(format_error_table(rows, tolerance=1e-4))
     plt.figure(figsize=(7, 3))
     plt.semilogy([r.rel_error + 1e-12 for r in rows], "o-")
@@ -430,22 +449,19 @@ if ref_path.is_file():
     plt.xticks(range(len(rows)), [r.name for r in rows], rotation=45, ha="right")
     plt.title("minillm vs transformers, relative error per layer")
     plt.xlabel("hidden state compared"); plt.ylabel("max |diff| / max |ref|")
-    plt.legend(); plt.tight_layout(); plt.show()
-    ids = ref["input_ids"]
-else:
-    print(f"no reference.npz in {MODEL_PATH}: skipping the comparison (see the README to make one)")
-    ids = np.array(tok.encode("The capital of France is Paris. The capital of Germany is"))'''),
+    plt.legend(); plt.tight_layout(); plt.show()'''),
     ("md", """What to see: errors around 1e-6 relative, float32 rounding, flat across layers: no layer drifts. A wrong
 convention (interleaved RoPE, tile-for-GQA, a missing bias) would show as a jump to 1e-2 or more at the
 first layer it touches."""),
     ("md", """## The logit lens
 
 `hidden[i]` is the residual stream after layer i-1. Applying the final norm and the LM head to it asks
-"what would the model predict if it stopped here?"."""),
+"what would the model predict if it stopped here?". We read it out on a line of Shakespeare."""),
     ("code", '''from minillm.model.norm import rms_norm
 from minillm.model.transformer import lm_head
 from minillm.generation.sampling import softmax
 
+ids = np.array(tok.encode("To be, or not to be, that is the question: Whether 'tis nobler in the mind to suffer"))
 logits, hidden = model.forward(ids, output_hidden_states=True)
 L = cfg.num_hidden_layers
 final_token = logits.argmax(-1)                                   # [T] the model's own predictions
@@ -464,8 +480,12 @@ plt.xlabel("position"); plt.ylabel("depth (read out after)")
 plt.title("Logit lens: probability of the final prediction at each depth")
 plt.tight_layout(); plt.show()'''),
     ("md", """What to see: the bottom row is the model's confidence in its own final prediction at each position;
-the rows above show how much probability earlier depths already gave that same token. In trained models
-the prediction typically appears, and sharpens, in the upper layers; the random bundled model is flat."""),
+the rows above show how much probability earlier depths already gave that same token. The embedding row
+is dark: a token alone says little about the next one. The prediction forms as the layers add to the
+residual stream, first where the next token follows from the current one (the rest of a word), and at
+other positions in the upper layers. In a model this small an intermediate layer can be more confident
+than the final output: the last layer spreads the probability over more candidates. The list below shows
+the switch: lower layers complete the current word, upper layers propose the next word."""),
     ("code", '''position = len(ids) - 1
 print(f"top-3 predictions for the token after position {position} ({tok.decode([int(ids[position])])!r}):")
 for i in range(L + 1):
@@ -480,7 +500,7 @@ CHAT = [
 A chat model sees a conversation as one string built by the checkpoint's own chat template (Jinja, rendered
 in a sandbox). We render a conversation, look at its tokens, use Qwen3's thinking switch, and hold a
 multi-turn chat that keeps its KV cache between turns."""),
-    ("code", setup("tiny-qwen3")),
+    ("code", setup("minillm-bilingual")),
     ("md", """## A conversation through the template
 
 Qwen uses ChatML: `<|im_start|>role\\n ... <|im_end|>`. `add_generation_prompt=True` ends with the
@@ -494,8 +514,8 @@ print(prompt)'''),
     ("md", """## The tokens, highlighted
 
 Each colour is one token. The ChatML markers (`<|im_start|>`, `<|im_end|>`) are single special tokens.
-The words come out in many pieces only because the bundled tokenizer is a toy (about 500 byte-level BPE
-entries trained on one paragraph); a real Qwen tokenizer has 151,643 entries and keeps common words whole."""),
+The bundled tokenizer (8,192 byte-level BPE entries) keeps common English words whole and cuts rarer ones
+("RoPE", "GQA") into pieces; a real Qwen tokenizer has 151,643 entries and keeps more words whole."""),
     ("code", '''from html import escape
 from IPython.display import HTML, display
 ids = tok.encode(prompt)
@@ -526,21 +546,146 @@ else:
     ("md", """## A multi-turn chat with a kept cache
 
 Each turn renders the whole conversation again; the cache already holds the tokens of the earlier turns,
-so only the new ones are computed. (The bundled model's replies are random text.)"""),
+so only the new ones are computed. The bundled model learned its chat turns from examples that ask for a
+poem, a fortune or a passage (in English or Chinese), so we ask for those."""),
     ("code", '''from minillm.generation.chat import ChatSession
 
-session = ChatSession(model, tok, system="Be brief.", capacity=1024, enable_thinking=False)
-for user_text in ["Hello!", "Tell me about attention.", "Thanks"]:
-    reply = "".join(session.send(user_text, max_new_tokens=12, temperature=0.0))
+session = ChatSession(model, tok, capacity=1024, enable_thinking=False)
+for user_text in ["Tell me a fortune.", "给我一句格言", "Give me a sonnet by Shakespeare."]:
+    reply = "".join(session.send(user_text, max_new_tokens=60, temperature=0.7, top_k=20, seed=0))
     turn = session.last_turn
     print(f"user: {user_text}")
     print(f"  ({turn['prompt_tokens']} prompt tokens: {turn['reused_tokens']} from the cache, "
           f"{turn['prompt_tokens'] - turn['reused_tokens']} computed)")
-    print(f"assistant: {reply!r}")'''),
-    ("md", """What to see: from the second turn on, the part of the prompt shared with the previous turn comes from
-the cache. Here the reuse stops at the last assistant header, because Qwen3's template drops the empty
-`<think>` block of earlier turns (and a random reply re-tokenizes differently); with a Qwen2.5 template
-and a trained model it covers nearly the whole history."""),
+    ended = "ended its turn" if turn["new_tokens"] < 60 else "stopped at max_new_tokens"
+    print(f"assistant ({turn['new_tokens']} tokens, {ended}): {reply!r}")'''),
+    ("md", """What to see: the model answers in the manner of its training examples (a fortune, a line of verse, a
+dictionary entry), in a few dozen tokens at most, and ends its turn itself with `<|im_end|>` before
+`max_new_tokens`; a model this small is often off-topic, and may answer in the other language. From the
+second turn on, the part of the prompt shared with the previous turn comes from the cache: it covers the
+earlier turns up to the first token where the re-rendered conversation differs from what the cache holds
+(with Qwen3's own template, which drops the `<think>` block of earlier turns, the reuse stops there)."""),
+]
+
+TRAINING = [
+    ("md", """# 7. Training
+
+The bundled model was trained by minillm itself, in NumPy: a backward pass that mirrors the forward pass
+file by file, AdamW, and a small training loop. We open one backward step on a tiny random model, check a
+gradient against a finite difference, train a tiny model for a few dozen steps on a sample of the corpus,
+and look at what the bundled model learned."""),
+    ("code", setup("minillm-bilingual")),
+    ("md", """## One backward step, opened up
+
+A tiny random Qwen3 (the shape of the bundled `tiny-qwen3`), a batch of random token ids, and
+`minillm.loss_and_grads`: the mean next-token cross-entropy and the gradient of every checkpoint tensor.
+At initialisation the model knows nothing, so the loss is close to ln V, the loss of a uniform guess."""),
+    ("code", '''import json
+from minillm.checkpoint.weights import named_tensors
+from minillm.training.init import init_weights
+from minillm.training.loss import cross_entropy
+
+small_cfg = minillm.parse_config(json.loads((WEIGHTS_DIR / "tiny-qwen3" / "config.json").read_text()))
+small = minillm.Model(small_cfg, init_weights(small_cfg, seed=0))      # random weights, std 0.02
+batch = np.random.default_rng(0).integers(0, small_cfg.vocab_size, (2, 16))   # [B=2, T=16]
+loss, grads = minillm.loss_and_grads(small, batch)
+print(f"loss {loss:.4f}  vs  ln V = ln {small_cfg.vocab_size} = {np.log(small_cfg.vocab_size):.4f}")
+print(f"{len(grads)} gradients, one per checkpoint tensor, each of its tensor's shape:")
+for name in list(grads)[:1] + [n for n in grads if n.startswith("model.layers.0.")][:6] + list(grads)[-1:]:
+    print(f"  {name:<45} {str(grads[name].shape):<12} {grads[name].dtype}")'''),
+    ("md", """**A finite-difference check.** Nudge one weight by +h and -h and recompute the loss: the slope
+`(loss(w + h) - loss(w - h)) / 2h` must equal that weight's gradient entry. We take the largest entry of the
+embedding's gradient: the loss is computed in float32, and its rounding (about 1e-7 of the loss) must stay
+small next to the change h times the gradient. The tests do this for every
+backward function, in float64, along random directions."""),
+    ("code", '''params = named_tensors(small.weights)              # name -> the model's own arrays (edited in place)
+name = "model.embed_tokens.weight"
+index = tuple(int(i) for i in np.unravel_index(np.abs(grads[name]).argmax(), grads[name].shape))
+h, original = 1e-3, params[name][index]
+params[name][index] = original + h; loss_plus = cross_entropy(small.forward(batch), batch)
+params[name][index] = original - h; loss_minus = cross_entropy(small.forward(batch), batch)
+params[name][index] = original
+slope = (loss_plus - loss_minus) / (2 * h)
+print(f"{name}{list(index)}: gradient {grads[name][index]:+.6f}, finite difference {slope:+.6f}")
+assert abs(slope - grads[name][index]) < 0.01 * abs(grads[name][index])'''),
+    ("md", """**The mirror layout.** `minillm/backward/` has one file per file of `minillm/model/`, with the same names:
+each `*_backward` takes the gradient of its output plus what the forward kept, and returns the gradients of
+its input and its weights. Its module docstring holds the whole map; here are the pieces of one layer."""),
+    ("code", '''import minillm.backward
+from minillm.backward import activations, attention, block, embedding, linear, mlp, norm, rope, transformer
+for module in (embedding, norm, rope, linear, activations, attention, mlp, block, transformer):
+    names = sorted(n for n in dir(module) if n.endswith(("_forward", "_backward"))
+                   and getattr(getattr(module, n), "__module__", None) == module.__name__)   # defined there
+    print(f"minillm/model/{module.__name__.split('.')[-1] + '.py':<16} -> minillm/backward: {', '.join(names)}")'''),
+    ("md", """## A short training run
+
+The trainer (`minillm/training/trainer.py`) draws random windows of a token file, calls `loss_and_grads`,
+clips the gradient norm and takes an AdamW step, with a warmup-then-cosine learning rate. We train a model
+far smaller than the bundled one (2 layers, D=64, the bundled 8,192-token vocabulary) for 50 steps on a
+sample of the bundled model's training tokens (or, if that sample is missing, on a paragraph tokenized here)."""),
+    ("code", '''import tempfile
+from minillm.training.trainer import TrainConfig, Trainer
+
+BUNDLED = WEIGHTS_DIR / "minillm-bilingual"
+bundled_tok = minillm.load_tokenizer(BUNDLED)
+sample_path = BUNDLED / "sample_tokens.npy"
+if sample_path.is_file():
+    sample = np.load(sample_path)
+    print(f"{len(sample)} tokens sampled from the training corpus")
+else:
+    paragraph = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, "
+                 "must be in want of a wife. To be, or not to be, that is the question. 床前明月光，疑是地上霜。"
+                 "举头望明月，低头思故乡。In the beginning, God created the heavens and the earth. ") * 20
+    sample = np.array(bundled_tok.encode(paragraph), np.uint16)
+    print(f"no {sample_path.name}: training on a paragraph repeated, {len(sample)} tokens")
+
+model_dict = json.loads((BUNDLED / "config.json").read_text())
+model_dict.update(num_hidden_layers=2, hidden_size=64, num_attention_heads=2, num_key_value_heads=1,
+                  head_dim=32, intermediate_size=128, max_position_embeddings=64, max_window_layers=2)
+with tempfile.TemporaryDirectory() as tmp:
+    np.save(Path(tmp) / "train.npy", sample)
+    run_cfg = TrainConfig(model=model_dict, train_tokens=str(Path(tmp) / "train.npy"), steps=50, batch_size=4,
+                          context=64, lr=3e-3, min_lr=3e-4, warmup=5, save_every=1000, dtype="f32")
+    trainer = Trainer(run_cfg, Path(tmp) / "run", progress=False)
+    log = trainer.run()
+steps = [line["step"] for line in log]
+losses = [line["loss"] for line in log]
+print(f"step 1: loss {losses[0]:.2f} (ln V = {np.log(model_dict['vocab_size']):.2f});  step {steps[-1]}: {losses[-1]:.2f}")
+plt.figure(figsize=(7, 3.2))
+plt.plot(steps, losses, "o-", ms=3, label="training loss (one batch of 4 x 64 tokens per step)")
+plt.axhline(np.log(model_dict["vocab_size"]), color="gray", ls="--", label="ln V: a uniform guess")
+plt.title("A tiny model's first 50 training steps")
+plt.xlabel("step"); plt.ylabel("loss (nats/token)"); plt.legend(); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: the loss starts near ln V (the random model guesses uniformly), stays there for the few
+warmup steps of a small learning rate, then falls quickly as the model learns which tokens are frequent,
+then more slowly; each point is one random batch, so the curve is noisy. Learning more than word frequencies and common pairs takes far more steps and
+tokens, which is what the bundled model's run did."""),
+    ("md", """## What the bundled model learned
+
+The bundled model's own run, from its training log (`training_log.jsonl` beside its weights): the
+training loss per step and the validation loss on held-out text."""),
+    ("code", '''log_path = BUNDLED / "training_log.jsonl"
+if log_path.is_file():
+    lines = [json.loads(x) for x in log_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    tokens = np.array([x.get("tokens_total", x["step"]) for x in lines], float)
+    plt.figure(figsize=(7, 3.2))
+    plt.plot(tokens / 1e6, [x["loss"] for x in lines], lw=0.8, label="training loss")
+    val = [(t, x["val_loss"]) for t, x in zip(tokens, lines) if x.get("val_loss") is not None]
+    if val:
+        plt.plot([t / 1e6 for t, _ in val], [v for _, v in val], "o-", ms=3, label="validation loss")
+    plt.title("The bundled model's training run")
+    plt.xlabel("tokens seen (millions)"); plt.ylabel("loss (nats/token)"); plt.legend(); plt.tight_layout(); plt.show()
+    print(f"{len(lines)} log lines; stages: {sorted({str(x.get('stage')) for x in lines})}")
+else:
+    print(f"no {log_path.name} beside the bundled weights: nothing to plot")'''),
+    ("md", """What to see: (when the log is there) the loss falls steeply over the first few hundred thousand tokens,
+then slowly; the validation loss follows the training loss closely, so the model is not memorising its
+corpus. Below, samples from the model (sampling stops at the end of a document, `<|endoftext|>`): they
+continue in the style and the language of the prompt, locally fluent, without a thread of meaning."""),
+    ("code", '''for prompt_text in ["It is a truth universally acknowledged", "To be, or not to be", "床前明月光，"]:
+    prompt_ids = tok.encode(prompt_text)
+    new = minillm.generate(model, prompt_ids, max_new_tokens=30, temperature=0.7, top_k=20, seed=0)
+    print(f"{prompt_text!r} ->\\n    {tok.decode(new.tolist())!r}\\n")'''),
 ]
 
 LINEAR = [
@@ -784,4 +929,5 @@ NOTEBOOKS = {
     "04_reference_and_logit_lens.ipynb": LENS,
     "05_chat.ipynb": CHAT,
     "06_linear_attention.ipynb": LINEAR,
+    "07_training.ipynb": TRAINING,
 }

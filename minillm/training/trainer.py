@@ -321,13 +321,12 @@ class Trainer:
 def plot_loss_curve(log_path: Path, png_path: Path) -> bool:
     """Training and validation loss against tokens seen, from log.jsonl. False when matplotlib is missing."""
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: the caller's backend (a notebook's inline plots) is left alone
     except ImportError:
         return False
     lines = [json.loads(x) for x in log_path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.plot([x["tokens"] / 1e6 for x in lines], [x["loss"] for x in lines], lw=0.8, label="training batch")
     val = [x for x in lines if "val_loss" in x]
     if val:
@@ -338,7 +337,6 @@ def plot_loss_curve(log_path: Path, png_path: Path) -> bool:
     ax.legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
-    plt.close(fig)
     return True
 
 
