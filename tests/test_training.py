@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import minillm
+from minillm.checkpoint.safetensors_file import bf16_bits_to_float32
 from minillm.checkpoint.saving import float32_to_bf16_bits, save_model_dir
 from minillm.errors import InputError, TrainingError
 from minillm.training.adamw import AdamWState, adamw_step, clip_grad_norm
@@ -55,11 +56,11 @@ def test_clipping_scales_every_gradient_by_one_global_norm():
 def test_bf16_rounding_is_round_to_nearest_even():
     x = np.array([1.0, 1.0 + 2 ** -8, 1.0 + 3 * 2 ** -8, 1.0 + 2 ** -7 + 2 ** -9], np.float32)
     bits = float32_to_bf16_bits(x)
-    back = (bits.astype(np.uint32) << 16).view(np.float32)
+    back = bf16_bits_to_float32(bits)
     # 1 + 2^-8 is a tie between 1 and 1 + 2^-7: to even (1). 1 + 3*2^-8 is a tie: to even (1 + 2^-6).
     np.testing.assert_array_equal(back, np.array([1.0, 1.0, 1.0 + 2 ** -6, 1.0 + 2 ** -7], np.float32))
     nan_with_low_bits = np.array([0x7FFFFFFF], np.uint32).view(np.float32)  # would carry into infinity
-    assert np.isnan((float32_to_bf16_bits(nan_with_low_bits).astype(np.uint32) << 16).view(np.float32)).all()
+    assert np.isnan(bf16_bits_to_float32(float32_to_bf16_bits(nan_with_low_bits))).all()
 
 
 def recipe(tmp_path, **overrides) -> dict:
@@ -114,7 +115,7 @@ def test_a_saved_checkpoint_loads_back_with_identical_logits(tmp_path):
     save_model_dir(tmp_path / "bf16", config, tensors, "BF16")
     loaded = minillm.checkpoint.weights.named_tensors(minillm.load_model(tmp_path / "bf16").weights)
     for name, a in tensors.items():
-        rounded = (float32_to_bf16_bits(a).astype(np.uint32) << 16).view(np.float32)
+        rounded = bf16_bits_to_float32(float32_to_bf16_bits(a))
         np.testing.assert_array_equal(loaded[name], rounded, err_msg=name)
     assert (tmp_path / "f32" / "tokenizer.json").is_file()
 

@@ -59,11 +59,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jin
 
 def save_model_dir(directory: str | Path, config: dict, tensors: dict[str, np.ndarray], dtype: str = "BF16",
                    generation_config: dict | None = None, tokenizer_dir: str | Path | None = None,
-                   extra_files: dict[str, bytes] | None = None) -> Path:
+                   extra_files: dict[str, bytes | dict[str, np.ndarray]] | None = None) -> Path:
     """Write a complete checkpoint directory atomically; an existing one is replaced only once the new is whole.
 
     ``config``: the config.json dict; ``tensors``: {checkpoint name: float32 array} (a tied head: no lm_head);
-    ``extra_files``: {relative path: bytes} written inside (e.g. trainer state).
+    ``extra_files``: {relative path: bytes, or {name: array} written as an F32 safetensors file} written inside
+    (e.g. the trainer state).
     """
     final = Path(directory)
     tmp = final.parent / f"{final.name}.tmp-{os.getpid()}"
@@ -82,7 +83,10 @@ def save_model_dir(directory: str | Path, config: dict, tensors: dict[str, np.nd
                     shutil.copyfile(Path(tokenizer_dir) / name, tmp / name)
         for rel, data in (extra_files or {}).items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(data)
+            if isinstance(data, dict):
+                write_safetensors(tmp / rel, data, "F32")
+            else:
+                (tmp / rel).write_bytes(data)
         old = final.parent / f"{final.name}.old-{os.getpid()}"
         if final.exists():
             final.rename(old)  # two renames: there is always one whole directory on disk

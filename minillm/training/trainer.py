@@ -36,7 +36,7 @@ from ..backward.transformer import loss_and_grads
 from ..checkpoint.config import HYBRID_MODEL_TYPES, parse_config
 from ..checkpoint.fields import REQUIRED, FieldReader
 from ..checkpoint.safetensors_file import SafetensorsFile
-from ..checkpoint.saving import save_model_dir, write_safetensors
+from ..checkpoint.saving import save_model_dir
 from ..checkpoint.weights import build_weights, named_tensors
 from ..errors import InputError, TrainingError
 from ..model.transformer import Model
@@ -194,20 +194,17 @@ class Trainer:
         params = self.params
         state = {"step": self.step, "elapsed": self.elapsed, "adam_step": self.opt.step,
                  "rng": self.rng.bit_generator.state, "recipe": asdict(self.cfg)}
-        tmp_files = {}
-        for fname, tensors in (("master.safetensors", params),
-                               ("optimizer.safetensors", {**{"m." + k: a for k, a in self.opt.m.items()},
-                                                          **{"v." + k: a for k, a in self.opt.v.items()}})):
-            path = self.out / f".{fname}.tmp"
-            write_safetensors(path, tensors, "F32")
-            tmp_files["trainer_state/" + fname] = path.read_bytes()
-            path.unlink()
-        tmp_files["trainer_state/state.json"] = (json.dumps(state, indent=1) + "\n").encode("utf-8")
+        trainer_state = {
+            "trainer_state/master.safetensors": params,  # the float32 weights, whatever dtype the model file has
+            "trainer_state/optimizer.safetensors": {**{"m." + k: a for k, a in self.opt.m.items()},
+                                                    **{"v." + k: a for k, a in self.opt.v.items()}},
+            "trainer_state/state.json": (json.dumps(state, indent=1) + "\n").encode("utf-8"),
+        }
         model_config = dict(self.cfg.model)
         model_config.setdefault("architectures", [_architecture(self.config.model_type)])
         return save_model_dir(self.out / "checkpoint", model_config, params,
                               "BF16" if self.cfg.dtype == "bf16" else "F32", self.cfg.generation_config or None,
-                              self.cfg.tokenizer, tmp_files)
+                              self.cfg.tokenizer, trainer_state)
 
     def _restore(self, ckpt: Path) -> None:
         state = json.loads((ckpt / "trainer_state" / "state.json").read_text(encoding="utf-8"))
