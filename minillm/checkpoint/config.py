@@ -1,5 +1,5 @@
-"""The model configuration: config.json of a Qwen2 / Qwen2.5 / Qwen3 dense or Qwen3.5 hybrid checkpoint, read
-into one dataclass.
+"""The model configuration: config.json of a Qwen2 / Qwen2.5 / Qwen3 dense, Qwen3.5 hybrid or Qwen MoE checkpoint,
+read into one dataclass.
 
 Two layouts of config.json exist in the wild, and both must give the same numbers:
 
@@ -21,6 +21,10 @@ with the weights (loading.py) before anything is built from them.
 Qwen3.5 (``parse_qwen35_config``, below) adds a third shape: the Hub ships a *multimodal* config
 (``model_type: "qwen3_5"``) whose language model sits under ``text_config`` (``"qwen3_5_text"``), next to
 a ``vision_config`` we never read. Its fields go through the same FieldReader checks.
+
+The mixtures of experts (``_parse_moe``) add their routing fields to either parser: Qwen3-MoE
+(``qwen3_moe``) is Qwen3 attention with MoE feed-forward layers; Qwen3-Next (``qwen3_next``) and Qwen3.5-MoE
+(``qwen3_5_moe`` wrapper, ``qwen3_5_moe_text``) are hybrids with MoE layers and a shared expert.
 """
 
 from __future__ import annotations
@@ -36,8 +40,13 @@ from .fields import FLOAT32_TINY, REQUIRED as _REQUIRED, FieldReader, show, toke
 from .jsonfile import read_json_object
 from .paths import checkpoint_file, user_path
 
-SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3", "qwen3_5", "qwen3_5_text")
-HYBRID_MODEL_TYPES = ("qwen3_5", "qwen3_5_text")  # the multimodal wrapper and its language model
+SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3", "qwen3_5", "qwen3_5_text", "qwen3_moe", "qwen3_next", "qwen3_5_moe",
+                         "qwen3_5_moe_text")
+# Gated DeltaNet + gated attention: Qwen3.5 (the multimodal wrapper and its language model), Qwen3-Next, Qwen3.5-MoE
+HYBRID_MODEL_TYPES = ("qwen3_5", "qwen3_5_text", "qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text")
+MOE_MODEL_TYPES = ("qwen3_moe", "qwen3_next", "qwen3_5_moe", "qwen3_5_moe_text")  # mixtures of experts
+WRAPPERS = {"qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text"}  # multimodal type -> its text_config's
+MAX_EXPERTS = 1 << 16  # checked before anything per expert is built; the weights then fix the real count
 LAYER_TYPES_HYBRID = ("linear_attention", "full_attention")
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3")
 MAX_LAYERS = 4096  # checked before the per-layer list is built; the weights then fix the real count
@@ -72,13 +81,14 @@ class QwenConfig:
       B batch, T new tokens in this call, S key positions (cached + new), D hidden_size,
       H query heads, K key/value heads, Dh head_dim, F intermediate_size (MLP width), V vocab_size, L layers;
       Qwen3.5's linear-attention layers: Hk / Hv key / value heads, Dk / Dv their head dims, C conv channels,
-      W conv kernel width, R rotary dims.
+      W conv kernel width, R rotary dims; mixtures of experts: N tokens (B*T, flattened), E experts,
+      k experts per token, Fe expert width, Fs shared expert width.
     """
 
-    model_type: str  # "qwen2" or "qwen3"
+    model_type: str  # "qwen2", "qwen3", "qwen3_5_text", "qwen3_moe", "qwen3_next" or "qwen3_5_moe_text"
     vocab_size: int  # V: rows of the embedding, columns of the logits (larger than the tokenizer)
     hidden_size: int  # D
-    intermediate_size: int  # F
+    intermediate_size: int  # F (MoE models: the dense layers' width; 0 when no layer is dense)
     num_hidden_layers: int  # L
     num_attention_heads: int  # H
     num_key_value_heads: int  # K; H % K == 0, each KV head serves H // K query heads
@@ -104,6 +114,14 @@ class QwenConfig:
     linear_key_head_dim: int = 0  # Dk
     linear_value_head_dim: int = 0  # Dv
     linear_conv_kernel_dim: int = 0  # W: the causal conv sees the current token and the W - 1 before it
+    # Mixtures of experts (Qwen3-MoE, Qwen3-Next, Qwen3.5-MoE); num_experts = 0 for the dense models.
+    num_experts: int = 0  # E: small SwiGLU MLPs per MoE layer ("num_experts", or "num_local_experts")
+    num_experts_per_tok: int = 0  # k: how many of them each token is routed to, 1 <= k <= E
+    norm_topk_prob: bool = False  # rescale the k chosen router probabilities to sum to 1
+    moe_intermediate_size: int = 0  # Fe: the width of each expert
+    shared_expert_intermediate_size: int = 0  # Fs: one always-on expert behind a sigmoid gate; 0 = none
+    decoder_sparse_step: int = 1  # layer i is MoE when (i + 1) % step == 0 ...
+    mlp_only_layers: tuple[int, ...] = ()  # ... and i is not listed here (those keep a dense MLP of width F)
 
     @property
     def n_rep(self) -> int:
@@ -117,6 +135,22 @@ class QwenConfig:
 
     def is_linear_attention(self, layer_idx: int) -> bool:
         return self.layer_types[layer_idx] == "linear_attention"
+
+    def is_moe_layer(self, layer_idx: int) -> bool:
+        """transformers' rule (Qwen3-MoE, Qwen3-Next): a mixture of experts unless listed in mlp_only_layers,
+        every decoder_sparse_step-th layer. Qwen3.5-MoE has neither field: every layer is MoE."""
+        return (self.num_experts > 0 and layer_idx not in self.mlp_only_layers
+                and (layer_idx + 1) % self.decoder_sparse_step == 0)
+
+    @property
+    def is_moe(self) -> bool:
+        return any(map(self.is_moe_layer, range(self.num_hidden_layers)))
+
+    @property
+    def grouped_linear_projections(self) -> bool:
+        """Qwen3-Next stores its linear-attention projections as in_proj_qkvz / in_proj_ba, grouped per key head
+        (gated_deltanet.py), where Qwen3.5 has four separate in_proj_qkv / _z / _b / _a."""
+        return self.model_type == "qwen3_next"
 
     @property
     def rotary_dim(self) -> int:
@@ -167,11 +201,12 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
     model_type = get("model_type", str)
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ConfigError(
-            f"{source}: model_type {show(model_type)} is not supported; "
-            f"minillm implements the dense Qwen models and Qwen3.5: {', '.join(SUPPORTED_MODEL_TYPES)}"
+            f"{source}: model_type {show(model_type)} is not supported; minillm implements the dense Qwen "
+            f"models, Qwen3.5 and the Qwen mixtures of experts: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     if model_type in HYBRID_MODEL_TYPES:
         return parse_qwen35_config(raw, source)
+    moe = model_type == "qwen3_moe"  # Qwen3 attention, MoE feed-forward layers (Qwen3-30B-A3B, 235B-A22B)
     hidden_act = get("hidden_act", str, "silu")
     if hidden_act != "silu":
         raise ConfigError(f"{source}: hidden_act: expected 'silu' (SwiGLU), found {show(hidden_act)}")
@@ -208,9 +243,12 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
 
     # Sliding window: transformers forces sliding_window to None when use_sliding_window is false.
     use_sliding_window = get("use_sliding_window", bool, False)
+    if moe and use_sliding_window:  # Qwen3-MoE would slide on every layer, ignoring max_window_layers
+        raise ConfigError(f"{source}: use_sliding_window: true is not supported for qwen3_moe (no released "
+                          f"checkpoint uses it)")
     sliding_window = get("sliding_window", int, None, low=1) if use_sliding_window else None
     max_window_layers = get("max_window_layers", int, 28)
-    layer_types = get("layer_types", list, None)
+    layer_types = get("layer_types", list, None) if not moe else None  # Qwen3-MoE has no layer_types
     if layer_types is None:  # v4 layout: derive, as transformers does
         layer_types = [
             "sliding_attention" if sliding_window is not None and i >= max_window_layers else "full_attention"
@@ -225,9 +263,9 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
     max_position_embeddings = get("max_position_embeddings", int, 32768, low=1)
     cfg = QwenConfig(
         model_type=model_type,
-        vocab_size=get("vocab_size", int, low=1),
+        vocab_size=get("vocab_size", int, 151936 if moe else _REQUIRED, low=1),
         hidden_size=hidden,
-        intermediate_size=get("intermediate_size", int, low=1),
+        intermediate_size=get("intermediate_size", int, 6144 if moe else _REQUIRED, low=1),
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
@@ -245,6 +283,7 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
         bos_token_id=get("bos_token_id", int, None),
         eos_token_ids=tuple(token_id_list(raw.get("eos_token_id"), "eos_token_id", source)),
         dtype=get("dtype", str, None) or get("torch_dtype", str, None),
+        **(_parse_moe(raw, get, source, model_type, layers) if moe else {}),
     )
     return cfg
 
@@ -343,51 +382,60 @@ def _check_rope_math(rope: RopeConfig, head_dim: int, max_pos: int, where: str) 
 
 
 def parse_qwen35_config(raw: dict, source: str = "config.json") -> QwenConfig:
-    """A Qwen3.5 config.json, either the Hub's multimodal wrapper or the text-only layout (QWEN35_SPEC.md 2).
+    """A hybrid config.json: Qwen3.5, Qwen3.5-MoE or Qwen3-Next (QWEN35_SPEC.md 2), wrapped or text-only.
 
-    * ``model_type: "qwen3_5"`` (what the Hub ships): the language model is ``text_config``; ``vision_config``
-      and the image / video token ids are not read (minillm is text only). The head is tied by the
-      *top-level* ``tie_word_embeddings``, as the multimodal class that wrote the checkpoint does.
-    * ``model_type: "qwen3_5_text"``: the same fields at the top level.
+    * ``model_type: "qwen3_5"`` / ``"qwen3_5_moe"`` (what the Hub ships): the language model is ``text_config``
+      (``"qwen3_5_text"`` / ``"qwen3_5_moe_text"``); ``vision_config`` and the image / video token ids are not
+      read (minillm is text only). The head is tied by the *top-level* ``tie_word_embeddings``, as the
+      multimodal class that wrote the checkpoint does.
+    * ``model_type: "qwen3_5_text"``, ``"qwen3_5_moe_text"`` or ``"qwen3_next"``: the same fields at the top level.
 
-    Missing fields take transformers' defaults (``Qwen3_5TextConfig``). Fields transformers never reads are
-    ignored here too, on purpose: ``attn_output_gate`` (the gate is always on, even if a file says false),
-    ``mamba_ssm_dtype`` (the delta rule always runs in float32), ``mtp_*`` (the multi-token-prediction head
-    is not run), ``output_gate_type``, ``mrope_section`` / ``mrope_interleaved`` (for text, M-RoPE is plain
-    RoPE), ``mlp_only_layers``, ``full_attention_interval`` when ``layer_types`` is given.
+    Missing fields take transformers' defaults (``Qwen3_5TextConfig``, ``Qwen3_5MoeTextConfig``,
+    ``Qwen3NextConfig``). Fields transformers never reads are ignored here too, on purpose: ``attn_output_gate``
+    (the gate is always on, even if a file says false), ``mamba_ssm_dtype`` (the delta rule always runs in
+    float32), ``mtp_*`` (the multi-token-prediction head is not run), ``output_gate_type``, ``mrope_section`` /
+    ``mrope_interleaved`` (for text, M-RoPE is plain RoPE), ``full_attention_interval`` when ``layer_types`` is
+    given; for Qwen3.5 and Qwen3.5-MoE ``mlp_only_layers``, ``decoder_sparse_step`` and ``norm_topk_prob``
+    (Qwen3.5-MoE: every layer is MoE and always renormalises), and ``intermediate_size`` for Qwen3.5-MoE.
     """
     get = FieldReader(raw, source)
-    if get("model_type", str) == "qwen3_5":
+    model_type = get("model_type", str)
+    if model_type in WRAPPERS:
+        text_type = WRAPPERS[model_type]
         text = raw.get("text_config")
         if not isinstance(text, dict):
-            raise ConfigError(f"{source}: text_config: a qwen3_5 (multimodal) config must hold the language "
+            raise ConfigError(f"{source}: text_config: a {model_type} (multimodal) config must hold the language "
                               f"model's config as an object, found {type(text).__name__}")
-        text_model_type = FieldReader(text, f"{source}: text_config")("model_type", str, "qwen3_5_text")
-        if text_model_type != "qwen3_5_text":
-            raise ConfigError(f"{source}: text_config.model_type: expected 'qwen3_5_text', "
+        text_model_type = FieldReader(text, f"{source}: text_config")("model_type", str, text_type)
+        if text_model_type != text_type:
+            raise ConfigError(f"{source}: text_config.model_type: expected {text_type!r}, "
                               f"found {show(text_model_type)}")
-        cfg = parse_qwen35_config({**text, "model_type": "qwen3_5_text"}, f"{source}: text_config")
+        cfg = parse_qwen35_config({**text, "model_type": text_type}, f"{source}: text_config")
         tie = get("tie_word_embeddings", bool, cfg.tie_word_embeddings)
         dtype = cfg.dtype or get("dtype", str, None) or get("torch_dtype", str, None)
         return replace(cfg, tie_word_embeddings=tie, dtype=dtype)
+    next_, moe_only = model_type == "qwen3_next", model_type == "qwen3_5_moe_text"
 
     hidden_act = get("hidden_act", str, "silu")
     if hidden_act != "silu":
         raise ConfigError(f"{source}: hidden_act: expected 'silu' (SwiGLU, the conv and the output gate), "
                           f"found {show(hidden_act)}")
     if get("attention_bias", bool, False):
-        raise ConfigError(f"{source}: attention_bias: true is not supported for Qwen3.5 (no released checkpoint "
-                          f"uses it)")
+        raise ConfigError(f"{source}: attention_bias: true is not supported for {model_type} (no released "
+                          f"checkpoint uses it)")
 
     # Sizes: positive, 32-bit (FieldReader); the layer count also bounded, since a list per layer is built below.
-    # Defaults are transformers' (Qwen3_5TextConfig).
+    # Defaults are transformers' (Qwen3_5TextConfig, Qwen3NextConfig, Qwen3_5MoeTextConfig). Qwen3.5-MoE has no
+    # dense MLP, so no intermediate_size (0 here); Qwen3-Next's is only used by layers in mlp_only_layers.
     sizes = {name: get(name, int, default, low=1, high=high) for name, default, high in (
-        ("vocab_size", 248320, None), ("hidden_size", _REQUIRED, None), ("intermediate_size", _REQUIRED, None),
+        ("vocab_size", 151936 if next_ else 248320, None), ("hidden_size", _REQUIRED, None),
         ("num_hidden_layers", _REQUIRED, MAX_LAYERS), ("num_attention_heads", _REQUIRED, None),
-        ("num_key_value_heads", 4, None), ("head_dim", 256, None), ("linear_num_key_heads", 16, None),
+        ("num_key_value_heads", 4 if model_type == "qwen3_5_text" else 2, None), ("head_dim", 256, None),
+        ("linear_num_key_heads", 16, None),
         ("linear_num_value_heads", 32, None), ("linear_key_head_dim", 128, None),
         ("linear_value_head_dim", 128, None), ("linear_conv_kernel_dim", 4, None),
         ("max_position_embeddings", 32768, None))}
+    sizes["intermediate_size"] = 0 if moe_only else get("intermediate_size", int, 5632 if next_ else _REQUIRED, low=1)
     heads, kv_heads = sizes["num_attention_heads"], sizes["num_key_value_heads"]
     if heads % kv_heads:
         raise ConfigError(f"{source}: num_attention_heads ({heads}) must be divisible by num_key_value_heads "
@@ -407,12 +455,12 @@ def parse_qwen35_config(raw: dict, source: str = "config.json") -> QwenConfig:
                           f"found {len(layer_types)}")
     for i, kind in enumerate(layer_types):
         if kind not in LAYER_TYPES_HYBRID:
-            raise ConfigError(f"{source}: layer_types[{i}]: unknown layer type {show(kind)}; Qwen3.5 layers are "
+            raise ConfigError(f"{source}: layer_types[{i}]: unknown layer type {show(kind)}; hybrid layers are "
                               f"{' or '.join(map(repr, LAYER_TYPES_HYBRID))}")
 
     rope, partial = _parse_qwen35_rope(raw, get, source, sizes["head_dim"], sizes["max_position_embeddings"])
     return QwenConfig(
-        model_type="qwen3_5_text",
+        model_type=model_type,
         vocab_size=sizes["vocab_size"],
         hidden_size=sizes["hidden_size"],
         intermediate_size=sizes["intermediate_size"],
@@ -440,7 +488,55 @@ def parse_qwen35_config(raw: dict, source: str = "config.json") -> QwenConfig:
         linear_key_head_dim=sizes["linear_key_head_dim"],
         linear_value_head_dim=sizes["linear_value_head_dim"],
         linear_conv_kernel_dim=sizes["linear_conv_kernel_dim"],
+        **(_parse_moe(raw, get, source, model_type, layers) if model_type in MOE_MODEL_TYPES else {}),
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Mixtures of experts: Qwen3-MoE, Qwen3-Next, Qwen3.5-MoE
+# ----------------------------------------------------------------------------------------------------------
+
+# transformers' defaults per family: num_experts, num_experts_per_tok, norm_topk_prob, moe_intermediate_size,
+# shared_expert_intermediate_size (0: Qwen3-MoE has no shared expert)
+MOE_DEFAULTS = {"qwen3_moe": (128, 8, False, 768, 0), "qwen3_next": (512, 10, True, 512, 512),
+                "qwen3_5_moe_text": (256, 8, True, 512, 512)}
+
+
+def _parse_moe(raw: dict, get: FieldReader, source: str, model_type: str, layers: int) -> dict:
+    """The routing fields of a mixture of experts, as keyword arguments of QwenConfig (QWEN35_SPEC.md 2.1, 4.5).
+
+    * ``num_experts``: transformers 5 *saves* Qwen3-MoE configs as ``num_local_experts`` (an attribute map),
+      while the Hub files say ``num_experts``; both are read, and must agree when both are given.
+    * ``norm_topk_prob`` defaults to false for Qwen3-MoE (every released config sets true) and true for
+      Qwen3-Next; Qwen3.5-MoE has no such field and always renormalises.
+    * ``mlp_only_layers`` / ``decoder_sparse_step`` choose the dense layers of Qwen3-MoE and Qwen3-Next;
+      Qwen3.5-MoE ignores both (every layer is MoE).
+    """
+    n_experts, n_per_tok, norm, width, shared = MOE_DEFAULTS[model_type]
+    qwen35 = model_type == "qwen3_5_moe_text"
+    low = 1 if qwen35 else 0  # Qwen3-MoE / Qwen3-Next with 0 experts: every layer is a dense MLP
+    given = {key: get(key, int, None, low=low, high=MAX_EXPERTS) for key in ("num_experts", "num_local_experts")}
+    if None not in given.values() and given["num_experts"] != given["num_local_experts"]:
+        raise ConfigError(f"{source}: num_experts ({given['num_experts']}) and num_local_experts "
+                          f"({given['num_local_experts']}) are two names for the same field and disagree")
+    experts = next((v for v in given.values() if v is not None), n_experts)
+    per_token = get("num_experts_per_tok", int, n_per_tok, low=1)
+    if experts and per_token > experts:
+        raise ConfigError(f"{source}: num_experts_per_tok ({per_token}) must be at most num_experts ({experts}): "
+                          f"each token is routed to that many different experts")
+    fields = dict(num_experts=experts, num_experts_per_tok=per_token,
+                  norm_topk_prob=True if qwen35 else get("norm_topk_prob", bool, norm),
+                  moe_intermediate_size=get("moe_intermediate_size", int, width, low=1),
+                  shared_expert_intermediate_size=0 if model_type == "qwen3_moe" else
+                  get("shared_expert_intermediate_size", int, shared, low=1))
+    if qwen35:
+        return fields
+    dense = get("mlp_only_layers", list, [])
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < MAX_LAYERS for i in dense):
+        raise ConfigError(f"{source}: mlp_only_layers: expected a list of layer indices (integers >= 0), "
+                          f"found {show(dense)}")
+    return {**fields, "decoder_sparse_step": get("decoder_sparse_step", int, 1, low=1),
+            "mlp_only_layers": tuple(sorted(set(dense)))}
 
 
 def _parse_qwen35_rope(raw: dict, get: FieldReader, source: str, head_dim: int,

@@ -21,6 +21,9 @@ with the weights before anything is built from them: a config claiming 10 millio
 Qwen3.5 on the Hub is a multimodal checkpoint: the language model's tensors are named
 ``model.language_model.*`` (read as ``model.*``), next to a vision tower (``model.visual.*``) and a
 multi-token-prediction head (``mtp.*``) that minillm does not run; those are reported in one line and skipped.
+
+The experts of a mixture of experts may be stored stacked or one tensor per expert; experts.py checks the
+per-expert ones and reads them into the stacked arrays the model uses.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from .config import QwenConfig, load_config
+from .experts import per_expert_sources, read_stacked
 from .fields import show
 from .jsonfile import read_json_object
 from ..errors import CheckpointError, MinillmWarning
@@ -144,8 +148,10 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
     has_head = "lm_head.weight" in files
     expected = expected_shapes(config, with_lm_head=(not tied) or has_head)
 
-    problems = []
+    per_expert, problems = per_expert_sources(files, expected, stored)  # experts stored one tensor per expert
     for name, shape in expected.items():
+        if name in per_expert:
+            continue  # checked part by part above
         if name not in files:
             problems.append(f"tensor {stored(name)!r} is missing (expected shape {list(shape)})")
             continue
@@ -167,7 +173,8 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
         warnings.warn(f"{directory}: {parts} {'are' if len(skipped) > 1 else 'is'} not used: minillm runs "
                       f"the language model only", CheckpointWarning,
                       stacklevel=3)
-    unexpected = sorted(stored(n) for n in set(files) - set(expected))
+    used = set(expected) | {part for parts in per_expert.values() for _, _, part in parts}
+    unexpected = sorted(stored(n) for n in set(files) - used)
     if unexpected:
         shown = ", ".join(unexpected[:8]) + (" ..." if len(unexpected) > 8 else "")
         warnings.warn(f"{directory}: {len(unexpected)} tensors in the checkpoint are not used by a "
@@ -188,9 +195,14 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
 
     # Each tensor is read through its memory map and widened to float32 once. NumPy releases the GIL while
     # converting, so two threads keep both cores busy; results come back in order.
+    def read(name: str) -> np.ndarray:
+        if name in per_expert:  # stacked from its per-expert tensors, each read straight into its slice
+            return read_stacked(files, per_expert[name], expected[name], stored)
+        return files[name].get_float32(stored(name))
+
     arrays: dict[str, np.ndarray] = {}
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        for done, (name, array) in enumerate(zip(names, pool.map(lambda n: files[n].get_float32(stored(n)), names)), 1):
+        for done, (name, array) in enumerate(zip(names, pool.map(read, names)), 1):
             arrays[name] = array
             if progress is not None:
                 progress(done, len(names))
@@ -199,7 +211,8 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
 
 
 def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
-    """Load a Qwen2 / Qwen2.5 / Qwen3 / Qwen3.5 checkpoint into a float32 ``Model``.
+    """Load a Qwen2 / Qwen2.5 / Qwen3 / Qwen3.5 / Qwen3-MoE / Qwen3-Next / Qwen3.5-MoE checkpoint into a float32
+    ``Model``.
 
     ``path``: a checkpoint directory, or a Hub id ``"Qwen/Qwen2.5-0.5B-Instruct"`` (optionally ``@revision``)
     found in the local Hugging Face cache, or downloaded when huggingface_hub is installed (hub.py).

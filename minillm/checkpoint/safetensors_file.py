@@ -92,10 +92,22 @@ class SafetensorsFile:
 
     def get_float32(self, name: str) -> np.ndarray:
         """A float32 copy of the tensor in its own memory (the only copy minillm keeps), in one pass."""
+        out = np.empty(self._info(name).shape, np.float32)  # [*shape] float32, a fresh aligned array
+        self.read_into(name, out)
+        return out
+
+    def read_into(self, name: str, out: np.ndarray) -> None:
+        """Widen the tensor to float32 straight into ``out`` (a float32 array or slice of its shape), in one pass.
+
+        This is how per-expert tensors land in their slice of a stacked expert array (experts.py) without a
+        temporary copy of each.
+        """
         stored = self.raw(name)
         if self.tensors[name].dtype == "BF16":
-            return bf16_bits_to_float32(stored)  # [*shape] float32, a fresh array
-        return stored.astype(np.float32)  # [*shape] float32, a fresh aligned copy (also for F32)
+            # the 16 bits become the high half of each float32 (see bf16_bits_to_float32), written into out's bits
+            np.left_shift(stored, 16, dtype=np.uint32, out=out.view(np.uint32))  # [*shape]
+        else:
+            np.copyto(out, stored)  # [*shape] F16 / F32 -> float32
 
     def _info(self, name: str) -> TensorInfo:
         try:

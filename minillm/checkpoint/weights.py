@@ -13,6 +13,18 @@ checkpoint listing and the code side by side:
 Qwen3.5 (hybrid) layers hold ``linear_attn.*`` (Gated DeltaNet) or ``self_attn.*`` (gated attention) by
 ``layer_types``; ``layer_shapes(cfg, i)`` gives the table of layer i either way. Hub checkpoints store them under ``model.language_model.``;
 loading.py maps those names to the ``model.*`` names used here.
+
+A mixture-of-experts layer replaces the MLP's three matrices by a router and the stacked experts
+(``mlp_shapes``), named as transformers names them in memory:
+
+    model.layers.{i}.mlp.gate.weight                 -> weights.layers[i].mlp.gate                   [E, D]
+    model.layers.{i}.mlp.experts.gate_up_proj        -> weights.layers[i].mlp.experts.gate_up_proj   [E, 2*Fe, D]
+    model.layers.{i}.mlp.experts.down_proj           -> weights.layers[i].mlp.experts.down_proj      [E, D, Fe]
+    model.layers.{i}.mlp.shared_expert.*_proj.weight -> weights.layers[i].mlp.shared_expert.*_proj   (Fs wide)
+    model.layers.{i}.mlp.shared_expert_gate.weight   -> weights.layers[i].mlp.shared_expert_gate     [1, D]
+
+A checkpoint may instead hold one tensor per expert (``mlp.experts.{e}.gate_proj.weight``, ...): experts.py
+reads those into the same stacked arrays.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from ..model.gated_deltanet import GatedDeltaNetWeights
 from ..model.hybrid import HybridLayerWeights
 from .config import QwenConfig
 from ..model.mlp import MLPWeights
+from ..model.moe import ExpertWeights, MoEWeights
 
 
 @dataclass
@@ -42,11 +55,17 @@ class ModelWeights:
         """Every distinct weight array once (a tied head is the embedding, so it is not counted twice)."""
         found = {id(a): a for a in (self.embed_tokens, self.norm, self.lm_head)}
         for layer in self.layers:
-            for part in vars(layer).values():  # a norm's array, or a dataclass of arrays (mlp, self_attn, ...)
-                for a in (vars(part).values() if is_dataclass(part) else [part]):
-                    if a is not None:
-                        found[id(a)] = a
+            found.update((id(a), a) for a in _arrays_in(layer))
         return list(found.values())
+
+
+def _arrays_in(part) -> list[np.ndarray]:
+    """The arrays of a weight dataclass, looking inside nested ones (mlp.experts, mlp.shared_expert, ...)."""
+    if part is None:
+        return []
+    if not is_dataclass(part):
+        return [part]
+    return [a for field in vars(part).values() for a in _arrays_in(field)]
 
 
 def layer_shapes(cfg: QwenConfig, i: int = 0) -> dict[str, tuple[int, ...]]:
@@ -74,12 +93,23 @@ def layer_shapes(cfg: QwenConfig, i: int = 0) -> dict[str, tuple[int, ...]]:
         shapes["self_attn.o_proj.bias"] = (D,)
     if cfg.qk_norm:  # Qwen3
         shapes.update({"self_attn.q_norm.weight": (Dh,), "self_attn.k_norm.weight": (Dh,)})
-    shapes.update({
-        "post_attention_layernorm.weight": (D,),
-        "mlp.gate_proj.weight": (F, D),
-        "mlp.up_proj.weight": (F, D),
-        "mlp.down_proj.weight": (D, F),
-    })
+    shapes["post_attention_layernorm.weight"] = (D,)
+    shapes.update(mlp_shapes(cfg, i))
+    return shapes
+
+
+def mlp_shapes(cfg: QwenConfig, i: int) -> dict[str, tuple[int, ...]]:
+    """The feed-forward tensors of layer i, named after ``model.layers.{i}.``: a dense SwiGLU MLP, or a router,
+    the stacked experts and (Qwen3-Next, Qwen3.5-MoE) the shared expert with its gate."""
+    D, F = cfg.hidden_size, cfg.intermediate_size
+    if not cfg.is_moe_layer(i):
+        return {"mlp.gate_proj.weight": (F, D), "mlp.up_proj.weight": (F, D), "mlp.down_proj.weight": (D, F)}
+    E, Fe, Fs = cfg.num_experts, cfg.moe_intermediate_size, cfg.shared_expert_intermediate_size
+    shapes = {"mlp.gate.weight": (E, D), "mlp.experts.gate_up_proj": (E, 2 * Fe, D),
+              "mlp.experts.down_proj": (E, D, Fe)}
+    if Fs:
+        shapes.update({"mlp.shared_expert.gate_proj.weight": (Fs, D), "mlp.shared_expert.up_proj.weight": (Fs, D),
+                       "mlp.shared_expert.down_proj.weight": (D, Fs), "mlp.shared_expert_gate.weight": (1, D)})
     return shapes
 
 
@@ -105,17 +135,20 @@ def hybrid_layer_shapes(cfg: QwenConfig, i: int) -> dict[str, tuple[int, ...]]:
     shapes = {"input_layernorm.weight": (D,)}
     if cfg.is_linear_attention(i):
         a = "linear_attn."
-        shapes.update({a + "in_proj_qkv.weight": (C, D), a + "in_proj_z.weight": (Hv * Dv, D),
-                       a + "in_proj_b.weight": (Hv, D), a + "in_proj_a.weight": (Hv, D),
-                       a + "conv1d.weight": (C, 1, W), a + "A_log": (Hv,), a + "dt_bias": (Hv,),
+        if cfg.grouped_linear_projections:  # Qwen3-Next: [q k v z] and [b a], grouped per key head
+            shapes.update({a + "in_proj_qkvz.weight": (C + Hv * Dv, D), a + "in_proj_ba.weight": (2 * Hv, D)})
+        else:
+            shapes.update({a + "in_proj_qkv.weight": (C, D), a + "in_proj_z.weight": (Hv * Dv, D),
+                           a + "in_proj_b.weight": (Hv, D), a + "in_proj_a.weight": (Hv, D)})
+        shapes.update({a + "conv1d.weight": (C, 1, W), a + "A_log": (Hv,), a + "dt_bias": (Hv,),
                        a + "norm.weight": (Dv,), a + "out_proj.weight": (D, Hv * Dv)})
     else:
         a = "self_attn."  # q_proj yields the queries and the output gate: 2 Dh per head
         shapes.update({a + "q_proj.weight": (H * 2 * Dh, D), a + "k_proj.weight": (K * Dh, D),
                        a + "v_proj.weight": (K * Dh, D), a + "o_proj.weight": (D, H * Dh),
                        a + "q_norm.weight": (Dh,), a + "k_norm.weight": (Dh,)})
-    shapes.update({"post_attention_layernorm.weight": (D,), "mlp.gate_proj.weight": (F, D),
-                   "mlp.up_proj.weight": (F, D), "mlp.down_proj.weight": (D, F)})
+    shapes["post_attention_layernorm.weight"] = (D,)
+    shapes.update(mlp_shapes(cfg, i))
     return shapes
 
 
@@ -126,8 +159,11 @@ def shape_origin(name: str) -> str:
                 "linear_conv_kernel_dim, hidden_size")
     if "embed_tokens" in name or name.startswith("lm_head"):
         return "vocab_size, hidden_size"
+    if ".experts." in name or "shared_expert" in name or name.endswith("mlp.gate.weight"):
+        return ("num_experts, moe_intermediate_size, shared_expert_intermediate_size, hidden_size (mlp_only_layers, "
+                "decoder_sparse_step: which layers are MoE)")
     if "mlp." in name:
-        return "intermediate_size, hidden_size"
+        return "intermediate_size, hidden_size (MoE models: mlp_only_layers, decoder_sparse_step)"
     if "_norm" in name:
         return "head_dim"
     if "self_attn" in name:
@@ -141,14 +177,18 @@ def build_weights(cfg: QwenConfig, tensor: Callable[[str], np.ndarray], tied: bo
     ``tied`` (default: config.tie_word_embeddings) says whether the LM head reuses the embedding matrix.
     """
     tied = cfg.tie_word_embeddings if tied is None else tied
-    names = list(layer_shapes(cfg))  # the tensors this config gives each layer (optional biases, norms included)
     layers = []
     for i in range(cfg.num_hidden_layers):
-        fields: dict[str, dict[str, np.ndarray]] = {"": {}, "self_attn": {}, "linear_attn": {}, "mlp": {}}
+        fields: dict[str, dict[str, np.ndarray]] = {"": {}, "self_attn": {}, "linear_attn": {}, "mlp": {},
+                                                    "mlp.experts": {}, "mlp.shared_expert": {}}
         for name in layer_shapes(cfg, i):
             group, field = _field(name)
             fields[group][field] = tensor(f"model.layers.{i}.{name}")
-        mlp = MLPWeights(**fields["mlp"])
+        if cfg.is_moe_layer(i):  # the router, the stacked experts, the shared expert (if any)
+            shared = MLPWeights(**fields["mlp.shared_expert"]) if fields["mlp.shared_expert"] else None
+            mlp = MoEWeights(**fields["mlp"], experts=ExpertWeights(**fields["mlp.experts"]), shared_expert=shared)
+        else:
+            mlp = MLPWeights(**fields["mlp"])
         if cfg.is_hybrid:  # exactly one token mixer per layer, by layer_types[i]
             linear_attn = GatedDeltaNetWeights(**fields["linear_attn"]) if fields["linear_attn"] else None
             self_attn = GatedAttentionWeights(**fields["self_attn"]) if fields["self_attn"] else None
@@ -170,23 +210,27 @@ def named_tensors(weights: ModelWeights) -> dict[str, np.ndarray]:
     """
     named = {"model.embed_tokens.weight": weights.embed_tokens}
     for i, layer in enumerate(weights.layers):  # LayerWeights or (Qwen3.5) HybridLayerWeights
-        p = f"model.layers.{i}."
-        for group, part in vars(layer).items():  # input_layernorm, self_attn, [linear_attn,] mlp, ...
-            if part is None:  # the token mixer a hybrid layer does not have
-                continue
-            if not is_dataclass(part):  # a norm's array, a field of the layer itself
-                named[p + _tensor_name("", group)] = part
-                continue
-            for field, array in vars(part).items():  # q_proj, q_proj_bias, ..., A_log, dt_bias, ...
-                if array is not None:
-                    named[p + _tensor_name(group, field)] = array
+        named.update(_named_in(layer, f"model.layers.{i}.", ""))
     named["model.norm.weight"] = weights.norm
     if weights.lm_head is not weights.embed_tokens:
         named["lm_head.weight"] = weights.lm_head
     return named
 
 
+def _named_in(part, prefix: str, group: str) -> dict[str, np.ndarray]:
+    """{tensor name: array} of one layer's dataclass, nested ones included (mlp -> mlp.experts, ...).
+    A None part (the token mixer a hybrid layer does not have, an absent bias) holds no tensor."""
+    named = {}
+    for field, value in vars(part).items():  # input_layernorm, self_attn, mlp, ...; q_proj, q_proj_bias, ...
+        if is_dataclass(value):
+            named.update(_named_in(value, prefix, f"{group}.{field}" if group else field))
+        elif value is not None:
+            named[prefix + _tensor_name(group, field)] = value
+    return named
+
+
 BARE_PARAMETERS = ("A_log", "dt_bias")  # Qwen3.5's linear_attn stores these without a .weight suffix
+BARE_GROUPS = ("mlp.experts",)  # and the stacked experts are parameters too: mlp.experts.gate_up_proj
 
 
 def _field(name: str) -> tuple[str, str]:
@@ -194,10 +238,12 @@ def _field(name: str) -> tuple[str, str]:
 
     'self_attn.q_proj.bias' -> ('self_attn', 'q_proj_bias'), 'mlp.up_proj.weight' -> ('mlp', 'up_proj'),
     'input_layernorm.weight' -> ('', 'input_layernorm') (a field of LayerWeights itself),
-    'linear_attn.A_log' -> ('linear_attn', 'A_log') (a bare parameter, BARE_PARAMETERS).
+    'linear_attn.A_log' -> ('linear_attn', 'A_log') (a bare parameter, BARE_PARAMETERS),
+    'mlp.experts.down_proj' -> ('mlp.experts', 'down_proj') (BARE_GROUPS),
+    'mlp.shared_expert.up_proj.weight' -> ('mlp.shared_expert', 'up_proj').
     """
     *group, last = name.split(".")
-    if last in BARE_PARAMETERS:
+    if last in BARE_PARAMETERS or ".".join(group) in BARE_GROUPS:
         return ".".join(group), last
     *group, module = group
     return ".".join(group), module + ("_bias" if last == "bias" else "")
@@ -206,7 +252,7 @@ def _field(name: str) -> tuple[str, str]:
 def _tensor_name(group: str, field: str) -> str:
     """The inverse of _field: ('self_attn', 'q_proj_bias') -> 'self_attn.q_proj.bias'."""
     prefix = group + "." if group else ""
-    if field in BARE_PARAMETERS:
+    if field in BARE_PARAMETERS or group in BARE_GROUPS:
         return prefix + field
     if field.endswith("_bias"):
         return prefix + field.removesuffix("_bias") + ".bias"

@@ -1,7 +1,7 @@
 """One decoder layer (a "block"): pre-norm attention and pre-norm MLP, each added to the residual stream.
 
     h   = x + Attention(RMSNorm(x; input_layernorm))
-    out = h + MLP(RMSNorm(h; post_attention_layernorm))
+    out = h + MLP(RMSNorm(h; post_attention_layernorm))        (Qwen3-MoE: a mixture of experts, moe.py)
 
 The residual stream x is never normalised in place: each sub-layer reads a normalised copy and *adds* its
 result back. So what a layer returns is un-normalised, and so are transformers' hidden_states[0 .. L-1]
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .attention import AttentionWeights, self_attention
-from .mlp import MLPWeights, swiglu_mlp
+from .mlp import MLPWeights
+from .moe import MoEWeights, feed_forward
 from .norm import rms_norm
 
 
@@ -28,12 +29,18 @@ class LayerWeights:
     input_layernorm: np.ndarray  # [D]
     self_attn: AttentionWeights
     post_attention_layernorm: np.ndarray  # [D]
-    mlp: MLPWeights
+    mlp: MLPWeights | MoEWeights  # MoEWeights in the MoE layers of Qwen3-MoE
 
 
 def decoder_layer(x: np.ndarray, w: LayerWeights, num_heads: int, num_kv_heads: int, eps: float,
-                  cos: np.ndarray, sin: np.ndarray, mask: np.ndarray, kv_cache=None) -> np.ndarray:
-    """x [B, T, D] -> [B, T, D]; cos/sin [B, T, Dh], mask [B or 1, 1, T, S] (see attention.py)."""
+                  cos: np.ndarray, sin: np.ndarray, mask: np.ndarray, kv_cache=None, num_experts_per_tok: int = 0,
+                  norm_topk_prob: bool = False, router_logits: list | None = None) -> np.ndarray:
+    """x [B, T, D] -> [B, T, D]; cos/sin [B, T, Dh], mask [B or 1, 1, T, S] (see attention.py).
+
+    A mixture-of-experts layer routes each token to ``num_experts_per_tok`` experts (moe.py) and appends its
+    router logits [B, T, E] to ``router_logits`` if that is a list.
+    """
     h = x + self_attention(rms_norm(x, w.input_layernorm, eps), w.self_attn, num_heads, num_kv_heads, eps,
                            cos, sin, mask, kv_cache)  # [B, T, D]
-    return h + swiglu_mlp(rms_norm(h, w.post_attention_layernorm, eps), w.mlp)  # [B, T, D]
+    return h + feed_forward(rms_norm(h, w.post_attention_layernorm, eps), w.mlp, num_experts_per_tok,
+                            norm_topk_prob, router_logits)  # [B, T, D]

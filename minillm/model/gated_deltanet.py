@@ -13,6 +13,9 @@
     o      = RMSNorm(o; norm) * silu(z)                 per head over Dv, plain gain (norm.py: gated_rms_norm)
     y      = o Wout^T
 
+Qwen3-Next is the same layer with the four input projections stored as two, grouped per key head
+(``grouped_projections`` below: the one place where the two families differ).
+
 Everything a token needs from the past is in two small arrays, the *state*: the conv's last W-1 inputs
 and the delta rule's memory S [Hv, Dk, Dv]. Their size does not depend on the context length: a
 Qwen3.5-0.8B layer keeps 1.1 MB per sequence whether it has read ten tokens or a million.
@@ -39,17 +42,20 @@ from .norm import gated_rms_norm
 
 @dataclass
 class GatedDeltaNetWeights:
-    """``model.layers.{i}.linear_attn.*``, stored as in the checkpoint."""
+    """``model.layers.{i}.linear_attn.*``, stored as in the checkpoint: Qwen3.5's four input projections or
+    Qwen3-Next's two (the others are None)."""
 
-    in_proj_qkv: np.ndarray  # [C, D]      rows [q (Hk*Dk) | k (Hk*Dk) | v (Hv*Dv)]
-    in_proj_z: np.ndarray  # [Hv*Dv, D]
-    in_proj_b: np.ndarray  # [Hv, D]
-    in_proj_a: np.ndarray  # [Hv, D]
     conv1d: np.ndarray  # [C, 1, W]   depthwise: one W-tap filter per channel ("conv1d.weight")
     A_log: np.ndarray  # [Hv]        log of the decay rate (no ".weight" in the checkpoint name)
     dt_bias: np.ndarray  # [Hv]
     norm: np.ndarray  # [Dv]        gated RMSNorm gain: plain, NOT zero-centred
     out_proj: np.ndarray  # [D, Hv*Dv]
+    in_proj_qkv: np.ndarray | None = None  # [C, D]      rows [q (Hk*Dk) | k (Hk*Dk) | v (Hv*Dv)]   Qwen3.5
+    in_proj_z: np.ndarray | None = None  # [Hv*Dv, D]
+    in_proj_b: np.ndarray | None = None  # [Hv, D]
+    in_proj_a: np.ndarray | None = None  # [Hv, D]
+    in_proj_qkvz: np.ndarray | None = None  # [2*Hk*Dk + 2*Hv*Dv, D]  grouped per key head     Qwen3-Next
+    in_proj_ba: np.ndarray | None = None  # [2*Hv, D]                grouped per key head
 
 
 @dataclass
@@ -69,6 +75,30 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return x * (np.float32(1.0) / np.sqrt(np.square(x).sum(axis=-1, keepdims=True) + np.float32(eps)))
 
 
+def grouped_projections(qkvz: np.ndarray, ba: np.ndarray, num_key_heads: int, num_value_heads: int, Dk: int,
+                        Dv: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Qwen3-Next's two projection outputs, reordered into Qwen3.5's four.
+
+    qkvz [B, T, 2 Hk Dk + 2 Hv Dv], ba [B, T, 2 Hv] -> mixed [B, T, C] (columns [q | k | v]), z [B, T, Hv, Dv],
+    b, a [B, T, Hv] each.
+
+    +----------------------------------------------------------------------------------------------------+
+    | GROUPED PER KEY HEAD, NOT FOUR BLOCKS. With r = Hv / Hk value heads per key head, in_proj_qkvz's   |
+    | rows come in Hk groups, group j = [q_j (Dk) | k_j (Dk) | v of value heads jr..jr+r-1 (r Dv) |       |
+    | z of the same heads (r Dv)], and in_proj_ba's in Hk groups [b (r) | a (r)]. Cutting the output in  |
+    | four contiguous blocks is right only when Hk = 1. (transformers: fix_query_key_value_ordering.)    |
+    +----------------------------------------------------------------------------------------------------+
+    """
+    B, T = qkvz.shape[:2]
+    Hk, r = num_key_heads, num_value_heads // num_key_heads
+    groups = qkvz.reshape(B, T, Hk, 2 * Dk + 2 * r * Dv)  # [B, T, Hk, 2 Dk + 2 r Dv]: one group per key head
+    q, k, v, z = np.split(groups, [Dk, 2 * Dk, 2 * Dk + r * Dv], axis=-1)  # [B, T, Hk, Dk] x2, [B, T, Hk, r Dv] x2
+    b, a = np.split(ba.reshape(B, T, Hk, 2 * r), 2, axis=-1)  # [B, T, Hk, r] each
+    flat = lambda t: t.reshape(B, T, -1)  # [B, T, Hk, n] -> [B, T, Hk n]: value heads in order jr + i
+    mixed = np.concatenate([flat(q), flat(k), flat(v)], axis=-1)  # [B, T, C], the conv's channel order
+    return mixed, z.reshape(B, T, num_value_heads, Dv), flat(b), flat(a)
+
+
 def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, num_value_heads: int, eps: float,
                    state: LinearAttentionState | None = None, valid: np.ndarray | None = None,
                    chunked: bool = True) -> np.ndarray:
@@ -81,17 +111,20 @@ def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, n
     """
     B, T, _ = x.shape
     Hk, Hv, Dv = num_key_heads, num_value_heads, w.norm.shape[0]
-    Dk = (w.in_proj_qkv.shape[0] - Hv * Dv) // (2 * Hk)
+    Dk = (w.conv1d.shape[0] - Hv * Dv) // (2 * Hk)  # C = 2 Hk Dk + Hv Dv
     if valid is not None and not valid.all():
         # Padding must leave no trace: with no biases, a zero input gives q = k = v = 0, a zero conv output and
         # a zero write, so a memory that starts at 0 stays 0 through the pads (its decay g is not 0, but 0
         # decays to 0). That is exact for LEFT padding only: a pad after real tokens would still decay them.
         x = x * valid[..., None]  # [B, T, D]
 
-    mixed = linear(x, w.in_proj_qkv)  # [B, T, D] -> [B, T, C]
-    z = linear(x, w.in_proj_z).reshape(B, T, Hv, Dv)  # [B, T, Hv, Dv]
-    b = linear(x, w.in_proj_b)  # [B, T, Hv]
-    a = linear(x, w.in_proj_a)  # [B, T, Hv]
+    if w.in_proj_qkvz is not None:  # Qwen3-Next: two projections, grouped per key head
+        mixed, z, b, a = grouped_projections(linear(x, w.in_proj_qkvz), linear(x, w.in_proj_ba), Hk, Hv, Dk, Dv)
+    else:
+        mixed = linear(x, w.in_proj_qkv)  # [B, T, D] -> [B, T, C]
+        z = linear(x, w.in_proj_z).reshape(B, T, Hv, Dv)  # [B, T, Hv, Dv]
+        b = linear(x, w.in_proj_b)  # [B, T, Hv]
+        a = linear(x, w.in_proj_a)  # [B, T, Hv]
 
     C, W = w.conv1d.shape[0], w.conv1d.shape[-1]
     conv_state = state.conv if state is not None else np.zeros((B, W - 1, C), np.float32)  # [B, W-1, C]

@@ -1,7 +1,7 @@
 """The whole Qwen decoder: embed, L decoder layers, final RMSNorm, LM head.
 
     x_0      = embed_tokens[ids]                                   [B, T, D]
-    x_{i+1}  = decoder_layer(x_i)            for i = 0 .. L-1     (block.py; Qwen3.5: hybrid.py)
+    x_{i+1}  = decoder_layer(x_i)            for i = 0 .. L-1     (block.py; Qwen3.5, Qwen3-Next: hybrid.py)
     h        = RMSNorm(x_L; model.norm)                            (Qwen3.5: zero-centred, 1 + w)
     logits   = h @ lm_head^T                                       [B, T, V]  (lm_head = embed_tokens if tied)
 
@@ -36,6 +36,10 @@ Qwen3.5 (hybrid): the linear-attention layers take no positions and no mask, onl
 (zeroed at their input), and they run the chunked delta rule for a prompt, the recurrence for one token.
 A hybrid model is computed in pieces too: a piece continues the linear-attention states in the cache
 exactly as a chunk of a chunked prefill does (the state after a piece depends only on the tokens so far).
+
+Mixtures of experts (Qwen3-MoE, Qwen3-Next, Qwen3.5-MoE) route every token on its own (moe.py): batches,
+padding, pieces and the cache change nothing there. ``output_router_logits=True`` also returns each layer's
+router logits, to see which experts the tokens chose.
 """
 
 from __future__ import annotations
@@ -85,7 +89,8 @@ class Model:
         c = self.config
         return (f"Model({c.model_type}, L={c.num_hidden_layers}, D={c.hidden_size}, H={c.num_attention_heads}, "
                 f"K={c.num_key_value_heads}, Dh={c.head_dim}, F={c.intermediate_size}, V={c.vocab_size}, "
-                f"path={str(self.path) if self.path else None!r})")
+                + (f"E={c.num_experts}, k={c.num_experts_per_tok}, Fe={c.moe_intermediate_size}, " if c.is_moe else "")
+                + f"path={str(self.path) if self.path else None!r})")
 
     def _rope_frequencies(self, seq_len: int) -> tuple[np.ndarray, float]:
         """inv_freq [Dh/2] and attention scaling; computed once, except for dynamic RoPE (depends on seq_len)."""
@@ -112,13 +117,16 @@ class Model:
         return KVCache(self.config, batch_size, capacity)
 
     def forward(self, ids, attention_mask=None, output_hidden_states: bool = False,
-                cache: KVCache | None = None, logits_to_keep: int = 0, *, _rope_len: int | None = None):
+                cache: KVCache | None = None, logits_to_keep: int = 0, output_router_logits: bool = False, *,
+                _rope_len: int | None = None):
         """Logits for every position (or the last ``logits_to_keep``), optionally every hidden state.
 
         ids [T] -> logits [T, V];  ids [B, T] (with attention_mask [B, T], 1 = real, 0 = left padding)
         -> logits [B, T, V]. With ``output_hidden_states=True`` returns (logits, hidden), hidden being
         L+1 arrays shaped like ids + [D], in transformers' convention: [0] the embeddings, [i] the residual
         stream after layer i-1, [L] the final norm of the last layer's output.
+        With ``output_router_logits=True`` the router logits come last in the tuple: L entries, layer i's
+        shaped like ids + [E] (every position, also with ``logits_to_keep``), None for a dense layer.
         ``cache``: a KVCache; the new tokens continue after what it holds, and it is updated.
         A long input is computed in pieces of queries (see the module docstring); the result is the same.
         (``_rope_len`` is internal: the pieces of one long input share one RoPE length, as dynamic RoPE needs.)
@@ -151,7 +159,7 @@ class Model:
         piece = max(1, QUERY_PIECE_SCORES // (B * cfg.num_attention_heads * (past + T)))
         if T > piece:
             return self._forward_in_pieces(ids_BT, valid_BT, cache, piece, output_hidden_states,
-                                           int(logits_to_keep), single, rope_len)
+                                           int(logits_to_keep), single, rope_len, output_router_logits)
         inv_freq, scaling = self._rope_frequencies(rope_len)  # [Dh/2]
         # Computed once here and passed to every layer: all layers rotate at the same positions.
         cos, sin = rope_cos_sin(positions, inv_freq, scaling)  # [B, T, Dh] each
@@ -169,17 +177,22 @@ class Model:
 
         x = embed(ids_BT, w.embed_tokens)  # [B, T, D]
         hidden = [x]  # the residual stream after each layer, kept only when asked for
+        routers: list = []  # each MoE layer's router logits [B, T, E], kept only when asked for
         for i, layer in enumerate(w.layers):
             layer_cache = cache.layer(i) if cache is not None else None
-            if cfg.is_hybrid:  # Qwen3.5: gated attention or Gated DeltaNet, by layer_types[i]
+            record = [] if output_router_logits else None  # the layer appends its router logits, if it has a router
+            if cfg.is_hybrid:  # Qwen3.5, Qwen3-Next: gated attention or Gated DeltaNet, by layer_types[i]
                 x = hybrid_decoder_layer(x, layer, cfg, cos, sin, full_mask, valid_BT, layer_cache,
-                                         chunked=T > 1)  # [B, T, D]
+                                         chunked=T > 1, router_logits=record)  # [B, T, D]
             else:
                 mask = window_mask if cfg.uses_sliding_window(i) else full_mask
                 x = decoder_layer(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps,
-                                  cos, sin, mask, layer_cache)  # [B, T, D]
+                                  cos, sin, mask, layer_cache, cfg.num_experts_per_tok, cfg.norm_topk_prob,
+                                  record)  # [B, T, D]
             if output_hidden_states:
                 hidden.append(x)
+            if output_router_logits:
+                routers.append(record[0] if record else None)  # [B, T, E], or None for a dense layer
         if cache is not None:
             cache.advance(valid_BT, ids_BT)
 
@@ -190,39 +203,46 @@ class Model:
 
         if single:
             logits = logits[0]  # [T, V]
+            routers = [r if r is None else r[0] for r in routers]  # L x [T, E] or None
+        extra = (routers,) if output_router_logits else ()
         if not output_hidden_states:
-            return logits
+            return (logits, *extra) if extra else logits
         # transformers replaces the last layer's raw output by its final-norm output.
         hidden[-1] = h if not logits_to_keep else self.final_norm(hidden[-1])
         if single:
             hidden = [hs[0] for hs in hidden]  # L+1 x [T, D]
-        return logits, hidden
+        return (logits, hidden, *extra)
 
     def _forward_in_pieces(self, ids_BT, valid_BT, cache, piece: int, output_hidden_states: bool,
-                           logits_to_keep: int, single: bool, rope_len: int):
+                           logits_to_keep: int, single: bool, rope_len: int, output_router_logits: bool = False):
         """forward() of a long input, ``piece`` queries at a time through a KV cache (the same numbers)."""
         B, T = ids_BT.shape
         work = cache if cache is not None else self.new_cache(B, T)  # holds the keys of the earlier pieces
         keep = T if logits_to_keep == 0 else min(logits_to_keep, T)  # logits for positions T-keep .. T-1
-        logits, hidden = [], []
+        logits, hidden, routers = [], [], []
         for s in range(0, T, piece):
             e = min(s + piece, T)
             kept = max(0, e - max(s, T - keep))  # how many of this piece's positions need logits
             out = self.forward(ids_BT[:, s:e], attention_mask=valid_BT[:, s:e], cache=work,
                                output_hidden_states=output_hidden_states,
-                               logits_to_keep=0 if kept == e - s else max(kept, 1), _rope_len=rope_len)
-            piece_logits, piece_hidden = out if output_hidden_states else (out, None)
+                               logits_to_keep=0 if kept == e - s else max(kept, 1),
+                               output_router_logits=output_router_logits, _rope_len=rope_len)
+            out = out if isinstance(out, tuple) else (out,)
             if kept:
-                logits.append(piece_logits[:, -kept:])  # [B, kept, V]
+                logits.append(out[0][:, -kept:])  # [B, kept, V]
             if output_hidden_states:
-                hidden.append(piece_hidden)
+                hidden.append(out[1])
+            if output_router_logits:
+                routers.append(out[-1])
         logits = np.concatenate(logits, axis=1)  # [B, keep, V]
-        if single:
-            logits = logits[0]
+        unbatch = (lambda a: a[0]) if single else (lambda a: a)
+        extra = ()
+        if output_router_logits:  # L x [B, T, E] (or None: a dense layer)
+            extra = ([None if parts[0] is None else unbatch(np.concatenate(parts, axis=1)) for parts in zip(*routers)],)
         if not output_hidden_states:
-            return logits
-        hidden = [np.concatenate(parts, axis=1) for parts in zip(*hidden)]  # L+1 x [B, T, D]
-        return logits, [hs[0] for hs in hidden] if single else hidden
+            return (unbatch(logits), *extra) if extra else unbatch(logits)
+        hidden = [unbatch(np.concatenate(parts, axis=1)) for parts in zip(*hidden)]  # L+1 x [B, T, D]
+        return (unbatch(logits), hidden, *extra)
 
 
 def check_cache(cache, cfg: QwenConfig, batch_size: int) -> None:
