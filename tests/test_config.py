@@ -79,7 +79,7 @@ def test_missing_num_key_value_heads_means_multi_head_attention():
 
 @pytest.mark.parametrize("change, words", [
     ({"model_type": "llama"}, ["model_type", "llama", "qwen2", "qwen3"]),
-    ({"model_type": "qwen3_moe"}, ["model_type", "qwen3_moe"]),
+    ({"model_type": "qwen2_moe"}, ["model_type", "qwen2_moe", "qwen3_moe"]),
     ({"num_key_value_heads": 3}, ["num_attention_heads (14)", "num_key_value_heads (3)"]),
     ({"rope_scaling": {"type": "longrope", "factor": 2.0}}, ["rope_type", "longrope"]),
     ({"rope_scaling": {"rope_type": "linear"}}, ["factor", "missing"]),

@@ -382,7 +382,7 @@ def _check_rope_math(rope: RopeConfig, head_dim: int, max_pos: int, where: str) 
 
 
 def parse_qwen35_config(raw: dict, source: str = "config.json") -> QwenConfig:
-    """A hybrid config.json: Qwen3.5, Qwen3.5-MoE or Qwen3-Next (QWEN35_SPEC.md 2), wrapped or text-only.
+    """A hybrid config.json: Qwen3.5, Qwen3.5-MoE or Qwen3-Next, wrapped or text-only.
 
     * ``model_type: "qwen3_5"`` / ``"qwen3_5_moe"`` (what the Hub ships): the language model is ``text_config``
       (``"qwen3_5_text"`` / ``"qwen3_5_moe_text"``); ``vision_config`` and the image / video token ids are not
@@ -503,7 +503,7 @@ MOE_DEFAULTS = {"qwen3_moe": (128, 8, False, 768, 0), "qwen3_next": (512, 10, Tr
 
 
 def _parse_moe(raw: dict, get: FieldReader, source: str, model_type: str, layers: int) -> dict:
-    """The routing fields of a mixture of experts, as keyword arguments of QwenConfig (QWEN35_SPEC.md 2.1, 4.5).
+    """The routing fields of a mixture of experts, as keyword arguments of QwenConfig.
 
     * ``num_experts``: transformers 5 *saves* Qwen3-MoE configs as ``num_local_experts`` (an attribute map),
       while the Hub files say ``num_experts``; both are read, and must agree when both are given.

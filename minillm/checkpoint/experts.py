@@ -8,7 +8,7 @@
 
 Both occur in real checkpoints, even within one family: Qwen3.5-35B-A3B ships stacked BF16 experts while its
 FP8 release and Qwen3-30B-A3B ship one tensor per expert, which is also what transformers 5's save_pretrained
-writes (QWEN35_SPEC.md 3.3). transformers holds the stacked form in memory, and so does minillm (moe.py).
+writes. transformers holds the stacked form in memory, and so does minillm (moe.py).
 
 Per-expert tensors are checked with every other tensor (all E experts present, each with its shape and a
 float dtype) before anything is read, and then each is widened to float32 straight into its slice of the

@@ -10,7 +10,7 @@
 | SOFTMAX OVER ALL EXPERTS, THEN TOP-K, THEN (MAYBE) RENORMALISE. The k kept probabilities sum to less   |
 | than 1. Renormalised, they equal a softmax over the k chosen logits alone (the other experts' terms    |
 | cancel); not renormalised, a token whose router is unsure gets a smaller expert output in total.       |
-| Getting the flag wrong moves tiny-model logits by 1.4 to 3.4 (QWEN35_SPEC.md 8).                      |
+| Getting the flag wrong moves the logits of the tiny MoE checkpoints far off (test_moe.py).          |
 +--------------------------------------------------------------------------------------------------------+
 
 The choice is discrete: a float32 error of 1e-7 in a router logit changes nothing, unless two experts are
