@@ -137,9 +137,10 @@ def minimum_activation_bytes(cfg, batch_size: int, seq_len: int, itemsize: int =
 
 def check_trainable(cfg) -> None:
     """Raise InputError unless minillm/backward/ can differentiate this model (the dense Qwen2/Qwen3 models)."""
-    if cfg.is_hybrid or cfg.zero_centred_norms or cfg.attn_output_gate:
+    if cfg.is_hybrid or cfg.zero_centred_norms or cfg.attn_output_gate or cfg.is_moe:
+        kind = "a mixture of experts" if cfg.is_moe else "Gated DeltaNet and gated attention"
         raise InputError(f"training supports the dense Qwen2/Qwen3 models; this is a {cfg.model_type} model "
-                         f"(Qwen3.5: Gated DeltaNet and gated attention), which has no backward pass in minillm")
+                         f"({kind}), which has no backward pass in minillm")
 
 
 def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.ndarray]]:

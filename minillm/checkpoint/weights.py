@@ -29,6 +29,7 @@ reads those into the same stacked arrays.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, is_dataclass
 from typing import Callable
 
@@ -123,6 +124,19 @@ def expected_shapes(cfg: QwenConfig, with_lm_head: bool | None = None) -> dict[s
     if not cfg.tie_word_embeddings if with_lm_head is None else with_lm_head:
         shapes["lm_head.weight"] = (V, D)
     return shapes
+
+
+def parameter_counts(cfg: QwenConfig) -> tuple[int, int]:
+    """(parameters in all, parameters one token uses). In each MoE layer a token runs through k of the E experts:
+    the other E - k are not active for it. The embedding and the head count in both, as in the names
+    "30B-A3B" (Qwen3-30B-A3B: 30.5 B in all, 3.3 B active per token)."""
+    total = inactive = 0
+    for name, shape in expected_shapes(cfg).items():
+        n = math.prod(shape)
+        total += n
+        if ".mlp.experts." in name:  # [E, ...]: each expert's share is n / E
+            inactive += n // cfg.num_experts * (cfg.num_experts - cfg.num_experts_per_tok)
+    return total, total - inactive
 
 
 def hybrid_layer_shapes(cfg: QwenConfig, i: int) -> dict[str, tuple[int, ...]]:

@@ -24,8 +24,9 @@ from .rope import rope_cos_sin, rope_frequencies, rotate_half
 def plain_forward(weights: ModelWeights, config: QwenConfig, ids) -> np.ndarray:
     """Next-token logits at every position of one sequence.   ids [T] -> logits [T, V] float32"""
     c, w = config, weights
-    if c.is_hybrid:
-        raise InputError("plain_forward covers the dense Qwen2/Qwen3 models; use Model.forward for Qwen3.5")
+    if c.is_hybrid or c.is_moe:
+        raise InputError(f"plain_forward covers the dense Qwen2/Qwen3 models; use Model.forward for {c.model_type} "
+                         f"({'a mixture of experts' if c.is_moe else 'hybrid linear attention'})")
     H, K, Dh, eps = c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.rms_norm_eps
     ids = np.asarray(ids)  # [T] token ids; token t sits at position t
     T = len(ids)

@@ -306,8 +306,9 @@ def cmd_chat(args) -> int:
 
 def cmd_inspect(args) -> int:
     from ..checkpoint.config import load_config
+    from ..checkpoint.experts import per_expert_sources
     from ..checkpoint.loading import check_layer_count, language_model_tensors, open_checkpoint
-    from ..checkpoint.weights import expected_shapes
+    from ..checkpoint.weights import expected_shapes, parameter_counts
     from ..model.cache import kv_bytes_per_token, linear_state_bytes
 
     if args.tensors < 0:
@@ -333,12 +334,23 @@ def cmd_inspect(args) -> int:
         print(f"  linear attention: Hk={c.linear_num_key_heads} key heads, Hv={c.linear_num_value_heads} value "
               f"heads, Dk={c.linear_key_head_dim}, Dv={c.linear_value_head_dim}, conv kernel "
               f"W={c.linear_conv_kernel_dim} over C={c.linear_conv_channels} channels; norms zero-centred (1 + w)")
+    if c.is_moe:
+        moe_layers = [i for i in range(c.num_hidden_layers) if c.is_moe_layer(i)]
+        dense = [i for i in range(c.num_hidden_layers) if i not in moe_layers]
+        print(f"  mixture of experts in {len(moe_layers)} of {c.num_hidden_layers} layers"
+              + (f" (dense MLP F={c.intermediate_size} in layers {dense})" if dense else "")
+              + f": E={c.num_experts} experts of width Fe={c.moe_intermediate_size}, k={c.num_experts_per_tok} "
+              f"per token, weights {'renormalised' if c.norm_topk_prob else 'not renormalised'}"
+              + (f"; a shared expert of width Fs={c.shared_expert_intermediate_size} behind a sigmoid gate"
+                 if c.shared_expert_intermediate_size else ""))
     print(f"  q/k/v bias {c.qkv_bias}, o_proj bias {c.o_proj_bias}, q/k-norm {c.qk_norm}, "
           f"tied embeddings {c.tie_word_embeddings}, sliding window {c.sliding_window}, "
           f"stored dtype {c.dtype}, eos {list(c.eos_token_ids)}")
 
-    used = {stored(n): shape for n, shape in
-            expected_shapes(c, with_lm_head=(not c.tie_word_embeddings) or "lm_head.weight" in lm_files).items()}
+    expected = expected_shapes(c, with_lm_head=(not c.tie_word_embeddings) or "lm_head.weight" in lm_files)
+    used = {stored(n): shape for n, shape in expected.items()}
+    per_expert, _ = per_expert_sources(lm_files, expected, stored)  # experts stored one tensor per expert
+    used.update({stored(part): None for parts in per_expert.values() for _, _, part in parts})
     groups: dict[str, int] = {}
     for name in files:
         info = files[name].tensors[name]
@@ -346,6 +358,8 @@ def cmd_inspect(args) -> int:
         part = ("vision (unused)" if name.startswith("model.visual.") else "mtp (unused)" if name.startswith("mtp.")
                 else "embedding" if "embed_tokens" in name else "lm_head" if name.startswith("lm_head") else
                 "attention" if "self_attn" in name else "linear attn" if "linear_attn" in name else
+                "experts" if ".mlp.experts." in name else "shared expert" if ".mlp.shared_expert" in name else
+                "router" if name.endswith(".mlp.gate.weight") else
                 "mlp" if ".mlp." in name else "norms" if "norm" in name else "other")
         groups[part] = groups.get(part, 0) + n
     total = sum(groups.values())
@@ -353,9 +367,13 @@ def cmd_inspect(args) -> int:
     for part, n in sorted(groups.items(), key=lambda kv: -kv[1]):
         print(f"    {part:<15} {n:>14,}  {100 * n / total:5.1f}%")
     print(f"    {'total':<15} {total:>14,}  (stored in {len({id(f) for f in files.values()})} file(s))")
-    f32 = 4 * sum(math.prod(s) for s in used.values())
+    f32 = 4 * sum(math.prod(s) for s in expected.values())
     if c.tie_word_embeddings and "lm_head.weight" not in lm_files:
         print("    (lm_head is tied to the embedding: no extra memory)")
+    if c.is_moe:
+        total, active = parameter_counts(c)
+        print(f"    language model {total:,} parameters in all, {active:,} active per token ({100 * active / total:.1f}%):"
+              f" each token runs through {c.num_experts_per_tok} of the {c.num_experts} experts of a MoE layer")
     print(f"\n  memory in float32: {f32 / 1e9:.3f} GB of weights; KV cache "
           f"{kv_bytes_per_token(c) / 1024:.1f} KiB per token" + (
               f" (full-attention layers only) + linear-attention state {linear_state_bytes(c) / 2 ** 20:.2f} MiB "

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backward.transformer import loss_and_grads
-from ..checkpoint.config import HYBRID_MODEL_TYPES, parse_config
+from ..checkpoint.config import HYBRID_MODEL_TYPES, MOE_MODEL_TYPES, parse_config
 from ..checkpoint.fields import REQUIRED, FieldReader
 from ..checkpoint.safetensors_file import SafetensorsFile
 from ..checkpoint.saving import save_model_dir
@@ -118,9 +118,10 @@ class TrainConfig:
             raise InputError(f"{source}: dtype must be 'bf16' or 'f32', found {self.dtype!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr and self.warmup >= 0 and self.clip > 0):
             raise InputError(f"{source}: need lr > 0, 0 <= min_lr <= lr, warmup >= 0, clip > 0")
-        if self.model.get("model_type") in HYBRID_MODEL_TYPES:
+        if self.model.get("model_type") in HYBRID_MODEL_TYPES + MOE_MODEL_TYPES:
             raise InputError(f"{source}: model: training supports the dense Qwen2/Qwen3 models; "
-                             f"{self.model['model_type']!r} (Qwen3.5) has no backward pass in minillm")
+                             f"{self.model['model_type']!r} (hybrid or mixture of experts) has no backward pass "
+                             f"in minillm")
         limit = self.model.get("max_position_embeddings")
         if isinstance(limit, int) and self.context > limit:
             raise InputError(f"{source}: context {self.context} is longer than the model allows "
