@@ -53,6 +53,8 @@ CONFIG, GENCFG = "minillm/checkpoint/config.py", "minillm/checkpoint/generation_
 TOK, TEMPLATE = "minillm/text/tokenizer.py", "minillm/text/chat_template.py"
 LOADING, ST, HUB = "minillm/checkpoint/loading.py", "minillm/checkpoint/safetensors_file.py", "minillm/checkpoint/hub.py"
 PATHS = "minillm/checkpoint/paths.py"
+ROUTER, TOPK = "minillm/model/router.py", "minillm/model/topk.py"
+MOE, EXPERTS = "minillm/model/moe.py", "minillm/checkpoint/experts.py"
 
 MUTATIONS: list[Mutation] = [
     # ---------------------------------------------------------------- generation: defaults, stop ids, bookkeeping
@@ -279,6 +281,27 @@ MUTATIONS: list[Mutation] = [
     M("hub", HUB, 'if _is_true(os.environ.get("HF_HUB_OFFLINE")) or', "if False or", "HF_HUB_OFFLINE ignored"),
     M("hub", HUB, '"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]',
       '"tokenizer_config.json", "chat_template.jinja"]', "the download leaves out tokenizer.json"),
+    # ---------------------------------------------------------------- mixtures of experts
+    M("moe", ROUTER, "    if normalize:", "    if False:", "no top-k renormalisation"),
+    M("moe", TOPK, "        indices[row] = torch_cpu_topk_indices(values[row].tolist(), k)", "        pass",
+      "ties broken lowest index first, not as torch.topk"),
+    M("moe", TOPK, "    indices = order[:, :k]  #", "    indices = order[:, :k + 1]  #", "one expert too many per token"),
+    M("moe", MOE, "    return gate * swiglu_mlp(x, w.shared_expert)", "    return swiglu_mlp(x, w.shared_expert)",
+      "shared expert without its sigmoid gate"),
+    M("moe", MOE, "        y[tokens] += weights.ravel()[mine, None] * out", "        y[tokens] = weights.ravel()[mine, None] * out",
+      "an expert's output overwrites the others'"),
+    M("moe", EXPERTS, '(("gate_proj", 0), ("up_proj", 1))', '(("gate_proj", 1), ("up_proj", 0))',
+      "per-expert gate_proj and up_proj swapped when stacking"),
+    M("moe", EXPERTS, "        files[name].read_into(stored(name), out[e, rows])",
+      "        out[e, rows] = files[name].get_float32(stored(name))", "each expert read through a float32 copy"),
+    M("moe", CONFIG, '"qwen3_moe": (128, 8, False, 768, 0)', '"qwen3_moe": (128, 8, True, 768, 0)',
+      "Qwen3-MoE renormalises by default"),
+    M("moe", CONFIG, "(layer_idx + 1) % self.decoder_sparse_step == 0", "layer_idx % self.decoder_sparse_step == 0",
+      "decoder_sparse_step off by one"),
+    M("moe", CONFIG, "norm_topk_prob=True if qwen35 else get(", "norm_topk_prob=get(", "Qwen3.5-MoE reads norm_topk_prob"),
+    M("moe", "minillm/model/gated_deltanet.py", "    groups = qkvz.reshape(B, T, Hk, 2 * Dk + 2 * r * Dv)",
+      "    groups = qkvz.reshape(B, T, 2 * Dk + 2 * r * Dv, Hk).swapaxes(-1, -2)",
+      "Qwen3-Next's in_proj_qkvz groups read the wrong way round"),
 ]
 
 # The tests to run first for each area (the rest of the suite follows).
@@ -294,6 +317,7 @@ AREA_TESTS = {
     "template": ["test_behaviour_text.py", "test_tokenizer.py"],
     "loader": ["test_behaviour_loader.py", "test_loader.py", "test_bad_input.py"],
     "hub": ["test_hub.py"],
+    "moe": ["test_moe_properties.py", "test_moe.py"],
 }
 
 
