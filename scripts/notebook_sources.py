@@ -922,6 +922,138 @@ new = minillm.generate(model, ids, max_new_tokens=8, temperature=0.0, stop_token
 print("greedy continuation:", new.tolist())'''),
 ]
 
+MOE = [
+    ("md", """# 8. Mixture of experts: which experts does a token pick?
+
+The largest Qwen models (Qwen3-30B-A3B, Qwen3-Next-80B-A3B, Qwen3.5-35B-A3B) replace the MLP of their
+layers by many small MLPs, the *experts*, and a *router* that sends each token to a few of them. The
+model holds all the experts' parameters but each token computes with only k of the E: "30B-A3B" means
+30 B parameters in all and 3 B active per token. This notebook counts what that saves, opens the router
+on a prompt (which experts each token picks, and with what weight), shows how much each expert is used
+per layer, checks that computing only the chosen experts gives the same numbers as running all of them,
+and looks at what happens when two experts tie.
+
+The bundled MoE checkpoints are tiny and random (8 experts, 2 per token): the routing is real, the
+choices mean nothing. Point the first cell at a real MoE checkpoint to see a trained router."""),
+    ("code", setup("tiny-qwen3-moe")),
+    ("code", """from minillm.checkpoint.weights import parameter_counts
+
+moe_layers = [i for i in range(cfg.num_hidden_layers) if cfg.is_moe_layer(i)]
+E, k = cfg.num_experts, cfg.num_experts_per_tok
+print(f"MoE layers {moe_layers} of {cfg.num_hidden_layers}: E={E} experts of width Fe={cfg.moe_intermediate_size}, "
+      f"k={k} per token; renormalised: {cfg.norm_topk_prob}; shared expert width: {cfg.shared_expert_intermediate_size}")
+qwen3_30b = minillm.load_config(WEIGHTS_DIR / "configs" / "qwen3-30b-a3b.json")
+for name, c in (("this model", cfg), ("Qwen3-30B-A3B", qwen3_30b)):
+    total, active = parameter_counts(c)
+    print(f"{name:>14}: {total:>14,} parameters, {active:>13,} active per token ({100 * active / total:.0f}%)")"""),
+    ("md", """A dense model with Qwen3-30B-A3B's active parameters would compute as much per token; the MoE model has
+nine times more parameters to choose from. Memory is not saved: every expert must be loaded, since the
+next token may pick any of them.
+
+## The router
+
+For each token, the router scores every expert with one matrix product (`mlp.gate.weight`, [E, D]), turns
+the scores into probabilities with a softmax over all E experts, keeps the k most probable, and (with
+`norm_topk_prob`, and always in Qwen3.5-MoE) rescales those k to sum to 1. `output_router_logits=True`
+returns each layer's router scores [T, E] (None for a dense layer)."""),
+    ("code", """from minillm.model.activations import softmax
+from minillm.model.router import top_k_routing
+
+text = "The quick brown fox jumps over the lazy dog. Attention lets every token look back."
+ids = np.array(tok.encode(text))
+logits, router_logits = model.forward(ids, output_router_logits=True)
+print("router logits per layer:", [None if r is None else r.shape for r in router_logits])
+layer = moe_layers[0]
+weights, experts = top_k_routing(router_logits[layer], k, cfg.norm_topk_prob)   # [T, k] each
+print(f"layer {layer}: token -> experts (weights)")
+for t in range(min(len(ids), 10)):
+    picks = ", ".join(f"{e} ({w:.2f})" for e, w in zip(experts[t], weights[t]))
+    print(f"  {tok.decode([ids[t]])!r:>10} -> {picks}")"""),
+    ("code", """t = 3
+probs = softmax(router_logits[layer][t])                                     # [E]: over all experts
+colors = ["tab:orange" if e in experts[t] else "tab:gray" for e in range(E)]
+plt.figure(figsize=(6, 2.8))
+plt.bar(range(E), probs, color=colors)
+plt.title(f"Router probabilities of {tok.decode([ids[t]])!r}, layer {layer} (chosen: orange)")
+plt.xlabel("expert"); plt.ylabel("probability"); plt.xticks(range(E)); plt.tight_layout(); plt.show()
+print(f"the chosen {k} hold {probs[experts[t]].sum():.2f} of the probability; their weights:", weights[t])"""),
+    ("md", """What to see: the router gives a probability to every expert, and only the k tallest bars are kept.
+Without renormalisation (Qwen3-MoE's default; every released Qwen3-MoE config turns it on) the expert
+outputs are weighted by those probabilities as they are, so a token whose router is unsure gets a smaller
+update; with it, the k weights always sum to 1.
+
+## Which experts each token picks
+
+Every token is routed on its own: neighbouring tokens, and the same token in another context, may go to
+different experts. Below, for one layer, the weight each token gives each expert (blank: not chosen)."""),
+    ("code", """chosen = np.zeros((len(ids), E))                                              # [T, E], 0 = not chosen
+np.put_along_axis(chosen, experts, weights, axis=-1)
+shown = min(len(ids), 24)                                                    # the first tokens, legibly
+plt.figure(figsize=(6, 5))
+plt.imshow(np.where(chosen > 0, chosen, np.nan)[:shown], aspect="auto", cmap="viridis")
+plt.yticks(range(shown), [repr(tok.decode([i])) for i in ids[:shown]], fontsize=8)
+plt.xticks(range(E))
+plt.title(f"Routing weights per token, layer {layer} ({k} of {E} experts each)")
+plt.xlabel("expert"); plt.ylabel("token"); plt.colorbar(label="weight"); plt.tight_layout(); plt.show()"""),
+    ("md", """What to see: exactly k coloured cells in every row, and columns that are not used evenly: some experts
+take many of the prompt's tokens, some few. Training pushes a MoE towards even use with an auxiliary loss
+(`router_aux_loss_coef`); inference never computes it.
+
+## Expert usage per layer
+
+The share of the prompt's tokens each expert receives, in every MoE layer (a row sums to k: each token
+counts once for each of its k experts)."""),
+    ("code", """usage = np.zeros((len(moe_layers), E))                                        # [MoE layers, E]
+for row, i in enumerate(moe_layers):
+    _, picked = top_k_routing(router_logits[i], k, cfg.norm_topk_prob)           # [T, k]
+    usage[row] = np.bincount(picked.ravel(), minlength=E) / len(ids)
+print(f"share of the {len(ids)} tokens per expert:")
+for i, row in zip(moe_layers, usage):
+    print(f"  layer {i}:", row.round(2), " sum", row.sum().round(2))
+plt.figure(figsize=(6, 2.5))
+plt.imshow(usage, aspect="auto", cmap="magma", vmin=0)
+plt.yticks(range(len(moe_layers)), [f"layer {i}" for i in moe_layers]); plt.xticks(range(E))
+plt.title(f"Expert usage per layer ({len(ids)} tokens)")
+plt.xlabel("expert"); plt.ylabel("MoE layer"); plt.colorbar(label="share of tokens"); plt.tight_layout(); plt.show()"""),
+    ("md", """What to see: each layer has favourite experts of its own. With random weights the unevenness is chance;
+in a trained model it reflects what the experts specialised in (and the auxiliary loss keeps it from
+collapsing onto a few).
+
+## Computing only the chosen experts
+
+`sparse_moe_block` groups the tokens by expert and runs each expert once, on the tokens that chose it:
+N k expert evaluations instead of N E. `dense_moe_block` writes the same sum plainly, every expert on every
+token with weight 0 where it was not chosen. Any input [N, D] shows the two agree; here the prompt's token
+embeddings, normalised, through the first MoE layer's weights."""),
+    ("code", """from minillm.model.moe import dense_moe_block, sparse_moe_block
+from minillm.model.norm import rms_norm, zero_centred_rms_norm
+
+w = model.weights.layers[layer]
+norm = zero_centred_rms_norm if cfg.zero_centred_norms else rms_norm
+x = norm(model.weights.embed_tokens[ids], w.post_attention_layernorm, cfg.rms_norm_eps)   # [T, D]
+sparse = sparse_moe_block(x, w.mlp, k, cfg.norm_topk_prob)                   # [T, D]
+dense = dense_moe_block(x, w.mlp, k, cfg.norm_topk_prob)                     # [T, D]
+print("max |sparse - dense| =", f"{np.abs(sparse - dense).max():.1e}")
+print(f"expert evaluations: sparse {len(ids) * k}, dense {len(ids) * E}")
+print("stacked experts: gate_up_proj", w.mlp.experts.gate_up_proj.shape, " down_proj", w.mlp.experts.down_proj.shape)"""),
+    ("md", """## When experts tie
+
+Ties are rare with real router scores, but certain for an all-zero input (every score 0) or two identical
+router rows. Which experts win is then whatever `torch.topk` does on a CPU, and it is not "lowest index
+first": it calls the C++ standard library's partial sort or nth_element, neither of which keeps equal
+values in order. minillm reproduces those steps for tied rows (`minillm/model/topk.py`), so it routes
+exactly as transformers does."""),
+    ("code", """from minillm.model.topk import top_k
+
+for n, kk in ((4, 2), (8, 2), (8, 3), (128, 2)):
+    _, idx = top_k(np.full((1, n), 1 / n, np.float32), kk)                   # all n probabilities equal
+    print(f"{n:>3} equal probabilities, top-{kk}: experts {idx[0].tolist()}   (lowest first: {list(range(kk))})")
+zero = np.zeros((1, cfg.hidden_size), np.float32)
+_, picks = top_k_routing(zero @ model.weights.layers[layer].mlp.gate.T, k, cfg.norm_topk_prob)
+print(f"an all-zero input at layer {layer} goes to experts {picks[0].tolist()}")"""),
+]
+
+
 NOTEBOOKS = {
     "01_forward_pass_tour.ipynb": TOUR,
     "02_attention_and_rope.ipynb": ROPE,
@@ -930,4 +1062,5 @@ NOTEBOOKS = {
     "05_chat.ipynb": CHAT,
     "06_linear_attention.ipynb": LINEAR,
     "07_training.ipynb": TRAINING,
+    "08_mixture_of_experts.ipynb": MOE,
 }
