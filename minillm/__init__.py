@@ -1,4 +1,4 @@
-"""minillm: Qwen2 / Qwen2.5 / Qwen3 (dense) and Qwen3.5 (hybrid) inference in pure NumPy, readable and exact.
+"""minillm: Qwen2 / Qwen2.5 / Qwen3 (dense), Qwen3.5 (hybrid) and Qwen MoE inference in pure NumPy, readable and exact.
 
     import minillm
     model = minillm.load_model("weights/tiny-qwen2")       # or a Hub id: "Qwen/Qwen2.5-0.5B-Instruct"
@@ -14,6 +14,9 @@ Legend of dimension names, used in every shape comment:
 Qwen3.5's linear-attention (Gated DeltaNet) layers add:
     Hk / Hv linear key / value heads     Dk / Dv their head dims     C conv channels (2 Hk Dk + Hv Dv)
     W conv kernel width     R rotary dims of the full-attention heads (partial RoPE)
+The mixtures of experts (Qwen3-MoE, Qwen3-Next, Qwen3.5-MoE) add:
+    N tokens (batch and time flattened: each is routed on its own)     E experts     k experts per token
+    Fe width of one expert (moe_intermediate_size)     Fs width of the shared expert
 """
 
 from .errors import CheckpointError, ConfigError, InputError, MinillmError, MinillmWarning, TokenizerError

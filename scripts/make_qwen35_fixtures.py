@@ -368,7 +368,7 @@ def make_model_with_seed(name: str, spec: dict, torch, transformers, seed: int) 
             ref(torch.tensor(batch), attention_mask=torch.tensor(mask), position_ids=torch.tensor(position_ids))
             for prompt, new in (("greedy_prompt", "greedy_new"), ("greedy_prompt", "greedy_nostop_new"),
                                 ("input_ids", "greedy_long_nostop_new")):
-                ref(torch.tensor([np.concatenate([result[prompt], result[new]])]))
+                ref(torch.tensor(np.concatenate([result[prompt], result[new]])[None]))
             real = [np.ones(len(ids), bool), mask.astype(bool).ravel()] + [None] * 3
             gaps = [routers.min_gap(call, keep) for calls in routers.calls.values() for call, keep in zip(calls, real)]
             result["min_router_gap"] = np.float32(min(gaps))
@@ -491,8 +491,9 @@ def make_moe_fixtures(torch, transformers) -> None:
         rules.append({"num_hidden_layers": layers, "decoder_sparse_step": step, "mlp_only_layers": dense,
                       "moe_layers": [i for i, layer in enumerate(model.model.layers) if hasattr(layer.mlp, "experts")]})
     with torch.device("meta"):
-        big = transformers.Qwen3MoeForCausalLM(transformers.Qwen3MoeConfig(**{
-            k: v for k, v in QWEN3_30B_A3B.items() if k not in ("architectures", "torch_dtype", "transformers_version")}))
+        fields = {k: v for k, v in QWEN3_30B_A3B.items() if k not in ("architectures", "torch_dtype",
+                                                                      "transformers_version")}
+        big = transformers.Qwen3MoeForCausalLM(transformers.Qwen3MoeConfig(**fields))
     counts = {"total": sum(p.numel() for p in big.parameters()),
               "experts": sum(p.numel() for n, p in big.named_parameters() if ".mlp.experts." in n)}
     (WEIGHTS / "configs" / "moe_reference.json").write_text(json.dumps(

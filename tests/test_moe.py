@@ -284,7 +284,8 @@ def test_per_expert_tensors_are_read_into_the_stacked_array_without_a_second_cop
     write_safetensors(tmp_path / "experts.safetensors", {n: store(a) for n, a in parts.items()})
     f = SafetensorsFile(tmp_path / "experts.safetensors")
     files = {n: f for n in f.tensors}
-    expected = {"model.layers.0.mlp.experts.gate_up_proj": (E, 2 * Fe, D), "model.layers.0.mlp.experts.down_proj": (E, D, Fe)}
+    p = "model.layers.0.mlp.experts."
+    expected = {p + "gate_up_proj": (E, 2 * Fe, D), p + "down_proj": (E, D, Fe)}
     sources, problems = per_expert_sources(files, expected, lambda n: n)
     assert not problems and set(sources) == set(expected)
     for name, shape in expected.items():
@@ -297,11 +298,9 @@ def test_per_expert_tensors_are_read_into_the_stacked_array_without_a_second_cop
             tracemalloc.stop()
         assert stacked.nbytes <= peak < stacked.nbytes + Fe * D * 4 // 2, (name, peak, stacked.nbytes)
         for e in range(E):  # and each expert landed where it belongs: [gate | up] rows, down as is
-            if "gate_up" in name:
-                np.testing.assert_array_equal(stacked[e], np.concatenate([f.get_float32(f"model.layers.0.mlp.experts.{e}.{m}.weight")
-                                                                          for m in ("gate_proj", "up_proj")]))
-            else:
-                np.testing.assert_array_equal(stacked[e], f.get_float32(f"model.layers.0.mlp.experts.{e}.down_proj.weight"))
+            modules = ("gate_proj", "up_proj") if "gate_up" in name else ("down_proj",)
+            np.testing.assert_array_equal(stacked[e], np.concatenate([f.get_float32(f"{p}{e}.{m}.weight")
+                                                                      for m in modules]))
 
 
 def test_a_moe_checkpoint_loads_without_unused_tensor_warnings():

@@ -116,7 +116,7 @@ def test_router_logits_are_recorded_when_asked_for():
     np.testing.assert_array_equal(record[0].reshape(6, 4), route(x.reshape(6, 12), w.gate, 2, True)[2])
 
 
-# ---------------------------------------------------------------------------------------------- ties, as torch breaks them
+# ---------------------------------------------------------------------------------- ties, as torch breaks them
 
 def test_top_k_returns_what_torch_topk_returns_on_rows_full_of_ties(topk_reference):
     cases = [key[len("probs_"):] for key in topk_reference if key.startswith("probs_")]

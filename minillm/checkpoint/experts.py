@@ -30,8 +30,10 @@ from .safetensors_file import FLOAT_DTYPES
 
 STACKED = ("mlp.experts.gate_up_proj", "mlp.experts.down_proj")
 # each stacked tensor, from its per-expert parts: (per-expert module, which half of the rows it fills)
-PARTS = {"mlp.experts.gate_up_proj": (("gate_proj", 0), ("up_proj", 1)), "mlp.experts.down_proj": (("down_proj", None),)}
-PER_EXPERT_NAME = re.compile(r"model\.layers\.(\d{1,9})\.mlp\.experts\.(\d{1,9})\.(gate_proj|up_proj|down_proj)\.weight")
+PARTS = {"mlp.experts.gate_up_proj": (("gate_proj", 0), ("up_proj", 1)),
+         "mlp.experts.down_proj": (("down_proj", None),)}
+PER_EXPERT_NAME = re.compile(r"model\.layers\.(\d{1,9})\.mlp\.experts\.(\d{1,9})\."
+                             r"(gate_proj|up_proj|down_proj)\.weight")
 
 Part = tuple[int, slice, str]  # (expert e, rows of out[e] it fills, the per-expert tensor's name)
 
@@ -98,7 +100,8 @@ def _check_part(files: dict, name: str, shape: tuple[int, ...], stored) -> str |
         return (f"tensor {stored(name)!r} in {files[name].path.name}: expected shape {list(shape)} (from config "
                 f"moe_intermediate_size, hidden_size), found {list(info.shape)}")
     if info.dtype not in FLOAT_DTYPES:
-        return f"tensor {stored(name)!r} in {files[name].path.name}: expected dtype {'/'.join(FLOAT_DTYPES)}, found {info.dtype}"
+        return (f"tensor {stored(name)!r} in {files[name].path.name}: expected dtype {'/'.join(FLOAT_DTYPES)}, "
+                f"found {info.dtype}")
     return None
 
 

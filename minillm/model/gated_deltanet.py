@@ -21,8 +21,8 @@ and the delta rule's memory S [Hv, Dk, Dv]. Their size does not depend on the co
 Qwen3.5-0.8B layer keeps 1.1 MB per sequence whether it has read ten tokens or a million.
 
 +--------------------------------------------------------------------------------------------------------+
-| VALUE HEADS SHARE KEY HEADS BY REPEAT, NOT TILE. With Hv = r * Hk, value heads h*r .. h*r + r-1 all   |
-| read key head h (np.repeat: k0 k0 k1 k1), as GQA does. np.tile (k0 k1 k0 k1) pairs heads wrongly and  |
+| VALUE HEADS SHARE KEY HEADS BY REPEAT, NOT TILE. With Hv = r * Hk, value heads h*r .. h*r + r-1 all    |
+| read key head h (np.repeat: k0 k0 k1 k1), as GQA does. np.tile (k0 k1 k0 k1) pairs heads wrongly and   |
 | moves tiny-model logits by 5. Qwen3.5-0.8B has Hv = Hk and cannot show the bug; the 27B (16 / 48) can. |
 +--------------------------------------------------------------------------------------------------------+
 """
@@ -84,7 +84,7 @@ def grouped_projections(qkvz: np.ndarray, ba: np.ndarray, num_key_heads: int, nu
 
     +----------------------------------------------------------------------------------------------------+
     | GROUPED PER KEY HEAD, NOT FOUR BLOCKS. With r = Hv / Hk value heads per key head, in_proj_qkvz's   |
-    | rows come in Hk groups, group j = [q_j (Dk) | k_j (Dk) | v of value heads jr..jr+r-1 (r Dv) |       |
+    | rows come in Hk groups, group j = [q_j (Dk) | k_j (Dk) | v of value heads jr..jr+r-1 (r Dv) |      |
     | z of the same heads (r Dv)], and in_proj_ba's in Hk groups [b (r) | a (r)]. Cutting the output in  |
     | four contiguous blocks is right only when Hk = 1. (transformers: fix_query_key_value_ordering.)    |
     +----------------------------------------------------------------------------------------------------+

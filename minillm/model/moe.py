@@ -4,9 +4,9 @@
     y      = sum_j  w_j * Expert_{idx_j}(x)               each expert a SwiGLU MLP (mlp.py) of width Fe
     y     += sigmoid(x shared_expert_gate^T) * SharedExpert(x)        Qwen3-Next and Qwen3.5-MoE only
 
-Each expert is a dense MLP, only narrow (Qwen3-30B-A3B: 128 experts of width 768, where a dense model of the
-same size would have one MLP of width 6144). A token runs through k of them (8), so most of the parameters
-sit idle for any one token: "30B-A3B" means 30.5 B parameters in all, 3.3 B active per token. Different
+Each expert is a dense MLP, only narrow (Qwen3-30B-A3B: 128 experts of width 768 per layer, where Qwen3-1.7B,
+of the same hidden size 2048, has one MLP of width 6144). A token runs through k of them (8), so most of the
+parameters sit idle for any one token: "30B-A3B" means 30.5 B parameters in all, 3.3 B active per token. Different
 tokens pick different experts; that is what lets the model hold more than it computes.
 
 ``sparse_moe_block`` computes only the chosen experts: it groups the tokens by expert and runs each expert
@@ -14,13 +14,14 @@ once, on the tokens that picked it. ``dense_moe_block`` is the same sum written 
 token with weight 0 where it was not chosen: E / k times the work, kept as the reference the tests compare with.
 
 +--------------------------------------------------------------------------------------------------------+
-| EXPERTS ARE STORED FUSED: experts.gate_up_proj [E, 2 Fe, D] holds, for expert e, the rows of its      |
+| EXPERTS ARE STORED FUSED: experts.gate_up_proj [E, 2 Fe, D] holds, for expert e, the rows of its       |
 | gate_proj then its up_proj ([gate (Fe) | up (Fe)], not interleaved), and experts.down_proj [E, D, Fe]. |
 | That is transformers' layout in memory; checkpoints hold it, or one gate_proj / up_proj / down_proj    |
-| per expert, which the loader stacks into the same arrays (checkpoint/experts.py).                     |
+| per expert, which the loader stacks into the same arrays (checkpoint/experts.py).                      |
 +--------------------------------------------------------------------------------------------------------+
 | THE SHARED EXPERT HAS ITS OWN GATE: one number per token, sigmoid(x . shared_expert_gate), scales the  |
-| always-on shared expert's output (transformers: shared_expert_gate, a Linear(D, 1) without bias).  |
+| always-on shared expert's output (a Linear(D, 1) without bias). Adding the shared expert ungated moves |
+| the tiny Qwen3-Next and Qwen3.5-MoE logits by about their largest value (test_moe.py).                 |
 +--------------------------------------------------------------------------------------------------------+
 """
 
@@ -57,7 +58,7 @@ class MoEWeights:
 def expert_mlp(x: np.ndarray, gate_up_proj: np.ndarray, down_proj: np.ndarray) -> np.ndarray:
     """One expert: down_proj(silu(gate_proj x) * up_proj x), gate and up stacked in one matrix.
 
-    x [n, D], gate_up_proj [2*Fe, D], down_proj [D, Fe] -> [n, D]
+    x [n, D] (n: the tokens routed to this expert), gate_up_proj [2*Fe, D], down_proj [D, Fe] -> [n, D]
     """
     gate, up = np.split(linear(x, gate_up_proj), 2, axis=-1)  # [n, 2*Fe] -> [n, Fe] each: first half is the gate
     return linear(silu(gate) * up, down_proj)  # [n, Fe] -> [n, D]
@@ -98,7 +99,8 @@ def sparse_moe_block(x: np.ndarray, w: MoEWeights, num_experts_per_tok: int, nor
 
 
 def dense_moe_block(x: np.ndarray, w: MoEWeights, num_experts_per_tok: int, norm_topk_prob: bool) -> np.ndarray:
-    """The same sum, written plainly: every expert on every token, weight 0 where not chosen.   x [..., D] -> [..., D]"""
+    """The same sum, written plainly: every expert on every token, weight 0 where not chosen (the reference for
+    sparse_moe_block, E / k times the work).   x [..., D] -> [..., D]"""
     D = x.shape[-1]
     flat = x.reshape(-1, D)  # [N, D]
     weights, experts, _ = route(flat, w.gate, num_experts_per_tok, norm_topk_prob)  # [N, k], [N, k]

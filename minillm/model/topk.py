@@ -8,11 +8,11 @@ one is kept at the boundary (the k-th and the (k+1)-th equal), is whatever the s
 
 +--------------------------------------------------------------------------------------------------------+
 | torch.topk IS NOT "LOWEST INDEX FIRST". On a CPU it pairs each value with its index and calls the C++  |
-| standard library: std::partial_sort when 64 k <= E, else std::nth_element then std::sort of the first |
-| k - 1. Neither algorithm is stable: of four equal probabilities with k = 2, torch keeps experts 1 and 3, |
-| say, not 0 and 1. To route exactly as transformers does, rows with a tie in their k + 1 largest values |
-| are redone here by the same steps as GCC's libstdc++ (the library of PyTorch's Linux wheels). Checked   |
-| against torch.topk on thousands of tie-heavy rows (weights/moe_topk_reference.npz, test_moe.py).       |
+| standard library: std::partial_sort when 64 k <= E, else std::nth_element then std::sort of the first  |
+| k - 1. Neither is stable: of four equal probabilities, torch's top 2 are experts 2 and 3, not 0 and 1. |
+| To route exactly as transformers does, rows with a tie among their k + 1 largest values are redone     |
+| here by the same steps as GCC's libstdc++ (the library of PyTorch's Linux wheels), checked against     |
+| torch.topk on hundreds of tie-heavy rows (weights/moe_topk_reference.npz, test_moe_properties.py).     |
 +--------------------------------------------------------------------------------------------------------+
 
 Ties are rare with real router logits (float32 probabilities of different logits are seldom equal), but

@@ -1,8 +1,8 @@
 """The ``minillm`` command: generate, chat, inspect, verify, bench. ``python -m minillm`` works too.
 
 Every command runs offline on the bundled tiny model by default; ``--model`` takes any Qwen2 / Qwen2.5 / Qwen3 /
-Qwen3.5 checkpoint directory, or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` (``@revision`` optional), read
-from the local Hugging Face cache (checkpoint/hub.py).
+Qwen3.5 / Qwen MoE checkpoint directory, or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` (``@revision``
+optional), read from the local Hugging Face cache (checkpoint/hub.py).
 
 Every failure ends as one line on stderr, ``minillm: error: ...`` (naming the file, tensor, field or
 argument), with exit status 1 (2 for a bad command line), never a traceback; warnings are one line each,
@@ -372,8 +372,9 @@ def cmd_inspect(args) -> int:
         print("    (lm_head is tied to the embedding: no extra memory)")
     if c.is_moe:
         total, active = parameter_counts(c)
-        print(f"    language model {total:,} parameters in all, {active:,} active per token ({100 * active / total:.1f}%):"
-              f" each token runs through {c.num_experts_per_tok} of the {c.num_experts} experts of a MoE layer")
+        print(f"    language model {total:,} parameters in all, {active:,} active per token "
+              f"({100 * active / total:.1f}%): each token runs through {c.num_experts_per_tok} of the {c.num_experts} "
+              f"experts of a MoE layer")
     print(f"\n  memory in float32: {f32 / 1e9:.3f} GB of weights; KV cache "
           f"{kv_bytes_per_token(c) / 1024:.1f} KiB per token" + (
               f" (full-attention layers only) + linear-attention state {linear_state_bytes(c) / 2 ** 20:.2f} MiB "
