@@ -127,14 +127,14 @@ MODELS = {
 QWEN35_FAMILY = ("qwen3_5", "qwen3_5_moe")  # the new tokenizer and chat template; Qwen3-MoE / Next use Qwen3's
 TINY_VISION = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, in_channels=3, patch_size=4,
                    spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=64, num_position_embeddings=16)
-# Keys the real text_config carries that transformers never reads (QWEN35_SPEC.md 2.5): kept in the Hub fixture.
+# Keys the real text_config carries that transformers never reads: kept in the Hub fixture.
 IGNORED_TEXT_KEYS = {"attn_output_gate": True, "mamba_ssm_dtype": "float32", "mtp_num_hidden_layers": 1,
                      "mtp_use_dedicated_embeddings": False, "full_attention_interval": 4, "mlp_only_layers": []}
 # ... and routing keys of the other MoE families, which Qwen3_5MoeTextConfig has not: every layer stays MoE and
 # the router always renormalises (a loader that reads them would diverge from transformers)
 IGNORED_MOE_KEYS = {"norm_topk_prob": False, "mlp_only_layers": [1], "decoder_sparse_step": 2}
 
-# config.json of Qwen/Qwen3.5-0.8B as the Hub ships it (QWEN35_SPEC.md 2.5, from a public copy of the file).
+# config.json of Qwen/Qwen3.5-0.8B as the Hub ships it (from a public copy of the file).
 QWEN35_08B = {
     "architectures": ["Qwen3_5ForConditionalGeneration"], "image_token_id": 248056, "model_type": "qwen3_5",
     "text_config": {
