@@ -283,7 +283,7 @@ def parse_config(raw: dict, source: str = "config.json") -> QwenConfig:
         bos_token_id=get("bos_token_id", int, None),
         eos_token_ids=tuple(token_id_list(raw.get("eos_token_id"), "eos_token_id", source)),
         dtype=get("dtype", str, None) or get("torch_dtype", str, None),
-        **(_parse_moe(raw, get, source, model_type, layers) if moe else {}),
+        **(_parse_moe(get, source, model_type) if moe else {}),
     )
     return cfg
 
@@ -488,7 +488,7 @@ def parse_qwen35_config(raw: dict, source: str = "config.json") -> QwenConfig:
         linear_key_head_dim=sizes["linear_key_head_dim"],
         linear_value_head_dim=sizes["linear_value_head_dim"],
         linear_conv_kernel_dim=sizes["linear_conv_kernel_dim"],
-        **(_parse_moe(raw, get, source, model_type, layers) if model_type in MOE_MODEL_TYPES else {}),
+        **(_parse_moe(get, source, model_type) if model_type in MOE_MODEL_TYPES else {}),
     )
 
 
@@ -502,7 +502,7 @@ MOE_DEFAULTS = {"qwen3_moe": (128, 8, False, 768, 0), "qwen3_next": (512, 10, Tr
                 "qwen3_5_moe_text": (256, 8, True, 512, 512)}
 
 
-def _parse_moe(raw: dict, get: FieldReader, source: str, model_type: str, layers: int) -> dict:
+def _parse_moe(get: FieldReader, source: str, model_type: str) -> dict:
     """The routing fields of a mixture of experts, as keyword arguments of QwenConfig.
 
     * ``num_experts``: transformers 5 *saves* Qwen3-MoE configs as ``num_local_experts`` (an attribute map),
