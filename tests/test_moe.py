@@ -318,6 +318,17 @@ def test_the_weights_are_float32_and_the_experts_stacked(name):
             assert (layer.mlp.shared_expert is None) == (c.shared_expert_intermediate_size == 0)
 
 
+def test_the_weights_name_themselves_as_the_stacked_layout(name):
+    """named_tensors (what saving writes) gives the stacked names the config implies, the loaded arrays themselves."""
+    from minillm.checkpoint.weights import named_tensors
+
+    model = tiny_model(name)
+    named = named_tensors(model.weights)
+    assert set(named) == set(expected_shapes(model.config, with_lm_head=not model.config.tie_word_embeddings))
+    layer = next(i for i in range(model.config.num_hidden_layers) if model.config.is_moe_layer(i))
+    assert named[f"model.layers.{layer}.mlp.experts.down_proj"] is model.weights.layers[layer].mlp.experts.down_proj
+
+
 def _without(src: Path, dst: Path, drop: str) -> Path:
     files, stored, _ = language_model_tensors(open_checkpoint(src))
     tensors = {stored(n): (f.tensors[stored(n)].dtype, f.raw(stored(n))) for n, f in files.items() if stored(n) != drop}
