@@ -30,6 +30,18 @@ def reference(name: str) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files}
 
 
+def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """max |ours - theirs| over the largest magnitude of theirs (the reference), in float64."""
+    return float(np.abs(ours.astype(np.float64) - theirs).max() / np.abs(theirs).max())
+
+
+def load_quietly(path) -> minillm.Model:
+    """load_model without the CheckpointWarnings (unused vision / MTP tensors of a Hub checkpoint)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", minillm.CheckpointWarning)
+        return minillm.load_model(path)
+
+
 @pytest.fixture(params=TINY_MODELS)
 def model_name(request) -> str:
     return request.param

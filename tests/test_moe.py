@@ -10,7 +10,6 @@ the hybrids (whose float32 reference is itself only good to about 1e-4).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import tracemalloc
@@ -31,7 +30,7 @@ from minillm.model.activations import softmax
 from minillm.model.moe import MoEWeights
 from minillm.model.router import top_k_routing
 from minillm.tools.verify import compare_to_reference, format_error_table
-from conftest import WEIGHTS, reference, tiny_model
+from conftest import WEIGHTS, load_quietly, reference, rel_error, tiny_model
 from st_helpers import write_safetensors
 
 MOE_MODELS = ["tiny-qwen3-moe", "tiny-qwen3-next", "tiny-qwen3.5-moe"]
@@ -43,16 +42,6 @@ MOE_REFERENCE = json.loads((CONFIGS / "moe_reference.json").read_text())
 @pytest.fixture(params=MOE_MODELS)
 def name(request) -> str:
     return request.param
-
-
-def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
-    return float(np.abs(ours.astype(np.float64) - theirs).max() / np.abs(theirs).max())
-
-
-def load_quietly(path) -> minillm.Model:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", minillm.CheckpointWarning)
-        return minillm.load_model(path)
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -155,20 +144,18 @@ def test_left_padded_batch_matches_transformers_on_real_tokens(name):
     assert rel_error(logits[real], ref["batch_logits"][real]) <= RTOL[name]
 
 
-@pytest.mark.parametrize("prompt, expected, stop", [("greedy_prompt", "greedy_new", None),
-                                                    ("greedy_prompt", "greedy_nostop_new", []),
-                                                    ("input_ids", "greedy_long_nostop_new", [])])
-def test_greedy_generation_reproduces_transformers_token_for_token(name, prompt, expected, stop):
+# (prompt, its attention mask, transformers' 16 greedy tokens, stop ids: None = the checkpoint's, [] = none)
+GREEDY_RUNS = [("greedy_prompt", None, "greedy_new", None), ("greedy_prompt", None, "greedy_nostop_new", []),
+               ("input_ids", None, "greedy_long_nostop_new", []),  # a 72-token prompt: the cache's prefill, then steps
+               ("batch_input_ids", "batch_attention_mask", "batch_greedy_new", None)]  # left-padded, rows stop early
+
+
+@pytest.mark.parametrize("prompt, mask, expected, stop", GREEDY_RUNS)
+def test_greedy_generation_reproduces_transformers_token_for_token(name, prompt, mask, expected, stop):
     model, ref = tiny_model(name), reference(name)
-    new = minillm.generate(model, ref[prompt], max_new_tokens=16, temperature=0.0, stop_token_ids=stop)
+    new = minillm.generate(model, ref[prompt], attention_mask=ref[mask] if mask else None, max_new_tokens=16,
+                           temperature=0.0, stop_token_ids=stop)
     np.testing.assert_array_equal(new, ref[expected])
-
-
-def test_left_padded_batch_generation_reproduces_transformers(name):
-    model, ref = tiny_model(name), reference(name)
-    new = minillm.generate(model, ref["batch_input_ids"], attention_mask=ref["batch_attention_mask"],
-                           max_new_tokens=16, temperature=0.0)
-    np.testing.assert_array_equal(new, ref["batch_greedy_new"])
 
 
 def test_incremental_decoding_and_pieces_give_the_same_logits_and_routing(name, monkeypatch):

@@ -24,7 +24,7 @@ from minillm.checkpoint.config import parse_config
 from minillm.generation.chat import ChatSession
 from minillm.model.cache import kv_bytes_per_token, linear_state_bytes
 from minillm.tools.verify import compare_to_reference, format_error_table
-from conftest import WEIGHTS, reference, tiny_model
+from conftest import WEIGHTS, load_quietly, reference, rel_error, tiny_model
 from st_helpers import rewrite_config, write_safetensors
 
 QWEN35_MODELS = ["tiny-qwen3.5", "tiny-qwen3.5-hub"]
@@ -35,16 +35,6 @@ CONFIGS = WEIGHTS / "configs"
 @pytest.fixture(params=QWEN35_MODELS)
 def name(request) -> str:
     return request.param
-
-
-def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
-    return float(np.abs(ours.astype(np.float64) - theirs).max() / np.abs(theirs).max())
-
-
-def load_quietly(path) -> minillm.Model:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", minillm.CheckpointWarning)
-        return minillm.load_model(path)
 
 
 # ---------------------------------------------------------------------------------------------- config
