@@ -158,7 +158,8 @@ def test_everything_is_float32_no_float64_creeps_in(name):
     cache = model.new_cache(len(ref["batch_input_ids"]), 40)
     step = model.forward(ref["batch_input_ids"], attention_mask=ref["batch_attention_mask"], cache=cache)
     assert step.dtype == np.float32
-    assert {a.dtype for s in cache.linear_states if s is not None for a in (s.conv, s.recurrent)} == {np.dtype(np.float32)}
+    states = [a for s in cache.linear_states if s is not None for a in (s.conv, s.recurrent)]
+    assert {a.dtype for a in states} == {np.dtype(np.float32)}
 
 
 # ---------------------------------------------------------------------------------------------- reference
@@ -371,7 +372,8 @@ def qwen35_config(**changes) -> dict:
     ({"layer_types": ["full_attention"] * 3}, ["layer_types", "24 entries", "found 3"]),
     ({"linear_num_value_heads": 24}, ["linear_num_value_heads (24)", "multiple of linear_num_key_heads (16)"]),
     ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e7}}, ["rope_type", "'yarn'"]),
-    ({"rope_parameters": {"rope_type": "default", "partial_rotary_factor": 1.5}}, ["partial_rotary_factor", "at most head_dim"]),
+    ({"rope_parameters": {"rope_type": "default", "partial_rotary_factor": 1.5}},
+     ["partial_rotary_factor", "at most head_dim"]),
     ({"linear_conv_kernel_dim": 0}, ["linear_conv_kernel_dim", "positive"]),
     ({"hidden_act": "gelu"}, ["hidden_act", "gelu"]),
     ({"model_type": "qwen3_next"}, ["text_config.model_type", "qwen3_next"]),
