@@ -21,7 +21,7 @@ Memory and time per token are constant, whatever the context length.
 | moves tiny-model logits by 2 to 7 (QWEN35_SPEC.md 4.4).                                                |
 +--------------------------------------------------------------------------------------------------------+
 
-Two forms, tested equal (tests/test_qwen35.py):
+Two forms, tested equal (tests/test_qwen35_properties.py):
 
 * ``recurrent_gated_delta_rule``: the loop above, one token at a time. The form to read, and the one a
   generation step uses.
