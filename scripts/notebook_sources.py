@@ -677,8 +677,8 @@ from minillm.model.mlp import swiglu_mlp
 from minillm.model.rope import rope_cos_sin, rope_frequencies
 
 T, eps = len(ids), cfg.rms_norm_eps
-inv_freq, _ = rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings)   # [R/2]: over R, not Dh
-cos, sin = rope_cos_sin(np.arange(T)[None], inv_freq)                                  # [1, T, R]
+inv_freq, scaling = rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings)  # [R/2]: over R, not Dh
+cos, sin = rope_cos_sin(np.arange(T)[None], inv_freq, scaling)                             # [1, T, R]
 x = model.weights.embed_tokens[ids][None]                                               # [1, T, D]
 for i, w in enumerate(model.weights.layers):
     normed = zero_centred_rms_norm(x, w.input_layernorm, eps)
