@@ -781,7 +781,9 @@ args = [l2_normalize(rng.standard_normal((B, Hv, T, Dk))) / 8, l2_normalize(rng.
         np.zeros((B, Hv, Dk, Dv))]
 args = [a.astype(np.float32) for a in args]
 for name, form in (("recurrent", recurrent_gated_delta_rule), ("chunked", chunked_gated_delta_rule)):
-    t0 = time.perf_counter(); form(*args); print(f"{name:>9}: {(time.perf_counter() - t0) * 1e3:6.1f} ms for {T} tokens")'''),
+    t0 = time.perf_counter()
+    form(*args)
+    print(f"{name:>9}: {(time.perf_counter() - t0) * 1e3:6.1f} ms for {T} tokens")'''),
     ("md", """## A fixed state against a growing KV cache
 
 A full-attention layer stores 2 K Dh numbers per token and sequence; a linear-attention layer stores its
@@ -865,7 +867,8 @@ for i, w in enumerate(model.weights.layers):
                                      cos, sin, causal_mask(T, 0))
     h = x + mixed
     x = h + swiglu_mlp(zero_centred_rms_norm(h, w.post_attention_layernorm, eps), w.mlp)
-    check = f"max |diff| vs model.forward: {np.abs(x[0] - hidden[i + 1]).max()}" if i + 1 < cfg.num_hidden_layers else ""
+    last = i + 1 == cfg.num_hidden_layers  # hidden[L] is the final norm's output, checked through the logits
+    check = "" if last else f"max |diff| vs model.forward: {np.abs(x[0] - hidden[i + 1]).max()}"
     print(f"layer {i} {cfg.layer_types[i]:<17} mixer output RMS {np.sqrt((mixed ** 2).mean()):.3f}  {check}")
 final = model.final_norm(x[0]) @ model.weights.lm_head.T
 print("logits: max |diff| vs model.forward:", np.abs(final - logits).max())'''),
@@ -899,7 +902,8 @@ o, memory = recurrent_gated_delta_rule(heads(q), heads(k), heads(v), heads(g), h
 o = gated_rms_norm(np.moveaxis(o, 1, 2), z, w.norm, eps)                  # [1, T, Hv, Dv]
 out = o.reshape(1, T, Hv * Dv) @ w.out_proj.T                             # [1, T, D]
 print("shapes: conv input", mixed.shape, "| q, k", q.shape, "| v", v.shape, "| memory", memory.shape)
-print(f"beta from {beta.min():.3f} to {beta.max():.3f} | decay exp(g) from {np.exp(g).min():.3f} to {np.exp(g).max():.3f}")
+print(f"beta from {beta.min():.3f} to {beta.max():.3f} | "
+      f"decay exp(g) from {np.exp(g).min():.3f} to {np.exp(g).max():.3f}")
 library = gated_deltanet(x0, w, Hk, Hv, eps)                              # the library's layer (chunked form)
 print("max |step by step - gated_deltanet()| =", f"{np.abs(out - library).max():.1e}")'''),
     ("md", """The difference is float32 rounding between the recurrent form used here and the chunked form the library

@@ -216,7 +216,7 @@ def phase_transformers(path: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("MINILLM_BENCH_THREADS", os.cpu_count() or 1)))
     t = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     load_s = time.perf_counter() - t
@@ -282,11 +282,15 @@ def prefill_flops(cfg, T: int) -> float:
 # ----------------------------------------------------------------------------------------------------------
 # driver
 
-def _run_phase(name: str, path: Path | None) -> dict:
+def _run_phase(name: str, path: Path | None, threads: int | None = None) -> dict:
     from ..errors import MinillmError
 
     cmd = [sys.executable, "-m", "minillm.tools.bench", "--phase", name, str(path or "")]
-    run = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if threads:  # every BLAS / OpenMP pool of the phase, and torch (phase_transformers reads the last one)
+        env.update({k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                              "MINILLM_BENCH_THREADS")})
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         last = (run.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise MinillmError(f"bench: the {name} phase failed: {last}")
@@ -294,28 +298,30 @@ def _run_phase(name: str, path: Path | None) -> dict:
 
 
 def run_benchmark(path: Path, label: str, with_transformers: bool | None, out_dir: Path | None,
-                  quick: bool = False) -> dict:
+                  quick: bool = False, threads: int | None = None) -> dict:
     from ..checkpoint.config import load_config
 
     cfg = load_config(path)
+    load_average = os.getloadavg()[0]  # other work on the machine skews every figure: say how much there was
     floor_phase = "floors-quick" if quick else "floors"
-    before = _run_phase(floor_phase, None)
-    ours = _run_phase("minillm", path)
+    before = _run_phase(floor_phase, None, threads)
+    ours = _run_phase("minillm", path, threads)
     have_tf = with_transformers
     if have_tf is None:
         have_tf = subprocess.run([sys.executable, "-c", "import torch, transformers"], capture_output=True).returncode == 0
-    theirs = _run_phase("transformers", path) if have_tf else None
-    after = _run_phase(floor_phase, None)
+    theirs = _run_phase("transformers", path, threads) if have_tf else None
+    after = _run_phase(floor_phase, None, threads)
     # A floor is the best the machine can do: take the better of the two measurements around the runs.
     floors = {key: max(before[key], after[key]) for key in before}
 
-    bw = floors["bandwidth_2threads_GBps"] * 1e9
+    bw = floors["bandwidth_1thread_GBps" if threads == 1 else "bandwidth_2threads_GBps"] * 1e9
     n_prompt = prompt_tokens(cfg)
     decode_floor_s = decode_bytes_per_token(cfg) / bw
     prefill_floor_s = prefill_flops(cfg, n_prompt) / (floors["matmul_GFLOPs"] * 1e9)
     mem_budget = ours["weights_float32_bytes"] + ours["kv_cache_bytes"]
     result = {
-        "model": label, "machine": machine_name(), "floors": floors,
+        "model": label, "machine": machine_name(), "floors": floors, "threads": threads or os.cpu_count(),
+        "load_average_at_start": load_average,
         "decode_bytes_per_token": decode_bytes_per_token(cfg), "prefill_flops": prefill_flops(cfg, n_prompt),
         "prompt_tokens": n_prompt,
         "minillm": ours, "transformers": theirs,
@@ -354,9 +360,11 @@ def machine_name() -> str:
 def print_report(r: dict) -> None:
     f, o, t, q = r["floors"], r["minillm"], r["transformers"], r["ratios"]
     n_prompt = r.get("prompt_tokens", PROMPT_TOKENS)
-    decode_floor = f["bandwidth_2threads_GBps"] * 1e9 / r["decode_bytes_per_token"]
+    decode_floor = f["bandwidth_1thread_GBps" if r.get("threads") == 1 else "bandwidth_2threads_GBps"] * 1e9 / \
+        r["decode_bytes_per_token"]
     prefill_floor = n_prompt / (r["prefill_flops"] / (f["matmul_GFLOPs"] * 1e9))
-    print(f"minillm bench: {r['model']}  ({r['machine']})")
+    print(f"minillm bench: {r['model']}  ({r['machine']}; {r.get('threads')} threads, load average "
+          f"{r.get('load_average_at_start', float('nan')):.1f} at the start)")
     print(f"  floors: read bandwidth {f['bandwidth_1thread_GBps']:.1f} GB/s (1 thread), "
           f"{f['bandwidth_2threads_GBps']:.1f} GB/s (2 threads); float32 matmul {f['matmul_GFLOPs']:.0f} GFLOP/s")
     print(f"  decode reads {r['decode_bytes_per_token'] / 1e9:.2f} GB of float32 weights per token -> floor "
@@ -400,6 +408,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="keep the JSON result and the built checkpoint in this folder "
                                             "(default: keep nothing)")
     p.add_argument("--quick", action="store_true", help="small floor measurements (a smoke test, not a benchmark)")
+    p.add_argument("--threads", type=int, help="BLAS and torch threads in every phase (default: all cores). On a "
+                   "machine shared with other work, 1 avoids BLAS threads spinning while they wait for a busy core")
     p.set_defaults(run=cmd_bench)
 
 
@@ -422,7 +432,7 @@ def cmd_bench(args) -> int:
             path = resolve_model_path(args.model)  # a directory, or a Hub id from the local HF cache
             label = path.name if Path(args.model).expanduser().exists() else str(args.model).split("@")[0].split("/")[-1]
         try:
-            run_benchmark(path, label, False if args.no_transformers else None, args.out, args.quick)
+            run_benchmark(path, label, False if args.no_transformers else None, args.out, args.quick, args.threads)
         except OSError as e:
             raise MinillmError(f"bench: cannot write the result in {args.out} ({e.strerror or e})") from None
     return 0
