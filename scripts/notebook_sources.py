@@ -418,6 +418,48 @@ print("model stream:  ", pieces + [decoder.flush()])'''),
 prose that could be Austen's; greedy decoding may also end the document with `<|endoftext|>` and start
 another, often a Chinese poem). In the streams, an empty piece is a step where a character was still
 incomplete (it then appears whole, once), or a special token skipped by `skip_special_tokens=True`."""),
+    ("md", """## Speculative decoding: several tokens per read of the weights
+
+A decode step reads every weight once, and on a CPU that read is the cost; a step over k+1 tokens reads them
+once too. So a cheap guess of the next k tokens can be checked in one pass: the pass gives the model's own
+choice at every guessed position, and we keep the guesses up to the first disagreement, plus the model's own
+token there (`minillm/generation/speculative.py`). Prompt lookup guesses by copying: it finds the last few
+tokens earlier in the text and proposes what followed them (`drafting.py`). Greedy output is unchanged.
+
+Below, a prompt that asks to repeat a passage with one change. Green: drafted and accepted; red, struck
+through: drafted and rejected (computed, then rolled out of the cache); black: the model's own token, one
+per pass."""),
+    ("code", '''from IPython.display import HTML
+from minillm.generation.speculative import SpeculativeStats
+import html as html_lib
+
+passage = ("The old lighthouse stood at the end of the harbour for more than a hundred years. Every night the "
+           "keeper climbed the narrow stairs, lit the great lamp and watched the ships come home through the fog.")
+ids = tok.encode(passage + "\\n\\nThe same story, with lighthouse changed to tower:\\n\\nThe old")
+stats = SpeculativeStats()
+fast = minillm.generate(model, ids, 60, temperature=0.0, stop_token_ids=[], prompt_lookup_num_tokens=8,
+                        max_matching_ngram_size=3, speculative_stats=stats)
+plain = minillm.generate(model, ids, 60, temperature=0.0, stop_token_ids=[])
+print("same tokens as plain greedy decoding:", fast.tolist() == plain.tolist())
+print(f"{stats.forward_passes} passes for {stats.new_tokens} tokens ({stats.tokens_per_pass:.2f} per pass after the "
+      f"prompt's); {stats.accepted} of {stats.drafted} drafted tokens accepted ({stats.acceptance_rate:.0%})")
+
+def span(token, style):
+    text = html_lib.escape(tok.decode([int(token)])).replace("\\n", "&#8629;<br>")
+    return f'<span style="{style}">{text}</span>'
+
+own = "color:black"
+parts = [span(fast[0], own)]                                   # the first token comes from the prompt's pass
+for draft, accepted, token in stats.passes:
+    parts += [span(t, "color:white;background:#2a2") for t in draft[:accepted]]
+    parts += [span(t, "color:#c22;text-decoration:line-through") for t in draft[accepted:]]
+    if token is not None:
+        parts.append(span(token, own))
+HTML('<div style="font-family:monospace;line-height:1.8">' + "".join(parts) + "</div>")'''),
+    ("md", """What to see: long green runs where the answer copies the passage, each run costing one pass of the model;
+red where the copy is wrong (the one change, or where this small model departs from the text), after which
+the model's own token (black) puts it back on course; and the printed check that the tokens are exactly
+those of plain greedy decoding."""),
 ]
 
 LENS = [

@@ -47,6 +47,7 @@ SHAPES = {  # real configs (as the Hub ships them), kept in weights/configs/
     "qwen3.5-0.8b": ROOT / "weights" / "configs" / "qwen3.5-0.8b.json",
 }
 PROMPT_TOKENS, NEW_TOKENS = 128, 64
+SPECULATIVE_K = 8  # draft length of the speculative decoding figures
 HYBRID_PROMPT_TOKENS = 512  # enough chunks of the chunked delta rule (64 tokens each) to matter
 CONTEXTS = (128, 1024, 8192)  # context lengths at which the per-layer decode cost is timed (hybrid models)
 
@@ -170,9 +171,48 @@ def phase_minillm(path: Path) -> dict:
     peak = _peak_rss_bytes()  # before the context sweep below, which allocates caches of its own
     result = {"load_s": load_s, "prefill_s": prefill_s, "decode_s_per_token": decode_s / NEW_TOKENS,
               "peak_rss_bytes": peak, "kv_cache_bytes": cache.nbytes, "weights_float32_bytes": weight_bytes(model)}
+    result["speculative"] = speculative_figures(model, ids[0], decode_s / NEW_TOKENS)
     if cfg.is_hybrid:
         result["decode_ms_per_layer_by_context"] = decode_cost_by_layer_type(model)
     return result
+
+
+def speculative_figures(model, prompt: np.ndarray, plain_s_per_token: float) -> dict:
+    """Speculative decoding (prompt lookup, k = SPECULATIVE_K) on the benchmark's prompt, and the step it rests on.
+
+    * step_ratio: a cached forward over k tokens / over one token (model/linear.py's few-rows product);
+    * decode with prompt lookup: random weights copy nothing, so this is the nothing-to-copy case (the
+      drafting and checking overhead); benchmarks/speculative.py measures a prompt worth copying.
+    """
+    from ..generation.generate import generate
+    from ..generation.speculative import SpeculativeStats
+
+    rng = np.random.default_rng(1)
+    V = min(model.config.vocab_size, 150000)
+
+    def step_s(T: int) -> float:  # best of 3 cached forwards over T new tokens after the prompt
+        cache = model.new_cache(1, len(prompt) + 4 * T)
+        model.forward(prompt, cache=cache, logits_to_keep=1)
+        ids, best = rng.integers(0, V, T), float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            model.forward(ids, cache=cache, logits_to_keep=T)
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    def generate_s(n: int, stats=None) -> float:
+        t = time.perf_counter()
+        generate(model, prompt, n, temperature=0.0, stop_token_ids=[], prompt_lookup_num_tokens=SPECULATIVE_K,
+                 speculative_stats=stats)
+        return time.perf_counter() - t
+
+    one = step_s(1)
+    stats = SpeculativeStats()
+    prefill_s = generate_s(1)  # the prompt's pass and the first token: left out, as in the plain decode figure
+    spec_s_per_token = max(generate_s(NEW_TOKENS + 1, stats) - prefill_s, 1e-9) / NEW_TOKENS
+    return {"k": SPECULATIVE_K, "step_ratio": {T: step_s(T) / one for T in (2, 4, 8)},
+            "decode_ratio_vs_plain": plain_s_per_token / spec_s_per_token,
+            "acceptance_rate": stats.acceptance_rate, "tokens_per_pass": stats.tokens_per_pass}
 
 
 def decode_cost_by_layer_type(model, steps: int = 8) -> dict:
@@ -389,6 +429,13 @@ def print_report(r: dict) -> None:
               f"{q['prefill_speedup_vs_transformers']:.2f}x, load {q['load_speedup_vs_transformers']:.2f}x")
     else:
         print("\n  (transformers not installed: no comparison; pip install -e '.[reference]')")
+    spec = o.get("speculative")
+    if spec:
+        steps = ", ".join(f"{T} tokens {ratio:.2f}x" for T, ratio in spec["step_ratio"].items())
+        print(f"\n  cached step over k tokens vs one: {steps}")
+        print(f"  speculative decoding (prompt lookup, k={spec['k']}; random weights: nothing to copy): "
+              f"{spec['decode_ratio_vs_plain']:.2f}x plain decode, {spec['acceptance_rate']:.0%} of drafts accepted, "
+              f"{spec['tokens_per_pass']:.2f} tokens per forward pass")
     by_context = o.get("decode_ms_per_layer_by_context")
     if by_context:
         print("\n  decode time of one layer per token, by context length (cache filled synthetically):")
