@@ -13,14 +13,14 @@ Writes:
                               ``text_config`` / ``vision_config`` and the keys transformers ignores
                               (``attn_output_gate``, ``mamba_ssm_dtype``, ``mtp_*``, ``mrope_*``), as
                               Qwen/Qwen3.5-0.8B ships them; lin, lin, lin, full; Hv = 3 Hk.
-  weights/configs/qwen3.5-0.8b.json      config.json of Qwen/Qwen3.5-0.8B (QWEN35_SPEC.md 2.5)
+  weights/configs/qwen3.5-0.8b.json      config.json of Qwen/Qwen3.5-0.8B
   weights/configs/qwen3.5-0.8b.v5.json   the same after a load + save by transformers 5
 Each tiny checkpoint also gets a tokenizer (the Qwen3.5 pre-tokenizer regex), chat_template.jinja (thinking on
 by default), generation_config.json and reference.npz: transformers' float32 outputs (every hidden state and
 the logits of a 72-token prompt, which crosses the 64-token chunk of the chunked delta rule; a left-padded
 batch; greedy continuations; the renderings of the chat template and token ids of mark-heavy text).
 
-The random weights are drawn so that every formula matters (QWEN35_SPEC.md 8): zero-centred norm weights
+The random weights are drawn so that every formula matters: zero-centred norm weights
 around 0 (+-0.3, so a missing "1 +" scales activations by ~0), the gated norm's plain gains around 1,
 decays exp(g) from about 0.2 to 0.999 and write strengths beta from 0.02 to 0.98, projections with std 0.25.
 """
@@ -72,11 +72,11 @@ MODELS = {
 }
 TINY_VISION = dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, in_channels=3, patch_size=4,
                    spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=64, num_position_embeddings=16)
-# Keys the real text_config carries that transformers never reads (QWEN35_SPEC.md 2.5): kept in the Hub fixture.
+# Keys the real text_config carries that transformers never reads: kept in the Hub fixture.
 IGNORED_TEXT_KEYS = {"attn_output_gate": True, "mamba_ssm_dtype": "float32", "mtp_num_hidden_layers": 1,
                      "mtp_use_dedicated_embeddings": False, "full_attention_interval": 4, "mlp_only_layers": []}
 
-# config.json of Qwen/Qwen3.5-0.8B as the Hub ships it (QWEN35_SPEC.md 2.5, from a public copy of the file).
+# config.json of Qwen/Qwen3.5-0.8B as the Hub ships it (from a public copy of the file).
 QWEN35_08B = {
     "architectures": ["Qwen3_5ForConditionalGeneration"], "image_token_id": 248056, "model_type": "qwen3_5",
     "text_config": {
@@ -195,7 +195,7 @@ def make_model(name: str, spec: dict, torch, transformers) -> dict:
         cfg["full_attention_interval"] = 2
     else:
         add_fake_mtp_tensors(out, text)
-        cfg["text_config"].update(IGNORED_TEXT_KEYS)  # as the real Qwen3.5-0.8B config (QWEN35_SPEC.md 2.5)
+        cfg["text_config"].update(IGNORED_TEXT_KEYS)  # as the real Qwen3.5-0.8B config 
         cfg["vision_config"]["model_type"] = "qwen3_5"  # the real files carry this wrong type too
     cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
     gen = {"bos_token_id": eot, "pad_token_id": eot, "eos_token_id": [im_end, eot], "do_sample": True,
@@ -215,7 +215,7 @@ def make_model(name: str, spec: dict, torch, transformers) -> dict:
         result["logits"] = o.logits[0].float().numpy()
         for i, h in enumerate(o.hidden_states):
             result[f"hidden_{i}"] = h[0].float().numpy()
-        if spec["layout"] == "hub":  # the multimodal class on text gives the same logits (QWEN35_SPEC.md 2.4)
+        if spec["layout"] == "hub":  # the multimodal class on text gives the same logits
             mm = transformers.Qwen3_5ForConditionalGeneration.from_pretrained(
                 out, dtype=torch.float32, attn_implementation="eager").eval()
             np.testing.assert_array_equal(mm(torch.tensor([ids])).logits[0].float().numpy(), result["logits"])

@@ -70,7 +70,7 @@ def test_a_row_that_stops_early_yields_generation_configs_pad_id_as_in_transform
 
 
 def test_generation_stops_on_config_jsons_eos_even_when_generation_config_does_not_list_it():
-    """Stop ids are generation_config's list plus config.json's eos_token_id (QWEN_SPEC pitfall 13)."""
+    """Stop ids are generation_config's list plus config.json's eos_token_id, as transformers merges them."""
     ref = reference("tiny-qwen2")
     full = ref["greedy_nostop_new"]  # transformers' greedy continuation, never stopping
     config_eos = int(full[3])

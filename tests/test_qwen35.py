@@ -3,7 +3,7 @@
 The fixtures weights/tiny-qwen3.5 (text-only layout) and weights/tiny-qwen3.5-hub (the Hub's multimodal
 layout, BF16 shards, vision and MTP tensors) were written by scripts/make_qwen35_fixtures.py with transformers
 as the reference. The tolerance is 1e-3 of each tensor's scale: a float32 evaluation of the hybrid layers is
-only good to about 1e-4 (QWEN35_SPEC.md 4.7), and every known mistake moves the logits by 0.2 to 1.5 of
+only good to about 1e-4 (the chunked and recurrent delta rule sum in different orders), and every known mistake moves the logits by 0.2 to 1.5 of
 their scale (test_each_known_mistake_moves_the_logits_far_beyond_the_tolerance).
 """
 
@@ -221,7 +221,7 @@ def test_left_padded_batch_generation_reproduces_transformers(name):
     np.testing.assert_array_equal(new, ref["batch_greedy_new"])
 
 
-# The mistakes of QWEN35_SPEC.md 8, injected one at a time. Each must move the logits far beyond RTOL, through a
+# The known mistakes of a hybrid implementation, injected one at a time. Each must move the logits far beyond RTOL, through a
 # full pass or through the cache (a conv state off by one only shows once the state is carried between calls).
 def _tile_value_heads(a, repeats, axis=None):
     return _np_repeat(a, repeats, axis) if axis is None else np.concatenate([a] * repeats, axis=axis)

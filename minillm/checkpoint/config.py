@@ -95,7 +95,7 @@ class QwenConfig:
     bos_token_id: int | None = None  # informative only: Qwen never prepends a BOS token
     eos_token_ids: tuple[int, ...] = ()
     dtype: str | None = None  # the dtype the checkpoint was saved in ("bfloat16"); we always compute in float32
-    # Qwen3.5 (hybrid) only; the defaults describe the dense models. See QWEN35_SPEC.md 2.
+    # Qwen3.5 (hybrid) only; the defaults describe the dense models (parse_qwen35_config sets them).
     partial_rotary_factor: float = 1.0  # RoPE rotates only the first R = int(Dh * factor) dims of each head
     zero_centred_norms: bool = False  # RMSNorm gains stored as offsets around 0: y = x_hat * (1 + w)
     attn_output_gate: bool = False  # q_proj also yields a per-channel sigmoid gate on the attention output
@@ -343,7 +343,7 @@ def _check_rope_math(rope: RopeConfig, head_dim: int, max_pos: int, where: str) 
 
 
 def parse_qwen35_config(raw: dict, source: str = "config.json") -> QwenConfig:
-    """A Qwen3.5 config.json, either the Hub's multimodal wrapper or the text-only layout (QWEN35_SPEC.md 2).
+    """A Qwen3.5 config.json, either the Hub's multimodal wrapper or the text-only layout.
 
     * ``model_type: "qwen3_5"`` (what the Hub ships): the language model is ``text_config``; ``vision_config``
       and the image / video token ids are not read (minillm is text only). The head is tied by the

@@ -18,7 +18,7 @@ Memory and time per token are constant, whatever the context length.
 +--------------------------------------------------------------------------------------------------------+
 | ORDER MATTERS. Decay first, then predict, correct, write, and read o_t with the updated memory, so     |
 | the current token's own value reaches its output. Decaying after the write, or reading before it,     |
-| moves tiny-model logits by 2 to 7 (QWEN35_SPEC.md 4.4).                                                |
+| moves tiny-model logits by 2 to 7 (tests/test_qwen35.py injects both).                                 |
 +--------------------------------------------------------------------------------------------------------+
 
 Two forms, tested equal (tests/test_qwen35_properties.py):

@@ -18,7 +18,7 @@ Qwen3.5 uses three norms, and mixing them up is the most common way to get garba
 | ZERO-CENTRED WEIGHTS. Qwen3.5 stores its norm gains as offsets from 1 (initialised to 0; a trained     |
 | model's values scatter around 0). Reading them as plain gains multiplies every normalised vector by     |
 | about 0. But the gated norm of the linear-attention layers stores plain gains (initialised to 1):      |
-| adding 1 there doubles its output. Both mistakes move tiny-model logits by 4 to 6 (QWEN35_SPEC.md 8).   |
+| adding 1 there doubles its output. Both mistakes move tiny-model logits by 4 to 6 (tests/test_qwen35). |
 +--------------------------------------------------------------------------------------------------------+
 """
 

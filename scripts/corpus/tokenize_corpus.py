@@ -17,9 +17,19 @@ and then followed by <|endoftext|>.  Documents (chat examples included) are shuf
 fixed seed before concatenation so that a training window mixes sources.  The validation set
 is a deterministic ~1% of the documents: a document goes to val when
 int(sha256(source + "\\0" + text)[:8], 16) % 100 == 0.  The held-out works are not used.
+
+A later training stage may weight the mix by repeating the training documents of some sources
+(validation is never repeated), written to another file so the first stages stay reproducible:
+
+    python scripts/corpus/tokenize_corpus.py --name train_stage3 \\
+        --repeat classical_zh=4 --repeat sishu=4 --repeat austen=2 --repeat shakespeare=2
+
+writes data/tokens/train_stage3.npy and weights/minillm-bilingual/token_stats_train_stage3.json
+(val.npy, stats.json and the manifest are left as they are).
 """
 from __future__ import annotations
 
+import argparse
 import glob
 import hashlib
 import json
@@ -54,7 +64,25 @@ def is_val(source, text):
     return int(h[:8], 16) % 100 < VAL_PERCENT
 
 
+def parse_args():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--name", default="train", help="output name: data/tokens/NAME.npy (default: train)")
+    ap.add_argument("--repeat", action="append", default=[], metavar="SOURCE=N",
+                    help="repeat the training documents of SOURCE N times (a later stage's mix)")
+    args = ap.parse_args()
+    repeats = {}
+    for item in args.repeat:
+        src, _, n = item.partition("=")
+        if not n.isdigit() or int(n) < 1:
+            ap.error("--repeat expects SOURCE=N with N >= 1, got %r" % item)
+        repeats[src] = int(n)
+    if repeats and args.name == "train":
+        ap.error("a weighted mix needs its own --name (train.npy is the first stages' data)")
+    return args.name, repeats
+
+
 def main():
+    name, repeats = parse_args()
     tok = Tokenizer.from_file(os.path.join(WEIGHTS, "tokenizer.json"))
     eot = tok.token_to_id("<|endoftext|>")
     assert eot is not None and tok.get_vocab_size(with_added_tokens=True) <= 65535
@@ -74,6 +102,12 @@ def main():
                 for s in SPECIAL_STRINGS:
                     assert s not in m["content"]
             docs.append(("chat", render_chat(msgs), True))
+    unknown = set(repeats) - {src for src, _, _ in docs}
+    if unknown:
+        raise SystemExit("--repeat: no such source %s" % ", ".join(sorted(unknown)))
+    # Repeated copies are made before the shuffle, so they land far apart; a validation
+    # document is never repeated (it would count several times in val.npy).
+    docs = [d for d in docs for _ in range(1 if is_val(d[0], d[1]) else repeats.get(d[0], 1))]
 
     order = list(range(len(docs)))
     random.Random(SEED).shuffle(order)
@@ -109,7 +143,20 @@ def main():
     train = np.concatenate(train_parts)
     val = np.concatenate(val_parts)
     os.makedirs(TOKENS, exist_ok=True)
-    np.save(os.path.join(TOKENS, "train.npy"), train)
+    np.save(os.path.join(TOKENS, name + ".npy"), train)
+    if repeats:
+        out = OrderedDict(dtype="uint16", eot_id=int(eot), shuffle_seed=SEED, repeats=repeats,
+                          train=OrderedDict(path="data/tokens/%s.npy" % name, tokens=int(train.size),
+                                            sha256=hashlib.sha256(train.tobytes()).hexdigest()),
+                          train_tokens_per_source=OrderedDict(
+                              sorted((k, v["train_tokens"]) for k, v in stats.items())))
+        for path in (os.path.join(TOKENS, name + ".stats.json"),
+                     os.path.join(WEIGHTS, "token_stats_%s.json" % name)):
+            with open(path, "w", encoding="utf-8", newline="\n") as f:
+                json.dump(out, f, ensure_ascii=False, indent=1)
+                f.write("\n")
+        print("%s: %d tokens; %s" % (name, train.size, out["train_tokens_per_source"]))
+        return
     np.save(os.path.join(TOKENS, "val.npy"), val)
     for src, st in stats.items():
         st["bytes_per_token"] = round(st["bytes"] / max(1, st["train_tokens"] + st["val_tokens"]), 3)
