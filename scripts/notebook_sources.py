@@ -456,10 +456,11 @@ for draft, accepted, token in stats.passes:
     if token is not None:
         parts.append(span(token, own))
 HTML('<div style="font-family:monospace;line-height:1.8">' + "".join(parts) + "</div>")'''),
-    ("md", """What to see: long green runs where the answer copies the passage, each run costing one pass of the model;
-red where the copy is wrong (the one change, or where this small model departs from the text), after which
-the model's own token (black) puts it back on course; and the printed check that the tokens are exactly
-those of plain greedy decoding."""),
+    ("md", """What to see: green runs where the continuation repeats earlier text, each run costing one pass of the
+model; red where the guess was wrong (the one change, or where this small model departs from the passage
+and writes its own story, as it soon does), after which the model's own token (black) is the one plain
+decoding makes; and the printed check that the tokens are exactly those of plain greedy decoding. How much
+is gained depends on how much the answer copies: here, the tokens per pass printed above."""),
 ]
 
 LENS = [
