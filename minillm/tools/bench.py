@@ -181,8 +181,8 @@ def speculative_figures(model, prompt: np.ndarray, plain_s_per_token: float) -> 
     """Speculative decoding (prompt lookup, k = SPECULATIVE_K) on the benchmark's prompt, and the step it rests on.
 
     * step_ratio: a cached forward over k tokens / over one token (model/linear.py's few-rows product);
-    * decode with prompt lookup: random weights copy nothing, so this is the nothing-to-copy case (the
-      drafting and checking overhead); benchmarks/speculative.py measures a prompt worth copying.
+    * decode with prompt lookup on the benchmark's prompt of random ids: nothing to copy, so this measures the
+      drafting and checking overhead; benchmarks/speculative.py measures a prompt worth copying.
     """
     from ..generation.generate import generate
     from ..generation.speculative import SpeculativeStats
@@ -433,7 +433,7 @@ def print_report(r: dict) -> None:
     if spec:
         steps = ", ".join(f"{T} tokens {ratio:.2f}x" for T, ratio in spec["step_ratio"].items())
         print(f"\n  cached step over k tokens vs one: {steps}")
-        print(f"  speculative decoding (prompt lookup, k={spec['k']}; random weights: nothing to copy): "
+        print(f"  speculative decoding (prompt lookup, k={spec['k']}, on the random prompt: nothing to copy): "
               f"{spec['decode_ratio_vs_plain']:.2f}x plain decode, {spec['acceptance_rate']:.0%} of drafts accepted, "
               f"{spec['tokens_per_pass']:.2f} tokens per forward pass")
     by_context = o.get("decode_ms_per_layer_by_context")
