@@ -418,6 +418,49 @@ print("model stream:  ", pieces + [decoder.flush()])'''),
 prose that could be Austen's; greedy decoding may also end the document with `<|endoftext|>` and start
 another, often a Chinese poem). In the streams, an empty piece is a step where a character was still
 incomplete (it then appears whole, once), or a special token skipped by `skip_special_tokens=True`."""),
+    ("md", """## Speculative decoding: several tokens per read of the weights
+
+A decode step reads every weight once, and on a CPU that read is the cost; a step over k+1 tokens reads them
+once too. So a cheap guess of the next k tokens can be checked in one pass: the pass gives the model's own
+choice at every guessed position, and we keep the guesses up to the first disagreement, plus the model's own
+token there (`minillm/generation/speculative.py`). Prompt lookup guesses by copying: it finds the last few
+tokens earlier in the text and proposes what followed them (`drafting.py`). Greedy output is unchanged.
+
+Below, a prompt that asks to repeat a passage with one change. Green: drafted and accepted; red, struck
+through: drafted and rejected (computed, then rolled out of the cache); black: the model's own token, one
+per pass."""),
+    ("code", '''from IPython.display import HTML
+from minillm.generation.speculative import SpeculativeStats
+import html as html_lib
+
+passage = ("The old lighthouse stood at the end of the harbour for more than a hundred years. Every night the "
+           "keeper climbed the narrow stairs, lit the great lamp and watched the ships come home through the fog.")
+ids = tok.encode(passage + "\\n\\nThe same story, with lighthouse changed to tower:\\n\\nThe old")
+stats = SpeculativeStats()
+fast = minillm.generate(model, ids, 60, temperature=0.0, stop_token_ids=[], prompt_lookup_num_tokens=8,
+                        max_matching_ngram_size=3, speculative_stats=stats)
+plain = minillm.generate(model, ids, 60, temperature=0.0, stop_token_ids=[])
+print("same tokens as plain greedy decoding:", fast.tolist() == plain.tolist())
+print(f"{stats.forward_passes} passes for {stats.new_tokens} tokens ({stats.tokens_per_pass:.2f} per pass after the "
+      f"prompt's); {stats.accepted} of {stats.drafted} drafted tokens accepted ({stats.acceptance_rate:.0%})")
+
+def span(token, style):
+    text = html_lib.escape(tok.decode([int(token)])).replace("\\n", "&#8629;<br>")
+    return f'<span style="{style}">{text}</span>'
+
+own = "color:black"
+parts = [span(fast[0], own)]                                   # the first token comes from the prompt's pass
+for draft, accepted, token in stats.passes:
+    parts += [span(t, "color:white;background:#2a2") for t in draft[:accepted]]
+    parts += [span(t, "color:#c22;text-decoration:line-through") for t in draft[accepted:]]
+    if token is not None:
+        parts.append(span(token, own))
+HTML('<div style="font-family:monospace;line-height:1.8">' + "".join(parts) + "</div>")'''),
+    ("md", """What to see: green runs where the continuation repeats earlier text, each run costing one pass of the
+model; red where the guess was wrong (the one change, or where this small model departs from the passage
+and writes its own story, as it soon does), after which the model's own token (black) is the one plain
+decoding makes; and the printed check that the tokens are exactly those of plain greedy decoding. How much
+is gained depends on how much the answer copies: here, the tokens per pass printed above."""),
 ]
 
 LENS = [
@@ -781,7 +824,9 @@ args = [l2_normalize(rng.standard_normal((B, Hv, T, Dk))) / 8, l2_normalize(rng.
         np.zeros((B, Hv, Dk, Dv))]
 args = [a.astype(np.float32) for a in args]
 for name, form in (("recurrent", recurrent_gated_delta_rule), ("chunked", chunked_gated_delta_rule)):
-    t0 = time.perf_counter(); form(*args); print(f"{name:>9}: {(time.perf_counter() - t0) * 1e3:6.1f} ms for {T} tokens")'''),
+    t0 = time.perf_counter()
+    form(*args)
+    print(f"{name:>9}: {(time.perf_counter() - t0) * 1e3:6.1f} ms for {T} tokens")'''),
     ("md", """## A fixed state against a growing KV cache
 
 A full-attention layer stores 2 K Dh numbers per token and sequence; a linear-attention layer stores its
@@ -865,7 +910,8 @@ for i, w in enumerate(model.weights.layers):
                                      cos, sin, causal_mask(T, 0))
     h = x + mixed
     x = h + swiglu_mlp(zero_centred_rms_norm(h, w.post_attention_layernorm, eps), w.mlp)
-    check = f"max |diff| vs model.forward: {np.abs(x[0] - hidden[i + 1]).max()}" if i + 1 < cfg.num_hidden_layers else ""
+    last = i + 1 == cfg.num_hidden_layers  # hidden[L] is the final norm's output, checked through the logits
+    check = "" if last else f"max |diff| vs model.forward: {np.abs(x[0] - hidden[i + 1]).max()}"
     print(f"layer {i} {cfg.layer_types[i]:<17} mixer output RMS {np.sqrt((mixed ** 2).mean()):.3f}  {check}")
 final = model.final_norm(x[0]) @ model.weights.lm_head.T
 print("logits: max |diff| vs model.forward:", np.abs(final - logits).max())'''),
@@ -899,7 +945,8 @@ o, memory = recurrent_gated_delta_rule(heads(q), heads(k), heads(v), heads(g), h
 o = gated_rms_norm(np.moveaxis(o, 1, 2), z, w.norm, eps)                  # [1, T, Hv, Dv]
 out = o.reshape(1, T, Hv * Dv) @ w.out_proj.T                             # [1, T, D]
 print("shapes: conv input", mixed.shape, "| q, k", q.shape, "| v", v.shape, "| memory", memory.shape)
-print(f"beta from {beta.min():.3f} to {beta.max():.3f} | decay exp(g) from {np.exp(g).min():.3f} to {np.exp(g).max():.3f}")
+print(f"beta from {beta.min():.3f} to {beta.max():.3f} | "
+      f"decay exp(g) from {np.exp(g).min():.3f} to {np.exp(g).max():.3f}")
 library = gated_deltanet(x0, w, Hk, Hv, eps)                              # the library's layer (chunked form)
 print("max |step by step - gated_deltanet()| =", f"{np.abs(out - library).max():.1e}")'''),
     ("md", """The difference is float32 rounding between the recurrent form used here and the chunked form the library

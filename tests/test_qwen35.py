@@ -126,6 +126,24 @@ def test_tied_and_untied_heads():
     assert not text.config.tie_word_embeddings and text.weights.lm_head is not text.weights.embed_tokens
 
 
+def test_a_stored_copy_of_the_tied_head_is_recognised_in_the_hub_layout(tmp_path):
+    """Some Hub files store lm_head.weight although the head is tied; equal to the embedding, one copy is kept."""
+    from minillm.checkpoint.safetensors_file import SafetensorsFile
+
+    path = _hub_copy(tmp_path)
+    index = json.loads((path / "model.safetensors.index.json").read_text())
+    embed = "model.language_model.embed_tokens.weight"
+    bits = SafetensorsFile(path / index["weight_map"][embed]).raw(embed)
+    write_safetensors(path / "model-head.safetensors", {"lm_head.weight": ("BF16", bits)})
+    index["weight_map"]["lm_head.weight"] = "model-head.safetensors"
+    (path / "model.safetensors.index.json").write_text(json.dumps(index))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", minillm.CheckpointWarning)
+        model = minillm.load_model(path)
+    assert any("it equals the embedding, so one copy is used" in str(w.message) for w in caught)
+    assert model.weights.lm_head is model.weights.embed_tokens
+
+
 def test_the_forward_does_not_depend_on_the_checkpoint_layout(tmp_path):
     """The Hub checkpoint's language model rewritten as a text-only checkpoint gives identical logits."""
     from minillm.checkpoint.loading import language_model_tensors, open_checkpoint
@@ -148,7 +166,8 @@ def test_everything_is_float32_no_float64_creeps_in(name):
     cache = model.new_cache(len(ref["batch_input_ids"]), 40)
     step = model.forward(ref["batch_input_ids"], attention_mask=ref["batch_attention_mask"], cache=cache)
     assert step.dtype == np.float32
-    assert {a.dtype for s in cache.linear_states if s is not None for a in (s.conv, s.recurrent)} == {np.dtype(np.float32)}
+    states = [a for s in cache.linear_states if s is not None for a in (s.conv, s.recurrent)]
+    assert {a.dtype for a in states} == {np.dtype(np.float32)}
 
 
 # ---------------------------------------------------------------------------------------------- reference

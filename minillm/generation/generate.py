@@ -31,7 +31,9 @@ import numpy as np
 from ..errors import InputError, MinillmWarning
 from ..checkpoint.generation_config import GenerationConfig
 from ..model.transformer import check_attention_mask, check_cache, check_token_ids
+from .drafting import PromptLookupDrafter
 from .sampling import SamplingParams, sample
+from .speculative import SpeculativeStats, speculative_decode
 
 INITIAL_ROOM = 1024  # new-token slots a fresh cache starts with (it doubles when they run out)
 
@@ -67,12 +69,20 @@ def default_stop_ids(model) -> list[int]:
 
 def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, temperature=None, top_k=None,
                     top_p=None, min_p=None, repetition_penalty=None, seed=None, stop_token_ids=None,
-                    cache=None, prefill_chunk_size: int | None = None) -> Iterator[np.ndarray]:
+                    cache=None, prefill_chunk_size: int | None = None, prompt_lookup_num_tokens: int | None = None,
+                    max_matching_ngram_size: int | None = None, drafter=None,
+                    speculative_stats: SpeculativeStats | None = None) -> Iterator[np.ndarray]:
     """Yield the next token of every row, one step at a time: arrays [B] int64.
 
     Stops after max_new_tokens steps, or as soon as every row has produced a stop id. A row that has
     stopped yields the pad id from then on. ``cache``: continue from an existing KVCache (multi-turn chat);
     it must have room for the prompt plus max_new_tokens.
+
+    Speculative decoding (one sequence, B = 1; speculative.py): ``prompt_lookup_num_tokens=k`` drafts up to k
+    tokens per step by prompt lookup (drafting.py; n-grams of up to ``max_matching_ngram_size`` tokens,
+    default 2, as transformers), or pass any ``drafter``. Greedy output is the same as without it; sampled
+    output has the same distribution (not the same draws for a seed). ``speculative_stats``: a
+    SpeculativeStats to fill in (acceptance rate, tokens per pass, each pass's draft).
     """
     cfg = model.config
     ids_BT = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T]
@@ -94,6 +104,14 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
         raise InputError(f"seed must be None or an integer >= 0, found {type(seed).__name__} {seed!r}")
     rng = np.random.default_rng(None if seed is None else int(seed))
     B, T = ids_BT.shape
+    if prompt_lookup_num_tokens is not None or max_matching_ngram_size is not None:
+        if drafter is not None:
+            raise InputError("give either prompt_lookup_num_tokens (prompt lookup) or a drafter, not both")
+        drafter = PromptLookupDrafter(prompt_lookup_num_tokens if prompt_lookup_num_tokens is not None else 10,
+                                      max_matching_ngram_size if max_matching_ngram_size is not None else 2)
+    if drafter is not None and B != 1:
+        raise InputError(f"speculative decoding (prompt_lookup_num_tokens / drafter) runs one sequence at a time: "
+                         f"expected ids of 1 row, found {B}")
     if cache is not None:
         check_cache(cache, cfg, B)
     if max_new_tokens == 0:
@@ -119,6 +137,15 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     seen[rows[valid_BT], ids_BT[valid_BT]] = True
 
     logits = prefill(model, ids_BT, valid_BT, cache, prefill_chunk_size)  # [B, V]
+    if drafter is not None:  # one row: draft, check k tokens per pass, keep what the model agrees with
+        history = list(cache.seen_ids()[0])  # [N]: the conversation so far, where prompt lookup searches
+        tokens = speculative_decode(model, cache, logits, history, seen, params, rng, stops, max_new_tokens,
+                                    drafter, grows, speculative_stats)
+        for step, token in enumerate(tokens):
+            if end + step == cfg.max_position_embeddings and step < max_new_tokens - 1:  # as below
+                _warn_past_context("generation runs past", cfg)
+            yield np.array([token], np.int64)  # [1]
+        return
     finished = np.zeros(B, bool)  # [B]
     for step in range(max_new_tokens):
         token = sample(logits, params, rng, seen if params.repetition_penalty != 1.0 else None)  # [B]
@@ -176,18 +203,24 @@ def prefill(model, ids_BT: np.ndarray, valid_BT: np.ndarray, cache, chunk_size: 
 
 def generate(model, ids, max_new_tokens: int, temperature=None, stop_token_ids=None, *, attention_mask=None,
              top_k=None, top_p=None, min_p=None, repetition_penalty=None, seed=None, cache=None,
-             prefill_chunk_size: int | None = None) -> np.ndarray:
+             prefill_chunk_size: int | None = None, prompt_lookup_num_tokens: int | None = None,
+             max_matching_ngram_size: int | None = None, drafter=None,
+             speculative_stats: SpeculativeStats | None = None) -> np.ndarray:
     """The new token ids only: ids [T] -> [N]; ids [B, T] (+ attention_mask, left padding) -> [B, N].
 
     N <= max_new_tokens: generation ends early once every row produced a stop id (the stop id is
     included; rows that stopped earlier are padded with generation_config's pad_token_id).
+    ``prompt_lookup_num_tokens=k``: speculative decoding with prompt lookup (see ``stream_generate``).
     """
     ids = check_token_ids(ids, model.config.vocab_size)  # [T] or [B, T]
     single = ids.ndim == 1
     steps = list(stream_generate(model, ids, max_new_tokens, attention_mask=attention_mask,
                                  temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                  repetition_penalty=repetition_penalty, seed=seed, stop_token_ids=stop_token_ids,
-                                 cache=cache, prefill_chunk_size=prefill_chunk_size))
+                                 cache=cache, prefill_chunk_size=prefill_chunk_size,
+                                 prompt_lookup_num_tokens=prompt_lookup_num_tokens,
+                                 max_matching_ngram_size=max_matching_ngram_size, drafter=drafter,
+                                 speculative_stats=speculative_stats))
     B = 1 if single else len(ids)
     out = np.stack(steps, axis=1) if steps else np.zeros((B, 0), np.int64)  # [B, N]
     return out[0] if single else out

@@ -21,7 +21,7 @@ Memory and time per token are constant, whatever the context length.
 | moves tiny-model logits by 2 to 7 (tests/test_qwen35.py injects both).                                 |
 +--------------------------------------------------------------------------------------------------------+
 
-Two forms, tested equal (tests/test_qwen35.py):
+Two forms, tested equal (tests/test_qwen35_properties.py):
 
 * ``recurrent_gated_delta_rule``: the loop above, one token at a time. The form to read, and the one a
   generation step uses.
@@ -118,7 +118,7 @@ def chunked_gated_delta_rule(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.
     W = solve_unit_lower_triangular(A_undecayed, k_beta) * decay_factor(G)[..., None]  # [B, Hv, N, n, Dk]
     scores = (q @ k.swapaxes(-1, -2)) * decay  # [B, Hv, N, n, n]: e^{G_t-G_s} q_t.k_s, s <= t
     q_decayed = q * decay_factor(G)[..., None]  # [B, Hv, N, n, Dk]: reads the memory as it was at the chunk start
-    k_to_end = (k * decay_factor(G[..., -1:] - G)[..., None]).swapaxes(-1, -2)  # [B, Hv, N, Dk, n]: writes decayed to the end
+    k_to_end = (k * decay_factor(G[..., -1:] - G)[..., None]).swapaxes(-1, -2)  # [B, Hv, N, Dk, n]: decayed to the end
     chunk_decay = decay_factor(G[..., -1])[..., None, None]  # [B, Hv, N, 1, 1]: the whole chunk's decay
 
     # 2. Chunk after chunk: the memory S carries everything before.

@@ -47,6 +47,7 @@ SHAPES = {  # real configs (as the Hub ships them), kept in weights/configs/
     "qwen3.5-0.8b": ROOT / "weights" / "configs" / "qwen3.5-0.8b.json",
 }
 PROMPT_TOKENS, NEW_TOKENS = 128, 64
+SPECULATIVE_K = 8  # draft length of the speculative decoding figures
 HYBRID_PROMPT_TOKENS = 512  # enough chunks of the chunked delta rule (64 tokens each) to matter
 CONTEXTS = (128, 1024, 8192)  # context lengths at which the per-layer decode cost is timed (hybrid models)
 
@@ -170,9 +171,48 @@ def phase_minillm(path: Path) -> dict:
     peak = _peak_rss_bytes()  # before the context sweep below, which allocates caches of its own
     result = {"load_s": load_s, "prefill_s": prefill_s, "decode_s_per_token": decode_s / NEW_TOKENS,
               "peak_rss_bytes": peak, "kv_cache_bytes": cache.nbytes, "weights_float32_bytes": weight_bytes(model)}
+    result["speculative"] = speculative_figures(model, ids[0], decode_s / NEW_TOKENS)
     if cfg.is_hybrid:
         result["decode_ms_per_layer_by_context"] = decode_cost_by_layer_type(model)
     return result
+
+
+def speculative_figures(model, prompt: np.ndarray, plain_s_per_token: float) -> dict:
+    """Speculative decoding (prompt lookup, k = SPECULATIVE_K) on the benchmark's prompt, and the step it rests on.
+
+    * step_ratio: a cached forward over k tokens / over one token (model/linear.py's few-rows product);
+    * decode with prompt lookup on the benchmark's prompt of random ids: nothing to copy, so this measures the
+      drafting and checking overhead; benchmarks/speculative.py measures a prompt worth copying.
+    """
+    from ..generation.generate import generate
+    from ..generation.speculative import SpeculativeStats
+
+    rng = np.random.default_rng(1)
+    V = min(model.config.vocab_size, 150000)
+
+    def step_s(T: int) -> float:  # best of 3 cached forwards over T new tokens after the prompt
+        cache = model.new_cache(1, len(prompt) + 4 * T)
+        model.forward(prompt, cache=cache, logits_to_keep=1)
+        ids, best = rng.integers(0, V, T), float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            model.forward(ids, cache=cache, logits_to_keep=T)
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    def generate_s(n: int, stats=None) -> float:
+        t = time.perf_counter()
+        generate(model, prompt, n, temperature=0.0, stop_token_ids=[], prompt_lookup_num_tokens=SPECULATIVE_K,
+                 speculative_stats=stats)
+        return time.perf_counter() - t
+
+    one = step_s(1)
+    stats = SpeculativeStats()
+    prefill_s = generate_s(1)  # the prompt's pass and the first token: left out, as in the plain decode figure
+    spec_s_per_token = max(generate_s(NEW_TOKENS + 1, stats) - prefill_s, 1e-9) / NEW_TOKENS
+    return {"k": SPECULATIVE_K, "step_ratio": {T: step_s(T) / one for T in (2, 4, 8)},
+            "decode_ratio_vs_plain": plain_s_per_token / spec_s_per_token,
+            "acceptance_rate": stats.acceptance_rate, "tokens_per_pass": stats.tokens_per_pass}
 
 
 def decode_cost_by_layer_type(model, steps: int = 8) -> dict:
@@ -216,7 +256,7 @@ def phase_transformers(path: Path) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("MINILLM_BENCH_THREADS", os.cpu_count() or 1)))
     t = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     load_s = time.perf_counter() - t
@@ -282,11 +322,15 @@ def prefill_flops(cfg, T: int) -> float:
 # ----------------------------------------------------------------------------------------------------------
 # driver
 
-def _run_phase(name: str, path: Path | None) -> dict:
+def _run_phase(name: str, path: Path | None, threads: int | None = None) -> dict:
     from ..errors import MinillmError
 
     cmd = [sys.executable, "-m", "minillm.tools.bench", "--phase", name, str(path or "")]
-    run = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if threads:  # every BLAS / OpenMP pool of the phase, and torch (phase_transformers reads the last one)
+        env.update({k: str(threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                              "MINILLM_BENCH_THREADS")})
+    run = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         last = (run.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise MinillmError(f"bench: the {name} phase failed: {last}")
@@ -294,28 +338,30 @@ def _run_phase(name: str, path: Path | None) -> dict:
 
 
 def run_benchmark(path: Path, label: str, with_transformers: bool | None, out_dir: Path | None,
-                  quick: bool = False) -> dict:
+                  quick: bool = False, threads: int | None = None) -> dict:
     from ..checkpoint.config import load_config
 
     cfg = load_config(path)
+    load_average = os.getloadavg()[0]  # other work on the machine skews every figure: say how much there was
     floor_phase = "floors-quick" if quick else "floors"
-    before = _run_phase(floor_phase, None)
-    ours = _run_phase("minillm", path)
+    before = _run_phase(floor_phase, None, threads)
+    ours = _run_phase("minillm", path, threads)
     have_tf = with_transformers
     if have_tf is None:
         have_tf = subprocess.run([sys.executable, "-c", "import torch, transformers"], capture_output=True).returncode == 0
-    theirs = _run_phase("transformers", path) if have_tf else None
-    after = _run_phase(floor_phase, None)
+    theirs = _run_phase("transformers", path, threads) if have_tf else None
+    after = _run_phase(floor_phase, None, threads)
     # A floor is the best the machine can do: take the better of the two measurements around the runs.
     floors = {key: max(before[key], after[key]) for key in before}
 
-    bw = floors["bandwidth_2threads_GBps"] * 1e9
+    bw = floors["bandwidth_1thread_GBps" if threads == 1 else "bandwidth_2threads_GBps"] * 1e9
     n_prompt = prompt_tokens(cfg)
     decode_floor_s = decode_bytes_per_token(cfg) / bw
     prefill_floor_s = prefill_flops(cfg, n_prompt) / (floors["matmul_GFLOPs"] * 1e9)
     mem_budget = ours["weights_float32_bytes"] + ours["kv_cache_bytes"]
     result = {
-        "model": label, "machine": machine_name(), "floors": floors,
+        "model": label, "machine": machine_name(), "floors": floors, "threads": threads or os.cpu_count(),
+        "load_average_at_start": load_average,
         "decode_bytes_per_token": decode_bytes_per_token(cfg), "prefill_flops": prefill_flops(cfg, n_prompt),
         "prompt_tokens": n_prompt,
         "minillm": ours, "transformers": theirs,
@@ -354,9 +400,11 @@ def machine_name() -> str:
 def print_report(r: dict) -> None:
     f, o, t, q = r["floors"], r["minillm"], r["transformers"], r["ratios"]
     n_prompt = r.get("prompt_tokens", PROMPT_TOKENS)
-    decode_floor = f["bandwidth_2threads_GBps"] * 1e9 / r["decode_bytes_per_token"]
+    decode_floor = f["bandwidth_1thread_GBps" if r.get("threads") == 1 else "bandwidth_2threads_GBps"] * 1e9 / \
+        r["decode_bytes_per_token"]
     prefill_floor = n_prompt / (r["prefill_flops"] / (f["matmul_GFLOPs"] * 1e9))
-    print(f"minillm bench: {r['model']}  ({r['machine']})")
+    print(f"minillm bench: {r['model']}  ({r['machine']}; {r.get('threads')} threads, load average "
+          f"{r.get('load_average_at_start', float('nan')):.1f} at the start)")
     print(f"  floors: read bandwidth {f['bandwidth_1thread_GBps']:.1f} GB/s (1 thread), "
           f"{f['bandwidth_2threads_GBps']:.1f} GB/s (2 threads); float32 matmul {f['matmul_GFLOPs']:.0f} GFLOP/s")
     print(f"  decode reads {r['decode_bytes_per_token'] / 1e9:.2f} GB of float32 weights per token -> floor "
@@ -381,6 +429,13 @@ def print_report(r: dict) -> None:
               f"{q['prefill_speedup_vs_transformers']:.2f}x, load {q['load_speedup_vs_transformers']:.2f}x")
     else:
         print("\n  (transformers not installed: no comparison; pip install -e '.[reference]')")
+    spec = o.get("speculative")
+    if spec:
+        steps = ", ".join(f"{T} tokens {ratio:.2f}x" for T, ratio in spec["step_ratio"].items())
+        print(f"\n  cached step over k tokens vs one: {steps}")
+        print(f"  speculative decoding (prompt lookup, k={spec['k']}, on the random prompt: nothing to copy): "
+              f"{spec['decode_ratio_vs_plain']:.2f}x plain decode, {spec['acceptance_rate']:.0%} of drafts accepted, "
+              f"{spec['tokens_per_pass']:.2f} tokens per forward pass")
     by_context = o.get("decode_ms_per_layer_by_context")
     if by_context:
         print("\n  decode time of one layer per token, by context length (cache filled synthetically):")
@@ -400,6 +455,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="keep the JSON result and the built checkpoint in this folder "
                                             "(default: keep nothing)")
     p.add_argument("--quick", action="store_true", help="small floor measurements (a smoke test, not a benchmark)")
+    p.add_argument("--threads", type=int, help="BLAS and torch threads in every phase (default: all cores). On a "
+                   "machine shared with other work, 1 avoids BLAS threads spinning while they wait for a busy core")
     p.set_defaults(run=cmd_bench)
 
 
@@ -422,7 +479,7 @@ def cmd_bench(args) -> int:
             path = resolve_model_path(args.model)  # a directory, or a Hub id from the local HF cache
             label = path.name if Path(args.model).expanduser().exists() else str(args.model).split("@")[0].split("/")[-1]
         try:
-            run_benchmark(path, label, False if args.no_transformers else None, args.out, args.quick)
+            run_benchmark(path, label, False if args.no_transformers else None, args.out, args.quick, args.threads)
         except OSError as e:
             raise MinillmError(f"bench: cannot write the result in {args.out} ({e.strerror or e})") from None
     return 0

@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--system", help="system message (with --chat / in chat)")
         g.add_argument("--thinking", choices=["on", "off"],
                        help="Qwen3 / Qwen3.5: enable_thinking (default: the template's; Qwen3.5 thinks by default)")
+        g.add_argument("--speculative", type=int, metavar="K",
+                       help="speculative decoding by prompt lookup: draft up to K tokens copied from earlier in the "
+                            "text, check them in one pass (same greedy output; faster when the answer repeats its "
+                            "input). transformers' prompt_lookup_num_tokens")
+        g.add_argument("--ngram-size", type=int, metavar="N",
+                       help="with --speculative: match the last N tokens (then fewer) when looking up (default 2)")
 
     g = sub.add_parser("generate", help="continue a prompt, streaming the text")
     g.add_argument("prompt")
@@ -216,7 +222,8 @@ def _weights_size(path: Path) -> int:
 
 def sampling_kwargs(args) -> dict:
     return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-                repetition_penalty=args.repetition_penalty, seed=args.seed)
+                repetition_penalty=args.repetition_penalty, seed=args.seed,
+                prompt_lookup_num_tokens=args.speculative, max_matching_ngram_size=args.ngram_size)
 
 
 def thinking(args):
@@ -226,13 +233,16 @@ def thinking(args):
 def stream_text(model, tok, ids: list[int], args) -> tuple[list[int], dict]:
     """Generate after ``ids``, printing text as it is made. Returns the new ids and timing figures."""
     from ..generation.generate import stream_generate
+    from ..generation.speculative import SpeculativeStats
 
     out = sys.stdout
     decoder = tok.stream_decoder(skip_special_tokens=True)  # no <|im_end|> in the printed text
     new: list[int] = []
     t0 = time.perf_counter()
     t_first = None
-    for token in stream_generate(model, ids, args.max_new_tokens, **sampling_kwargs(args)):
+    kwargs = sampling_kwargs(args)
+    speculative = SpeculativeStats() if kwargs["prompt_lookup_num_tokens"] is not None else None
+    for token in stream_generate(model, ids, args.max_new_tokens, speculative_stats=speculative, **kwargs):
         if t_first is None:
             t_first = time.perf_counter()
         new.append(int(token[0]))
@@ -243,6 +253,9 @@ def stream_text(model, tok, ids: list[int], args) -> tuple[list[int], dict]:
     t_end = time.perf_counter()
     stats = {"prompt_tokens": len(ids), "new_tokens": len(new),
              "prefill_s": (t_first or t_end) - t0, "decode_s": t_end - (t_first or t_end)}
+    if speculative is not None:
+        stats.update(drafted=speculative.drafted, acceptance_rate=speculative.acceptance_rate,
+                     tokens_per_pass=speculative.tokens_per_pass)
     return new, stats
 
 
@@ -251,7 +264,9 @@ def print_stats(stats: dict) -> None:
     n_dec = max(stats["new_tokens"] - 1, 0)  # the first new token comes out of the prefill
     dec = n_dec / stats["decode_s"] if stats["decode_s"] > 0 else float("nan")
     print(f"\n[{stats['prompt_tokens']} prompt tokens, {stats['new_tokens']} new tokens | "
-          f"prefill {pre:.1f} tok/s ({stats['prefill_s'] * 1000:.0f} ms) | decode {dec:.1f} tok/s]", file=sys.stderr)
+          f"prefill {pre:.1f} tok/s ({stats['prefill_s'] * 1000:.0f} ms) | decode {dec:.1f} tok/s"
+          + (f" | speculative: {stats['acceptance_rate']:.0%} of {stats['drafted']} drafted tokens accepted, "
+             f"{stats['tokens_per_pass']:.2f} tokens per pass" if "drafted" in stats else "") + "]", file=sys.stderr)
 
 
 def cmd_generate(args) -> int:

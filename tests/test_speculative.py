@@ -1,0 +1,233 @@
+"""Speculative decoding (prompt lookup): the same greedy tokens as plain decoding, the same sampled distribution."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minillm
+from minillm.errors import InputError
+from minillm.generation.drafting import PromptLookupDrafter
+from minillm.generation.sampling import SamplingParams, process_logits
+from minillm.generation.speculative import SpeculativeStats, check_drafted_token, residual_distribution
+from minillm.model.activations import softmax
+from minillm.model.linear import few_rows_matmul, linear
+from conftest import WEIGHTS, tiny_model
+
+MODELS = ["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa", "tiny-qwen3.5"]
+
+
+def model(name):
+    if name == "tiny-qwen3.5":
+        return hybrid()
+    return tiny_model(name)
+
+
+_hybrid = []
+
+
+def hybrid():
+    if not _hybrid:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _hybrid.append(minillm.load_model(WEIGHTS / "tiny-qwen3.5"))
+    return _hybrid[0]
+
+
+class NoisyOracle:
+    """A drafter that knows the right continuation and gets it wrong at a random point (or not at all).
+
+    Prompt lookup on a random model rarely drafts what the model says; this one makes every case happen:
+    all drafts kept, some kept, none kept, and drafts running past a stop id or max_new_tokens.
+    """
+
+    def __init__(self, truth, seed, k):
+        self.truth, self.rng, self.k = list(truth), np.random.default_rng(seed), k
+
+    def propose(self, history, max_tokens):
+        done = len(history) - self.prompt_len
+        draft = np.array(self.truth[done:done + min(self.k, max_tokens)] + [0] * self.rng.integers(0, 2), np.int64)
+        if len(draft) and self.rng.random() < 0.6:  # corrupt one position
+            i = self.rng.integers(0, len(draft))
+            draft[i] = (draft[i] + 1 + self.rng.integers(0, 5)) % 300
+        return draft[:max_tokens]
+
+
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(MODELS), seed=st.integers(0, 2 ** 31), k=st.integers(1, 6), ngram=st.integers(1, 3),
+       penalty=st.sampled_from([1.0, 1.3]), oracle=st.booleans())
+def test_greedy_speculative_decoding_gives_plain_decodings_tokens(name, seed, k, ngram, penalty, oracle):
+    """Token for token, with prompt lookup or a drafter that is right up to a point, for every model kind."""
+    m = model(name)
+    rng = np.random.default_rng(seed)
+    piece = rng.integers(0, m.config.vocab_size, rng.integers(2, 8))
+    prompt = np.concatenate([piece, rng.integers(0, m.config.vocab_size, 3), piece, piece[:2]])  # something to copy
+    n = int(rng.integers(1, 24))
+    stops = [] if rng.random() < 0.5 else [int(rng.integers(0, m.config.vocab_size))]
+    kw = dict(temperature=0.0, repetition_penalty=penalty, stop_token_ids=stops)
+    plain = minillm.generate(m, prompt, n, **kw)
+    stats = SpeculativeStats()
+    if oracle:
+        drafter = NoisyOracle(plain, seed, k)
+        drafter.prompt_len = len(prompt)
+        fast = minillm.generate(m, prompt, n, drafter=drafter, speculative_stats=stats, **kw)
+    else:
+        fast = minillm.generate(m, prompt, n, prompt_lookup_num_tokens=k, max_matching_ngram_size=ngram,
+                                speculative_stats=stats, **kw)
+    assert fast.tolist() == plain.tolist()
+    assert stats.new_tokens == len(plain) and stats.accepted <= stats.drafted
+
+
+def test_a_kept_draft_saves_passes_and_the_cache_holds_what_plain_decoding_holds():
+    """All drafts right: fewer passes; the cache ends with the same positions (the last token not yet in it)."""
+    m = tiny_model("tiny-qwen3")
+    prompt = np.array([5, 6, 7, 8, 9, 10])
+    plain_cache, fast_cache = m.new_cache(1, 64), m.new_cache(1, 64)
+    plain = minillm.generate(m, prompt, 20, temperature=0.0, stop_token_ids=[], cache=plain_cache)
+    oracle = NoisyOracle(plain, 0, 4)
+    oracle.rng = np.random.default_rng(0)
+    oracle.propose = lambda history, max_tokens: np.array(
+        plain[len(history) - len(prompt):][:min(4, max_tokens)], np.int64)
+    stats = SpeculativeStats()
+    fast = minillm.generate(m, prompt, 20, temperature=0.0, stop_token_ids=[], cache=fast_cache, drafter=oracle,
+                            speculative_stats=stats)
+    assert fast.tolist() == plain.tolist()
+    assert stats.acceptance_rate == 1.0 and stats.forward_passes == 4  # 1 + 5 + 5 + 5 + 4 tokens
+    assert fast_cache.length == plain_cache.length == len(prompt) + 19
+    np.testing.assert_allclose(fast_cache.keys[0][:, :, :fast_cache.length],
+                               plain_cache.keys[0][:, :, :plain_cache.length], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny-qwen2", "tiny-qwen3"])
+def test_the_repetition_penalty_sees_the_drafts_kept_earlier_in_the_same_pass(name):
+    """A strong penalty: plain decoding never repeats a token, and neither may the checked drafts."""
+    m = tiny_model(name)
+    prompt = np.array([7, 8, 9])
+    kw = dict(temperature=0.0, stop_token_ids=[], repetition_penalty=1000.0)
+    plain = minillm.generate(m, prompt, 24, **kw)
+    exact = NoisyOracle(plain, 0, 6)
+    exact.propose = lambda history, max_tokens: np.array(
+        plain[len(history) - len(prompt):][:min(6, max_tokens)], np.int64)
+    assert minillm.generate(m, prompt, 24, drafter=exact, **kw).tolist() == plain.tolist()
+
+
+def test_a_rejected_draft_is_rolled_back_out_of_a_hybrid_cache():
+    """Qwen3.5: after rejections, the linear-attention states are those of the kept tokens only."""
+    m = hybrid()
+    prompt = np.array([3, 4, 5, 6])
+    plain_cache, fast_cache = m.new_cache(1, 64), m.new_cache(1, 64)
+    plain = minillm.generate(m, prompt, 12, temperature=0.0, stop_token_ids=[], cache=plain_cache)
+    drafter = NoisyOracle(plain, 3, 3)
+    drafter.prompt_len = len(prompt)
+    stats = SpeculativeStats()
+    fast = minillm.generate(m, prompt, 12, temperature=0.0, stop_token_ids=[], cache=fast_cache, drafter=drafter,
+                            speculative_stats=stats)
+    assert fast.tolist() == plain.tolist() and stats.recomputed > 0
+    assert fast_cache.length == plain_cache.length
+    for a, b in zip(fast_cache.linear_states, plain_cache.linear_states):
+        if a is not None:
+            np.testing.assert_allclose(a.recurrent, b.recurrent, rtol=1e-4, atol=1e-5)
+    assert fast_cache.snapshots == {}  # ours removed again
+
+
+def test_prompt_lookup_proposes_what_followed_the_last_ngram_leftmost_first():
+    d = PromptLookupDrafter(num_tokens=3, max_ngram_size=2)
+    #                   0  1  2  3  4  5  6  7  8  9
+    history = np.array([1, 2, 3, 4, 9, 2, 3, 7, 8, 2, 3])
+    assert d.propose(history, 10).tolist() == [4, 9, 2]  # "2 3" first at 1..2, then 4 9 2
+    assert d.propose(history, 2).tolist() == [4, 9]  # at most max_tokens
+    assert d.propose(np.array([1, 2, 3, 5]), 10).tolist() == []  # nothing to copy
+    assert PromptLookupDrafter(3, 2).propose(np.array([5, 1, 6, 1]), 10).tolist() == [6, 1]  # falls back to n = 1
+    assert d.propose(np.array([4, 4]), 10).tolist() == [4]
+
+
+@pytest.mark.parametrize("setting, value, words", [
+    ("prompt_lookup_num_tokens", -1, ["prompt_lookup_num_tokens", ">= 1", "-1"]),
+    ("prompt_lookup_num_tokens", 2.5, ["prompt_lookup_num_tokens", "float"]),
+    ("max_matching_ngram_size", 0, ["max_matching_ngram_size", ">= 1", "0"]),
+])
+def test_bad_draft_settings_name_the_setting(setting, value, words):
+    with pytest.raises(InputError) as e:
+        minillm.generate(tiny_model("tiny-qwen2"), [1, 2, 3], 4, **{setting: value})
+    assert all(w in str(e.value) for w in words)
+
+
+def test_speculative_decoding_of_a_batch_is_refused_clearly():
+    with pytest.raises(InputError, match="one sequence"):
+        minillm.generate(tiny_model("tiny-qwen2"), [[1, 2, 3], [4, 5, 6]], 4, prompt_lookup_num_tokens=3)
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+
+def test_the_residual_is_p_without_the_draft():
+    p = np.array([0.5, 0.3, 0.2])
+    np.testing.assert_allclose(residual_distribution(p, 0), [0.0, 0.6, 0.4])
+
+
+def test_the_acceptance_rule_draws_from_the_processed_distribution():
+    """Kept or resampled, the token is distributed as plain sampling's p: after the repetition penalty,
+    temperature and top-k (which here removes the draft's own competitor 1, and not the draft)."""
+    logits = np.array([[2.0, 1.5, 0.3, -0.5, 1.0, 0.0]], np.float32)
+    seen = np.zeros((1, 6), bool)
+    seen[0, 0] = True  # penalised
+    params = SamplingParams(temperature=0.8, top_k=4, repetition_penalty=1.5)
+    p = softmax(process_logits(logits, params, seen).astype(np.float64))[0]  # [V]
+    rng = np.random.default_rng(1234)
+    n = 20000
+    counts = np.zeros(6)
+    kept = 0
+    for _ in range(n):
+        accepted, token = check_drafted_token(logits, 4, params, rng, seen)
+        counts[token] += 1
+        kept += accepted
+    assert abs(kept / n - p[4]) < 4 * np.sqrt(p[4] * (1 - p[4]) / n)
+    assert counts[p == 0].sum() == 0  # what top-k removed is never drawn
+    chi2 = (((counts - n * p) ** 2) / np.where(p > 0, n * p, 1))[p > 0].sum()
+    assert chi2 < 20.5  # 3 degrees of freedom (4 kept tokens): p-value ~1.3e-4
+
+
+def test_speculative_sampling_keeps_the_joint_distribution_of_two_tokens():
+    """A whole generation on a tiny model: P(t1, t2) with drafts equals the model's, computed exactly."""
+    m = tiny_model("tiny-qwen2")
+    prompt = np.array([11, 12, 13, 14])
+    params = dict(temperature=1.0, top_k=3, top_p=1.0, min_p=0.0, repetition_penalty=1.2, stop_token_ids=[])
+    sp = SamplingParams(temperature=1.0, top_k=3, repetition_penalty=1.2)
+    # exact: p(t1) from the prompt, p(t2 | t1) for each of the 3 possible t1
+    seen = np.zeros((1, m.config.vocab_size), bool)
+    seen[0, prompt] = True
+    p1 = softmax(process_logits(m.forward(prompt)[-1:], sp, seen).astype(np.float64))[0]
+    exact = {}
+    for t1 in np.flatnonzero(p1):
+        s2 = seen.copy()
+        s2[0, t1] = True
+        p2 = softmax(process_logits(m.forward(np.append(prompt, t1))[-1:], sp, s2).astype(np.float64))[0]
+        for t2 in np.flatnonzero(p2):
+            exact[(int(t1), int(t2))] = p1[t1] * p2[t2]
+    likely = max(exact, key=exact.get)
+
+    class Fixed:  # always drafts the most likely second token: kept often, rejected often
+        def propose(self, history, max_tokens):
+            return np.array([likely[1]] * min(1, max_tokens), np.int64)
+
+    n = 600
+    counts = {}
+    for seed in range(n):
+        out = tuple(minillm.generate(m, prompt, 3, seed=seed, drafter=Fixed(), **params)[:2].tolist())
+        counts[out] = counts.get(out, 0) + 1
+    assert set(counts) <= set(exact)
+    chi2 = sum((counts.get(o, 0) - n * q) ** 2 / (n * q) for o, q in exact.items())
+    assert chi2 < 27.9  # 8 degrees of freedom (9 outcomes): p-value ~5e-4
+
+
+# ---------------------------------------------------------------------------------------------- a few rows
+
+@pytest.mark.parametrize("N", [2, 3, 8])
+def test_a_few_rows_give_the_plain_product(N):
+    rng = np.random.default_rng(N)
+    x = rng.standard_normal((N, 96)).astype(np.float32)
+    w = rng.standard_normal((1000, 96)).astype(np.float32)
+    np.testing.assert_allclose(few_rows_matmul(x, w), x @ w.T, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(linear(x[None], w, np.ones(1000, np.float32))[0], x @ w.T + 1, rtol=1e-5, atol=1e-4)
