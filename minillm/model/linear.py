@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 FEW_ROWS = 8  # products with 2 .. FEW_ROWS rows go through few_rows_matmul (measured: past 8 it loses)
-BLOCK_MULTIPLY_ADDS = 1 << 20  # per block product: N * rows * in <= this (see few_rows_matmul)
+BLOCK_MULTIPLY_ADDS = 1 << 19  # per block product: N * rows * in <= this (see few_rows_matmul)
 THREADS = os.cpu_count() or 1
 _pool: ThreadPoolExecutor | None = None
 
@@ -47,14 +47,18 @@ def few_rows_matmul(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     Measured on Qwen2.5-0.5B's [151936, 896] head (2 cores): 18 ms for 1 row, 55-65 ms for 2 to 16.
 
     Cut W into blocks of rows small enough (N * rows * in <= BLOCK_MULTIPLY_ADDS) that OpenBLAS takes its
-    small-matrix path: no packing, one thread, W read once. The blocks are shared out among THREADS Python
+    small-matrix path: no packing, one thread, W read once. The size is a measured threshold, and it bites:
+    OpenBLAS permits that path only up to N * rows * in = 100**3 on this CPU family, so blocks of 2**20
+    multiply-adds (just above) fall back to the packed, threaded product, and two such calls from two
+    threads collide (2.2 x a one-token step for k = 2 on the 0.5B shapes, against 1.56 x with 2**19, which
+    also keeps a block within the core's L2 cache). The blocks are shared out among THREADS Python
     threads (NumPy releases the GIL inside matmul), so all cores stream their half of W. Each block
     computes W_block x^T into rows of y^T, so the result is y^T viewed as [N, out] (no copy).
     Same numbers as x @ W.T up to float32 rounding (tests/test_modules.py).
     """
     N, D_in = x.shape
     out = weight.shape[0]
-    rows = max(16, BLOCK_MULTIPLY_ADDS // (N * D_in) // 16 * 16)  # W rows per block, a multiple of 16
+    rows = max(8, BLOCK_MULTIPLY_ADDS // (N * D_in) // 8 * 8)  # W rows per block, a multiple of 8
     yT = np.empty((out, N), np.result_type(x, weight))  # [out, N]
     xT = x.T  # [in, N] view
     starts = range(0, out, rows)
