@@ -230,3 +230,21 @@ def test_interleaved_rope_is_rotate_half_after_permuting_each_heads_rows():
     cos, sin = rope_cos_sin(positions[None], default_inv_freq(Dh, 1e4))
     rotate_half_on_permuted = apply_rope((x @ w[order].T)[None, None], cos, sin)[0, 0]  # [T, Dh]
     np.testing.assert_allclose(rotate_half_on_permuted, interleaved[:, order], rtol=1e-5, atol=1e-5)
+
+
+def test_the_few_rows_thread_pool_works_in_a_forked_child():
+    """A forked child (the fuzz harness, multiprocessing's default on Linux) must not reuse the parent's pool,
+    whose threads it does not have: the child's product would wait forever."""
+    import os
+    import signal
+    from minillm.model import linear as linear_module
+    w = np.ones((4096, 512), np.float32)  # [out, in]: several blocks, so the pool is used
+    x = np.ones((2, 512), np.float32)  # [N, in]
+    linear_module.few_rows_matmul(x, w)  # the parent's pool now exists
+    pid = os.fork()
+    if pid == 0:  # child: a hang is ended by the alarm (exit by signal), a wrong product exits 1
+        signal.alarm(20)
+        y = linear_module.few_rows_matmul(x, w)  # [2, 4096]
+        os._exit(0 if np.all(y == 512.0) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status}"

@@ -23,6 +23,15 @@ THREADS = os.cpu_count() or 1
 _pool: ThreadPoolExecutor | None = None
 
 
+def _forget_pool_after_fork() -> None:
+    """A forked child inherits the pool object but not its threads: work sent to it would wait forever."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """y = x W^T + b.   x [..., in], weight [out, in], bias [out] or None -> y [..., out]."""
     x2 = x.reshape(-1, x.shape[-1])  # [N, in], N = all leading positions
