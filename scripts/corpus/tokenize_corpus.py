@@ -64,6 +64,18 @@ def is_val(source, text):
     return int(h[:8], 16) % 100 < VAL_PERCENT
 
 
+def file_sha256(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def write_json(paths, obj):
+    """The same JSON (UTF-8, indent 1, final newline) to each path."""
+    for path in paths:
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            json.dump(obj, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--name", default="train", help="output name: data/tokens/NAME.npy (default: train)")
@@ -147,38 +159,29 @@ def main():
     if repeats:
         out = OrderedDict(dtype="uint16", eot_id=int(eot), shuffle_seed=SEED, repeats=repeats,
                           train=OrderedDict(path="data/tokens/%s.npy" % name, tokens=int(train.size),
-                                            sha256=hashlib.sha256(train.tobytes()).hexdigest()),
+                                            sha256=file_sha256(os.path.join(TOKENS, name + ".npy"))),
                           train_tokens_per_source=OrderedDict(
                               sorted((k, v["train_tokens"]) for k, v in stats.items())))
-        for path in (os.path.join(TOKENS, name + ".stats.json"),
-                     os.path.join(WEIGHTS, "token_stats_%s.json" % name)):
-            with open(path, "w", encoding="utf-8", newline="\n") as f:
-                json.dump(out, f, ensure_ascii=False, indent=1)
-                f.write("\n")
+        write_json([os.path.join(TOKENS, name + ".stats.json"), os.path.join(WEIGHTS, "token_stats_%s.json" % name)],
+                   out)
         print("%s: %d tokens; %s" % (name, train.size, out["train_tokens_per_source"]))
         return
     np.save(os.path.join(TOKENS, "val.npy"), val)
     for src, st in stats.items():
         st["bytes_per_token"] = round(st["bytes"] / max(1, st["train_tokens"] + st["val_tokens"]), 3)
 
-    def sha(path):
-        return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
     out = OrderedDict(
         tokenizer="weights/minillm-bilingual/tokenizer.json",
-        tokenizer_sha256=sha(os.path.join(WEIGHTS, "tokenizer.json")),
+        tokenizer_sha256=file_sha256(os.path.join(WEIGHTS, "tokenizer.json")),
         dtype="uint16", eot_id=int(eot), shuffle_seed=SEED,
         val_rule="int(sha256(source + '\\0' + text)[:8], 16) %% 100 < %d" % VAL_PERCENT,
         train=OrderedDict(path="data/tokens/train.npy", tokens=int(train.size),
-                          sha256=sha(os.path.join(TOKENS, "train.npy"))),
+                          sha256=file_sha256(os.path.join(TOKENS, "train.npy"))),
         val=OrderedDict(path="data/tokens/val.npy", tokens=int(val.size),
-                        sha256=sha(os.path.join(TOKENS, "val.npy"))),
+                        sha256=file_sha256(os.path.join(TOKENS, "val.npy"))),
         per_source=OrderedDict(sorted(stats.items())),
     )
-    for path in (os.path.join(TOKENS, "stats.json"), os.path.join(WEIGHTS, "token_stats.json")):
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            json.dump(out, f, ensure_ascii=False, indent=1)
-            f.write("\n")
+    write_json([os.path.join(TOKENS, "stats.json"), os.path.join(WEIGHTS, "token_stats.json")], out)
     mpath = os.path.join(WEIGHTS, "corpus_manifest.json")
     if os.path.exists(mpath):
         man = json.load(open(mpath, encoding="utf-8"), object_pairs_hook=OrderedDict)
@@ -186,9 +189,7 @@ def main():
             see="weights/minillm-bilingual/token_stats.json",
             train_tokens=int(train.size), val_tokens=int(val.size),
             per_source={k: v["train_tokens"] + v["val_tokens"] for k, v in sorted(stats.items())})
-        with open(mpath, "w", encoding="utf-8", newline="\n") as f:
-            json.dump(man, f, ensure_ascii=False, indent=1)
-            f.write("\n")
+        write_json([mpath], man)
     print("%-15s %10s %10s %10s %8s" % ("source", "docs", "train_tok", "val_tok", "B/tok"))
     for src, st in sorted(stats.items()):
         print("%-15s %10d %10d %10d %8.3f" % (src, st["documents"], st["train_tokens"], st["val_tokens"],
