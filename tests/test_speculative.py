@@ -224,10 +224,11 @@ def test_speculative_sampling_keeps_the_joint_distribution_of_two_tokens():
 
 # ---------------------------------------------------------------------------------------------- a few rows
 
-@pytest.mark.parametrize("N", [2, 3, 8])
-def test_a_few_rows_give_the_plain_product(N):
+@pytest.mark.parametrize("N, out", [(2, 1000), (3, 1000), (8, 1000), (2, 12001), (5, 9000), (8, 7777)])
+def test_a_few_rows_give_the_plain_product(N, out):
+    """One block (out 1000), and many blocks shared between threads plus a remainder smaller than a block."""
     rng = np.random.default_rng(N)
     x = rng.standard_normal((N, 96)).astype(np.float32)
-    w = rng.standard_normal((1000, 96)).astype(np.float32)
+    w = rng.standard_normal((out, 96)).astype(np.float32)
     np.testing.assert_allclose(few_rows_matmul(x, w), x @ w.T, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(linear(x[None], w, np.ones(1000, np.float32))[0], x @ w.T + 1, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(linear(x[None], w, np.ones(out, np.float32))[0], x @ w.T + 1, rtol=1e-5, atol=1e-4)
