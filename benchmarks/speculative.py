@@ -8,7 +8,9 @@
    on the real shapes, with minillm's few-rows product (model/linear.py) and with the plain ``x @ W.T``.
 2. Greedy decoding with prompt lookup against plain greedy decoding, same model, same run, same tokens
    (checked): on a prompt that asks to repeat a passage with one change (something to copy) and on one with
-   nothing to copy; the acceptance rate and the tokens per forward pass.
+   nothing to copy; the acceptance rate and the tokens per forward pass. Each with both draft schedules:
+   "constant" checks every drafted token, "adaptive" only as many as pay for the longer pass
+   (generation/draft_length.py), none at all where the drafts are not kept.
    * the bundled model (a small trained Qwen3): real drafts, real acceptance;
    * the Qwen2.5-0.5B shape with random weights: a random model copies nothing, so prompt lookup is measured
      on the nothing-to-copy side only, and the copy side uses an *oracle* drafter that proposes the tokens
@@ -64,6 +66,9 @@ def step_ratios(model, sizes=(2, 4, 8, 16), reps: int = 5) -> dict:
     return {"one_token_ms": one, "k": {k: best_ms(k) / one for k in sizes}, "B": {B: best_ms(1, B) / one for B in sizes}}
 
 
+SCHEDULES = ("constant", "adaptive")  # every drafted token checked; only what pays (generation/draft_length.py)
+
+
 class Oracle:
     """Drafts the tokens plain decoding made (a ceiling: every draft is right)."""
 
@@ -83,24 +88,32 @@ def timed_generate(model, ids, n, **kw):
 
 
 def compare(model, ids, n: int, label: str, repeats: int = 3, oracle_k: int | None = None, **kw) -> dict:
-    """Plain greedy decoding vs speculative, alternated ``repeats`` times, best of each; same tokens checked.
-
-    ``oracle_k``: draft with the Oracle (the plain run's own tokens, k at a time) instead of ``kw``'s settings.
+    """Plain greedy decoding vs speculative with each draft schedule, alternated ``repeats`` times, best of
+    each; the same tokens checked. ``oracle_k``: draft with the Oracle (the plain run's own tokens, k at a
+    time) instead of ``kw``'s settings. Returns {schedule: figures}.
     """
-    plain_s, fast_s = float("inf"), float("inf")
+    plain_s, fast_s, stats = float("inf"), {}, {}
     for _ in range(repeats):
         s, plain, _ = timed_generate(model, ids, n)
         plain_s = min(plain_s, s)
         drafting = dict(drafter=Oracle(plain, len(ids), oracle_k)) if oracle_k else kw
-        s, fast, stats = timed_generate(model, ids, n, **drafting)
-        fast_s = min(fast_s, s)
-        assert fast.tolist() == plain.tolist(), f"{label}: speculative greedy output differs from plain decoding"
-    r = {"label": label, "new_tokens": len(plain), "plain_tok_s": len(plain) / plain_s,
-         "speculative_tok_s": len(plain) / fast_s, "ratio": plain_s / fast_s,
-         "acceptance": stats.acceptance_rate, "tokens_per_pass": stats.tokens_per_pass}
-    print(f"  {label:<52} plain {r['plain_tok_s']:7.1f} tok/s  speculative {r['speculative_tok_s']:7.1f} tok/s  "
-          f"= {r['ratio']:.2f}x   accepted {r['acceptance']:4.0%}, {r['tokens_per_pass']:.2f} tokens/pass", flush=True)
-    return r
+        for schedule in SCHEDULES:
+            s, fast, stats[schedule] = timed_generate(model, ids, n, draft_schedule=schedule, **drafting)
+            fast_s[schedule] = min(fast_s.get(schedule, float("inf")), s)
+            assert fast.tolist() == plain.tolist(), f"{label}: speculative greedy output differs from plain decoding"
+    results = {}
+    for schedule in SCHEDULES:
+        st = stats[schedule]
+        r = results[schedule] = {
+            "label": label, "schedule": schedule, "new_tokens": len(plain), "plain_tok_s": len(plain) / plain_s,
+            "speculative_tok_s": len(plain) / fast_s[schedule], "ratio": plain_s / fast_s[schedule],
+            "acceptance": st.acceptance_rate, "tokens_per_pass": st.tokens_per_pass,
+            "plain_steps": st.plain_steps, "passes": st.forward_passes}
+        print(f"  {label:<46} {schedule:<8} plain {r['plain_tok_s']:7.1f} tok/s  speculative "
+              f"{r['speculative_tok_s']:7.1f} tok/s  = {r['ratio']:.2f}x   accepted {r['acceptance']:4.0%}, "
+              f"{r['tokens_per_pass']:.2f} tokens/pass, {r['plain_steps']}/{r['passes']} passes undrafted",
+              flush=True)
+    return results
 
 
 def print_steps(label: str, plain: dict, few: dict) -> None:

@@ -428,7 +428,7 @@ tokens earlier in the text and proposes what followed them (`drafting.py`). Gree
 
 Below, a prompt that asks to repeat a passage with one change. Green: drafted and accepted; red, struck
 through: drafted and rejected (computed, then rolled out of the cache); black: the model's own token, one
-per pass."""),
+per pass. Every drafted token is checked here (`draft_schedule="constant"`), so that all guesses show."""),
     ("code", '''from IPython.display import HTML
 from minillm.generation.speculative import SpeculativeStats
 import html as html_lib
@@ -438,7 +438,7 @@ passage = ("The old lighthouse stood at the end of the harbour for more than a h
 ids = tok.encode(passage + "\\n\\nThe same story, with lighthouse changed to tower:\\n\\nThe old")
 stats = SpeculativeStats()
 fast = minillm.generate(model, ids, 60, temperature=0.0, stop_token_ids=[], prompt_lookup_num_tokens=8,
-                        max_matching_ngram_size=3, speculative_stats=stats)
+                        max_matching_ngram_size=3, speculative_stats=stats, draft_schedule="constant")
 plain = minillm.generate(model, ids, 60, temperature=0.0, stop_token_ids=[])
 print("same tokens as plain greedy decoding:", fast.tolist() == plain.tolist())
 print(f"{stats.forward_passes} passes for {stats.new_tokens} tokens ({stats.tokens_per_pass:.2f} per pass after the "
@@ -461,6 +461,25 @@ model; red where the guess was wrong (the one change, or where this small model 
 and writes its own story, as it soon does), after which the model's own token (black) is the one plain
 decoding makes; and the printed check that the tokens are exactly those of plain greedy decoding. How much
 is gained depends on how much the answer copies: here, the tokens per pass printed above."""),
+    ("md", """### Checking only what pays
+
+A pass over 1 + k tokens costs more than a one-token step, and a rejected guess buys nothing for it. The
+default schedule (`draft_schedule="adaptive"`, `minillm/generation/draft_length.py`) learns while decoding how
+often each drafted position is kept and what passes of each length cost, and checks the k with the most
+expected tokens per second: all of them while the text copies, none (a plain step) while it does not."""),
+    ("code", '''import time
+free_ids = tok.encode("Once upon a time, in a small village by the sea, there lived a girl who")
+for name, prompt in (("copy", ids), ("nothing to copy", free_ids)):
+    for schedule in ("constant", "adaptive"):
+        st = SpeculativeStats()
+        t = time.perf_counter()
+        minillm.generate(model, prompt, 60, temperature=0.0, stop_token_ids=[], prompt_lookup_num_tokens=8,
+                         max_matching_ngram_size=3, speculative_stats=st, draft_schedule=schedule)
+        print(f"{name:>16} {schedule:>9}: {st.forward_passes:3d} passes, {st.plain_steps:3d} without a draft, "
+              f"{st.accepted:3d} of {st.drafted:3d} drafted tokens kept, {time.perf_counter() - t:.2f} s")'''),
+    ("md", """What to see: on the copy prompt both schedules check the drafts that copying makes; with nothing to
+copy, the adaptive one soon stops checking guesses that are rarely kept and makes plain steps instead (its
+timings, and so its exact choices, vary a little from run to run; its tokens never do)."""),
 ]
 
 LENS = [

@@ -23,6 +23,19 @@ def test_generate_on_the_bundled_model_streams_the_greedy_text(capsys):
     assert "prompt tokens" in err and "new tokens" in err and "tok/s" in err
 
 
+@pytest.mark.parametrize("schedule", ["adaptive", "constant"])
+def test_generate_speculative_prints_the_greedy_text_and_the_drafting_figures(capsys, schedule):
+    prompt = "To be, or not to be, that is the question. To be, or not"
+    argv = ["generate", prompt, "--max-new-tokens", "24", "--temperature", "0", "--speculative", "6",
+            "--draft-schedule", schedule]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    tok = minillm.load_tokenizer(BUNDLED_MODEL)
+    new = minillm.generate(tiny_model(BUNDLED_MODEL.name), tok.encode(prompt), 24, temperature=0.0)
+    assert out == tok.decode(new, skip_special_tokens=True)
+    assert "drafted tokens accepted" in err and "tokens per pass" in err and "passes without a draft" in err
+
+
 def test_generate_chat_wraps_the_prompt_in_the_template(capsys):
     argv = ["generate", "Hi", "--chat", "--model", str(WEIGHTS / "tiny-qwen3"), "--thinking", "off",
             "--max-new-tokens", "3", "--temperature", "0"]

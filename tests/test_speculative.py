@@ -10,6 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 import minillm
 from minillm.errors import InputError
+from minillm.generation.draft_length import (DraftLength, best_draft_length, expected_tokens,
+                                             interpolate_costs)
 from minillm.generation.drafting import PromptLookupDrafter
 from minillm.generation.sampling import SamplingParams, process_logits
 from minillm.generation.speculative import SpeculativeStats, check_drafted_token, residual_distribution
@@ -37,6 +39,26 @@ def hybrid():
     return _hybrid[0]
 
 
+class ClockedModel:
+    """A model whose forward passes take modelled time on its own clock: 1 + per_token (T - 1) per T tokens.
+
+    Given to DraftLength as its clock, it makes the adaptive schedule's choices the same on every machine.
+    """
+
+    def __init__(self, model, per_token):
+        self.model, self.per_token, self.now = model, per_token, 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def __call__(self):  # the clock
+        return self.now
+
+    def forward(self, ids, **kw):
+        self.now += 1.0 + self.per_token * (np.shape(ids)[-1] - 1)
+        return self.model.forward(ids, **kw)
+
+
 class NoisyOracle:
     """A drafter that knows the right continuation and gets it wrong at a random point (or not at all).
 
@@ -58,10 +80,14 @@ class NoisyOracle:
 
 @settings(max_examples=25, deadline=None)
 @given(name=st.sampled_from(MODELS), seed=st.integers(0, 2 ** 31), k=st.integers(1, 6), ngram=st.integers(1, 3),
-       penalty=st.sampled_from([1.0, 1.3]), oracle=st.booleans())
-def test_greedy_speculative_decoding_gives_plain_decodings_tokens(name, seed, k, ngram, penalty, oracle):
-    """Token for token, with prompt lookup or a drafter that is right up to a point, for every model kind."""
+       penalty=st.sampled_from([1.0, 1.3]), oracle=st.booleans(), schedule=st.sampled_from(["constant", "fake"]))
+def test_greedy_speculative_decoding_gives_plain_decodings_tokens(name, seed, k, ngram, penalty, oracle, schedule):
+    """Token for token, with prompt lookup or a drafter that is right up to a point, for every model kind, and
+    whether every draft is checked or only what the adaptive schedule picks (its clock: a pass over T tokens
+    costs 1 + 0.3 (T - 1) steps, so it checks some drafts and skips others as their kept rate moves)."""
     m = model(name)
+    if schedule == "fake":
+        m = ClockedModel(m, 0.3)
     rng = np.random.default_rng(seed)
     piece = rng.integers(0, m.config.vocab_size, rng.integers(2, 8))
     prompt = np.concatenate([piece, rng.integers(0, m.config.vocab_size, 3), piece, piece[:2]])  # something to copy
@@ -70,6 +96,7 @@ def test_greedy_speculative_decoding_gives_plain_decodings_tokens(name, seed, k,
     kw = dict(temperature=0.0, repetition_penalty=penalty, stop_token_ids=stops)
     plain = minillm.generate(m, prompt, n, **kw)
     stats = SpeculativeStats()
+    kw["draft_schedule"] = DraftLength(k, clock=m) if schedule == "fake" else schedule
     if oracle:
         drafter = NoisyOracle(plain, seed, k)
         drafter.prompt_len = len(prompt)
@@ -93,7 +120,7 @@ def test_a_kept_draft_saves_passes_and_the_cache_holds_what_plain_decoding_holds
         plain[len(history) - len(prompt):][:min(4, max_tokens)], np.int64)
     stats = SpeculativeStats()
     fast = minillm.generate(m, prompt, 20, temperature=0.0, stop_token_ids=[], cache=fast_cache, drafter=oracle,
-                            speculative_stats=stats)
+                            speculative_stats=stats, draft_schedule="constant")
     assert fast.tolist() == plain.tolist()
     assert stats.acceptance_rate == 1.0 and stats.forward_passes == 4  # 1 + 5 + 5 + 5 + 4 tokens
     assert fast_cache.length == plain_cache.length == len(prompt) + 19
@@ -153,6 +180,12 @@ def test_bad_draft_settings_name_the_setting(setting, value, words):
     with pytest.raises(InputError) as e:
         minillm.generate(tiny_model("tiny-qwen2"), [1, 2, 3], 4, **{setting: value})
     assert all(w in str(e.value) for w in words)
+
+
+def test_a_bad_draft_schedule_names_the_setting():
+    with pytest.raises(InputError) as e:
+        minillm.generate(tiny_model("tiny-qwen2"), [1, 2, 3], 4, prompt_lookup_num_tokens=3, draft_schedule="fast")
+    assert all(w in str(e.value) for w in ["draft_schedule", "adaptive", "constant", "'fast'"])
 
 
 def test_speculative_decoding_of_a_batch_is_refused_clearly():
@@ -232,3 +265,99 @@ def test_a_few_rows_give_the_plain_product(N, out):
     w = rng.standard_normal((out, 96)).astype(np.float32)
     np.testing.assert_allclose(few_rows_matmul(x, w), x @ w.T, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(linear(x[None], w, np.ones(out, np.float32))[0], x @ w.T + 1, rtol=1e-5, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------- draft length
+
+def test_the_draft_length_maximises_expected_tokens_per_unit_of_time():
+    # keep 1/2, 1/2: E[tokens] = 1, 1.5, 1.75 for k = 0, 1, 2; per cost 1, 1.3, 1.6: 1, 1.154, 1.094 -> k = 1
+    keep, cost = np.array([0.5, 0.5]), np.array([1.0, 1.3, 1.6])
+    np.testing.assert_allclose(expected_tokens(keep), [1.0, 1.5, 1.75])
+    assert best_draft_length(keep, cost) == 1
+    assert best_draft_length(np.full(8, 0.99), 1 + 0.1 * np.arange(9)) == 8  # copying: check everything
+    assert best_draft_length(np.full(8, 0.2), 1 + 0.3 * np.arange(9)) == 0  # nothing to copy: plain steps
+    assert best_draft_length(np.array([0.3]), np.array([1.0, 1.3])) == 0  # 1.3 / 1.3: a tie goes to the plain step
+
+
+def test_pass_costs_are_interpolated_between_measured_lengths_and_extrapolated_past_them():
+    np.testing.assert_allclose(interpolate_costs({}, 3), [1.0, 1.1, 1.2])  # the prior, in one-token steps
+    np.testing.assert_allclose(interpolate_costs({1: 2.0}, 3), [2.0, 2.2, 2.4])
+    np.testing.assert_allclose(interpolate_costs({1: 1.0, 3: 2.0}, 5), [1.0, 1.5, 2.0, 2.5, 3.0])
+    np.testing.assert_allclose(interpolate_costs({2: 1.3, 5: 2.2}, 6), [1.0, 1.3, 1.6, 1.9, 2.2, 2.5])  # both ends
+    np.testing.assert_allclose(interpolate_costs({2: 1.0, 3: 0.9}, 4), [1.0, 1.0, 0.9, 0.9])  # never falling
+
+
+def test_the_schedule_stops_drafting_when_drafts_are_rejected_and_resumes_when_they_are_kept():
+    schedule = DraftLength(6)
+    for _ in range(30):  # passes over 1 + 2 tokens cost 1.6 steps and the first draft is always rejected
+        schedule.record(1, 1.0, known=1, kept=0)
+        schedule.record(3, 1.6, known=1, kept=0)
+    assert schedule.choose(6) == 0
+    for _ in range(30):  # plain steps whose own token matched the (unchecked) first draft: learned for free
+        schedule.record(1, 1.0, known=1, kept=1)
+    assert schedule.choose(6) >= 1
+    for _ in range(30):  # then whole drafts kept
+        schedule.record(7, 1.6, known=6, kept=6)
+    assert schedule.choose(6) == 6
+
+
+class WrongDrafter:
+    """Proposes the same four tokens every time: a random model almost never says them."""
+    num_tokens = 4
+
+    def propose(self, history, max_tokens):
+        return np.array([1, 2, 3, 4][:max_tokens], np.int64)
+
+
+@pytest.mark.parametrize("name", ["tiny-qwen3", "tiny-qwen3.5"])
+def test_the_adaptive_schedule_costs_less_than_checking_every_draft_and_keeps_the_tokens(name):
+    """Passes cost 1 + 0.3 (T - 1) steps on the model's clock. Drafts never kept: the adaptive schedule soon
+    makes plain steps; drafts always kept: it checks them all, as the constant schedule does."""
+    times, tokens = {}, {}
+    prompt = np.arange(10, 30)
+    for drafter in ("wrong", "oracle"):
+        for schedule in ("constant", "adaptive"):
+            m = ClockedModel(model(name), 0.3)
+            plain = minillm.generate(m.model, prompt, 40, temperature=0.0, stop_token_ids=[])
+            d = WrongDrafter() if drafter == "wrong" else NoisyOracle(plain, 0, 4)
+            if drafter == "oracle":
+                d.propose = lambda history, max_tokens, plain=plain: np.array(
+                    plain[len(history) - len(prompt):][:min(4, max_tokens)], np.int64)
+            stats = SpeculativeStats()
+            fast = minillm.generate(m, prompt, 40, temperature=0.0, stop_token_ids=[], drafter=d,
+                                    speculative_stats=stats,
+                                    draft_schedule=DraftLength(4, clock=m) if schedule == "adaptive" else schedule)
+            assert fast.tolist() == plain.tolist()
+            times[drafter, schedule], tokens[drafter, schedule] = m.now, stats
+    wrong_constant, wrong_adaptive = times["wrong", "constant"], times["wrong", "adaptive"]
+    assert wrong_adaptive < 0.75 * wrong_constant and tokens["wrong", "adaptive"].plain_steps > 30
+    assert times["oracle", "adaptive"] <= 1.1 * times["oracle", "constant"]
+
+
+def test_the_adaptive_schedule_resumes_drafting_when_the_text_starts_repeating():
+    """Drafts wrong for the first 30 new tokens, right after. The plain steps of the first part still learn,
+    for free, whether the drafter's first token was right (the model's own token is or is not it), so they
+    stop drafting early and start again soon after the switch: the last 50 tokens take at most 18 passes
+    (5 tokens per pass at best: 10), and the whole run at most 0.78 of plain decoding's time. Without that
+    free learning, drafting resumes only as old counts fade: 22 passes and 0.81 (measured)."""
+    m = ClockedModel(tiny_model("tiny-qwen3"), 0.3)
+    prompt = np.arange(10, 30)
+    plain = minillm.generate(m.model, prompt, 80, temperature=0.0, stop_token_ids=[])
+    plain_time = 1.0 + 0.3 * (len(prompt) - 1) + 79  # the prompt's pass, then 79 one-token steps
+
+    def propose(history, max_tokens):
+        done = len(history) - len(prompt)
+        right = plain[done:done + min(4, max_tokens)]
+        return np.array(right if done >= 30 else [1, 2, 3, 4][:len(right)], np.int64)
+
+    d = WrongDrafter()
+    d.propose = propose
+    stats = SpeculativeStats()
+    fast = minillm.generate(m, prompt, 80, temperature=0.0, stop_token_ids=[], drafter=d, speculative_stats=stats,
+                            draft_schedule=DraftLength(4, clock=m))
+    assert fast.tolist() == plain.tolist()
+    made, passes_after = 1, 0  # tokens made before each pass; passes once 30 are made
+    for draft, accepted, _ in stats.passes:
+        passes_after += made >= 30
+        made += accepted + 1
+    assert passes_after <= 18 and m.now <= 0.78 * plain_time

@@ -23,7 +23,7 @@ from ..errors import InputError
 from .generate import default_stop_ids, stream_generate
 
 SAMPLING_ARGUMENTS = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed", "stop_token_ids",
-                      "prefill_chunk_size", "prompt_lookup_num_tokens", "max_matching_ngram_size")
+                      "prefill_chunk_size", "prompt_lookup_num_tokens", "max_matching_ngram_size", "draft_schedule")
 
 
 class ChatSession:

@@ -33,6 +33,7 @@ from ..checkpoint.generation_config import GenerationConfig
 from ..model.transformer import check_attention_mask, check_cache, check_token_ids
 from .drafting import PromptLookupDrafter
 from .sampling import SamplingParams, sample
+from .draft_length import DraftLength
 from .speculative import SpeculativeStats, speculative_decode
 
 INITIAL_ROOM = 1024  # new-token slots a fresh cache starts with (it doubles when they run out)
@@ -67,11 +68,21 @@ def default_stop_ids(model) -> list[int]:
     return sorted(set(model.generation_config.eos_token_ids) | set(model.config.eos_token_ids))
 
 
+def check_draft_schedule(schedule, max_tokens: int) -> DraftLength | None:
+    """draft_schedule: "adaptive" -> a new DraftLength, "constant" -> None (check every draft), or a DraftLength."""
+    if isinstance(schedule, DraftLength):
+        return schedule
+    if isinstance(schedule, str) and schedule in ("adaptive", "constant"):
+        return DraftLength(max_tokens) if schedule == "adaptive" else None
+    raise InputError(f'draft_schedule must be "adaptive", "constant" or a DraftLength, found {schedule!r}')
+
+
 def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, temperature=None, top_k=None,
                     top_p=None, min_p=None, repetition_penalty=None, seed=None, stop_token_ids=None,
                     cache=None, prefill_chunk_size: int | None = None, prompt_lookup_num_tokens: int | None = None,
                     max_matching_ngram_size: int | None = None, drafter=None,
-                    speculative_stats: SpeculativeStats | None = None) -> Iterator[np.ndarray]:
+                    speculative_stats: SpeculativeStats | None = None,
+                    draft_schedule="adaptive") -> Iterator[np.ndarray]:
     """Yield the next token of every row, one step at a time: arrays [B] int64.
 
     Stops after max_new_tokens steps, or as soon as every row has produced a stop id. A row that has
@@ -82,7 +93,10 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     tokens per step by prompt lookup (drafting.py; n-grams of up to ``max_matching_ngram_size`` tokens,
     default 2, as transformers), or pass any ``drafter``. Greedy output is the same as without it; sampled
     output has the same distribution (not the same draws for a seed). ``speculative_stats``: a
-    SpeculativeStats to fill in (acceptance rate, tokens per pass, each pass's draft).
+    SpeculativeStats to fill in (acceptance rate, tokens per pass, each pass's draft). ``draft_schedule``:
+    "adaptive" checks only as many drafted tokens as pay for the longer pass, learned while decoding
+    (draft_length.py: none at all on text with nothing to copy); "constant" checks every drafted token; or
+    a DraftLength to share between calls.
     """
     cfg = model.config
     ids_BT = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T]
@@ -109,6 +123,9 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
             raise InputError("give either prompt_lookup_num_tokens (prompt lookup) or a drafter, not both")
         drafter = PromptLookupDrafter(prompt_lookup_num_tokens if prompt_lookup_num_tokens is not None else 10,
                                       max_matching_ngram_size if max_matching_ngram_size is not None else 2)
+    schedule = None
+    if drafter is not None:
+        schedule = check_draft_schedule(draft_schedule, getattr(drafter, "num_tokens", 10))
     if drafter is not None and B != 1:
         raise InputError(f"speculative decoding (prompt_lookup_num_tokens / drafter) runs one sequence at a time: "
                          f"expected ids of 1 row, found {B}")
@@ -140,7 +157,7 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     if drafter is not None:  # one row: draft, check k tokens per pass, keep what the model agrees with
         history = list(cache.seen_ids()[0])  # [N]: the conversation so far, where prompt lookup searches
         tokens = speculative_decode(model, cache, logits, history, seen, params, rng, stops, max_new_tokens,
-                                    drafter, grows, speculative_stats)
+                                    drafter, grows, speculative_stats, schedule)
         for step, token in enumerate(tokens):
             if end + step == cfg.max_position_embeddings and step < max_new_tokens - 1:  # as below
                 _warn_past_context("generation runs past", cfg)
@@ -205,7 +222,7 @@ def generate(model, ids, max_new_tokens: int, temperature=None, stop_token_ids=N
              top_k=None, top_p=None, min_p=None, repetition_penalty=None, seed=None, cache=None,
              prefill_chunk_size: int | None = None, prompt_lookup_num_tokens: int | None = None,
              max_matching_ngram_size: int | None = None, drafter=None,
-             speculative_stats: SpeculativeStats | None = None) -> np.ndarray:
+             speculative_stats: SpeculativeStats | None = None, draft_schedule="adaptive") -> np.ndarray:
     """The new token ids only: ids [T] -> [N]; ids [B, T] (+ attention_mask, left padding) -> [B, N].
 
     N <= max_new_tokens: generation ends early once every row produced a stop id (the stop id is
@@ -220,7 +237,7 @@ def generate(model, ids, max_new_tokens: int, temperature=None, stop_token_ids=N
                                  cache=cache, prefill_chunk_size=prefill_chunk_size,
                                  prompt_lookup_num_tokens=prompt_lookup_num_tokens,
                                  max_matching_ngram_size=max_matching_ngram_size, drafter=drafter,
-                                 speculative_stats=speculative_stats))
+                                 speculative_stats=speculative_stats, draft_schedule=draft_schedule))
     B = 1 if single else len(ids)
     out = np.stack(steps, axis=1) if steps else np.zeros((B, 0), np.int64)  # [B, N]
     return out[0] if single else out

@@ -42,6 +42,7 @@ from typing import Iterator
 import numpy as np
 
 from ..model.activations import softmax
+from .draft_length import DraftLength
 from .sampling import SamplingParams, process_logits, sample
 
 
@@ -54,6 +55,7 @@ class SpeculativeStats:
     drafted: int = 0  # drafted tokens checked by the model
     accepted: int = 0  # of those, kept
     recomputed: int = 0  # passes that recomputed kept tokens after a rollback (Qwen3.5 only)
+    plain_steps: int = 0  # passes without a draft (nothing proposed, or not worth checking)
     passes: list = field(default_factory=list)  # (draft [k], accepted count, the model's own token or None)
 
     @property
@@ -92,8 +94,12 @@ def check_drafted_token(logits: np.ndarray, draft: int, params: SamplingParams, 
 
 def speculative_decode(model, cache, logits: np.ndarray, history: list[int], seen: np.ndarray,
                        params: SamplingParams, rng: np.random.Generator, stops: np.ndarray, max_new_tokens: int,
-                       drafter, grows: bool, stats: SpeculativeStats | None = None) -> Iterator[int]:
+                       drafter, grows: bool, stats: SpeculativeStats | None = None,
+                       schedule: DraftLength | None = None) -> Iterator[int]:
     """Yield new tokens of one sequence (B = 1), checking the drafter's guesses k at a time.
+
+    ``schedule``: how many of each draft to check (draft_length.py: only what pays for the longer pass);
+    None checks every drafted token.
 
     ``logits`` [1, V]: the prompt pass's last position; ``history``: the ids so far (extended in place);
     ``seen`` [1, V]: the ids the repetition penalty sees (updated in place). As in plain decoding, the cache
@@ -113,7 +119,9 @@ def speculative_decode(model, cache, logits: np.ndarray, history: list[int], see
             return
 
         # Draft (at most what is left minus the model's own token), and run [token, d1..dk] in one pass.
-        draft = [int(d) for d in drafter.propose(np.array(history), max_new_tokens - made - 1)]  # [k]
+        proposed = [int(d) for d in drafter.propose(np.array(history), max_new_tokens - made - 1)]  # [K]
+        draft = proposed[:schedule.choose(len(proposed))] if schedule is not None else proposed  # [k], k <= K
+        started = schedule.clock() if schedule is not None else 0.0
         ids = np.array([[token] + draft])  # [1, 1+k]
         start = cache.length
         if grows and start + ids.shape[1] > cache.capacity:
@@ -134,6 +142,12 @@ def speculative_decode(model, cache, logits: np.ndarray, history: list[int], see
             new.append(int(sample(all_logits[:, len(draft)], params, rng, seen if penalty else None)[0]))
         accepted = _count_prefix(new, draft)
         stats.drafted += len(draft)
+        stats.plain_steps += not draft
+        # Drafted positions whose outcome is now known: the checked ones up to the first rejection, and, when
+        # every checked draft was kept, the next unchecked one too (the model's own token is or is not it).
+        free = accepted == len(draft) < len(proposed)
+        known = accepted + (accepted < len(draft) or free)
+        known_kept = accepted + (free and new[accepted] == proposed[accepted])
         stats.accepted += accepted
         stats.passes.append((draft, accepted, new[accepted] if accepted < len(new) else None))
 
@@ -144,6 +158,8 @@ def speculative_decode(model, cache, logits: np.ndarray, history: list[int], see
                 break
         # The cache keeps `token` and every emitted token but the last (which becomes the next `token`).
         _roll_back(model, cache, start, ids[:, :len(new)], saved, stats)
+        if schedule is not None:  # what the pass cost, and what the draft was worth
+            schedule.record(ids.shape[1], schedule.clock() - started, known, known_kept)
         for t in new[:-1]:
             seen[0, t] = True
             history.append(t)

@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "input). transformers' prompt_lookup_num_tokens")
         g.add_argument("--ngram-size", type=int, metavar="N",
                        help="with --speculative: match the last N tokens (then fewer) when looking up (default 2)")
+        g.add_argument("--draft-schedule", choices=["adaptive", "constant"], default="adaptive",
+                       help="with --speculative: check only as many drafted tokens as pay for the longer pass, "
+                            "learned while decoding (adaptive, the default), or every drafted token (constant)")
 
     g = sub.add_parser("generate", help="continue a prompt, streaming the text")
     g.add_argument("prompt")
@@ -223,7 +226,8 @@ def _weights_size(path: Path) -> int:
 def sampling_kwargs(args) -> dict:
     return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
                 repetition_penalty=args.repetition_penalty, seed=args.seed,
-                prompt_lookup_num_tokens=args.speculative, max_matching_ngram_size=args.ngram_size)
+                prompt_lookup_num_tokens=args.speculative, max_matching_ngram_size=args.ngram_size,
+                draft_schedule=args.draft_schedule)
 
 
 def thinking(args):
@@ -255,7 +259,8 @@ def stream_text(model, tok, ids: list[int], args) -> tuple[list[int], dict]:
              "prefill_s": (t_first or t_end) - t0, "decode_s": t_end - (t_first or t_end)}
     if speculative is not None:
         stats.update(drafted=speculative.drafted, acceptance_rate=speculative.acceptance_rate,
-                     tokens_per_pass=speculative.tokens_per_pass)
+                     tokens_per_pass=speculative.tokens_per_pass, plain_steps=speculative.plain_steps,
+                     passes=speculative.forward_passes)
     return new, stats
 
 
@@ -266,7 +271,8 @@ def print_stats(stats: dict) -> None:
     print(f"\n[{stats['prompt_tokens']} prompt tokens, {stats['new_tokens']} new tokens | "
           f"prefill {pre:.1f} tok/s ({stats['prefill_s'] * 1000:.0f} ms) | decode {dec:.1f} tok/s"
           + (f" | speculative: {stats['acceptance_rate']:.0%} of {stats['drafted']} drafted tokens accepted, "
-             f"{stats['tokens_per_pass']:.2f} tokens per pass" if "drafted" in stats else "") + "]", file=sys.stderr)
+             f"{stats['tokens_per_pass']:.2f} tokens per pass, {stats['plain_steps']} of {stats['passes']} passes "
+             f"without a draft" if "drafted" in stats else "") + "]", file=sys.stderr)
 
 
 def cmd_generate(args) -> int:

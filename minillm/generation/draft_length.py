@@ -1,0 +1,113 @@
+"""How many drafted tokens to check: only as many as pay for the longer pass.
+
+A pass over 1 + k tokens costs more than a one-token step (model/linear.py: about 1.3 x for k = 1, 2 x for
+k = 7 on Qwen2.5-0.5B's shapes; more on a small model, whose step is mostly call overhead), and a draft
+nobody keeps buys nothing for it. So checking every drafted token is a loss on text with nothing to copy,
+where prompt lookup still finds short matches that the model rarely agrees with. Each pass, this module
+picks the k that maximises the expected tokens per unit of time,
+
+    gain(k) = E[tokens emitted by a pass over 1 + k tokens] / cost(1 + k) * cost(1),
+
+and k = 0 (a plain step) whenever no k beats 1. Both factors are learned while decoding:
+
+* keep[i]: the probability that drafted token i is kept given that tokens 1 .. i-1 were, counted over the
+  passes so far (a running average that forgets old passes, so it follows the text from copy to free
+  writing and back). A pass that checks k tokens and keeps them all also learns keep[k + 1] for free: the
+  model's own next token either is the draft's next token or is not. With greedy decoding that is exactly
+  the check; with sampling the chance that the sampled token equals the draft is p(draft), exactly the
+  acceptance probability (speculative.py), so the count has the right mean. So keep[1] is learned even
+  while no token is checked at all, and drafting resumes when the text starts repeating.
+  Then E[tokens] = 1 + keep[1] + keep[1] keep[2] + ... + keep[1] ... keep[k].
+* cost(T): the measured seconds of passes over T tokens (running averages). A length never measured is
+  interpolated between measured ones (or extrapolated along the last slope); before any measurement each
+  extra token is assumed to add COST_PER_TOKEN of a step, an optimistic guess that gets corrected by the
+  first passes.
+
+The schedule changes only how many tokens are checked per pass, never which tokens come out: greedy output
+is plain decoding's whatever k is chosen (speculative.py). transformers' assisted generation has a simpler
+rule for the same problem (``num_assistant_tokens_schedule="heuristic"``: +2 after a fully kept draft, -1
+otherwise); this one also stops drafting when drafting does not pay.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+FORGET = 0.9  # each pass multiplies the old counts by this (about the last 10 passes weigh in)
+COST_EMA = 0.3  # weight of a new timing in the running average of a pass's seconds
+COST_PER_TOKEN = 0.1  # before measuring: a pass over T tokens costs 1 + 0.1 (T - 1) steps
+PRIOR_KEPT, PRIOR_SEEN = 1.0, 2.0  # keep[i] starts at 1/2, as if one of two drafts had been kept
+
+
+def expected_tokens(keep: np.ndarray) -> np.ndarray:
+    """E[tokens a pass emits] for k = 0 .. K checked drafts.   keep [K] -> [K + 1]
+
+    Token i of the draft is emitted only if 1 .. i are all kept; the model's own token always is.
+    """
+    return 1.0 + np.concatenate([[0.0], np.cumsum(np.cumprod(keep))])  # [K + 1]
+
+
+def best_draft_length(keep: np.ndarray, cost: np.ndarray) -> int:
+    """The k in 0 .. K with the most expected tokens per unit of time.   keep [K], cost [K + 1] (cost[k]: 1 + k tokens)
+
+    Ties go to the shorter pass (np.argmax takes the first maximum).
+    """
+    return int(np.argmax(expected_tokens(keep) / cost))
+
+
+def interpolate_costs(measured: dict[int, float], T_max: int) -> np.ndarray:
+    """Seconds of a pass over T = 1 .. T_max tokens from the lengths measured so far.   -> [T_max]
+
+    Between measured lengths: linear. Outside them: along the slope of the nearest two (never falling with
+    T). With one length measured (or none): the prior slope, COST_PER_TOKEN of a one-token step per token.
+    """
+    T = np.arange(1, T_max + 1)  # [T_max]
+    if not measured:
+        return 1.0 + COST_PER_TOKEN * (T - 1)  # [T_max]
+    known = np.array(sorted(measured))  # [m]
+    seconds = np.array([measured[t] for t in known])  # [m]
+    if len(known) == 1:
+        step = seconds[0] / (1 + COST_PER_TOKEN * (known[0] - 1))  # a one-token step, under the prior
+        return step * (1.0 + COST_PER_TOKEN * (T - 1))  # [T_max]
+    first = max((seconds[1] - seconds[0]) / (known[1] - known[0]), 0.0)  # seconds per token, low end
+    last = max((seconds[-1] - seconds[-2]) / (known[-1] - known[-2]), 0.0)  # ... high end
+    inside = np.interp(T, known, seconds)  # [T_max]
+    below = np.maximum(seconds[0] - first * (known[0] - T), 0.5 * seconds[0])  # [T_max]: kept positive
+    above = seconds[-1] + last * (T - known[-1])  # [T_max]
+    return np.where(T < known[0], below, np.where(T > known[-1], above, inside))  # [T_max]
+
+
+class DraftLength:
+    """Chooses how many of a draft's tokens to check, from the kept rates and pass costs seen so far.
+
+    ``clock``: the timer passes are measured with (tests give a fake one for a known cost per token).
+    """
+
+    def __init__(self, max_tokens: int, clock=time.perf_counter):
+        self.kept = np.zeros(max_tokens + 1)  # [K + 1]: kept[i] ~ drafts kept at position i + 1 (forgetting)
+        self.seen = np.zeros(max_tokens + 1)  # [K + 1]: ... and checked there (or learned for free)
+        self.seconds: dict[int, float] = {}  # pass length T -> running average of its seconds
+        self.clock = clock
+
+    def keep_rates(self, k: int) -> np.ndarray:
+        """keep[i] for i = 1 .. k.   -> [k]"""
+        return (self.kept[:k] + PRIOR_KEPT) / (self.seen[:k] + PRIOR_SEEN)  # [k]
+
+    def choose(self, available: int) -> int:
+        """How many of ``available`` drafted tokens to check in the next pass (0: a plain step)."""
+        k = min(available, len(self.kept) - 1)
+        if k == 0:
+            return 0
+        return best_draft_length(self.keep_rates(k), interpolate_costs(self.seconds, k + 1))
+
+    def record(self, T: int, seconds: float, known: int, kept: int) -> None:
+        """A pass over T tokens took ``seconds``; drafted positions 1 .. ``known`` have a known outcome (checked,
+        or learned for free from the model's own token), of which the first ``kept`` were kept."""
+        old = self.seconds.get(T)
+        self.seconds[T] = seconds if old is None else (1 - COST_EMA) * old + COST_EMA * seconds
+        self.kept *= FORGET
+        self.seen *= FORGET
+        self.seen[:known] += 1.0
+        self.kept[:kept] += 1.0
