@@ -66,7 +66,58 @@ def step_ratios(model, sizes=(2, 4, 8, 16), reps: int = 5) -> dict:
     return {"one_token_ms": one, "k": {k: best_ms(k) / one for k in sizes}, "B": {B: best_ms(1, B) / one for B in sizes}}
 
 
+CODE = """def moving_average(values, window=7):
+    \"\"\"The mean of each run of `window` consecutive values.\"\"\"
+    if window <= 0:
+        raise ValueError(f"window must be positive, found {window}")
+    if len(values) < window:
+        return []
+    total = sum(values[:window])
+    averages = [total / window]
+    for i in range(window, len(values)):
+        total += values[i] - values[i - window]
+        averages.append(total / window)
+    return averages
+
+
+def read_numbers(path):
+    \"\"\"One number per line; blank lines and comments are skipped.\"\"\"
+    numbers = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                numbers.append(float(line))
+    return numbers
+"""
+CODE_REQUEST = "Rewrite this code with the default window changed from 7 to 14:\n\n"
 SCHEDULES = ("constant", "adaptive")  # every drafted token checked; only what pays (generation/draft_length.py)
+
+
+class ScriptedModel:
+    """The model's own forward pass (so every pass costs what it costs), with its argmax set to a script.
+
+    A random-weight model writes noise, so it cannot show what decoding a rewrite costs. This one computes
+    every pass in full and then raises, at each position, the logit of the token the script says comes next:
+    greedy decoding writes the script, as a real model asked for the rewrite would, and prompt lookup drafts
+    from the real prompt and checks its drafts against those argmaxes, position by position.
+    """
+
+    def __init__(self, model, prompt_len: int, script):
+        self.model, self.prompt_len, self.script = model, prompt_len, np.asarray(script)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def forward(self, ids, cache=None, logits_to_keep=0, **kw):
+        start = cache.length if cache is not None else 0
+        logits = self.model.forward(ids, cache=cache, logits_to_keep=logits_to_keep, **kw)  # [1, n, V]
+        n, T = logits.shape[1], np.shape(ids)[-1]
+        for j in range(n):  # row j predicts the token after position start + T - n + j
+            made = start + T - n + j + 1 - self.prompt_len  # how many new tokens precede it
+            if 0 <= made < len(self.script):
+                logits[0, j, self.script[made]] = logits[0, j].max() + 100.0
+        return logits
 
 
 class Oracle:
@@ -158,6 +209,11 @@ def main() -> None:
         free = rng.integers(0, 150000, 150)
         for k in (4, args.k):
             compare(big, piece, 48, f"oracle drafter, k={k} (the mechanism's ceiling)", repeats=1, oracle_k=k)
+        code_prompt = tok.encode(CODE_REQUEST + CODE + "\n")
+        rewrite = tok.encode(CODE.replace("window=7", "window=14")) + [tok.eos_token_id]
+        scripted = ScriptedModel(big, len(code_prompt), rewrite)
+        compare(scripted, code_prompt, len(rewrite), f"code rewrite, scripted ({len(code_prompt)} + {len(rewrite)} "
+                f"tokens)", repeats=1, **lookup)
         compare(big, free, 48, "prompt lookup, nothing to copy", repeats=1, **lookup)
         del big
 

@@ -12,16 +12,16 @@ and k = 0 (a plain step) whenever no k beats 1. Both factors are learned while d
 
 * keep[i]: the probability that drafted token i is kept given that tokens 1 .. i-1 were, counted over the
   passes so far (a running average that forgets old passes, so it follows the text from copy to free
-  writing and back). A pass that checks k tokens and keeps them all also learns keep[k + 1] for free: the
+  writing and back), and pulled towards the rate over all positions where position i has few counts. A pass that checks k tokens and keeps them all also learns keep[k + 1] for free: the
   model's own next token either is the draft's next token or is not. With greedy decoding that is exactly
   the check; with sampling the chance that the sampled token equals the draft is p(draft), exactly the
   acceptance probability (speculative.py), so the count has the right mean. So keep[1] is learned even
   while no token is checked at all, and drafting resumes when the text starts repeating.
   Then E[tokens] = 1 + keep[1] + keep[1] keep[2] + ... + keep[1] ... keep[k].
-* cost(T): the measured seconds of passes over T tokens (running averages). A length never measured is
-  interpolated between measured ones (or extrapolated along the last slope); before any measurement each
-  extra token is assumed to add COST_PER_TOKEN of a step, an optimistic guess that gets corrected by the
-  first passes.
+* cost(T): the measured seconds of passes over T tokens (the fastest of the last few: noise only ever
+  adds time). A length never measured is interpolated between measured ones (or extrapolated along their
+  average slope); before any measurement each extra token is assumed to add COST_PER_TOKEN of a step, an
+  optimistic guess that the first passes correct.
 
 The schedule changes only how many tokens are checked per pass, never which tokens come out: greedy output
 is plain decoding's whatever k is chosen (speculative.py). transformers' assisted generation has a simpler
@@ -32,13 +32,15 @@ otherwise); this one also stops drafting when drafting does not pay.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 import numpy as np
 
 FORGET = 0.9  # each pass multiplies the old counts by this (about the last 10 passes weigh in)
-COST_EMA = 0.3  # weight of a new timing in the running average of a pass's seconds
+TIMINGS = 5  # a pass length's cost: the fastest of its last TIMINGS timings
 COST_PER_TOKEN = 0.1  # before measuring: a pass over T tokens costs 1 + 0.1 (T - 1) steps
-PRIOR_KEPT, PRIOR_SEEN = 1.0, 2.0  # keep[i] starts at 1/2, as if one of two drafts had been kept
+PRIOR_KEPT, PRIOR_SEEN = 1.0, 2.0  # the pooled rate starts at 1/2, as if one of two drafts had been kept
+POOLED_WEIGHT = 2.0  # a position's rate is pulled towards the pooled one as if it were seen this many times
 
 
 def expected_tokens(keep: np.ndarray) -> np.ndarray:
@@ -60,22 +62,24 @@ def best_draft_length(keep: np.ndarray, cost: np.ndarray) -> int:
 def interpolate_costs(measured: dict[int, float], T_max: int) -> np.ndarray:
     """Seconds of a pass over T = 1 .. T_max tokens from the lengths measured so far.   -> [T_max]
 
-    Between measured lengths: linear. Outside them: along the slope of the nearest two (never falling with
-    T). With one length measured (or none): the prior slope, COST_PER_TOKEN of a one-token step per token.
+    A pass over more tokens never costs less, so a measured length costs at most what any longer measured
+    one costs (this removes a length that was timed once during a hiccup and would never be tried again).
+    Between measured lengths: linear. Outside them: along the average slope from the shortest to the
+    longest (at least flat). With one length measured (or none): the prior slope, COST_PER_TOKEN of a
+    one-token step per token.
     """
     T = np.arange(1, T_max + 1)  # [T_max]
     if not measured:
         return 1.0 + COST_PER_TOKEN * (T - 1)  # [T_max]
     known = np.array(sorted(measured))  # [m]
-    seconds = np.array([measured[t] for t in known])  # [m]
+    seconds = np.minimum.accumulate(np.array([measured[t] for t in known])[::-1])[::-1]  # [m], non-decreasing
     if len(known) == 1:
         step = seconds[0] / (1 + COST_PER_TOKEN * (known[0] - 1))  # a one-token step, under the prior
         return step * (1.0 + COST_PER_TOKEN * (T - 1))  # [T_max]
-    first = max((seconds[1] - seconds[0]) / (known[1] - known[0]), 0.0)  # seconds per token, low end
-    last = max((seconds[-1] - seconds[-2]) / (known[-1] - known[-2]), 0.0)  # ... high end
+    slope = max((seconds[-1] - seconds[0]) / (known[-1] - known[0]), 0.0)  # seconds per extra token
     inside = np.interp(T, known, seconds)  # [T_max]
-    below = np.maximum(seconds[0] - first * (known[0] - T), 0.5 * seconds[0])  # [T_max]: kept positive
-    above = seconds[-1] + last * (T - known[-1])  # [T_max]
+    below = np.maximum(seconds[0] - slope * (known[0] - T), 0.5 * seconds[0])  # [T_max]: kept positive
+    above = seconds[-1] + slope * (T - known[-1])  # [T_max]
     return np.where(T < known[0], below, np.where(T > known[-1], above, inside))  # [T_max]
 
 
@@ -88,25 +92,36 @@ class DraftLength:
     def __init__(self, max_tokens: int, clock=time.perf_counter):
         self.kept = np.zeros(max_tokens + 1)  # [K + 1]: kept[i] ~ drafts kept at position i + 1 (forgetting)
         self.seen = np.zeros(max_tokens + 1)  # [K + 1]: ... and checked there (or learned for free)
-        self.seconds: dict[int, float] = {}  # pass length T -> running average of its seconds
+        self.timings: dict[int, deque] = {}  # pass length T -> its last TIMINGS durations (seconds)
         self.clock = clock
 
     def keep_rates(self, k: int) -> np.ndarray:
-        """keep[i] for i = 1 .. k.   -> [k]"""
-        return (self.kept[:k] + PRIOR_KEPT) / (self.seen[:k] + PRIOR_SEEN)  # [k]
+        """keep[i] for i = 1 .. k.   -> [k]
+
+        Each position's own counts, pulled towards the rate pooled over all positions as if POOLED_WEIGHT
+        passes had seen it: a position seldom checked (deep in the draft) takes the rate of the ones that
+        are, high while the text copies and low while it does not, instead of a fixed guess that would keep
+        long drafts from ever being tried.
+        """
+        pooled = (self.kept.sum() + PRIOR_KEPT) / (self.seen.sum() + PRIOR_SEEN)
+        return (self.kept[:k] + POOLED_WEIGHT * pooled) / (self.seen[:k] + POOLED_WEIGHT)  # [k]
 
     def choose(self, available: int) -> int:
         """How many of ``available`` drafted tokens to check in the next pass (0: a plain step)."""
         k = min(available, len(self.kept) - 1)
         if k == 0:
             return 0
-        return best_draft_length(self.keep_rates(k), interpolate_costs(self.seconds, k + 1))
+        return best_draft_length(self.keep_rates(k), interpolate_costs(self.seconds(), k + 1))
+
+    def seconds(self) -> dict[int, float]:
+        """Each measured pass length's cost: the fastest of its recent timings (a timing is only ever
+        lengthened by noise: another process, a page fault, the cache growing)."""
+        return {T: min(times) for T, times in self.timings.items()}
 
     def record(self, T: int, seconds: float, known: int, kept: int) -> None:
         """A pass over T tokens took ``seconds``; drafted positions 1 .. ``known`` have a known outcome (checked,
         or learned for free from the model's own token), of which the first ``kept`` were kept."""
-        old = self.seconds.get(T)
-        self.seconds[T] = seconds if old is None else (1 - COST_EMA) * old + COST_EMA * seconds
+        self.timings.setdefault(T, deque(maxlen=TIMINGS)).append(seconds)
         self.kept *= FORGET
         self.seen *= FORGET
         self.seen[:known] += 1.0

@@ -121,11 +121,11 @@ def speculative_decode(model, cache, logits: np.ndarray, history: list[int], see
         # Draft (at most what is left minus the model's own token), and run [token, d1..dk] in one pass.
         proposed = [int(d) for d in drafter.propose(np.array(history), max_new_tokens - made - 1)]  # [K]
         draft = proposed[:schedule.choose(len(proposed))] if schedule is not None else proposed  # [k], k <= K
-        started = schedule.clock() if schedule is not None else 0.0
         ids = np.array([[token] + draft])  # [1, 1+k]
         start = cache.length
         if grows and start + ids.shape[1] > cache.capacity:
             cache.grow(max(2 * cache.capacity, start + ids.shape[1]))
+        started = schedule.clock() if schedule is not None else 0.0
         saved = _save_linear_states(cache) if draft else None
         all_logits = model.forward(ids, cache=cache, logits_to_keep=ids.shape[1])  # [1, 1+k, V]
         stats.forward_passes += 1
