@@ -12,7 +12,8 @@ and k = 0 (a plain step) whenever no k beats 1. Both factors are learned while d
 
 * keep[i]: the probability that drafted token i is kept given that tokens 1 .. i-1 were, counted over the
   passes so far (a running average that forgets old passes, so it follows the text from copy to free
-  writing and back), and pulled towards the rate over all positions where position i has few counts. A pass that checks k tokens and keeps them all also learns keep[k + 1] for free: the
+  writing and back), and pulled towards the rate over all positions where position i has few counts.
+  A pass that checks k tokens and keeps them all also learns keep[k + 1] for free: the
   model's own next token either is the draft's next token or is not. With greedy decoding that is exactly
   the check; with sampling the chance that the sampled token equals the draft is p(draft), exactly the
   acceptance probability (speculative.py), so the count has the right mean. So keep[1] is learned even

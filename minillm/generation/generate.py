@@ -68,6 +68,9 @@ def default_stop_ids(model) -> list[int]:
     return sorted(set(model.generation_config.eos_token_ids) | set(model.config.eos_token_ids))
 
 
+DEFAULT_MAX_DRAFT = 10  # the adaptive schedule's longest draft, for a drafter that does not say (num_tokens)
+
+
 def check_draft_schedule(schedule, max_tokens: int) -> DraftLength | None:
     """draft_schedule: "adaptive" -> a new DraftLength, "constant" -> None (check every draft), or a DraftLength."""
     if isinstance(schedule, DraftLength):
@@ -121,11 +124,11 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     if prompt_lookup_num_tokens is not None or max_matching_ngram_size is not None:
         if drafter is not None:
             raise InputError("give either prompt_lookup_num_tokens (prompt lookup) or a drafter, not both")
-        drafter = PromptLookupDrafter(prompt_lookup_num_tokens if prompt_lookup_num_tokens is not None else 10,
-                                      max_matching_ngram_size if max_matching_ngram_size is not None else 2)
+        settings = {"num_tokens": prompt_lookup_num_tokens, "max_ngram_size": max_matching_ngram_size}
+        drafter = PromptLookupDrafter(**{k: v for k, v in settings.items() if v is not None})  # its own defaults
     schedule = None
     if drafter is not None:
-        schedule = check_draft_schedule(draft_schedule, getattr(drafter, "num_tokens", 10))
+        schedule = check_draft_schedule(draft_schedule, getattr(drafter, "num_tokens", DEFAULT_MAX_DRAFT))
     if drafter is not None and B != 1:
         raise InputError(f"speculative decoding (prompt_lookup_num_tokens / drafter) runs one sequence at a time: "
                          f"expected ids of 1 row, found {B}")
