@@ -63,7 +63,8 @@ def step_ratios(model, sizes=(2, 4, 8, 16), reps: int = 5) -> dict:
         return 1000 * best
 
     one = best_ms(1)
-    return {"one_token_ms": one, "k": {k: best_ms(k) / one for k in sizes}, "B": {B: best_ms(1, B) / one for B in sizes}}
+    return {"one_token_ms": one, "k": {k: best_ms(k) / one for k in sizes},
+            "B": {B: best_ms(1, B) / one for B in sizes}}
 
 
 CODE = """def moving_average(values, window=7):

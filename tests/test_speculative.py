@@ -282,9 +282,9 @@ def test_the_draft_length_maximises_expected_tokens_per_unit_of_time():
 def test_pass_costs_are_interpolated_between_measured_lengths_and_extrapolated_past_them():
     np.testing.assert_allclose(interpolate_costs({}, 3), [1.0, 1.1, 1.2])  # the prior, in one-token steps
     np.testing.assert_allclose(interpolate_costs({1: 2.0}, 3), [2.0, 2.2, 2.4])
-    np.testing.assert_allclose(interpolate_costs({1: 1.0, 3: 2.0}, 5), [1.0, 1.5, 2.0, 2.5, 3.0])
-    np.testing.assert_allclose(interpolate_costs({2: 1.3, 5: 2.2}, 6), [1.0, 1.3, 1.6, 1.9, 2.2, 2.5])  # both ends
-    np.testing.assert_allclose(interpolate_costs({1: 1.0, 2: 67.0, 3: 1.3}, 4), [1.0, 1.3, 1.3, 1.45])  # a hiccup
+    np.testing.assert_allclose(interpolate_costs({1: 1.0, 3: 2.0}, 5), [1.0, 1.5, 2.0, 2.1, 2.2])  # optimistic above
+    np.testing.assert_allclose(interpolate_costs({2: 1.3, 5: 2.2}, 6), [1.0, 1.3, 1.6, 1.9, 2.2, 2.3])  # both ends
+    np.testing.assert_allclose(interpolate_costs({1: 1.0, 2: 67.0, 3: 1.3}, 4), [1.0, 1.3, 1.3, 1.4])  # a hiccup
     np.testing.assert_allclose(interpolate_costs({2: 1.0, 3: 0.9}, 4), [0.9, 0.9, 0.9, 0.9])  # never falling
 
 
@@ -300,6 +300,23 @@ def test_the_schedule_stops_drafting_when_drafts_are_rejected_and_resumes_when_t
     for _ in range(30):  # then whole drafts kept
         schedule.record(7, 1.6, known=6, kept=6)
     assert schedule.choose(6) == 6
+
+
+def test_kept_rates_are_counted_per_kind_of_draft():
+    """Prompt lookup's drafts from a 3-token match are kept, those from a 1-token match are not: check the
+    first whole, skip the second; a kind never seen takes the rate over all kinds."""
+    schedule = DraftLength(8)
+    for _ in range(20):
+        schedule.record(1, 1.0, known=0, kept=0)
+        schedule.record(9, 1.8, known=8, kept=8, kind=3)
+        schedule.record(2, 1.3, known=1, kept=0, kind=1)
+    assert schedule.choose(8, 3) == 8 and schedule.choose(8, 1) == 0
+    assert 0 < schedule.keep_rates(1, 2)[0] < 1 and schedule.choose(8, 2) > 0  # 8 of 9 counted positions kept
+    d = PromptLookupDrafter(num_tokens=3, max_ngram_size=3)
+    d.propose(np.array([1, 2, 3, 4, 9, 2, 3]), 10)
+    assert d.last_ngram_size == 2
+    d.propose(np.array([1, 2, 3]), 10)
+    assert d.last_ngram_size == 0
 
 
 class WrongDrafter:
@@ -364,3 +381,49 @@ def test_the_adaptive_schedule_resumes_drafting_when_the_text_starts_repeating()
             resumed = made if resumed is None and draft else resumed
         made += accepted + 1
     assert resumed <= 34 and passes_after <= 16 and m.now < 0.75 * plain_time
+
+
+def test_the_adaptive_schedule_checks_good_kinds_of_draft_and_skips_bad_ones():
+    """A drafter whose drafts alternate between two kinds: kind 3 always right, kind 1 always wrong (as prompt
+    lookup's long and short matches tend to be). Counted per kind, the wrong drafts soon go unchecked while
+    the right ones are checked whole: at most 8 drafted tokens wasted in 60 new tokens (measured: 5; with
+    the kinds ignored, 39)."""
+    m = ClockedModel(tiny_model("tiny-qwen3"), 0.3)
+    prompt = np.arange(10, 30)
+    plain = minillm.generate(m.model, prompt, 60, temperature=0.0, stop_token_ids=[])
+
+    class Alternating:
+        num_tokens, calls, last_ngram_size = 4, 0, 0
+
+        def propose(self, history, max_tokens):
+            self.calls += 1
+            done = len(history) - len(prompt)
+            right = plain[done:done + min(4, max_tokens)]
+            self.last_ngram_size = 3 if self.calls % 2 else 1
+            return np.array(right if self.last_ngram_size == 3 else [1, 2, 3, 4][:len(right)], np.int64)
+
+    stats = SpeculativeStats()
+    fast = minillm.generate(m, prompt, 60, temperature=0.0, stop_token_ids=[], drafter=Alternating(),
+                            speculative_stats=stats, draft_schedule=DraftLength(4, clock=m))
+    assert fast.tolist() == plain.tolist()
+    wasted = sum(len(draft) - accepted for draft, accepted, _ in stats.passes)
+    assert wasted <= 8
+
+
+def lookup_by_definition(history, num_tokens, max_ngram_size):
+    """Prompt lookup spelled out: the largest n whose last-n-gram occurs earlier with something after it;
+    the leftmost such occurrence; what follows it, up to num_tokens."""
+    h = list(history)
+    for n in range(min(max_ngram_size, len(h) - 1), 0, -1):
+        for s in range(len(h) - n):
+            if h[s:s + n] == h[-n:]:
+                return h[s + n:s + n + num_tokens], n
+    return [], 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(history=st.lists(st.integers(0, 4), min_size=1, max_size=40), k=st.integers(1, 6), n=st.integers(1, 4))
+def test_prompt_lookup_finds_what_its_definition_finds(history, k, n):
+    d = PromptLookupDrafter(num_tokens=k, max_ngram_size=n)
+    draft = d.propose(np.array(history), 100).tolist()
+    assert (draft, d.last_ngram_size) == lookup_by_definition(history, k, n)

@@ -19,10 +19,11 @@ and k = 0 (a plain step) whenever no k beats 1. Both factors are learned while d
   acceptance probability (speculative.py), so the count has the right mean. So keep[1] is learned even
   while no token is checked at all, and drafting resumes when the text starts repeating.
   Then E[tokens] = 1 + keep[1] + keep[1] keep[2] + ... + keep[1] ... keep[k].
-* cost(T): the measured seconds of passes over T tokens (the fastest of the last few: noise only ever
-  adds time). A length never measured is interpolated between measured ones (or extrapolated along their
-  average slope); before any measurement each extra token is assumed to add COST_PER_TOKEN of a step, an
-  optimistic guess that the first passes correct.
+* cost(T): the measured seconds of passes over T tokens, drafting included (the fastest of the last few,
+  from the second on: noise only ever adds time). A length never measured is interpolated between
+  measured ones, or extrapolated: below along their average slope, above at most at the prior slope (so
+  that longer passes get tried). Before any measurement each extra token is assumed to add
+  COST_PER_TOKEN of a step, an optimistic guess that the first passes correct.
 
 The schedule changes only how many tokens are checked per pass, never which tokens come out: greedy output
 is plain decoding's whatever k is chosen (speculative.py). transformers' assisted generation has a simpler
@@ -38,7 +39,8 @@ from collections import deque
 import numpy as np
 
 FORGET = 0.9  # each pass multiplies the old counts by this (about the last 10 passes weigh in)
-TIMINGS = 5  # a pass length's cost: the fastest of its last TIMINGS timings
+TIMINGS = 5  # a pass length's cost: the fastest of its last TIMINGS timings ...
+MIN_TIMINGS = 2  # ... once it has this many (until then the other lengths, or the prior, stand in)
 COST_PER_TOKEN = 0.1  # before measuring: a pass over T tokens costs 1 + 0.1 (T - 1) steps
 PRIOR_KEPT, PRIOR_SEEN = 1.0, 2.0  # the pooled rate starts at 1/2, as if one of two drafts had been kept
 POOLED_WEIGHT = 2.0  # a position's rate is pulled towards the pooled one as if it were seen this many times
@@ -65,9 +67,9 @@ def interpolate_costs(measured: dict[int, float], T_max: int) -> np.ndarray:
 
     A pass over more tokens never costs less, so a measured length costs at most what any longer measured
     one costs (this removes a length that was timed once during a hiccup and would never be tried again).
-    Between measured lengths: linear. Outside them: along the average slope from the shortest to the
-    longest (at least flat). With one length measured (or none): the prior slope, COST_PER_TOKEN of a
-    one-token step per token.
+    Between measured lengths: linear. Below them: along the average slope from the shortest to the longest
+    (at least flat). Above them: the same slope, but at most the prior one. With one length measured (or
+    none): the prior slope, COST_PER_TOKEN of a one-token step per token.
     """
     T = np.arange(1, T_max + 1)  # [T_max]
     if not measured:
@@ -80,50 +82,74 @@ def interpolate_costs(measured: dict[int, float], T_max: int) -> np.ndarray:
     slope = max((seconds[-1] - seconds[0]) / (known[-1] - known[0]), 0.0)  # seconds per extra token
     inside = np.interp(T, known, seconds)  # [T_max]
     below = np.maximum(seconds[0] - slope * (known[0] - T), 0.5 * seconds[0])  # [T_max]: kept positive
-    above = seconds[-1] + slope * (T - known[-1])  # [T_max]
+    # Past the longest pass measured: optimistic, at most the prior slope, so that longer passes get tried
+    # and measured (costs rise steeply from 1 to 2 tokens and flatter after; a measured slope would bar them).
+    step = below[0] if known[0] > 1 else seconds[0]  # a one-token step
+    above = seconds[-1] + min(slope, COST_PER_TOKEN * step) * (T - known[-1])  # [T_max]
     return np.where(T < known[0], below, np.where(T > known[-1], above, inside))  # [T_max]
 
 
 class DraftLength:
     """Chooses how many of a draft's tokens to check, from the kept rates and pass costs seen so far.
 
+    Kept rates are counted per *kind* of draft: a drafter may say how it found each one (prompt lookup: the
+    length of the n-gram it matched, ``last_ngram_size``), and kinds differ a lot. Measured on the bundled
+    model: drafts found by a 3-token match are kept at 52-79% per token, those found by a 1-token match at
+    2-3%, so the best schedule checks the first whole and skips the second.
     ``clock``: the timer passes are measured with (tests give a fake one for a known cost per token).
     """
 
     def __init__(self, max_tokens: int, clock=time.perf_counter):
-        self.kept = np.zeros(max_tokens + 1)  # [K + 1]: kept[i] ~ drafts kept at position i + 1 (forgetting)
-        self.seen = np.zeros(max_tokens + 1)  # [K + 1]: ... and checked there (or learned for free)
+        self.max_tokens = max_tokens
+        self.kept: dict = {}  # kind -> [K + 1]: kept[i] ~ drafts kept at position i + 1 (forgetting)
+        self.seen: dict = {}  # kind -> [K + 1]: ... and checked there (or learned for free)
         self.timings: dict[int, deque] = {}  # pass length T -> its last TIMINGS durations (seconds)
         self.clock = clock
+        self._costs_for, self._costs = None, None  # interpolate_costs(...) for these seconds(), kept
 
-    def keep_rates(self, k: int) -> np.ndarray:
-        """keep[i] for i = 1 .. k.   -> [k]
+    def keep_rates(self, k: int, kind=None) -> np.ndarray:
+        """keep[i] for i = 1 .. k, for drafts of this kind.   -> [k]
 
-        Each position's own counts, pulled towards the rate pooled over all positions as if POOLED_WEIGHT
-        passes had seen it: a position seldom checked (deep in the draft) takes the rate of the ones that
-        are, high while the text copies and low while it does not, instead of a fixed guess that would keep
-        long drafts from ever being tried.
+        Each position's own counts, pulled towards the kind's rate pooled over all positions as if
+        POOLED_WEIGHT passes had seen it: a position seldom checked (deep in the draft) takes the rate of
+        the ones that are, high while the text copies and low while it does not, instead of a fixed guess
+        that would keep long drafts from ever being tried. A kind seldom seen is pulled in the same way
+        towards the rate over all kinds.
         """
-        pooled = (self.kept.sum() + PRIOR_KEPT) / (self.seen.sum() + PRIOR_SEEN)
-        return (self.kept[:k] + POOLED_WEIGHT * pooled) / (self.seen[:k] + POOLED_WEIGHT)  # [k]
+        zeros = np.zeros(self.max_tokens + 1)  # [K + 1]
+        kept, seen = self.kept.get(kind, zeros), self.seen.get(kind, zeros)  # [K + 1] each
+        overall = (sum(v.sum() for v in self.kept.values()) + PRIOR_KEPT) / \
+                  (sum(v.sum() for v in self.seen.values()) + PRIOR_SEEN)
+        pooled = (kept.sum() + POOLED_WEIGHT * overall) / (seen.sum() + POOLED_WEIGHT)
+        return (kept[:k] + POOLED_WEIGHT * pooled) / (seen[:k] + POOLED_WEIGHT)  # [k]
 
-    def choose(self, available: int) -> int:
-        """How many of ``available`` drafted tokens to check in the next pass (0: a plain step)."""
-        k = min(available, len(self.kept) - 1)
+    def choose(self, available: int, kind=None) -> int:
+        """How many of ``available`` drafted tokens (of this kind) to check in the next pass (0: a plain step)."""
+        k = min(available, self.max_tokens)
         if k == 0:
             return 0
-        return best_draft_length(self.keep_rates(k), interpolate_costs(self.seconds(), k + 1))
+        seconds = self.seconds()
+        if seconds != self._costs_for:  # the costs move only when a pass length's fastest timing does
+            self._costs_for, self._costs = seconds, interpolate_costs(seconds, self.max_tokens + 1)
+        return best_draft_length(self.keep_rates(k, kind), self._costs[:k + 1])
 
     def seconds(self) -> dict[int, float]:
         """Each measured pass length's cost: the fastest of its recent timings (a timing is only ever
-        lengthened by noise: another process, a page fault, the cache growing)."""
-        return {T: min(times) for T, times in self.timings.items()}
+        lengthened by noise: another process, a page fault, a first call that sets something up), once it
+        has MIN_TIMINGS of them: a single slow first timing would otherwise bar that length for good."""
+        return {T: min(times) for T, times in self.timings.items() if len(times) >= MIN_TIMINGS}
 
-    def record(self, T: int, seconds: float, known: int, kept: int) -> None:
-        """A pass over T tokens took ``seconds``; drafted positions 1 .. ``known`` have a known outcome (checked,
-        or learned for free from the model's own token), of which the first ``kept`` were kept."""
-        self.timings.setdefault(T, deque(maxlen=TIMINGS)).append(seconds)
-        self.kept *= FORGET
-        self.seen *= FORGET
-        self.seen[:known] += 1.0
-        self.kept[:kept] += 1.0
+    def record(self, T: int, seconds: float | None, known: int, kept: int, kind=None) -> None:
+        """A pass over T tokens took ``seconds`` (None: not timed). Drafted positions 1 .. ``known`` of a draft
+        of this kind have a known outcome (checked, or learned for free from the model's own token), and the
+        first ``kept`` of them were kept."""
+        if seconds is not None:
+            self.timings.setdefault(T, deque(maxlen=TIMINGS)).append(seconds)
+        if known == 0:
+            return
+        kept_counts = self.kept.setdefault(kind, np.zeros(self.max_tokens + 1))  # [K + 1]
+        seen_counts = self.seen.setdefault(kind, np.zeros(self.max_tokens + 1))  # [K + 1]
+        kept_counts *= FORGET
+        seen_counts *= FORGET
+        seen_counts[:known] += 1.0
+        kept_counts[:kept] += 1.0

@@ -22,7 +22,6 @@ the first (leftmost) match with a continuation wins.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import InputError
 
@@ -40,6 +39,7 @@ class PromptLookupDrafter:
     def __init__(self, num_tokens: int = 10, max_ngram_size: int = 2):
         self.num_tokens = check_count("prompt_lookup_num_tokens", num_tokens, 1)
         self.max_ngram_size = check_count("max_matching_ngram_size", max_ngram_size, 1)
+        self.last_ngram_size = 0  # the n of the match behind the last draft (0: none), for draft_length.py
 
     def __repr__(self) -> str:
         return f"PromptLookupDrafter(num_tokens={self.num_tokens}, max_ngram_size={self.max_ngram_size})"
@@ -48,12 +48,18 @@ class PromptLookupDrafter:
         """history [N] -> draft [k], k <= min(num_tokens, max_tokens); empty when nothing matches."""
         history = np.asarray(history, np.int64)  # [N]
         N, k = len(history), min(self.num_tokens, max_tokens)
+        self.last_ngram_size = 0
         if k <= 0:
             return history[:0]
+        ends = np.flatnonzero(history[:-1] == history[-1])  # [m]: earlier positions holding the last token
         for n in range(min(self.max_ngram_size, N - 1), 0, -1):
-            windows = sliding_window_view(history, n)  # [N-n+1, n]: every n-gram, as a view
-            starts = np.flatnonzero((windows == history[-n:]).all(axis=1))  # [matches]: where the last n-gram occurs
-            for s in starts:  # leftmost first; the last n-gram itself has no continuation and is skipped
-                if s + n < N:
-                    return history[s + n:min(s + n + k, N)]  # [k or fewer]
+            ends_n = ends[ends >= n - 1]  # [m']: where an n-gram can end
+            # The n-gram ending at e matches the last n tokens: compare them all at once, one offset at a time.
+            match = np.ones(len(ends_n), bool)  # [m']
+            for back in range(1, n):
+                match &= history[ends_n - back] == history[N - 1 - back]
+            if match.any():  # leftmost first; the continuation starts right after the match
+                s = int(ends_n[np.argmax(match)]) + 1
+                self.last_ngram_size = n  # a longer match makes a better draft (draft_length.py)
+                return history[s:min(s + k, N)]  # [k or fewer]
         return history[:0]  # [0]

@@ -119,13 +119,15 @@ def speculative_decode(model, cache, logits: np.ndarray, history: list[int], see
             return
 
         # Draft (at most what is left minus the model's own token), and run [token, d1..dk] in one pass.
+        started = schedule.clock() if schedule is not None else 0.0  # a pass's cost includes drafting it
         proposed = [int(d) for d in drafter.propose(np.array(history), max_new_tokens - made - 1)]  # [K]
-        draft = proposed[:schedule.choose(len(proposed))] if schedule is not None else proposed  # [k], k <= K
+        kind = getattr(drafter, "last_ngram_size", None)  # how the drafter found it (draft_length.py)
+        draft = proposed[:schedule.choose(len(proposed), kind)] if schedule is not None else proposed  # [k]
         ids = np.array([[token] + draft])  # [1, 1+k]
         start = cache.length
-        if grows and start + ids.shape[1] > cache.capacity:
+        grew = grows and start + ids.shape[1] > cache.capacity
+        if grew:
             cache.grow(max(2 * cache.capacity, start + ids.shape[1]))
-        started = schedule.clock() if schedule is not None else 0.0
         saved = _save_linear_states(cache) if draft else None
         all_logits = model.forward(ids, cache=cache, logits_to_keep=ids.shape[1])  # [1, 1+k, V]
         stats.forward_passes += 1
@@ -159,7 +161,8 @@ def speculative_decode(model, cache, logits: np.ndarray, history: list[int], see
         # The cache keeps `token` and every emitted token but the last (which becomes the next `token`).
         _roll_back(model, cache, start, ids[:, :len(new)], saved, stats)
         if schedule is not None:  # what the pass cost, and what the draft was worth
-            schedule.record(ids.shape[1], schedule.clock() - started, known, known_kept)
+            seconds = None if grew else schedule.clock() - started  # a pass that grew the cache is not timed
+            schedule.record(ids.shape[1], seconds, known, known_kept, kind)
         for t in new[:-1]:
             seen[0, t] = True
             history.append(t)
