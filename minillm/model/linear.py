@@ -67,8 +67,9 @@ def few_rows_matmul(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
        small BLAS product each. (A Python loop over blocks cost about 3 us per block: thousands per step.)
     3. The calling thread computes the first share itself while the pool's threads compute the others
        (NumPy releases the GIL inside matmul), so all cores stream their part of W and only THREADS - 1
-       hand-offs are paid per product.
-    Whole cached steps on the 0.5B shapes, k tokens / 1 token: 1.28 (k=2), 1.46 (k=4), 2.01 (k=8), against
+       hand-offs are paid per product. A W under POOL_MIN_WEIGHTS (in cache, or too small to stream) is
+       not worth a hand-off and stays in the calling thread.
+    Whole cached steps on the 0.5B shapes, k tokens / 1 token: 1.32 (k=2), 1.52 (k=4), 2.01 (k=8), against
     1.54, 1.90, 2.89 with a Python loop over blocks and a pool thread per share (benchmarks/speculative.py).
     Each block computes W_block x^T into rows of y^T, so the result is y^T viewed as [N, out] (no copy).
     Same numbers as x @ W.T up to float32 rounding (tests/test_speculative.py).
