@@ -467,7 +467,8 @@ A pass over 1 + k tokens costs more than a one-token step, and a rejected guess 
 default schedule (`draft_schedule="adaptive"`, `minillm/generation/draft_length.py`) learns while decoding how
 often each drafted position is kept and what passes of each length cost, and checks the k with the most
 expected tokens per second: all of them while the text copies, none (a plain step) while it does not."""),
-    ("code", '''import time
+    ("code", '''# timing: the adaptive schedule's choices follow measured pass times, so they differ a little on every run
+import time
 free_ids = tok.encode("Once upon a time, in a small village by the sea, there lived a girl who")
 for name, prompt in (("copy", ids), ("nothing to copy", free_ids)):
     for schedule in ("constant", "adaptive"):
