@@ -196,7 +196,8 @@ def _roll_back(model, cache, start: int, kept_ids: np.ndarray, saved, stats: Spe
     """Make the cache hold exactly its first ``start`` positions plus ``kept_ids`` [1, n]."""
     keep = start + kept_ids.shape[1]
     if saved is None:  # keys and values: cut (causality: the kept ones never saw the rejected tokens)
-        cache.truncate(keep)
+        if keep < cache.length:
+            cache.truncate(keep)
         return
     if keep < cache.length:  # linear attention: back to the states saved at `start`, recompute the kept tokens
         cache.truncate(start)

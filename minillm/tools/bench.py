@@ -212,7 +212,8 @@ def speculative_figures(model, prompt: np.ndarray, plain_s_per_token: float) -> 
     spec_s_per_token = max(generate_s(NEW_TOKENS + 1, stats) - prefill_s, 1e-9) / NEW_TOKENS
     return {"k": SPECULATIVE_K, "step_ratio": {T: step_s(T) / one for T in (2, 4, 8)},
             "decode_ratio_vs_plain": plain_s_per_token / spec_s_per_token,
-            "acceptance_rate": stats.acceptance_rate, "tokens_per_pass": stats.tokens_per_pass}
+            "acceptance_rate": stats.acceptance_rate, "tokens_per_pass": stats.tokens_per_pass,
+            "schedule": "adaptive", "passes": stats.forward_passes, "plain_steps": stats.plain_steps}
 
 
 def decode_cost_by_layer_type(model, steps: int = 8) -> dict:
@@ -433,9 +434,10 @@ def print_report(r: dict) -> None:
     if spec:
         steps = ", ".join(f"{T} tokens {ratio:.2f}x" for T, ratio in spec["step_ratio"].items())
         print(f"\n  cached step over k tokens vs one: {steps}")
-        print(f"  speculative decoding (prompt lookup, k={spec['k']}, on the random prompt: nothing to copy): "
-              f"{spec['decode_ratio_vs_plain']:.2f}x plain decode, {spec['acceptance_rate']:.0%} of drafts accepted, "
-              f"{spec['tokens_per_pass']:.2f} tokens per forward pass")
+        print(f"  speculative decoding (prompt lookup, k={spec['k']}, adaptive draft length, on the random prompt: "
+              f"nothing to copy): {spec['decode_ratio_vs_plain']:.2f}x plain decode, {spec['acceptance_rate']:.0%} "
+              f"of checked drafts accepted, {spec['tokens_per_pass']:.2f} tokens per forward pass, "
+              f"{spec.get('plain_steps', 0)} of {spec.get('passes', 0)} passes without a draft")
     by_context = o.get("decode_ms_per_layer_by_context")
     if by_context:
         print("\n  decode time of one layer per token, by context length (cache filled synthetically):")
