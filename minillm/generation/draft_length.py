@@ -38,7 +38,7 @@ from collections import deque
 
 import numpy as np
 
-FORGET = 0.9  # each pass multiplies the old counts by this (about the last 10 passes weigh in)
+FORGET = 0.9  # each outcome of a kind multiplies its old counts by this (about the last 10 weigh in)
 TIMINGS = 5  # a pass length's cost: the fastest of its last TIMINGS timings ...
 MIN_TIMINGS = 2  # ... once it has this many (until then the other lengths, or the prior, stand in)
 COST_PER_TOKEN = 0.1  # before measuring: a pass over T tokens costs 1 + 0.1 (T - 1) steps
