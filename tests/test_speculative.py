@@ -59,6 +59,17 @@ class ClockedModel:
         return self.model.forward(ids, **kw)
 
 
+class ExactOracle:
+    """A drafter that knows plain decoding's tokens and drafts the next k of them: every draft is right."""
+    def __init__(self, truth, prompt_len, k):
+        self.truth, self.prompt_len, self.k = list(truth), prompt_len, k
+        self.num_tokens = k
+
+    def propose(self, history, max_tokens):
+        done = len(history) - self.prompt_len
+        return np.array(self.truth[done:done + min(self.k, max_tokens)], np.int64)
+
+
 class NoisyOracle:
     """A drafter that knows the right continuation and gets it wrong at a random point (or not at all).
 
@@ -114,10 +125,7 @@ def test_a_kept_draft_saves_passes_and_the_cache_holds_what_plain_decoding_holds
     prompt = np.array([5, 6, 7, 8, 9, 10])
     plain_cache, fast_cache = m.new_cache(1, 64), m.new_cache(1, 64)
     plain = minillm.generate(m, prompt, 20, temperature=0.0, stop_token_ids=[], cache=plain_cache)
-    oracle = NoisyOracle(plain, 0, 4)
-    oracle.rng = np.random.default_rng(0)
-    oracle.propose = lambda history, max_tokens: np.array(
-        plain[len(history) - len(prompt):][:min(4, max_tokens)], np.int64)
+    oracle = ExactOracle(plain, len(prompt), 4)
     stats = SpeculativeStats()
     fast = minillm.generate(m, prompt, 20, temperature=0.0, stop_token_ids=[], cache=fast_cache, drafter=oracle,
                             speculative_stats=stats, draft_schedule="constant")
@@ -135,9 +143,7 @@ def test_the_repetition_penalty_sees_the_drafts_kept_earlier_in_the_same_pass(na
     prompt = np.array([7, 8, 9])
     kw = dict(temperature=0.0, stop_token_ids=[], repetition_penalty=1000.0)
     plain = minillm.generate(m, prompt, 24, **kw)
-    exact = NoisyOracle(plain, 0, 6)
-    exact.propose = lambda history, max_tokens: np.array(
-        plain[len(history) - len(prompt):][:min(6, max_tokens)], np.int64)
+    exact = ExactOracle(plain, len(prompt), 6)
     assert minillm.generate(m, prompt, 24, drafter=exact, **kw).tolist() == plain.tolist()
 
 
@@ -337,10 +343,7 @@ def test_the_adaptive_schedule_costs_less_than_checking_every_draft_and_keeps_th
         for schedule in ("constant", "adaptive"):
             m = ClockedModel(model(name), 0.3)
             plain = minillm.generate(m.model, prompt, 40, temperature=0.0, stop_token_ids=[])
-            d = WrongDrafter() if drafter == "wrong" else NoisyOracle(plain, 0, 4)
-            if drafter == "oracle":
-                d.propose = lambda history, max_tokens, plain=plain: np.array(
-                    plain[len(history) - len(prompt):][:min(4, max_tokens)], np.int64)
+            d = WrongDrafter() if drafter == "wrong" else ExactOracle(plain, len(prompt), 4)
             stats = SpeculativeStats()
             fast = minillm.generate(m, prompt, 40, temperature=0.0, stop_token_ids=[], drafter=d,
                                     speculative_stats=stats,
@@ -361,12 +364,12 @@ def test_the_adaptive_schedule_resumes_drafting_when_the_text_starts_repeating()
     m = ClockedModel(tiny_model("tiny-qwen3"), 0.3)
     prompt = np.arange(10, 30)
     plain = minillm.generate(m.model, prompt, 80, temperature=0.0, stop_token_ids=[])
+    exact = ExactOracle(plain, len(prompt), 4)
     plain_time = 1.0 + 0.3 * (len(prompt) - 1) + 79  # the prompt's pass, then 79 one-token steps
 
     def propose(history, max_tokens):
-        done = len(history) - len(prompt)
-        right = plain[done:done + min(4, max_tokens)]
-        return np.array(right if done >= 30 else [1, 2, 3, 4][:len(right)], np.int64)
+        right = exact.propose(history, max_tokens)
+        return right if len(history) - len(prompt) >= 30 else np.array([1, 2, 3, 4][:len(right)], np.int64)
 
     d = WrongDrafter()
     d.propose = propose
@@ -391,16 +394,16 @@ def test_the_adaptive_schedule_checks_good_kinds_of_draft_and_skips_bad_ones():
     m = ClockedModel(tiny_model("tiny-qwen3"), 0.3)
     prompt = np.arange(10, 30)
     plain = minillm.generate(m.model, prompt, 60, temperature=0.0, stop_token_ids=[])
+    exact = ExactOracle(plain, len(prompt), 4)
 
     class Alternating:
         num_tokens, calls, last_ngram_size = 4, 0, 0
 
         def propose(self, history, max_tokens):
             self.calls += 1
-            done = len(history) - len(prompt)
-            right = plain[done:done + min(4, max_tokens)]
+            right = exact.propose(history, max_tokens)
             self.last_ngram_size = 3 if self.calls % 2 else 1
-            return np.array(right if self.last_ngram_size == 3 else [1, 2, 3, 4][:len(right)], np.int64)
+            return right if self.last_ngram_size == 3 else np.array([1, 2, 3, 4][:len(right)], np.int64)
 
     stats = SpeculativeStats()
     fast = minillm.generate(m, prompt, 60, temperature=0.0, stop_token_ids=[], drafter=Alternating(),
