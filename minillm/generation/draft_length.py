@@ -96,10 +96,11 @@ class DraftLength:
     length of the n-gram it matched, ``last_ngram_size``), and kinds differ a lot. Measured on the bundled
     model: drafts found by a 3-token match are kept at 52-79% per token, those found by a 1-token match at
     2-3%, so the best schedule checks the first whole and skips the second.
+    ``max_tokens``: the longest draft considered (a drafter's ``num_tokens`` when it has one).
     ``clock``: the timer passes are measured with (tests give a fake one for a known cost per token).
     """
 
-    def __init__(self, max_tokens: int, clock=time.perf_counter):
+    def __init__(self, max_tokens: int = 10, clock=time.perf_counter):
         self.max_tokens = max_tokens
         self.kept: dict = {}  # kind -> [K + 1]: kept[i] ~ drafts kept at position i + 1 (forgetting)
         self.seen: dict = {}  # kind -> [K + 1]: ... and checked there (or learned for free)

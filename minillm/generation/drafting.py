@@ -7,6 +7,10 @@ A drafter is anything with one method:
 ``history`` is every token so far (the prompt, then what was generated). The draft is only a guess: the
 model checks it (speculative.py), so a bad drafter costs speed, never correctness.
 
+Two attributes are optional, read by the adaptive draft length (draft_length.py): ``num_tokens``, the
+longest draft it makes, and ``last_ngram_size``, a kind for the last draft (prompt lookup: the length of
+the n-gram it matched), under which kept rates are counted separately.
+
 Prompt lookup (Saxena 2023; transformers' ``prompt_lookup_num_tokens``) drafts with no second model: take
 the last n tokens, find the same n tokens earlier in the history, and propose what followed them there.
 

@@ -31,9 +31,9 @@ import numpy as np
 from ..errors import InputError, MinillmWarning
 from ..checkpoint.generation_config import GenerationConfig
 from ..model.transformer import check_attention_mask, check_cache, check_token_ids
+from .draft_length import DraftLength
 from .drafting import PromptLookupDrafter
 from .sampling import SamplingParams, sample
-from .draft_length import DraftLength
 from .speculative import SpeculativeStats, speculative_decode
 
 INITIAL_ROOM = 1024  # new-token slots a fresh cache starts with (it doubles when they run out)
@@ -68,15 +68,15 @@ def default_stop_ids(model) -> list[int]:
     return sorted(set(model.generation_config.eos_token_ids) | set(model.config.eos_token_ids))
 
 
-DEFAULT_MAX_DRAFT = 10  # the adaptive schedule's longest draft, for a drafter that does not say (num_tokens)
-
-
-def check_draft_schedule(schedule, max_tokens: int) -> DraftLength | None:
+def check_draft_schedule(schedule, drafter) -> DraftLength | None:
     """draft_schedule: "adaptive" -> a new DraftLength, "constant" -> None (check every draft), or a DraftLength."""
     if isinstance(schedule, DraftLength):
         return schedule
     if isinstance(schedule, str) and schedule in ("adaptive", "constant"):
-        return DraftLength(max_tokens) if schedule == "adaptive" else None
+        if schedule == "constant":
+            return None
+        longest = getattr(drafter, "num_tokens", None)  # a drafter may say how long its drafts get
+        return DraftLength(longest) if longest is not None else DraftLength()
     raise InputError(f'draft_schedule must be "adaptive", "constant" or a DraftLength, found {schedule!r}')
 
 
@@ -128,7 +128,7 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
         drafter = PromptLookupDrafter(**{k: v for k, v in settings.items() if v is not None})  # its own defaults
     schedule = None
     if drafter is not None:
-        schedule = check_draft_schedule(draft_schedule, getattr(drafter, "num_tokens", DEFAULT_MAX_DRAFT))
+        schedule = check_draft_schedule(draft_schedule, drafter)
     if drafter is not None and B != 1:
         raise InputError(f"speculative decoding (prompt_lookup_num_tokens / drafter) runs one sequence at a time: "
                          f"expected ids of 1 row, found {B}")
