@@ -22,7 +22,9 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import minillm
 from minillm.backward.activations import silu_backward, softmax_backward
-from minillm.backward.attention import (scaled_dot_product_attention_backward, self_attention_backward,
+from minillm.backward import attention as attention_module
+from minillm.backward.attention import (causal_attention, causal_attention_backward,
+                                        scaled_dot_product_attention_backward, self_attention_backward,
                                         self_attention_forward)
 from minillm.backward.block import decoder_layer_backward, decoder_layer_forward
 from minillm.backward.embedding import embed_backward
@@ -255,6 +257,22 @@ def test_attention_core_backward_matches_finite_differences_with_gqa_and_windows
         {"q": dq, "k": dk, "v": dv}, seed)
 
 
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, s=attention_shapes(), T=st.integers(1, 12), block=st.integers(1, 13))
+def test_causal_attention_in_query_blocks_is_the_whole_matrix_computation(seed, s, T, block):
+    """Each block of query rows scores only the keys up to its last row; forward and backward are unchanged."""
+    rng = np.random.default_rng(seed)
+    B, H, K, Dh = s["B"], s["H"], s["K"], s["Dh"]
+    q, k, v, g = randn(rng, B, H, T, Dh), randn(rng, B, K, T, Dh), randn(rng, B, K, T, Dh), randn(rng, B, H, T, Dh)
+    mask = causal_mask(T, 0, None, s["window"])
+    out, probs = causal_attention(q, k, v, mask, block)
+    assert len(probs) == -(-T // block) and probs[0].shape[-1] == min(block, T)
+    np.testing.assert_allclose(out, scaled_dot_product_attention(q, k, v, mask), rtol=1e-12, atol=1e-12)
+    whole = scaled_dot_product_attention_backward(g, q, k, v, attention_probs(q, k, mask))
+    for name, blocked, expected in zip("dq dk dv".split(), causal_attention_backward(g, q, k, v, probs), whole):
+        np.testing.assert_allclose(blocked, expected, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 @FD
 @given(seed=seeds, s=attention_shapes(), bias=st.booleans(), qk_norm=st.booleans())
 def test_self_attention_backward_matches_finite_differences(seed, s, bias, qk_norm):
@@ -430,7 +448,8 @@ def test_loss_and_grads_leaves_the_weights_untouched():
         np.testing.assert_array_equal(array, before[name], err_msg=name)
 
 
-def test_activation_memory_is_within_1_5x_of_what_the_backward_strictly_needs(model_name):
+def test_activation_memory_is_within_1_5x_of_what_the_backward_strictly_needs(model_name, monkeypatch):
+    monkeypatch.setattr(attention_module, "QUERY_BLOCK", 16)  # 4 query blocks at T = 64, as 4 at T = 512
     model = tiny_model(model_name)
     ids = np.zeros((2, 64), np.int64)
     _, saved = model_forward(model, ids)

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..model.activations import sigmoid
+
 
 def softmax_backward(dprobs: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """ds = p * (g - sum(g * p)).   dprobs, probs [..., S] -> dscores [..., S]"""
-    return probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))  # [..., S]
-
-
-def sigmoid(u: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-u)); exp(-u) = inf for u < -88 (float32) gives the right limit 0.   [...] -> [...]"""
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-u))  # [...]
+    ds = dprobs * probs  # [..., S] g * p
+    np.subtract(dprobs, ds.sum(axis=-1, keepdims=True), out=ds)  # [..., S] g - sum(g * p), in place
+    ds *= probs  # [..., S] p * (g - sum(g * p))
+    return ds
 
 
 def silu_backward(dy: np.ndarray, u: np.ndarray) -> np.ndarray:
     """du of y = u * sigmoid(u): dy * sigma * (1 + u * (1 - sigma)).   dy, u [...] -> du [...]"""
     sig = sigmoid(u)  # [...]
-    return dy * sig * (1.0 + u * (1.0 - sig))  # [...]
+    du = 1.0 - sig  # [...] 1 - sigma; the rest in place, since these are the MLP's widest arrays [B, T, F]
+    du *= u  # u * (1 - sigma)
+    du += 1.0  # 1 + u * (1 - sigma)
+    du *= sig  # dy/du
+    du *= dy  # [...] du
+    return du

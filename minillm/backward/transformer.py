@@ -124,14 +124,17 @@ def activation_bytes(saved) -> int:
 
 def minimum_activation_bytes(cfg, batch_size: int, seq_len: int, itemsize: int = 4) -> int:
     """What the backward strictly needs to find kept from the forward, in bytes: per token and layer,
-    x (D), q and k as projected (H*Dh + K*Dh), v (K*Dh), the attention probabilities (H*T, in the dense
-    [T, S] layout), the merged heads (H*Dh), h (D), gate and up (2F); the last layer's output (D); the ids
+    x (D), q and k as projected (H*Dh + K*Dh), v (K*Dh), the attention probabilities on and below the
+    diagonal (H*(T+1)/2 on average: a causal mask makes the rest 0), the merged heads (H*Dh), h (D), gate and
+    up (2F); the last layer's output (D); the ids
     and RoPE's cos/sin. Everything else the backward uses is an element-wise function of these (the normed
     copies, rotated q and k, silu(gate) * up) or is recomputed anyway (each norm's 1/rms)."""
     D, F, H, K, Dh = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads, \
         cfg.head_dim
-    per_layer = D + H * Dh + K * Dh + K * Dh + H * seq_len + H * Dh + D + 2 * F  # floats per token
-    floats = batch_size * seq_len * (cfg.num_hidden_layers * per_layer + D) + 2 * seq_len * Dh
+    per_layer = D + H * Dh + K * Dh + K * Dh + H * Dh + D + 2 * F  # floats per token
+    probs = H * seq_len * (seq_len + 1) // 2  # floats per row of the batch, per layer
+    floats = batch_size * (seq_len * (cfg.num_hidden_layers * per_layer + D) + cfg.num_hidden_layers * probs) \
+        + 2 * seq_len * Dh
     return floats * itemsize + batch_size * seq_len * 8  # + the int64 ids
 
 

@@ -8,9 +8,10 @@ import numpy as np
 
 def softmax(scores: np.ndarray) -> np.ndarray:
     """softmax over the last axis, with the row max subtracted so exp never overflows.   [..., S] -> [..., S]"""
-    shifted = scores - scores.max(axis=-1, keepdims=True)  # [..., S], max is 0
-    e = np.exp(shifted)  # [..., S] in (0, 1]
-    return e / e.sum(axis=-1, keepdims=True)  # [..., S], rows sum to 1
+    e = scores - scores.max(axis=-1, keepdims=True)  # [..., S], max is 0
+    np.exp(e, out=e)  # [..., S] in (0, 1]; in place, as below: one new array, not three (attention's are large)
+    e /= e.sum(axis=-1, keepdims=True)  # [..., S], rows sum to 1
+    return e
 
 
 def silu(u: np.ndarray) -> np.ndarray:

@@ -78,10 +78,11 @@ def attention_probs(q: np.ndarray, k: np.ndarray, mask: np.ndarray | None) -> np
     # The H/K query heads of a group all read the same key head, so stack them as rows of one matrix:
     # one [H/K*T, Dh] @ [Dh, S] product per key head, and K/V are never copied per query head.
     q = q.reshape(B, K, H // K * T, Dh)  # [B, K, H/K*T, Dh]: query head h is in group h // (H/K)
-    scores = (q @ k.swapaxes(-1, -2)) * (Dh ** -0.5)  # [B, K, H/K*T, S]; scale after the matmul, as HF does
+    scores = q @ k.swapaxes(-1, -2)  # [B, K, H/K*T, S]
+    scores *= Dh ** -0.5  # scale after the matmul, as HF does (in place: these are the largest arrays)
     scores = scores.reshape(B, K, H // K, T, S)  # [B, K, H/K, T, S]
     if mask is not None:
-        scores = np.where(mask[:, :, None], scores, MASKED)  # [B, K, H/K, T, S]
+        np.copyto(scores, MASKED, where=~mask[:, :, None])  # [B, K, H/K, T, S]: masked keys get MASKED
     return softmax(scores)  # [B, K, H/K, T, S], float32, each row sums to 1
 
 
