@@ -8,9 +8,10 @@ The model: D=256, L=6, H=4, K=2, Dh=64, F=768, V=8192, tied embeddings, q/k-norm
 in memory. A training step is matrix multiplication plus element-wise work, so its floor is FLOPs / matmul
 throughput, both measured in this run (absolute timings drift on a shared machine; ratios measured side by
 side do not). FLOPs = 6 x parameters x tokens (forward 2, backward 4 per weight and token; the tied matrix
-counts once, as the LM head, since the embedding lookup is free) + attention: 12 x B x H x T^2 x Dh for
-q k^T and p v, forward and backward, over the full T x T square (minillm, like eager transformers,
-computes the masked half too).
+counts once, as the LM head, since the embedding lookup is free) + attention: 12 x B x H x Dh x T(T+1)/2
+for q k^T and p v, forward and backward, over the causal triangle (the query-key pairs a causal mask lets
+through). That is the work a step needs; minillm's training attention computes whole blocks of 128 query
+rows (3/4 of the T x T square at T = 256, 10/16 at T = 512), eager transformers the whole square.
 
 Printed: tokens/s, achieved GFLOP/s, the float32 matmul floor and the ratio; torch's forward+backward of the
 same model with the same weights (transformers Qwen3ForCausalLM, float32, eager attention, all threads) when
@@ -79,7 +80,7 @@ def best_time(fn, repeats: int) -> float:
 def step_flops(model: minillm.Model, B: int, T: int) -> tuple[float, int]:
     cfg = model.config
     params = sum(math.prod(s) for s in expected_shapes(cfg).values())  # a tied matrix once
-    attention = 12 * B * cfg.num_attention_heads * T * T * cfg.head_dim * cfg.num_hidden_layers
+    attention = 12 * B * cfg.num_attention_heads * (T * (T + 1) // 2) * cfg.head_dim * cfg.num_hidden_layers
     return 6.0 * params * B * T + attention, params
 
 
