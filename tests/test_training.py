@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from minillm.checkpoint.safetensors_file import bf16_bits_to_float32
 from minillm.checkpoint.saving import float32_to_bf16_bits, save_model_dir
 from minillm.errors import InputError, TrainingError
 from minillm.training.adamw import AdamWState, adamw_step, clip_grad_norm
-from minillm.training.schedule import learning_rate
+from minillm.training.schedule import learning_rate, wsd_learning_rate
 from minillm.training.trainer import TrainConfig, Trainer
 from conftest import WEIGHTS, tiny_model
 
@@ -40,6 +41,45 @@ def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
     assert learning_rate(10, **kw) == pytest.approx(1.0)  # cosine starts at the peak
     assert learning_rate(60, **kw) == pytest.approx(0.55)  # halfway: floor + (peak - floor) / 2
     assert learning_rate(110, **kw) == pytest.approx(0.1)  # the end: the floor
+
+
+def test_wsd_warms_up_holds_the_peak_then_decays_linearly_to_the_floor():
+    kw = dict(total_steps=110, peak=1.0, warmup=10, floor=0.1, decay_steps=20)
+    assert wsd_learning_rate(0, **kw) == pytest.approx(0.1)  # warmup as the cosine's
+    assert wsd_learning_rate(9, **kw) == pytest.approx(1.0)
+    assert [wsd_learning_rate(s, **kw) for s in (10, 50, 89)] == [1.0, 1.0, 1.0]  # stable until total - decay
+    assert wsd_learning_rate(90, **kw) == pytest.approx(1.0)  # the decay starts at the peak
+    assert wsd_learning_rate(100, **kw) == pytest.approx(0.55)  # halfway through the decay
+    assert wsd_learning_rate(110, **kw) == pytest.approx(0.1)  # the end: the floor
+
+
+def test_a_wsd_run_lengthened_on_resume_is_the_longer_run(tmp_path):
+    """Before its decay, a WSD run does not depend on its total: resume it with more steps and it is bit for bit
+    the run that had the larger total from the start (a cosine run would not be: its rates depend on the total)."""
+    wsd = dict(schedule="wsd", decay_steps=2, warmup=1, eval_every=100, save_every=2)
+    straight = Trainer(TrainConfig.from_dict(recipe(tmp_path, steps=6, **wsd)), tmp_path / "a", progress=False)
+    straight.run()
+    first = Trainer(TrainConfig.from_dict(recipe(tmp_path, steps=4, **wsd)), tmp_path / "b", progress=False)
+    first.run(max_steps=2)
+    longer = Trainer(TrainConfig.from_dict(recipe(tmp_path, steps=6, **wsd)), tmp_path / "b", resume=True,
+                     progress=False)
+    longer.run()
+    for name, p in straight.params.items():
+        np.testing.assert_array_equal(longer.params[name], p, err_msg=name)
+    rates = [json.loads(x)["lr"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert rates[:4] == [1e-3] * 4 and rates[4] > rates[5] > 1e-4  # recipe(): lr 1e-3 (the default), floor 1e-4
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(schedule="linear"), "schedule must be one of ['cosine', 'wsd'], found 'linear'"),
+    (dict(schedule="wsd"), "decay_steps must be 1 .. steps - warmup (3) with schedule 'wsd', found 0"),
+    (dict(schedule="wsd", decay_steps=4), "decay_steps must be 1 .. steps - warmup (3) with schedule 'wsd', found 4"),
+    (dict(decay_steps=2), "decay_steps is a setting of schedule 'wsd'"),
+    (dict(schedule="wsd", decay_steps=-1), "decay_steps"),
+])
+def test_bad_schedule_settings_are_refused_naming_the_field(tmp_path, change, words):
+    with pytest.raises(InputError, match=re.escape(words)):
+        TrainConfig.from_dict(recipe(tmp_path, **change))
 
 
 def test_clipping_scales_every_gradient_by_one_global_norm():
@@ -131,6 +171,11 @@ def test_the_train_command_trains_then_resumes(tmp_path, capsys):
     assert minillm.load_model(tmp_path / "run" / "checkpoint").config.vocab_size == recipe(tmp_path)["model"]["vocab_size"]
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 1  # not empty, no --resume
     assert "not empty" in capsys.readouterr().err
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run"), "--resume", "--steps", "6",
+                 "--schedule", "wsd", "--decay-steps", "2"]) == 0  # two more steps, both in WSD's decay
+    lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+    assert [x["lr"] for x in lines[4:]] == pytest.approx([1e-3, 0.55e-3])  # from the peak halfway to min_lr 1e-4
 
 
 def test_token_ids_beyond_the_vocab_are_refused_naming_the_file(tmp_path):

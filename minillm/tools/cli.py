@@ -175,11 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     tr.add_argument("--max-steps", type=int, help="stop after this many more steps (the schedule is unchanged)")
     for name, kind in (("steps", int), ("batch-size", int), ("context", int), ("accumulation", int), ("lr", float),
-                       ("min-lr", float), ("warmup", int), ("weight-decay", float), ("clip", float),
-                       ("eval-every", int), ("save-every", int), ("seed", int), ("train-tokens", str),
+                       ("min-lr", float), ("warmup", int), ("decay-steps", int), ("weight-decay", float),
+                       ("clip", float), ("eval-every", int), ("save-every", int), ("seed", int), ("train-tokens", str),
                        ("val-tokens", str), ("tokenizer", str)):
         tr.add_argument(f"--{name}", type=kind, help="overrides the recipe")
     tr.add_argument("--dtype", choices=["bf16", "f32"], help="of the saved weights (overrides the recipe)")
+    tr.add_argument("--schedule", choices=["cosine", "wsd"], help="learning-rate schedule (overrides the recipe); "
+                    "wsd: the peak until the last --decay-steps, so --steps can change on --resume")
     tr.set_defaults(run=cmd_train)
 
     from .bench import add_bench_arguments  # the benchmark's options live with the benchmark
@@ -449,8 +451,9 @@ def cmd_train(args) -> int:
     from ..training.trainer import TrainConfig, Trainer
 
     raw = read_json_object(args.config, InputError)
-    for key in ("steps", "batch_size", "context", "accumulation", "lr", "min_lr", "warmup", "weight_decay", "clip",
-                "eval_every", "save_every", "seed", "train_tokens", "val_tokens", "tokenizer", "dtype"):
+    for key in ("steps", "batch_size", "context", "accumulation", "lr", "min_lr", "warmup", "decay_steps",
+                "weight_decay", "clip", "eval_every", "save_every", "seed", "train_tokens", "val_tokens", "tokenizer",
+                "dtype", "schedule"):
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     cfg = TrainConfig.from_dict(raw, source=str(args.config))

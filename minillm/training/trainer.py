@@ -2,7 +2,7 @@
 checkpoints that resume exactly, a JSONL log and a loss curve.
 
     for step in range(steps):
-        lr    = learning_rate(step)                                # warmup + cosine (schedule.py)
+        lr    = learning_rate(step)                                # warmup + cosine or WSD (schedule.py)
         grads = mean over `accumulation` micro-batches of loss_and_grads(model, windows [B, T])
         clip_grad_norm(grads, clip)                                # one norm over the whole model (adamw.py)
         adamw_step(weights, grads, lr)                             # in place (adamw.py)
@@ -17,7 +17,8 @@ A run directory OUT holds:
     loss_curve.png         written at the end (needs matplotlib)
 
 Resuming restores the float32 master weights, both AdamW moments, the step and the data sampler's random
-state, so N steps in one go and N/2 + N/2 with a restart in between give bit-identical weights.
+state, so N steps in one go and N/2 + N/2 with a restart in between give bit-identical weights. A resumed run
+may change ``steps`` (and the learning rates): with ``"schedule": "wsd"`` that moves only the final decay.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from .adamw import AdamWState, adamw_step, clip_grad_norm
 from .data import TokenFile
 from .init import init_weights
 from .loss import cross_entropy
-from .schedule import learning_rate
+from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
 
 
 @dataclass
@@ -65,6 +66,8 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup: int = 100
+    schedule: str = "cosine"  # or "wsd": warmup, the peak lr, then a linear decay over the last decay_steps
+    decay_steps: int = 0  # wsd only: how many final steps decay from lr to min_lr
     weight_decay: float = 0.1
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
@@ -90,12 +93,13 @@ class TrainConfig:
                 raise InputError(f"{source}: {name} must be a JSON object, found {type(raw[name]).__name__}")
         get, defaults = FieldReader(raw, source, InputError), cls.__dataclass_fields__
         values = {name: raw[name] for name in ("model", "generation_config") if name in raw}
-        for name in ("train_tokens", "val_tokens", "tokenizer", "init_from", "dtype"):
+        for name in ("train_tokens", "val_tokens", "tokenizer", "init_from", "dtype", "schedule"):
             values[name] = get(name, str, REQUIRED if name == "train_tokens" else defaults[name].default)
         for name in ("steps", "batch_size", "context", "accumulation", "eval_every", "eval_windows", "save_every"):
             values[name] = get(name, int, defaults[name].default, low=1)
         values["seed"] = get("seed", int, 0)
         values["warmup"] = get("warmup", int, defaults["warmup"].default)
+        values["decay_steps"] = get("decay_steps", int, defaults["decay_steps"].default, low=0)
         for name in ("lr", "eps", "clip"):
             values[name] = get(name, float, defaults[name].default, above=0)
         values["min_lr"] = get("min_lr", float, defaults["min_lr"].default, low=0)
@@ -118,6 +122,14 @@ class TrainConfig:
             raise InputError(f"{source}: dtype must be 'bf16' or 'f32', found {self.dtype!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr and self.warmup >= 0 and self.clip > 0):
             raise InputError(f"{source}: need lr > 0, 0 <= min_lr <= lr, warmup >= 0, clip > 0")
+        if self.schedule not in SCHEDULES:
+            raise InputError(f"{source}: schedule must be one of {list(SCHEDULES)}, found {self.schedule!r}")
+        if self.schedule == "wsd" and not 1 <= self.decay_steps <= self.steps - self.warmup:
+            raise InputError(f"{source}: decay_steps must be 1 .. steps - warmup ({self.steps - self.warmup}) with "
+                             f"schedule 'wsd', found {self.decay_steps}")
+        if self.schedule == "cosine" and self.decay_steps:
+            raise InputError(f"{source}: decay_steps is a setting of schedule 'wsd' (the cosine decays over the "
+                             f"whole run), found {self.decay_steps} with schedule 'cosine'")
         if self.model.get("model_type") in HYBRID_MODEL_TYPES + MOE_MODEL_TYPES:
             raise InputError(f"{source}: model: training supports the dense Qwen2/Qwen3 models; "
                              f"{self.model['model_type']!r} (hybrid or mixture of experts) has no backward pass "
@@ -239,7 +251,10 @@ class Trainer:
 
     def train_step(self) -> dict:
         cfg = self.cfg
-        lr = learning_rate(self.step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr)
+        if cfg.schedule == "wsd":
+            lr = wsd_learning_rate(self.step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr, cfg.decay_steps)
+        else:
+            lr = learning_rate(self.step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr)
         total, grads = 0.0, None
         for _ in range(cfg.accumulation):
             ids = self.train_data.random_windows(self.rng, cfg.batch_size, cfg.context)  # [B, T]
