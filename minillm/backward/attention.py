@@ -53,7 +53,7 @@ class AttentionActivations:
     q_rot: np.ndarray  # [B, H, T, Dh]  normed, rotated queries
     k_rot: np.ndarray  # [B, K, S, Dh]  normed, rotated keys
     v: np.ndarray  # [B, K, S, Dh]  values
-    probs: list[np.ndarray]  # per query block t0..t1-1: [B, K, G*(t1-t0), t1] attention weights (see causal_attention)
+    probs: list[np.ndarray]  # per query block t0..t1-1: [B, K, G*(t1-t0), t1] attention weights (causal_attention)
     merged: np.ndarray  # [B, T, H*Dh]   the attention output before o_proj: its weight gradient needs it
 
 
@@ -134,7 +134,7 @@ def self_attention_forward(x: np.ndarray, w: AttentionWeights, num_heads: int, n
         k_normed = rms_norm(k, w.k_norm, eps)  # [B, K, T, Dh]
     q_rot = apply_rope(q_normed, cos, sin)  # [B, H, T, Dh]
     k_rot = apply_rope(k_normed, cos, sin)  # [B, K, T, Dh]
-    o, probs = causal_attention(q_rot, k_rot, v, mask, QUERY_BLOCK)  # [B, H, T, Dh], per query block [B, K, G*(t1-t0), t1]
+    o, probs = causal_attention(q_rot, k_rot, v, mask, QUERY_BLOCK)  # [B, H, T, Dh], the weights per query block
     merged = merge_heads(o)  # [B, H, T, Dh] -> [B, T, H*Dh]
     out = linear(merged, w.o_proj, w.o_proj_bias)  # [B, T, H*Dh] -> [B, T, D]
     qk_normed = w.q_norm is not None
