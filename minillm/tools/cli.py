@@ -24,6 +24,7 @@ from pathlib import Path
 from ..checkpoint.bundled import default_model_path
 from ..checkpoint.hub import resolve_model_path
 from ..errors import InputError, MinillmError, MinillmWarning
+from ..training.schedule import SCHEDULES
 
 BUNDLED_MODEL = default_model_path()  # the offline default (checkpoint/bundled.py)
 MODEL_HELP = ("checkpoint directory, or Hub id org/name[@revision] from the local Hugging Face cache "
@@ -180,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("val-tokens", str), ("tokenizer", str)):
         tr.add_argument(f"--{name}", type=kind, help="overrides the recipe")
     tr.add_argument("--dtype", choices=["bf16", "f32"], help="of the saved weights (overrides the recipe)")
-    tr.add_argument("--schedule", choices=["cosine", "wsd"], help="learning-rate schedule (overrides the recipe); "
+    tr.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (overrides the recipe); "
                     "wsd: the peak until the last --decay-steps, so --steps can change on --resume")
     tr.set_defaults(run=cmd_train)
 
