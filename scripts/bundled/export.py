@@ -1,11 +1,13 @@
 """Copy the trained model into weights/minillm-bilingual/, the offline default, with its training record.
 
-    python scripts/bundled/export.py runs/bundled runs/bundled-stage2
+    python scripts/bundled/export.py runs/bundled-large                  # one run (resumed in pieces)
+    python scripts/bundled/export.py runs/bundled runs/bundled-stage2    # stages, each from the one before
 
 Takes the last run's checkpoint (config.json, BF16 model.safetensors, generation_config.json; not the
 trainer state), keeps the tokenizer and corpus manifest already in weights/minillm-bilingual/, and writes
-training_log.jsonl (every run's log, each line tagged with its stage) and loss_curve.png (all stages, against
-tokens seen in total).
+each run's recipe as it last ran (the checkpoint's, with the overrides of its last resume: recipe.json for one
+run, recipe_stageN.json for stages), training_log.jsonl (every run's log, each line tagged with its stage)
+and loss_curve.png (loss and learning rate against tokens seen in total).
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ def main(runs: list[str]) -> None:
     last = runs[-1] / "checkpoint"
     for name in ("config.json", "model.safetensors", "generation_config.json"):
         shutil.copyfile(last / name, DEST / name)
+    for old in DEST.glob("recipe*.json"):  # the recipes of the model being replaced
+        old.unlink()
     lines, offset = [], 0
     for stage, run in enumerate(runs, 1):
-        recipe = json.loads((run / "recipe.json").read_text())
+        state = run / "checkpoint" / "trainer_state" / "state.json"
+        recipe = json.loads(state.read_text())["recipe"] if state.is_file() else json.loads((run / "recipe.json").read_text())
         run_lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
         for x in run_lines:
             lines.append(dict(x, stage=stage, tokens_total=offset + x["tokens"]))
         offset += run_lines[-1]["tokens"]
-        shutil.copyfile(run / "recipe.json", DEST / f"recipe_stage{stage}.json")
+        name = "recipe.json" if len(runs) == 1 else f"recipe_stage{stage}.json"
+        (DEST / name).write_text(json.dumps(recipe, indent=1) + "\n")
         print(f"stage {stage}: {run} ({len(run_lines)} steps, {run_lines[-1]['tokens'] / 1e6:.2f} M tokens, "
               f"{run_lines[-1]['elapsed'] / 60:.0f} min, last loss {run_lines[-1]['loss']:.3f}, "
               f"recipe lr {recipe['lr']})")
@@ -40,14 +46,16 @@ def main(runs: list[str]) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
     ax.plot([x["tokens_total"] / 1e6 for x in lines], [x["loss"] for x in lines], lw=0.6, alpha=0.7,
             label="training batch")
     val = [x for x in lines if "val_loss" in x]
     ax.plot([x["tokens_total"] / 1e6 for x in val], [x["val_loss"] for x in val], "o-", label="validation")
     for stage_start in [x["tokens_total"] / 1e6 for x in lines if x["step"] == 1][1:]:
         ax.axvline(stage_start, color="grey", ls="--", lw=0.8)
-    ax.set_xlabel("tokens seen (millions)")
+    ax_lr.plot([x["tokens_total"] / 1e6 for x in lines], [x["lr"] for x in lines], lw=1)
+    ax_lr.set_ylabel("learning rate")
+    ax_lr.set_xlabel("tokens seen (millions)")
     ax.set_ylabel("next-token loss (nats)")
     ax.set_title("minillm-bilingual: trained by minillm train (NumPy, 2 CPU cores)")
     ax.legend()
