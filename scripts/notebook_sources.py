@@ -171,8 +171,8 @@ plt.xlabel("candidate next token"); plt.ylabel("probability")
 plt.tight_layout(); plt.show()
 print("greedy next token:", repr(tok.decode([int(top[0])])))'''),
     ("md", """What to see: the model's whole output for this prompt is this one distribution; greedy decoding takes
-its tallest bar. The candidates are plausible continuations: words that can follow "the" (" time",
-" man", " way", ...) and a line break (much of the training text is verse). A model this small spreads its
+its tallest bar. The candidates are plausible continuations: words that can follow "the" (" truth",
+" only", " most", " world", ...). A model this small spreads its
 probability over many such candidates, where a large trained model would put most of it on " question"."""),
 ]
 
@@ -297,9 +297,11 @@ for h in range(rows * cols):
 fig.suptitle(f"Attention weights of layer {layer_idx}, every query head"); plt.tight_layout(); plt.show()'''),
     ("md", """What to see: each map is lower-triangular (causal) and each row sums to 1; different heads spread their
 attention differently. In a trained model look for a bright line just below the diagonal: a head that
-reads the previous token (in the bundled model, some heads of this second layer do). Other heads spread
-their weight over many earlier tokens, and many heads of the upper layers put much of it on the first
-token, a resting place when nothing else is relevant (change `layer_idx` to see them)."""),
+reads the previous token (in the bundled model, head 4 of this second layer gives it about 80% of its
+weight). Other heads spread their weight over many earlier tokens. Large trained models also have heads that
+put much of their weight on the first token, a resting place when nothing else is relevant (an "attention
+sink"); this small model hardly does: no head of any layer gives the first token more than about 12% here
+(change `layer_idx` to look)."""),
     ("md", """## Grouped-query attention: who shares which key/value head
 
 With H query heads and K key/value heads, query head h reads key/value head `h // (H/K)`: consecutive query
@@ -625,8 +627,9 @@ for user_text in ["Tell me a fortune.", "给我一句格言", "Give me a sonnet 
     ended = "ended its turn" if turn["new_tokens"] < 60 else "stopped at max_new_tokens"
     print(f"assistant ({turn['new_tokens']} tokens, {ended}): {reply!r}")'''),
     ("md", """What to see: the model answers in the manner of its training examples (a fortune, a line of verse, a
-dictionary entry), in a few dozen tokens at most, and ends its turn itself with `<|im_end|>` before
-`max_new_tokens`; a model this small is often off-topic, and may answer in the other language. From the
+passage of a play), and ends a short answer itself with `<|im_end|>` before `max_new_tokens`; a passage of
+a play can run on until `max_new_tokens` stops it. A model this small is often off-topic (asked for a
+sonnet, it writes a scene). From the
 second turn on, the part of the prompt shared with the previous turn comes from the cache: it covers the
 earlier turns up to the first token where the re-rendered conversation differs from what the cache holds
 (with Qwen3's own template, which drops the `<think>` block of earlier turns, the reuse stops there)."""),
