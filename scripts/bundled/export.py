@@ -1,7 +1,7 @@
 """Copy the trained model into weights/minillm-bilingual/, the offline default, with its training record.
 
-    python scripts/bundled/export.py runs/bundled-large                  # one run (resumed in pieces)
-    python scripts/bundled/export.py runs/bundled runs/bundled-stage2    # stages, each from the one before
+    python scripts/bundled/export.py runs/bundled                        # one run (resumed in pieces)
+    python scripts/bundled/export.py runs/bundled-small runs/bundled-stage{2,3,4}   # stages, each from the one before
 
 Takes the last run's checkpoint (config.json, BF16 model.safetensors, generation_config.json; not the
 trainer state), keeps the tokenizer and corpus manifest already in weights/minillm-bilingual/, and writes
