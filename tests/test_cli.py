@@ -114,3 +114,11 @@ def test_bench_runs_on_the_bundled_model_and_writes_json(tmp_path):
     result = json.loads((tmp_path / "bench-tiny-qwen2.json").read_text())
     assert set(result["ratios"]) >= {"decode_vs_bandwidth_floor", "prefill_vs_matmul_floor",
                                      "peak_memory_vs_weights_plus_cache"}
+
+
+def test_the_cli_module_runs_as_a_script():
+    """``python -m minillm.tools.cli``: every command's function is defined before the script's entry point."""
+    done = subprocess.run([sys.executable, "-m", "minillm.tools.cli", "train", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--decay-steps" in done.stdout

@@ -442,10 +442,6 @@ def layer_pattern(layer_types: tuple[str, ...]) -> str:
     return f"[{', '.join(short[:period])}] x {n // period}"
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def cmd_train(args) -> int:
     from ..checkpoint.jsonfile import read_json_object
     from ..errors import InputError
@@ -462,3 +458,7 @@ def cmd_train(args) -> int:
     trainer.run(max_steps=args.max_steps)
     print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
