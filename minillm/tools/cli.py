@@ -434,17 +434,8 @@ def cmd_verify(args) -> int:
     return 0 if ok else 1
 
 
-def layer_pattern(layer_types: tuple[str, ...]) -> str:
-    """The shortest repeating block: "[linear, linear, linear, full] x 6"."""
-    short = [t.split("_")[0] for t in layer_types]
-    n = len(short)
-    period = next(p for p in range(1, n + 1) if n % p == 0 and short == short[:p] * (n // p))
-    return f"[{', '.join(short[:period])}] x {n // period}"
-
-
 def cmd_train(args) -> int:
     from ..checkpoint.jsonfile import read_json_object
-    from ..errors import InputError
     from ..training.trainer import TrainConfig, Trainer
 
     raw = read_json_object(args.config, InputError)
@@ -458,6 +449,14 @@ def cmd_train(args) -> int:
     trainer.run(max_steps=args.max_steps)
     print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
     return 0
+
+
+def layer_pattern(layer_types: tuple[str, ...]) -> str:
+    """The shortest repeating block: "[linear, linear, linear, full] x 6"."""
+    short = [t.split("_")[0] for t in layer_types]
+    n = len(short)
+    period = next(p for p in range(1, n + 1) if n % p == 0 and short == short[:p] * (n // p))
+    return f"[{', '.join(short[:period])}] x {n // period}"
 
 
 if __name__ == "__main__":
