@@ -30,8 +30,7 @@ def main(runs: list[str]) -> None:
         old.unlink()
     lines, offset = [], 0
     for stage, run in enumerate(runs, 1):
-        state = run / "checkpoint" / "trainer_state" / "state.json"
-        recipe = json.loads(state.read_text())["recipe"] if state.is_file() else json.loads((run / "recipe.json").read_text())
+        recipe = json.loads((run / "checkpoint" / "trainer_state" / "state.json").read_text())["recipe"]
         run_lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
         for x in run_lines:
             lines.append(dict(x, stage=stage, tokens_total=offset + x["tokens"]))
@@ -47,13 +46,13 @@ def main(runs: list[str]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
-    ax.plot([x["tokens_total"] / 1e6 for x in lines], [x["loss"] for x in lines], lw=0.6, alpha=0.7,
-            label="training batch")
+    millions = [x["tokens_total"] / 1e6 for x in lines]  # the x axis of both panels
+    ax.plot(millions, [x["loss"] for x in lines], lw=0.6, alpha=0.7, label="training batch")
     val = [x for x in lines if "val_loss" in x]
     ax.plot([x["tokens_total"] / 1e6 for x in val], [x["val_loss"] for x in val], "o-", label="validation")
     for stage_start in [x["tokens_total"] / 1e6 for x in lines if x["step"] == 1][1:]:
         ax.axvline(stage_start, color="grey", ls="--", lw=0.8)
-    ax_lr.plot([x["tokens_total"] / 1e6 for x in lines], [x["lr"] for x in lines], lw=1)
+    ax_lr.plot(millions, [x["lr"] for x in lines], lw=1)
     ax_lr.set_ylabel("learning rate")
     ax_lr.set_xlabel("tokens seen (millions)")
     ax.set_ylabel("next-token loss (nats)")
