@@ -737,13 +737,17 @@ if log_path.is_file():
     lines = [json.loads(x) for x in log_path.read_text(encoding="utf-8").splitlines() if x.strip()]
     tokens = np.array([x.get("tokens_total", x["step"]) for x in lines], float)
     plt.figure(figsize=(7, 3.2))
-    plt.plot(tokens / 1e6, [x["loss"] for x in lines], lw=0.8, label="training loss")
+    for branch in sorted({x.get("branch") for x in lines}, key=str):   # None: the steps every branch shares
+        idx = [i for i, x in enumerate(lines) if x.get("branch") == branch]
+        plt.plot(tokens[idx] / 1e6, [lines[i]["loss"] for i in idx], lw=0.8,
+                 label="training loss" if branch is None else f"training loss, branch {branch}")
     val = [(t, x["val_loss"]) for t, x in zip(tokens, lines) if x.get("val_loss") is not None]
     if val:
-        plt.plot([t / 1e6 for t, _ in val], [v for _, v in val], "o-", ms=3, label="validation loss")
+        plt.plot([t / 1e6 for t, _ in val], [v for _, v in val], "o", ms=3, label="validation loss")
     plt.title("The bundled model's training run")
     plt.xlabel("tokens seen (millions)"); plt.ylabel("loss (nats/token)"); plt.legend(); plt.tight_layout(); plt.show()
-    print(f"{len(lines)} log lines; stages: {sorted({str(x.get('stage')) for x in lines})}")
+    print(f"{len(lines)} log lines; stages: {sorted({str(x.get('stage')) for x in lines})}; "
+          f"branches: {sorted({str(x.get('branch')) for x in lines})}")
 else:
     print(f"no {log_path.name} beside the bundled weights: nothing to plot")'''),
     ("md", """What to see: (when the log is there) the loss falls steeply over the first few hundred thousand tokens,

@@ -2,12 +2,19 @@
 
     python scripts/bundled/export.py runs/bundled                        # one run (resumed in pieces)
     python scripts/bundled/export.py runs/bundled-small runs/bundled-stage{2,3,4}   # stages, each from the one before
+    python scripts/bundled/export.py --average runs/bundled-a runs/bundled-b        # branches: their mean weights
 
 Takes the last run's checkpoint (config.json, BF16 model.safetensors, generation_config.json; not the
 trainer state), keeps the tokenizer and corpus manifest already in weights/minillm-bilingual/, and writes
 each run's recipe as it last ran (the checkpoint's, with the overrides of its last resume: recipe.json for one
 run, recipe_stageN.json for stages), training_log.jsonl (every run's log, each line tagged with its stage)
 and loss_curve.png (loss and learning rate against tokens seen in total).
+
+--average: the runs are branches of one run (resumed from the same checkpoint, each decayed on its own data).
+The exported weights are the mean of their float32 master weights (trainer_state/master.safetensors), rounded
+once to BF16: a "model soup" (Wortsman et al. 2022), which lands nearer the centre of the low-loss basin than
+any one branch. Each branch's recipe is written as recipe_branchN.json, the log keeps the shared steps once
+and each branch's own steps tagged with "branch", and average.json records what was averaged.
 """
 
 from __future__ import annotations
@@ -17,17 +24,43 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
+from safetensors.numpy import load_file
+
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from minillm.checkpoint.saving import write_safetensors  # noqa: E402
 DEST = ROOT / "weights" / "minillm-bilingual"
 
 
+def average_weights(runs: list[Path]) -> dict[str, np.ndarray]:
+    """The mean of the runs' float32 master weights: {checkpoint name: [...] float32}."""
+    total = None
+    for run in runs:
+        master = load_file(run / "checkpoint" / "trainer_state" / "master.safetensors")  # {name: float32}
+        if total is not None and (set(master) != set(total) or any(master[k].shape != total[k].shape for k in total)):
+            raise SystemExit(f"{run}: its weights differ in names or shapes from {runs[0]}'s: not branches of one run")
+        total = master if total is None else {k: total[k] + master[k] for k in total}
+    return {k: v / len(runs) for k, v in total.items()}
+
+
 def main(runs: list[str]) -> None:
-    runs = [Path(r) for r in runs]
+    average = runs[:1] == ["--average"]
+    runs = [Path(r) for r in runs[1:]] if average else [Path(r) for r in runs]
     last = runs[-1] / "checkpoint"
-    for name in ("config.json", "model.safetensors", "generation_config.json"):
+    for name in ("config.json", "generation_config.json") + (() if average else ("model.safetensors",)):
         shutil.copyfile(last / name, DEST / name)
-    for old in DEST.glob("recipe*.json"):  # the recipes of the model being replaced
-        old.unlink()
+    for old in [*DEST.glob("recipe*.json"), DEST / "average.json"]:  # the record of the model being replaced
+        old.unlink(missing_ok=True)
+    if average:
+        configs = {(run / "checkpoint" / "config.json").read_text() for run in runs}
+        if len(configs) != 1:
+            raise SystemExit("--average: the runs' config.json differ: not branches of one run")
+        write_safetensors(DEST / "model.safetensors", average_weights(runs), "BF16")
+        (DEST / "average.json").write_text(json.dumps(dict(
+            method="mean of the branches' float32 master weights, rounded once to BF16",
+            branches=[f"recipe_branch{b}.json" for b in range(1, len(runs) + 1)]), indent=1) + "\n")
+        return export_branches(runs)
     lines, offset = [], 0
     for stage, run in enumerate(runs, 1):
         recipe = json.loads((run / "checkpoint" / "trainer_state" / "state.json").read_text())["recipe"]
@@ -41,18 +74,46 @@ def main(runs: list[str]) -> None:
               f"{run_lines[-1]['elapsed'] / 60:.0f} min, last loss {run_lines[-1]['loss']:.3f}, "
               f"recipe lr {recipe['lr']})")
     (DEST / "training_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    plot(lines, [lines])
 
+
+def export_branches(runs: list[Path]) -> None:
+    """Each branch's recipe and log; the log keeps the steps all branches share once."""
+    logs = [[json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()] for run in runs]
+    shared = 0  # the number of leading lines every branch has in common
+    while all(len(log) > shared and log[shared] == logs[0][shared] for log in logs):
+        shared += 1
+    lines = [dict(x, tokens_total=x["tokens"]) for x in logs[0][:shared]]
+    branches = []
+    for b, (run, log) in enumerate(zip(runs, logs), 1):
+        own = [dict(x, branch=b, tokens_total=x["tokens"]) for x in log[shared:]]
+        lines += own
+        branches.append(lines[shared - 1:shared] + own)
+        recipe = json.loads((run / "checkpoint" / "trainer_state" / "state.json").read_text())["recipe"]
+        (DEST / f"recipe_branch{b}.json").write_text(json.dumps(recipe, indent=1) + "\n")
+        print(f"branch {b}: {run} (steps {own[0]['step']}-{own[-1]['step']}, train tokens {recipe['train_tokens']}, "
+              f"last loss {own[-1]['loss']:.3f})")
+    (DEST / "training_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    plot(lines[:shared], branches)
+
+
+def plot(lines: list[dict], branches: list[list[dict]]) -> None:
+    """Loss (and validation) and learning rate against tokens seen; each branch's own steps drawn apart."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
+    every = lines + [x for branch in branches if branch is not lines for x in branch]
     millions = [x["tokens_total"] / 1e6 for x in lines]  # the x axis of both panels
     ax.plot(millions, [x["loss"] for x in lines], lw=0.6, alpha=0.7, label="training batch")
-    val = [x for x in lines if "val_loss" in x]
-    ax.plot([x["tokens_total"] / 1e6 for x in val], [x["val_loss"] for x in val], "o-", label="validation")
+    for b, branch in enumerate(branches if branches[0] is not lines else [], 1):
+        ax.plot([x["tokens_total"] / 1e6 for x in branch], [x["loss"] for x in branch], lw=0.6, alpha=0.7,
+                label=f"branch {b}")
+    val = [x for x in every if "val_loss" in x]
+    ax.plot([x["tokens_total"] / 1e6 for x in val], [x["val_loss"] for x in val], "o", label="validation")
     for stage_start in [x["tokens_total"] / 1e6 for x in lines if x["step"] == 1][1:]:
         ax.axvline(stage_start, color="grey", ls="--", lw=0.8)
-    ax_lr.plot(millions, [x["lr"] for x in lines], lw=1)
+    ax_lr.plot([x["tokens_total"] / 1e6 for x in every], [x["lr"] for x in every], ".", ms=1)
     ax_lr.set_ylabel("learning rate")
     ax_lr.set_xlabel("tokens seen (millions)")
     ax.set_ylabel("next-token loss (nats)")
