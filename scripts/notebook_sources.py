@@ -171,8 +171,8 @@ plt.xlabel("candidate next token"); plt.ylabel("probability")
 plt.tight_layout(); plt.show()
 print("greedy next token:", repr(tok.decode([int(top[0])])))'''),
     ("md", """What to see: the model's whole output for this prompt is this one distribution; greedy decoding takes
-its tallest bar. The candidates are plausible continuations: words that can follow "the" (" truth",
-" only", " most", " world", ...). A model this small spreads its
+its tallest bar. The candidates are plausible continuations: words that can follow "the" (" best",
+" most", " same", " cause", ...). A model this small spreads its
 probability over many such candidates, where a large trained model would put most of it on " question"."""),
 ]
 
@@ -297,10 +297,11 @@ for h in range(rows * cols):
 fig.suptitle(f"Attention weights of layer {layer_idx}, every query head"); plt.tight_layout(); plt.show()'''),
     ("md", """What to see: each map is lower-triangular (causal) and each row sums to 1; different heads spread their
 attention differently. In a trained model look for a bright line just below the diagonal: a head that
-reads the previous token (in the bundled model, head 4 of this second layer gives it about 80% of its
+reads the previous token (in the bundled model, head 4 of this second layer gives it about 85% of its
 weight). Other heads spread their weight over many earlier tokens. Large trained models also have heads that
 put much of their weight on the first token, a resting place when nothing else is relevant (an "attention
-sink"); this small model hardly does: no head of any layer gives the first token more than about 12% here
+sink"); this small model hardly does: no head of any layer gives the first token more than about a fifth of
+its weight here (averaged over the queries)
 (change `layer_idx` to look)."""),
     ("md", """## Grouped-query attention: who shares which key/value head
 
@@ -731,7 +732,9 @@ tokens, which is what the bundled model's run did."""),
     ("md", """## What the bundled model learned
 
 The bundled model's own run, from its training log (`training_log.jsonl` beside its weights): the
-training loss per step and the validation loss on held-out text."""),
+training loss per step and the validation loss on held-out text. Its last 300 steps, where the learning rate
+decays, ran twice from the same checkpoint, on two mixes of the corpus; the bundled weights are the mean of
+the two branches' weights."""),
     ("code", '''log_path = BUNDLED / "training_log.jsonl"
 if log_path.is_file():
     lines = [json.loads(x) for x in log_path.read_text(encoding="utf-8").splitlines() if x.strip()]
@@ -746,8 +749,9 @@ if log_path.is_file():
         plt.plot([t / 1e6 for t, _ in val], [v for _, v in val], "o", ms=3, label="validation loss")
     plt.title("The bundled model's training run")
     plt.xlabel("tokens seen (millions)"); plt.ylabel("loss (nats/token)"); plt.legend(); plt.tight_layout(); plt.show()
-    print(f"{len(lines)} log lines; stages: {sorted({str(x.get('stage')) for x in lines})}; "
-          f"branches: {sorted({str(x.get('branch')) for x in lines})}")
+    tags = {"stage": "stages", "branch": "branches"}                     # what a log line may be tagged with
+    print(f"{len(lines)} log lines", *[f"{plural} {sorted({x[key] for x in lines if key in x})}"
+                                       for key, plural in tags.items() if any(key in x for x in lines)], sep="; ")
 else:
     print(f"no {log_path.name} beside the bundled weights: nothing to plot")'''),
     ("md", """What to see: (when the log is there) the loss falls steeply over the first few hundred thousand tokens,
