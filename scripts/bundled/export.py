@@ -74,7 +74,7 @@ def main(runs: list[str]) -> None:
               f"{run_lines[-1]['elapsed'] / 60:.0f} min, last loss {run_lines[-1]['loss']:.3f}, "
               f"recipe lr {recipe['lr']})")
     (DEST / "training_log.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    plot(lines, [lines])
+    plot(lines, [])
 
 
 def export_branches(runs: list[Path]) -> None:
@@ -98,15 +98,16 @@ def export_branches(runs: list[Path]) -> None:
 
 
 def plot(lines: list[dict], branches: list[list[dict]]) -> None:
-    """Loss (and validation) and learning rate against tokens seen; each branch's own steps drawn apart."""
+    """Loss (and validation) and learning rate against tokens seen: ``lines`` the steps of the run (or the steps
+    its branches share), each of ``branches`` a branch's own steps, drawn apart."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, (ax, ax_lr) = plt.subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
-    every = lines + [x for branch in branches if branch is not lines for x in branch]
+    every = lines + [x for branch in branches for x in branch]
     millions = [x["tokens_total"] / 1e6 for x in lines]  # the x axis of both panels
     ax.plot(millions, [x["loss"] for x in lines], lw=0.6, alpha=0.7, label="training batch")
-    for b, branch in enumerate(branches if branches[0] is not lines else [], 1):
+    for b, branch in enumerate(branches, 1):
         ax.plot([x["tokens_total"] / 1e6 for x in branch], [x["loss"] for x in branch], lw=0.6, alpha=0.7,
                 label=f"branch {b}")
     val = [x for x in every if "val_loss" in x]
