@@ -301,8 +301,7 @@ reads the previous token (in the bundled model, head 4 of this second layer give
 weight). Other heads spread their weight over many earlier tokens. Large trained models also have heads that
 put much of their weight on the first token, a resting place when nothing else is relevant (an "attention
 sink"); this small model hardly does: no head of any layer gives the first token more than about a fifth of
-its weight here (averaged over the queries)
-(change `layer_idx` to look)."""),
+its weight here, averaged over the queries (change `layer_idx` to look)."""),
     ("md", """## Grouped-query attention: who shares which key/value head
 
 With H query heads and K key/value heads, query head h reads key/value head `h // (H/K)`: consecutive query
