@@ -11,6 +11,7 @@ import pytest
 from safetensors.numpy import save_file
 
 import minillm
+from minillm.checkpoint.safetensors_file import SafetensorsFile
 from minillm.checkpoint.saving import float32_to_bf16_bits
 from conftest import ROOT, WEIGHTS
 
@@ -50,15 +51,11 @@ def test_average_export_writes_the_bf16_mean_and_one_copy_of_the_shared_steps(tm
     monkeypatch.setattr(export, "DEST", dest)
     export.main(["--average", str(tmp_path / "a"), str(tmp_path / "b")])
 
-    raw = (dest / "model.safetensors").read_bytes()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
+    written = SafetensorsFile(dest / "model.safetensors")
     for k in names:
-        assert header[k]["dtype"] == "BF16"
-        start, end = header[k]["data_offsets"]
-        bits = np.frombuffer(raw[8 + n + start:8 + n + end], np.uint16).reshape(header[k]["shape"])
+        assert written.tensors[k].dtype == "BF16"
         mean = (a[k] + b[k]) / 2
-        np.testing.assert_array_equal(bits, float32_to_bf16_bits(mean))
+        np.testing.assert_array_equal(written.raw(k), float32_to_bf16_bits(mean))  # the stored bit patterns
     lines = [json.loads(x) for x in (dest / "training_log.jsonl").read_text().splitlines()]
     assert [(x["step"], x.get("branch")) for x in lines] == [(1, None), (2, None), (3, None),
                                                              (4, 1), (5, 1), (4, 2), (5, 2)]

@@ -25,46 +25,60 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from minillm.checkpoint.safetensors_file import SafetensorsFile  # noqa: E402
 from minillm.checkpoint.saving import write_safetensors  # noqa: E402
 DEST = ROOT / "weights" / "minillm-bilingual"
 
 
+def read_log(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+
+
+def read_recipe(run: Path) -> dict:
+    """The recipe as the run last ran (the trainer state keeps it, with the last resume's overrides)."""
+    return json.loads((run / "checkpoint" / "trainer_state" / "state.json").read_text())["recipe"]
+
+
 def average_weights(runs: list[Path]) -> dict[str, np.ndarray]:
     """The mean of the runs' float32 master weights: {checkpoint name: [...] float32}."""
+    if len({(run / "checkpoint" / "config.json").read_text() for run in runs}) != 1:
+        raise SystemExit("--average: the runs' config.json differ: not branches of one run")
     total = None
     for run in runs:
-        master = load_file(run / "checkpoint" / "trainer_state" / "master.safetensors")  # {name: float32}
+        f = SafetensorsFile(run / "checkpoint" / "trainer_state" / "master.safetensors")
+        master = {k: f.get_float32(k) for k in f.tensors}  # {name: [...] float32}
         if total is not None and (set(master) != set(total) or any(master[k].shape != total[k].shape for k in total)):
             raise SystemExit(f"{run}: its weights differ in names or shapes from {runs[0]}'s: not branches of one run")
         total = master if total is None else {k: total[k] + master[k] for k in total}
     return {k: v / len(runs) for k, v in total.items()}
 
 
-def main(runs: list[str]) -> None:
-    average = runs[:1] == ["--average"]
-    runs = [Path(r) for r in runs[1:]] if average else [Path(r) for r in runs]
-    last = runs[-1] / "checkpoint"
-    for name in ("config.json", "generation_config.json") + (() if average else ("model.safetensors",)):
-        shutil.copyfile(last / name, DEST / name)
+def main(args: list[str]) -> None:
+    average = args[:1] == ["--average"]
+    runs = [Path(r) for r in (args[1:] if average else args)]
+    for name in ("config.json", "generation_config.json"):
+        shutil.copyfile(runs[-1] / "checkpoint" / name, DEST / name)
     for old in [*DEST.glob("recipe*.json"), DEST / "average.json"]:  # the record of the model being replaced
         old.unlink(missing_ok=True)
     if average:
-        configs = {(run / "checkpoint" / "config.json").read_text() for run in runs}
-        if len(configs) != 1:
-            raise SystemExit("--average: the runs' config.json differ: not branches of one run")
         write_safetensors(DEST / "model.safetensors", average_weights(runs), "BF16")
         (DEST / "average.json").write_text(json.dumps(dict(
             method="mean of the branches' float32 master weights, rounded once to BF16",
             branches=[f"recipe_branch{b}.json" for b in range(1, len(runs) + 1)]), indent=1) + "\n")
-        return export_branches(runs)
+        export_branches(runs)
+    else:
+        shutil.copyfile(runs[-1] / "checkpoint" / "model.safetensors", DEST / "model.safetensors")
+        export_stages(runs)
+
+
+def export_stages(runs: list[Path]) -> None:
+    """Each stage's recipe (recipe.json for one run) and one log, tokens counted across the stages."""
     lines, offset = [], 0
     for stage, run in enumerate(runs, 1):
-        recipe = json.loads((run / "checkpoint" / "trainer_state" / "state.json").read_text())["recipe"]
-        run_lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+        recipe, run_lines = read_recipe(run), read_log(run)
         for x in run_lines:
             lines.append(dict(x, stage=stage, tokens_total=offset + x["tokens"]))
         offset += run_lines[-1]["tokens"]
@@ -79,7 +93,7 @@ def main(runs: list[str]) -> None:
 
 def export_branches(runs: list[Path]) -> None:
     """Each branch's recipe and log; the log keeps the steps all branches share once."""
-    logs = [[json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()] for run in runs]
+    logs = [read_log(run) for run in runs]
     shared = 0  # the number of leading lines every branch has in common
     while all(len(log) > shared and log[shared] == logs[0][shared] for log in logs):
         shared += 1
@@ -88,8 +102,8 @@ def export_branches(runs: list[Path]) -> None:
     for b, (run, log) in enumerate(zip(runs, logs), 1):
         own = [dict(x, branch=b, tokens_total=x["tokens"]) for x in log[shared:]]
         lines += own
-        branches.append(lines[shared - 1:shared] + own)
-        recipe = json.loads((run / "checkpoint" / "trainer_state" / "state.json").read_text())["recipe"]
+        branches.append(lines[shared - 1:shared] + own)  # drawn from the last shared step on
+        recipe = read_recipe(run)
         (DEST / f"recipe_branch{b}.json").write_text(json.dumps(recipe, indent=1) + "\n")
         print(f"branch {b}: {run} (steps {own[0]['step']}-{own[-1]['step']}, train tokens {recipe['train_tokens']}, "
               f"last loss {own[-1]['loss']:.3f})")
