@@ -1,6 +1,7 @@
 """Make the gradient references of the hybrid and mixture-of-experts tiny checkpoints, with transformers' autograd.
 
     PYTHONPATH=. /work/refvenv/bin/python scripts/make_hybrid_grad_fixtures.py   # after make_qwen35_fixtures.py
+    PYTHONPATH=. /work/refvenv/bin/python scripts/make_hybrid_grad_fixtures.py --trained
     PYTHONPATH=. /work/refvenv/bin/python scripts/make_hybrid_grad_fixtures.py --check-trained DIR [DIR ...]
 
 For each of weights/tiny-qwen3.5, tiny-qwen3.5-hub, tiny-qwen3-next, tiny-qwen3-moe, tiny-qwen3.5-moe: load it with
@@ -24,6 +25,8 @@ relative difference between transformers' float32 and float64 gradients (max |g3
 
 ``--check-trained DIR``: a checkpoint ``minillm train`` wrote: its logits in transformers (float32) on a fixed
 input, written to DIR/transformers_logits.npz for tests/test_train_hybrid.py to compare with minillm's.
+``--trained``: first train weights/trained-tiny-qwen3.5 and weights/trained-tiny-qwen3-moe with minillm (a few
+steps from random weights, the tiny checkpoints' configs, the MoE with its load-balancing loss), then check them.
 """
 
 from __future__ import annotations
@@ -142,6 +145,31 @@ def make_fixture(name: str, torch, transformers) -> dict:
     return meta
 
 
+TRAINED = {"trained-tiny-qwen3.5": ("tiny-qwen3.5", {}),
+           "trained-tiny-qwen3-moe": ("tiny-qwen3-moe", {"output_router_logits": True})}
+
+
+def train_tiny(name: str) -> Path:
+    """weights/<name>: a few steps of ``minillm train`` (no torch involved) from random weights, with the config
+    of a tiny checkpoint; the checkpoint as the trainer writes it (BF16), without its trainer_state/."""
+    import shutil
+    import tempfile
+    from minillm.training.trainer import TrainConfig, Trainer
+
+    source, extra = TRAINED[name]
+    with tempfile.TemporaryDirectory() as tmp:
+        tokens = Path(tmp) / "tokens.npy"
+        config = json.loads((WEIGHTS / source / "config.json").read_text())
+        np.save(tokens, np.random.default_rng(11).integers(0, config["vocab_size"], 5000).astype(np.uint16))
+        raw = dict(model=config, train_tokens=str(tokens), tokenizer=str(WEIGHTS / source), steps=6, batch_size=2,
+                   context=70, lr=3e-3, warmup=1, save_every=6, seed=5, **extra)
+        Trainer(TrainConfig.from_dict(raw), Path(tmp) / "run", progress=False).run()
+        out = WEIGHTS / name
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(Path(tmp) / "run" / "checkpoint", out, ignore=shutil.ignore_patterns("trainer_state"))
+    return out
+
+
 def check_trained(directory: Path, torch, transformers) -> None:
     """transformers' float32 logits of a minillm-trained checkpoint on fixed ids."""
     model = transformers.AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32,
@@ -159,6 +187,10 @@ def main() -> None:
     import transformers
 
     torch.set_num_threads(1)
+    if sys.argv[1:2] == ["--trained"]:
+        for name in TRAINED:
+            check_trained(train_tiny(name), torch, transformers)
+        return
     if sys.argv[1:2] == ["--check-trained"]:
         for directory in sys.argv[2:]:
             check_trained(Path(directory), torch, transformers)
