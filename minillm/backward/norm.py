@@ -11,6 +11,10 @@ Backward, with g = dL/dy:
 
 The second term removes from g*w its component along x: scaling x up does not change y (apart from eps),
 so the gradient has (almost) no component along x.
+
+Qwen3.5's variants reuse it: the zero-centred norm is this one with the gain 1 + w (d(1 + w)/dw = 1), the gated
+norm is a product (each factor gets dy times the other), and the L2 norm of q and k is the same algebra with
+the sum of squares in place of their mean and no gain.
 """
 
 from __future__ import annotations
