@@ -108,3 +108,14 @@ def test_the_one_screen_backward_fits_on_one_screen():
     lines = (ROOT / "minillm" / "plain" / "deltanet_backward.py").read_text().splitlines()
     body = lines[next(i for i, x in enumerate(lines) if x.startswith("def deltanet_backward")):]
     assert len(body) <= 60, len(body)
+
+
+def test_the_trainer_adds_the_load_balancing_loss_when_the_recipe_asks(tmp_path):
+    """Same seed and batch: with output_router_logits the first step's loss is higher by coef * aux (aux is
+    about k = 2 for a balanced router), without it the plain cross-entropy."""
+    losses = {}
+    for on in (False, True):
+        raw = recipe(tmp_path, "tiny-qwen3-moe", steps=1, val_tokens=None, output_router_logits=on,
+                     router_aux_loss_coef=0.5)
+        losses[on] = Trainer(TrainConfig.from_dict(raw), tmp_path / f"run-{on}", progress=False).run()[0]["loss"]
+    assert 0.5 * 1.5 < losses[True] - losses[False] < 0.5 * 4

@@ -281,11 +281,14 @@ class Trainer:
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
 
     def _router_options(self) -> dict:
-        """loss_and_grads' load-balancing options from the recipe (the coefficient defaults to the model's)."""
+        """loss_and_grads' load-balancing options from the recipe (the coefficient defaults to the model's);
+        none unless the recipe turns the loss on."""
+        if not self.cfg.output_router_logits:
+            return {}
         coef = self.cfg.router_aux_loss_coef
         if coef is None:
             coef = self.cfg.model.get("router_aux_loss_coef", ROUTER_AUX_LOSS_COEF)
-        return {"output_router_logits": self.cfg.output_router_logits, "router_aux_loss_coef": coef}
+        return {"output_router_logits": True, "router_aux_loss_coef": coef}
 
     def _saved_step(self):
         try:
