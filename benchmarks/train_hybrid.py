@@ -38,6 +38,7 @@ from minillm.backward.transformer import activation_bytes, model_forward  # noqa
 from minillm.checkpoint.config import parse_config  # noqa: E402
 from minillm.checkpoint.weights import named_tensors  # noqa: E402
 from minillm.training.init import init_weights  # noqa: E402
+from benchmarks.train_step import best_time, threads  # noqa: E402  (the same timing as the dense benchmark)
 
 COMMON = {"vocab_size": 8192, "hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4,
           "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64, "max_position_embeddings": 4096,
@@ -53,19 +54,6 @@ CONFIGS = {
             "router_aux_loss_coef": 0.001, "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0}},
 }
 HF_CLASSES = {"qwen3.5": ("Qwen3_5TextConfig", "Qwen3_5ForCausalLM"), "moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM")}
-
-
-def threads() -> int:
-    return int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count() or 1))
-
-
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def torch_step_seconds(kind: str, model: minillm.Model, ids: np.ndarray, repeats: int, moe: bool):

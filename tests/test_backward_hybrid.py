@@ -62,6 +62,16 @@ def delta_rule_inputs(rng, B, H, T, Dk, Dv) -> dict:
                 beta=rng.uniform(0.02, 0.98, (B, H, T)), state=rng.standard_normal((B, H, Dk, Dv)) * 0.5)
 
 
+def delta_rule_case(shape) -> tuple[dict, np.ndarray, np.ndarray, int]:
+    """Inputs, the loss weights dout [B, H, T, Dv] and dS [B, H, Dk, Dv], and the chunk size, from a drawn shape."""
+    B, H, T, Dk, Dv, n, seed = shape
+    rng = np.random.default_rng(seed)
+    inputs = delta_rule_inputs(rng, B, H, T, Dk, Dv)
+    return inputs, rng.standard_normal((B, H, T, Dv)), rng.standard_normal((B, H, Dk, Dv)), n
+
+
+GRAD_NAMES = ["q", "k", "v", "g", "beta", "state"]
+
 delta_shapes = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 13), st.integers(1, 5),
                          st.integers(1, 5), st.sampled_from([1, 3, 4, 8, 64]), st.integers(0, 2 ** 16))
 
@@ -73,24 +83,22 @@ delta_shapes = st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 13
 @FD
 @given(delta_shapes)
 def test_recurrent_delta_rule_backward_matches_finite_differences(shape):
-    B, H, T, Dk, Dv, _, seed = shape
-    rng = np.random.default_rng(seed)
-    inputs = delta_rule_inputs(rng, B, H, T, Dk, Dv)
-    dout, dS = rng.standard_normal((B, H, T, Dv)), rng.standard_normal((B, H, Dk, Dv))  # weights of the loss
-    f = lambda **a: float((recurrent_gated_delta_rule(**a)[0] * dout).sum() + (recurrent_gated_delta_rule(**a)[1] * dS).sum())
+    inputs, dout, dS, _ = delta_rule_case(shape)  # the loss is sum(out * dout) + sum(final state * dS)
+
+    def f(**a):
+        out, state = recurrent_gated_delta_rule(**a)
+        return float((out * dout).sum() + (state * dS).sum())
+
     _, _, states = recurrent_gated_delta_rule_forward(**inputs)
-    dq, dk, dv, dg, dbeta, dstate = recurrent_gated_delta_rule_backward(dout, *list(inputs.values())[:5], states, dS)
-    directional_check(f, inputs, dict(q=dq, k=dk, v=dv, g=dg, beta=dbeta, state=dstate), seed)
+    grads = recurrent_gated_delta_rule_backward(dout, *list(inputs.values())[:5], states, dS)
+    directional_check(f, inputs, dict(zip(GRAD_NAMES, grads)), shape[-1])
 
 
 @FD
 @given(delta_shapes)
 def test_chunked_delta_rule_backward_matches_finite_differences(shape):
     """Chunk sizes 1 .. 64 against T 1 .. 13: sequences shorter than one chunk, boundaries inside and at the end."""
-    B, H, T, Dk, Dv, n, seed = shape
-    rng = np.random.default_rng(seed)
-    inputs = delta_rule_inputs(rng, B, H, T, Dk, Dv)
-    dout, dS = rng.standard_normal((B, H, T, Dv)), rng.standard_normal((B, H, Dk, Dv))
+    inputs, dout, dS, n = delta_rule_case(shape)
 
     def f(**a):
         out, state = chunked_gated_delta_rule(**a, chunk_size=n)
@@ -99,16 +107,13 @@ def test_chunked_delta_rule_backward_matches_finite_differences(shape):
     out, _, starts = chunked_gated_delta_rule_forward(**inputs, chunk_size=n)
     np.testing.assert_allclose(out, chunked_gated_delta_rule(**inputs, chunk_size=n)[0], rtol=1e-12, atol=1e-12)
     grads = chunked_gated_delta_rule_backward(dout, *list(inputs.values())[:5], starts, dS, chunk_size=n)
-    directional_check(f, inputs, dict(zip(["q", "k", "v", "g", "beta", "state"], grads)), seed)
+    directional_check(f, inputs, dict(zip(GRAD_NAMES, grads)), shape[-1])
 
 
 @settings(max_examples=20, deadline=None)
 @given(delta_shapes)
 def test_chunked_backward_equals_recurrent_backward(shape):
-    B, H, T, Dk, Dv, n, seed = shape
-    rng = np.random.default_rng(seed)
-    inputs = delta_rule_inputs(rng, B, H, T, Dk, Dv)
-    dout, dS = rng.standard_normal((B, H, T, Dv)), rng.standard_normal((B, H, Dk, Dv))
+    inputs, dout, dS, n = delta_rule_case(shape)
     _, _, states = recurrent_gated_delta_rule_forward(**inputs)
     _, _, starts = chunked_gated_delta_rule_forward(**inputs, chunk_size=n)
     args = list(inputs.values())[:5]
