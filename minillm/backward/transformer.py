@@ -121,7 +121,7 @@ def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations,
 
 
 def activation_bytes(saved) -> int:
-    """Bytes kept for the backward: every array inside ``saved`` (dataclasses and lists are walked), each
+    """Bytes kept for the backward: every array inside ``saved`` (dataclasses, lists and dicts are walked), each
     underlying buffer counted once (a view, e.g. one head split of a projection, costs nothing extra)."""
     buffers: dict[int, int] = {}
 
@@ -130,8 +130,8 @@ def activation_bytes(saved) -> int:
             while isinstance(obj.base, np.ndarray):
                 obj = obj.base
             buffers[id(obj)] = obj.nbytes
-        elif isinstance(obj, list):
-            for item in obj:
+        elif isinstance(obj, (list, dict)):  # dict: the MoE's per-expert arrays
+            for item in (obj.values() if isinstance(obj, dict) else obj):
                 visit(item)
         elif hasattr(obj, "__dataclass_fields__"):
             for item in vars(obj).values():
