@@ -344,3 +344,19 @@ def test_the_load_balancing_loss_and_its_gradient_match_transformers(name, loade
     assert loss - plain > 1e-3 * coef  # the aux loss is really there (aux >= 1 for any routing)
     worst, table = gradient_error_table(grads, ref, "aux.")
     assert worst <= RTOL, f"{name}: gradients with the aux loss drift from transformers:\n{table}"
+
+
+def test_a_gated_deltanet_layer_keeps_a_constant_memory_per_token_whatever_the_length():
+    """The stated memory of the backward (docs/TRAINING_HYBRID.md): D + 2C + 2 Hv Dv + 2 Hv floats per token and
+    one Hv Dk Dv memory per chunk; no T x T array, so the bytes per token do not grow with T."""
+    from minillm.backward.transformer import activation_bytes
+    rng = np.random.default_rng(0)
+    D, Hk, Hv, Dk, Dv, n = 8, 2, 4, 6, 5, 16
+    w = deltanet_weights(rng, D, Hk, Hv, Dk, Dv, 4, False)
+    C = 2 * Hk * Dk + Hv * Dv
+    for T in (16, 64, 256):
+        _, saved = gated_deltanet_forward(rng.standard_normal((1, T, D)).astype(np.float32),
+                                          GatedDeltaNetWeights(**{k: v.astype(np.float32) for k, v in
+                                                                  weight_fields(w).items()}), Hk, Hv, 1e-6, n)
+        floats = T * (D + 2 * C + 2 * Hv * Dv + 2 * Hv) + T // n * Hv * Dk * Dv
+        assert activation_bytes(saved) == 4 * floats, T
