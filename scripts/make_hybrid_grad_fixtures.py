@@ -25,8 +25,9 @@ relative difference between transformers' float32 and float64 gradients (max |g3
 
 ``--check-trained DIR``: a checkpoint ``minillm train`` wrote: its logits in transformers (float32) on a fixed
 input, written to DIR/transformers_logits.npz for tests/test_train_hybrid.py to compare with minillm's.
-``--trained``: first train weights/trained-tiny-qwen3.5 and weights/trained-tiny-qwen3-moe with minillm (a few
-steps from random weights, the tiny checkpoints' configs, the MoE with its load-balancing loss), then check them.
+``--trained``: first train weights/trained-tiny-{qwen3.5, qwen3-moe, qwen3-next, qwen3.5-moe} with minillm (a few
+steps from random weights, the tiny checkpoints' configs (the Hub's multimodal config for Qwen3.5-MoE), the MoE
+ones with their load-balancing loss), then check them.
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ def make_fixture(name: str, torch, transformers) -> dict:
 
 
 TRAINED = {"trained-tiny-qwen3.5": ("tiny-qwen3.5", {}),
-           "trained-tiny-qwen3-moe": ("tiny-qwen3-moe", {"output_router_logits": True})}
+           "trained-tiny-qwen3-moe": ("tiny-qwen3-moe", {"output_router_logits": True}),
+           "trained-tiny-qwen3-next": ("tiny-qwen3-next", {"output_router_logits": True}),
+           "trained-tiny-qwen3.5-moe": ("tiny-qwen3.5-moe", {"output_router_logits": True})}
 
 
 def train_tiny(name: str) -> Path:
@@ -160,7 +163,8 @@ def train_tiny(name: str) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         tokens = Path(tmp) / "tokens.npy"
         config = json.loads((WEIGHTS / source / "config.json").read_text())
-        np.save(tokens, np.random.default_rng(11).integers(0, config["vocab_size"], 5000).astype(np.uint16))
+        vocab = config.get("text_config", config)["vocab_size"]  # the Hub layout nests the LM config
+        np.save(tokens, np.random.default_rng(11).integers(0, vocab, 5000).astype(np.uint16))
         raw = dict(model=config, train_tokens=str(tokens), tokenizer=str(WEIGHTS / source), steps=6, batch_size=2,
                    context=70, lr=3e-3, warmup=1, save_every=6, seed=5, **extra)
         Trainer(TrainConfig.from_dict(raw), Path(tmp) / "run", progress=False).run()

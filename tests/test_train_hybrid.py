@@ -49,7 +49,8 @@ def test_a_tiny_hybrid_and_a_tiny_moe_overfit_one_fixed_batch(tmp_path, name, ex
     assert lines[-1]["loss"] < 1.0, [round(x["loss"], 2) for x in lines[::10]]
 
 
-@pytest.mark.parametrize("name", ["trained-tiny-qwen3.5", "trained-tiny-qwen3-moe"])
+@pytest.mark.parametrize("name", ["trained-tiny-qwen3.5", "trained-tiny-qwen3-moe", "trained-tiny-qwen3-next",
+                                  "trained-tiny-qwen3.5-moe"])
 def test_a_checkpoint_minillm_trained_gives_transformers_logits(name):
     """transformers loaded the files minillm train wrote (scripts/make_hybrid_grad_fixtures.py --trained) and
     its logits are minillm's."""
