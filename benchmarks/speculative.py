@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import minillm  # noqa: E402
 from minillm.generation.speculative import SpeculativeStats  # noqa: E402
-from minillm.model import linear as linear_module  # noqa: E402
+from minillm.model import fast_linear as linear_module  # noqa: E402
 from minillm.tools.bench import build_random_checkpoint  # noqa: E402
 
 PASSAGE = (
