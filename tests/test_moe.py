@@ -416,7 +416,7 @@ def test_verify_uses_each_familys_tolerance(capsys, name):
 
 
 def test_training_and_the_one_screen_forward_refuse_a_moe_model():
-    from minillm.model.plain import plain_forward
+    from minillm.plain.forward import plain_forward
 
     model = tiny_model("tiny-qwen3-moe")
     with pytest.raises(minillm.InputError, match="mixture of experts"):

@@ -41,7 +41,7 @@ def plain_forward(weights, config, ids, cache=None, hidden=None) -> np.ndarray:
     T, past = len(ids), (cache[0][0].shape[1] if cache else 0)  # new tokens; positions already cached
 
     # RoPE: angle[p, j] = p * inv_freq[j]; the same in every layer, so computed once.
-    inv_freq = c.rope.theta ** -(np.arange(0, Dh, 2, dtype=np.float32) / Dh)  # [Dh/2]: 1/theta^(2j/Dh)
+    inv_freq = 1 / c.rope.theta ** (np.arange(0, Dh, 2, dtype=np.float32) / Dh)  # [Dh/2]: 1/theta^(2j/Dh)
     angle = (past + np.arange(T, dtype=np.float32))[:, None] * inv_freq  # [T, Dh/2]: token t at past + t
     cos, sin = np.cos(np.concatenate([angle, angle], -1)), np.sin(np.concatenate([angle, angle], -1))  # [T, Dh]
     causal = np.arange(past + T)[None, :] <= past + np.arange(T)[:, None]  # [T, S]: key j visible iff j <= i

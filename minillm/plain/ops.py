@@ -40,8 +40,8 @@ def rotate_half(x):
 
 
 def rope_cos_sin(positions, dims, theta):
-    """cos, sin [T, dims] of angle = position / theta^(2j/dims), each of the dims/2 angles written twice."""
-    angle = positions.astype(np.float32)[:, None] * theta ** -(np.arange(0, dims, 2, dtype=np.float32) / dims)
+    """cos, sin [T, dims] of angle = position * inv_freq, inv_freq = 1 / theta^(2j/dims), each angle written twice."""
+    angle = positions.astype(np.float32)[:, None] * (1 / theta ** (np.arange(0, dims, 2, dtype=np.float32) / dims))
     return np.cos(np.concatenate([angle, angle], -1)), np.sin(np.concatenate([angle, angle], -1))
 
 
