@@ -257,3 +257,19 @@ def test_the_few_rows_thread_pool_works_in_a_forked_child():
         os._exit(0 if np.all(y == 512.0) else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status}"
+
+
+def test_rope_and_the_config_reader_do_not_import_each_other():
+    """checkpoint/config.py uses model/rope.py (it checks the frequencies); the RoPE modules take their settings
+    from checkpoint/rope_config.py, never from config.py, so either side can be imported first."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "minillm"
+    for module in ("model/rope.py", "model/rope_scaling.py", "checkpoint/rope_config.py"):
+        tree = ast.parse((root / module).read_text(encoding="utf-8"))
+        imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert not [m for m in imported if m and m.endswith("config") and "rope_config" not in m], module
+    for first in ("minillm.model.rope_scaling", "minillm.model.rope", "minillm.checkpoint.config"):
+        subprocess.run([sys.executable, "-c", f"import {first}; import minillm"], check=True)
