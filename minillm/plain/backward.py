@@ -17,7 +17,8 @@ def rms_norm_backward(dy, x, weight, eps):
     """y = weight * x * r, r = 1/sqrt(mean(x^2) + eps).   dy, x [..., N] -> dx [..., N], dweight [N]"""
     r = 1 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)  # [..., 1]
     dxr = dy * weight  # [..., N]: the gradient of x * r; r depends on every x of the row, hence the mean term
-    return r * (dxr - x * r * r * np.mean(dxr * x, axis=-1, keepdims=True)), (dy * x * r).reshape(-1, x.shape[-1]).sum(0)
+    dweight = (dy * x * r).reshape(-1, x.shape[-1]).sum(axis=0)  # [N]: summed over every row
+    return r * (dxr - x * r * r * np.mean(dxr * x, axis=-1, keepdims=True)), dweight  # [..., N], [N]
 
 
 def plain_layer_backward(layer, config, x, dy, cos, sin):

@@ -1,7 +1,7 @@
 """The whole forward pass on one screen: one sequence, no batch, no padding. Start reading here.
 
-``plain_forward`` computes what ``Model.forward(ids)`` computes (tests/test_plain.py checks it on every
-bundled dense checkpoint), top to bottom as one function. The engine (minillm/model/) splits these same lines
+``plain_forward`` computes what ``Model.forward(ids)`` computes (tests/test_plain.py checks it on tiny-qwen2,
+tiny-qwen3 and the bundled model), top to bottom as one function. The engine (minillm/model/) splits these same lines
 into small functions and adds what real use needs: batches with left padding, long inputs in pieces, the
 scaled RoPE variants (model/rope_scaling.py), sliding windows, the hybrid and MoE models. Shapes use the
 legend of minillm/__init__.py (T tokens, S cached + new positions, D hidden, H query heads, K key/value
