@@ -35,12 +35,13 @@ def plain_layer_backward(layer, config, x, dy, cos, sin):
     H, K, Dh, eps, T = c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.rms_norm_eps, len(x)
     b = lambda bias: 0 if bias is None else bias  # noqa: E731
     rope = lambda t: t * cos + rotate_half(t) * sin  # noqa: E731
+    qk_norm = lambda t, gain: t if gain is None else rms_norm(t, gain, eps)  # noqa: E731
     # --- the forward again, keeping what the backward needs ---
     h1 = rms_norm(x, layer.input_layernorm, eps)  # [T, D]
     q = (h1 @ a.q_proj.T + b(a.q_proj_bias)).reshape(T, H, Dh).transpose(1, 0, 2)  # [H, T, Dh]
     k = (h1 @ a.k_proj.T + b(a.k_proj_bias)).reshape(T, K, Dh).transpose(1, 0, 2)  # [K, T, Dh]
     v = (h1 @ a.v_proj.T + b(a.v_proj_bias)).reshape(T, K, Dh).transpose(1, 0, 2)  # [K, T, Dh]
-    qn, kn = (rms_norm(q, a.q_norm, eps), rms_norm(k, a.k_norm, eps)) if a.q_norm is not None else (q, k)
+    qn, kn = qk_norm(q, a.q_norm), qk_norm(k, a.k_norm)  # [H, T, Dh], [K, T, Dh]: Qwen3's q/k-norm (Qwen2: none)
     qr, kr = rope(qn), np.repeat(rope(kn), H // K, axis=0)  # [H, T, Dh] each
     probs = softmax(np.where(np.tri(T, dtype=bool), qr @ kr.transpose(0, 2, 1) * Dh ** -0.5, -np.inf))  # [H, T, T]
     att = (probs @ np.repeat(v, H // K, axis=0)).transpose(1, 0, 2).reshape(T, H * Dh)  # [T, H*Dh]

@@ -27,7 +27,8 @@ def plain_gated_deltanet(layer, config, x) -> np.ndarray:
     Hk, Hv, Dk, Dv = c.linear_num_key_heads, c.linear_num_value_heads, c.linear_key_head_dim, c.linear_value_head_dim
     T, r, W = len(x), Hv // Hk, w.conv1d.shape[-1]  # r value heads read each key head
     if w.in_proj_qkvz is not None:  # Qwen3-Next: two projections, in Hk groups [q | k | v (r Dv) | z (r Dv)]
-        q, k, v, z = np.split((x @ w.in_proj_qkvz.T).reshape(T, Hk, -1), [Dk, 2 * Dk, 2 * Dk + r * Dv], -1)
+        groups = (x @ w.in_proj_qkvz.T).reshape(T, Hk, 2 * Dk + 2 * r * Dv)  # [T, Hk, 2 Dk + 2 r Dv]
+        q, k, v, z = np.split(groups, [Dk, 2 * Dk, 2 * Dk + r * Dv], axis=-1)  # [T, Hk, Dk] x2, [T, Hk, r Dv] x2
         mixed = np.concatenate([q.reshape(T, -1), k.reshape(T, -1), v.reshape(T, -1)], -1)  # [T, C]
         b, a = [t.reshape(T, Hv) for t in np.split((x @ w.in_proj_ba.T).reshape(T, Hk, 2 * r), 2, -1)]  # [T, Hv]
         z = z.reshape(T, Hv, Dv)  # [T, Hv, Dv]
