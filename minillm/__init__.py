@@ -5,7 +5,7 @@
     logits = model.forward([1, 2, 3])                      # [T] -> [T, V] float32
     loss, grads = minillm.loss_and_grads(model, [1, 2, 3]) # next-token loss, {tensor name: gradient}
 
-To learn the architecture, start with minillm/model/plain.py: the whole forward pass as one function.
+To learn the architecture, start with minillm/plain/: each idea as one function on one screen (forward.py first).
 
 Legend of dimension names, used in every shape comment:
     B batch      T new tokens in this call      S key positions (cached + new)

@@ -417,7 +417,7 @@ def test_verify_uses_each_familys_tolerance(capsys, name):
 
 def test_the_one_screen_forward_refuses_a_moe_model():
     """(Training a MoE model is supported: tests/test_backward_hybrid.py.)"""
-    from minillm.model.plain import plain_forward
+    from minillm.plain.forward import plain_forward
 
     model = tiny_model("tiny-qwen3-moe")
     with pytest.raises(minillm.InputError, match="mixture of experts"):

@@ -18,7 +18,7 @@ import numpy as np
 from ..model.activations import sigmoid
 from ..model.attention import merge_heads, split_heads
 from ..model.gated_attention import GatedAttentionWeights
-from ..model.linear import linear
+from ..model.fast_linear import fast_linear as linear  # y = x W^T + b (model/linear.py), at full speed
 from ..model.norm import zero_centred_rms_norm
 from ..model.rope import apply_partial_rope
 from .attention import QUERY_BLOCK, causal_attention, causal_attention_backward

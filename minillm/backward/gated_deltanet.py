@@ -38,7 +38,7 @@ from ..model.activations import sigmoid, silu, softplus
 from ..model.conv import causal_conv1d
 from ..model.delta_rule import CHUNK_SIZE
 from ..model.gated_deltanet import GatedDeltaNetWeights, grouped_projections, l2_normalize
-from ..model.linear import linear
+from ..model.fast_linear import fast_linear as linear  # y = x W^T + b (model/linear.py), at full speed
 from ..model.norm import gated_rms_norm
 from .activations import silu_backward
 from .conv import causal_conv1d_backward

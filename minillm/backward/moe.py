@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.activations import sigmoid, silu, softmax
-from ..model.linear import linear
+from ..model.fast_linear import fast_linear as linear  # y = x W^T + b (model/linear.py), at full speed
 from ..model.moe import ExpertWeights, MoEWeights
 from ..model.topk import top_k
 from .activations import silu_backward, softmax_backward

@@ -38,7 +38,7 @@ from ..model.embedding import embed
 from ..model.masks import causal_mask
 from ..model.norm import rms_norm, zero_centred_rms_norm
 from ..model.rope import rope_cos_sin
-from ..model.linear import linear
+from ..model.fast_linear import fast_linear as linear  # y = x W^T + b (model/linear.py), at full speed
 from ..model.transformer import Model, check_token_ids
 from ..training.loss import check_labels, cross_entropy, cross_entropy_backward
 from .block import LayerActivations, decoder_layer_backward, decoder_layer_forward
