@@ -35,7 +35,7 @@ from ..model.transformer import lm_head
 MAX_TOKENS = 512  # longer texts are refused: the attention maps grow as T^2 (see docs/EXPLAIN.md)
 LENS_TOP = 5  # candidates kept per (layer, position) in the logit lens
 NEXT_TOP = 256  # logits kept per position for the next-token view (temperature, top-k, top-p in the page)
-TAIL_BINS = 32  # the other V - NEXT_TOP logits, as a histogram: the page still knows the tail's mass at any T
+TAIL_BINS = 64  # the other V - NEXT_TOP logits, as a histogram: the page still knows the tail's mass at any T
 
 
 @dataclass
@@ -68,7 +68,7 @@ class ExplainData:
     next_ids: np.ndarray  # [T, n] the n largest logits' ids per position, largest first
     next_logits: np.ndarray  # [T, n]
     tail_counts: np.ndarray  # [T, TAIL_BINS] how many of the other logits fall in each bin
-    tail_centres: np.ndarray  # [T, TAIL_BINS] each bin's mean logit
+    tail_centres: np.ndarray  # [T, TAIL_BINS] each bin's log(mean(exp(logit)))
     vocab: dict = field(default_factory=dict)  # id -> TokenPiece of every id the page names
 
 
@@ -167,7 +167,7 @@ def logit_lens(model, hidden: list, final_top: np.ndarray, top: int):
 
 def top_logits(logits: np.ndarray, n: int):
     """The n largest logits per position, and a histogram of the rest.   logits [T, V] ->
-    ids [T, n], values [T, n], tail counts [T, TAIL_BINS], tail bin means [T, TAIL_BINS]."""
+    ids [T, n], values [T, n], tail counts [T, TAIL_BINS], each bin's log-mean-exp logit [T, TAIL_BINS]."""
     T, V = logits.shape
     n = min(n, V)
     ids = _top(logits, n)  # [T, n] largest first
@@ -182,8 +182,12 @@ def top_logits(logits: np.ndarray, n: int):
             edges = np.linspace(tail.min(), tail.max(), TAIL_BINS + 1)  # [TAIL_BINS + 1]
             which = np.clip(np.searchsorted(edges, tail, side="right") - 1, 0, TAIL_BINS - 1)  # [V - n]
             counts[t] = np.bincount(which, minlength=TAIL_BINS)
-            sums = np.bincount(which, weights=tail, minlength=TAIL_BINS)  # [TAIL_BINS]
-            centres[t] = np.where(counts[t] > 0, sums / np.maximum(counts[t], 1), edges[:-1])
+            # each bin's "centre" is the log of the mean of exp(logit): count * exp(centre) is then its exact mass
+            # at temperature 1, and close at others (the logits of a bin differ by less than its width)
+            top = tail.max()
+            mass = np.bincount(which, weights=np.exp(tail.astype(np.float64) - top), minlength=TAIL_BINS)
+            centres[t] = np.where(counts[t] > 0, np.log(np.maximum(mass, 1e-300) / np.maximum(counts[t], 1)) + top,
+                                  edges[:-1])
     return ids, values, counts, centres
 
 

@@ -7,13 +7,13 @@ Nothing is fetched: page.html (layout), page.css and page.js are inlined, the da
     linear      uint16  per linear-attention layer: decay exp(g) and write strength beta, [T, Hv] each
     moe         uint16  per MoE layer: chosen experts [T, k], their weights [T, k]; uint8 router probs [T, E]
     lens        uint32 ids, uint16 probs [L+1, T, 5]; uint16 probability of the final prediction [L+1, T]
-    next        uint32 ids, float32 logits [T, n]; the tail's histogram [T, 32] (counts, mean logits)
+    next        uint32 ids, float32 logits [T, n]; the tail's histogram [T, 64] (counts, log-mean-exp logits)
 
 A probability p is stored as round(p * 255) or round(p * 65535): an error of at most 0.002 or 8e-6.
 
 Size (bytes, before base64's 4/3): attention  La * H * T (T + 1) / 2   (La attention layers: T^2 dominates)
                                    lens       (L + 1) * T * 5 * 6 + (L + 1) * T * 2
-                                   next       T * n * 8 + T * 32 * 8   (n = 256)
+                                   next       T * n * 8 + T * 64 * 8   (n = 256)
                                    linear     Ll * T * Hv * 4;   moe  Lm * T * (k * 4 + E)
 plus the text of every token the page names. Attention maps beyond ``max_attention_bytes`` are not embedded:
 evenly spaced layers are kept and the page says which were left out.
@@ -104,7 +104,10 @@ def payload(d: ExplainData, max_attention_bytes: int = MAX_ATTENTION_BYTES, sour
 def render_page(d: ExplainData, max_attention_bytes: int = MAX_ATTENTION_BYTES, source_root: str = "") -> str:
     """The whole self-contained HTML page."""
     data = json.dumps(payload(d, max_attention_bytes, source_root), ensure_ascii=False, separators=(",", ":"))
-    data = data.replace("</", "<\\/")  # a token text "</script>" must not end the data block
+    # No "<" at all inside the data block: a token text "</script>" would end it, and "<!--" followed by "<script"
+    # would put the HTML parser in a state where the block's own </script> no longer ends it. In JSON, "<" only
+    # occurs inside strings, where \u003c is the same character.
+    data = data.replace("<", "\\u003c")
     page = (HERE / "page.html").read_text(encoding="utf-8")
     parts = {"{{TITLE}}": html.escape(f"minillm explain: {d.model_name}"),  # in order: no part holds a later mark
              "/*STYLE*/": (HERE / "page.css").read_text(encoding="utf-8"),
