@@ -333,38 +333,42 @@ function drawLens() {
 
 // ---- the next token: temperature, top-k, top-p, computed here from the carried logits ----
 // Returns the raw (temperature 1) and the processed probabilities of the n carried tokens, and the mass of the
-// V - n others (from their histogram). Exact for top-k <= n; with top-p the tail counts as one block at the end.
+// V - n others, from their histogram (each bin's tokens taken as equally likely). Exact whenever top-k <= n.
 function nextDistribution(t, temp, topk, topp) {
   const l = nextLogits.subarray(t * N, (t + 1) * N), m = l[0];
-  const tail = (scale) => { let s = 0; for (let b = 0; b < BINS; b++) s += tailCounts[t * BINS + b] * Math.exp((tailCentres[t * BINS + b] - m) / scale); return s; };
-  const rawZ = Array.from(l, x => Math.exp(x - m)), rawTail = tail(1), rawSum = rawZ.reduce((a, b) => a + b, 0) + rawTail;
+  const counts = tailCounts.subarray(t * BINS, (t + 1) * BINS), centres = tailCentres.subarray(t * BINS, (t + 1) * BINS);
+  const binMass = scale => Array.from(centres, c => Math.exp((c - m) / scale));  // one token of each bin
+  const sum = xs => xs.reduce((a, b) => a + b, 0);
+  const rawBin = binMass(1), rawTail = sum(rawBin.map((u, b) => u * counts[b]));
+  const rawZ = Array.from(l, x => Math.exp(x - m)), rawSum = sum(rawZ) + rawTail;
   const raw = rawZ.map(z => z / rawSum);
-  let probs, tailNow = 0;
-  if (temp === 0) { probs = raw.map((_, i) => (i === 0 ? 1 : 0)); }  // greedy: the argmax (processors skipped)
-  else {
-    const z = Array.from(l, x => Math.exp((x - m) / temp));
-    const keep = z.map(() => true);
-    let keepTail = true, tz = tail(temp);
-    if (topk > 0 && topk < C.V) {  // keep the k largest logits and any tied with the k-th
-      const kth = l[Math.min(topk, N) - 1];
-      l.forEach((x, i) => { if (x < kth) keep[i] = false; });
-      if (topk <= N) keepTail = false;
-    }
-    if (topp < 1) {  // drop tokens once the more likely ones already hold p (the top token always stays)
-      const sum = z.reduce((a, b, i) => a + (keep[i] ? b : 0), 0) + (keepTail ? tz : 0);
-      let cum = 0;
-      for (let i = 0; i < N; i++) {
-        if (!keep[i]) continue;
-        if (i > 0 && cum >= topp) keep[i] = false;
-        cum += z[i] / sum;
-      }
-      if (cum >= topp) keepTail = false;
-    }
-    const total = z.reduce((a, b, i) => a + (keep[i] ? b : 0), 0) + (keepTail ? tz : 0);
-    probs = z.map((x, i) => (keep[i] ? x / total : 0));
-    tailNow = keepTail ? tz / total : 0;
+  if (temp === 0) {  // greedy: the argmax (the other processors are skipped)
+    return { raw, probs: raw.map((_, i) => (i === 0 ? 1 : 0)), rawTail: rawTail / rawSum, tail: 0, kept: 1 };
   }
-  return { raw, probs, rawTail: rawTail / rawSum, tail: tailNow, kept: probs.filter(p => p > 0).length };
+  const z = Array.from(l, x => Math.exp((x - m) / temp)), bin = binMass(temp);
+  const keep = z.map(() => true), keptCount = Array.from(counts);  // tokens kept in each tail bin
+  if (topk > 0 && topk < C.V) {  // keep the k largest logits and any tied with the k-th
+    const kth = l[Math.min(topk, N) - 1];
+    l.forEach((x, i) => { if (x < kth) keep[i] = false; });
+    if (topk <= N) keptCount.fill(0);
+  }
+  if (topp < 1) {  // in order of probability, drop every token once the ones before it hold p (the top one stays)
+    const total = sum(z.map((x, i) => (keep[i] ? x : 0))) + sum(bin.map((u, b) => u * keptCount[b]));
+    let cum = 0;
+    for (let i = 0; i < N; i++) {
+      if (!keep[i]) continue;
+      if (i > 0 && cum >= topp) keep[i] = false;
+      cum += z[i] / total;
+    }
+    for (let b = BINS - 1; b >= 0; b--) {  // the tail, its most likely bin first
+      const u = bin[b] / total, need = cum >= topp ? 0 : Math.ceil((topp - cum) / u);
+      keptCount[b] = Math.min(keptCount[b], need);
+      cum += keptCount[b] * u;
+    }
+  }
+  const tailNow = sum(bin.map((u, b) => u * keptCount[b])), total = sum(z.map((x, i) => (keep[i] ? x : 0))) + tailNow;
+  const probs = z.map((x, i) => (keep[i] ? x / total : 0));
+  return { raw, probs, rawTail: rawTail / rawSum, tail: tailNow / total, kept: probs.filter(p => p > 0).length };
 }
 function buildNext() {
   $("topk").max = Math.min(N, 100);
