@@ -122,7 +122,7 @@ def test_the_sampling_sliders_reshape_the_next_token_distribution_as_the_library
     logits = model.forward([t.id for t in data.tokens])[position]  # [V]
     expected = softmax(process_logits(logits[None], SamplingParams(temperature, top_k, top_p)))[0]  # [V]
     # exact but for the V - 256 logits the page carries as a histogram (they matter only without top-k)
-    atol = 1e-6 if top_k else 2e-3
+    atol = 1e-6 if top_k else 5e-4  # measured: at most 1.5e-4 over every third position and four settings
     np.testing.assert_allclose(numbers(browser, "#next-list li", "prob"), expected[ids], atol=atol + 1e-6)
     browser.choose("#temp", 0)  # greedy: everything on the top token
     assert numbers(browser, "#next-list li", "prob")[:2].tolist() == [1, 0]
