@@ -205,6 +205,7 @@ function buildLinear() {
   $("linear-view").hidden = false;
   LIN.layers.forEach((layer, i) => $("lin-layer").append(el("option", { value: i, textContent: layer })));
   $("lin-layer").addEventListener("change", e => set({ lin: +e.target.value }));
+  $("lin-rows").textContent = `(rows: value heads 0..${C.Hv - 1} from the top; columns: tokens)`;
   for (const id of ["lin-decay", "lin-write"]) $(id).addEventListener("mousemove", e => {
     const box = e.target.getBoundingClientRect(), t = Math.floor((e.clientX - box.left) / box.width * T);
     if (t >= 0 && t < T && t !== S.query) set({ query: t });
@@ -247,6 +248,7 @@ function buildMoe() {
   $("moe-view").hidden = false;
   MOE.layers.forEach((layer, i) => $("moe-layer").append(el("option", { value: i, textContent: layer })));
   $("moe-layer").addEventListener("change", e => set({ moe: +e.target.value }));
+  $("moe-rows").textContent = `weight of each chosen expert (rows: experts 0..${C.E - 1} from the top; columns: tokens)`;
   $("moe-grid").addEventListener("mousemove", e => {
     const box = e.target.getBoundingClientRect(), t = Math.floor((e.clientX - box.left) / box.width * T);
     if (t >= 0 && t < T && t !== S.query) set({ query: t });
