@@ -31,7 +31,7 @@ import numpy as np
 from .data import ExplainData
 
 HERE = Path(__file__).resolve().parent
-MAX_ATTENTION_BYTES = 6_000_000  # uint8 attention weights embedded at most (about 8 MB of base64)
+MAX_ATTENTION_BYTES = 4_000_000  # uint8 attention weights embedded at most (about 5.3 MB of base64)
 MAX_ROUTER_EXPERTS = 256  # router probabilities over all experts are embedded up to this many experts
 PLAIN = {  # the one-screen functions a learner reads next to each view (minillm/plain/, tested equal to the engine)
     "attention": ("minillm/plain/forward.py", "minillm/model/attention.py"),
