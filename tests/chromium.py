@@ -130,17 +130,18 @@ class Chromium:
         """The URL of every request the page made (the page itself included)."""
         return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
 
-    def _centre(self, selector: str) -> tuple[float, float]:
+    def _centre(self, selector: str, at: tuple[float, float] = (0.5, 0.5)) -> tuple[float, float]:
         box = self.evaluate(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
             if (!e) return null; e.scrollIntoView({{block: "center", inline: "center"}});
-            const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()""")
+            const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }})()""")
         if box is None:
             raise LookupError(f"no element matches {selector!r}")
-        return box[0], box[1]
+        return box[0] + at[0] * box[2], box[1] + at[1] * box[3]
 
-    def hover(self, selector: str) -> None:
-        """Move the mouse onto the element's centre (a real mouse event: mouseenter, mousemove fire)."""
-        x, y = self._centre(selector)
+    def hover(self, selector: str, at: tuple[float, float] = (0.5, 0.5)) -> None:
+        """Move the mouse onto the element (``at``: where, as fractions of its width and height; the centre by
+        default). A real mouse event: mouseenter and mousemove fire."""
+        x, y = self._centre(selector, at)
         self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
 
     def click(self, selector: str) -> None:

@@ -86,6 +86,12 @@ def test_choosing_a_layer_and_a_head_then_hovering_a_token_shows_where_that_head
                               "[...g.querySelectorAll('button')].map(b => +b.dataset.head))")
     assert groups[:-1] == [list(range(g * G, (g + 1) * G)) for g in range(data.config["K"])]
 
+    browser.hover("#attn-heat", at=(0.5, (40 + 0.5) / len(expected)))  # the heat map's rows are the queries
+    assert "position 40 " in browser.evaluate("document.getElementById('attn-caption').textContent")
+    np.testing.assert_allclose(numbers(browser, "#attn-tokens .tok", "weight")[:41], data.attention[layer][head, 40, :41],
+                               atol=Q8 + SHOWN4)
+
+    browser.hover(f'#attn-tokens .tok[data-pos="{query}"]')
     browser.click('#attn-heads button[data-head="-1"]')  # the mean of all heads
     shown = numbers(browser, "#attn-tokens .tok", "weight")
     np.testing.assert_allclose(shown[:query + 1], data.attention[layer][:, query, :query + 1].mean(0), atol=Q8 + SHOWN4)

@@ -83,6 +83,21 @@ function drawStrips() {
   for (const chip of document.querySelectorAll(".tok")) chip.classList.toggle("query", +chip.dataset.pos === S.query);
 }
 
+// A canvas whose columns (or rows) are the tokens: moving the mouse over it moves the query.
+function hoverTokens(canvas, alongX) {
+  canvas.addEventListener("mousemove", e => {
+    const box = canvas.getBoundingClientRect();
+    const t = Math.floor(alongX ? (e.clientX - box.left) / box.width * T : (e.clientY - box.top) / box.height * T);
+    if (t >= 0 && t < T && t !== S.query) set({ query: t });
+  });
+}
+// The view of one kind of layer (linear attention, MoE): shown, with a layer menu, when the model has such layers.
+function layerMenu(view, menu, layers, key) {
+  $(view).hidden = false;
+  layers.forEach((layer, i) => $(menu).append(el("option", { value: i, textContent: layer })));
+  $(menu).addEventListener("change", e => set({ [key]: +e.target.value }));
+}
+
 // ---- attention ----
 function buildAttention() {
   if (!A.layers.length) { $("attention-view").hidden = true; return; }
@@ -107,10 +122,7 @@ function buildAttention() {
   all.addEventListener("click", () => set({ head: -1 }));
   heads.append(el("span", { className: "kv-group" }, all));
   for (const r of document.querySelectorAll("input[name=attn-mode]")) r.addEventListener("change", e => set({ mode: e.target.value }));
-  $("attn-heat").addEventListener("mousemove", e => {
-    const box = e.target.getBoundingClientRect(), t = Math.floor((e.clientY - box.top) / box.height * T);
-    if (t >= 0 && t < T && t !== S.query) set({ query: t });
-  });
+  hoverTokens($("attn-heat"), false);  // its rows are the queries
 }
 let drawnMap = null, drawnGrid = null;
 function heatImage(canvas, li, h, cell) {  // the whole [T, T] map of one head into a canvas, cell pixels per weight
@@ -202,14 +214,10 @@ function drawGrid(li) {  // every head of the layer, in its key/value group's co
 const LIN = DATA.linear;
 function buildLinear() {
   if (!LIN.layers.length) return;
-  $("linear-view").hidden = false;
-  LIN.layers.forEach((layer, i) => $("lin-layer").append(el("option", { value: i, textContent: layer })));
-  $("lin-layer").addEventListener("change", e => set({ lin: +e.target.value }));
+  layerMenu("linear-view", "lin-layer", LIN.layers, "lin");
   $("lin-rows").textContent = `(rows: value heads 0..${C.Hv - 1} from the top; columns: tokens)`;
-  for (const id of ["lin-decay", "lin-write"]) $(id).addEventListener("mousemove", e => {
-    const box = e.target.getBoundingClientRect(), t = Math.floor((e.clientX - box.left) / box.width * T);
-    if (t >= 0 && t < T && t !== S.query) set({ query: t });
-  });
+  hoverTokens($("lin-decay"), true);
+  hoverTokens($("lin-write"), true);
 }
 function headsByTokens(canvas, values, rows, cellW, cellH) {  // values [T, rows] in 0..1 -> rows x T cells
   canvas.width = T * cellW; canvas.height = rows * cellH;
@@ -245,14 +253,9 @@ function drawLinear() {
 const MOE = DATA.moe;
 function buildMoe() {
   if (!MOE.layers.length) return;
-  $("moe-view").hidden = false;
-  MOE.layers.forEach((layer, i) => $("moe-layer").append(el("option", { value: i, textContent: layer })));
-  $("moe-layer").addEventListener("change", e => set({ moe: +e.target.value }));
+  layerMenu("moe-view", "moe-layer", MOE.layers, "moe");
   $("moe-rows").textContent = `weight of each chosen expert (rows: experts 0..${C.E - 1} from the top; columns: tokens)`;
-  $("moe-grid").addEventListener("mousemove", e => {
-    const box = e.target.getBoundingClientRect(), t = Math.floor((e.clientX - box.left) / box.width * T);
-    if (t >= 0 && t < T && t !== S.query) set({ query: t });
-  });
+  hoverTokens($("moe-grid"), true);
 }
 function drawMoe() {
   if (!MOE.layers.length) return;
