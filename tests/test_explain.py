@@ -232,6 +232,7 @@ def test_attention_past_the_size_cap_is_left_out_for_evenly_spaced_layers_and_th
     capped = explain(model, tok, ids, max_attention_bytes=3 * per_layer)
     kept, omitted = page_json(capped.html)["attention"]["layers"], page_json(capped.html)["attention"]["omitted"]
     assert kept == [0, 2, 5] and omitted == [1, 3, 4]
+    assert [a is not None for a in capped.data.attention] == [True, False, True, False, False, True]  # not computed
     assert page_json(full.html)["attention"]["layers"] == list(range(6))
     assert len(full.html) - len(capped.html) >= 3 * per_layer * 4 / 3  # base64 of the three left out
 

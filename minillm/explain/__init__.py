@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .data import MAX_TOKENS, ExplainData, explain_data
-from .page import MAX_ATTENTION_BYTES, render_page
+from .data import MAX_ATTENTION_BYTES, MAX_TOKENS, ExplainData, explain_data
+from .page import render_page
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # a checkout: the plain functions the page links to live here
 
@@ -28,11 +28,9 @@ class Explanation:
     """The explainer page of one prompt: ``.html`` (the page), ``.data`` (full-precision numbers), ``.save(path)``.
     Jupyter shows it inline (an iframe holding the page, so its script and style stay its own)."""
 
-    def __init__(self, data: ExplainData, max_attention_bytes: int = MAX_ATTENTION_BYTES,
-                 source_root: str | None = None):
-        self.data, self.max_attention_bytes, self.source_root = data, max_attention_bytes, source_root
-        self.html = render_page(data, max_attention_bytes, source_root if source_root is not None else
-                                links_from(Path.cwd()))
+    def __init__(self, data: ExplainData, source_root: str | None = None):
+        self.data, self.source_root = data, source_root
+        self.html = render_page(data, source_root if source_root is not None else links_from(Path.cwd()))
 
     def __repr__(self) -> str:
         return f"Explanation({self.data.model_name}, {len(self.data.tokens)} tokens, {len(self.html):,} bytes of HTML)"
@@ -41,7 +39,7 @@ class Explanation:
         """Write the page to ``path`` (links to the source relative to its folder). Returns the path."""
         path = Path(path)
         root = self.source_root if self.source_root is not None else links_from(path.resolve().parent)
-        page = render_page(self.data, self.max_attention_bytes, root)
+        page = render_page(self.data, root)
         try:
             path.write_text(page, encoding="utf-8")
         except OSError as e:
@@ -85,4 +83,5 @@ def explain(model, tok, prompt, generate: int = 0, max_attention_bytes: int = MA
     prompt_tokens = len(ids)
     if generate:
         ids = ids + generate_ids(model, ids, generate, temperature=0).tolist()
-    return Explanation(explain_data(model, tok, ids, prompt_tokens), max_attention_bytes, source_root)
+    data = explain_data(model, tok, ids, prompt_tokens, max_attention_bytes=max_attention_bytes)
+    return Explanation(data, source_root)

@@ -35,6 +35,7 @@ from ..model.transformer import lm_head
 MAX_TOKENS = 512  # longer texts are refused: the attention maps grow as T^2 (see docs/EXPLAIN.md)
 LENS_TOP = 5  # candidates kept per (layer, position) in the logit lens
 NEXT_TOP = 256  # logits kept per position for the next-token view (temperature, top-k, top-p in the page)
+MAX_ATTENTION_BYTES = 4_000_000  # attention weights kept at most, as the page's uint8 (about 5.3 MB of base64)
 TAIL_BINS = 64  # the other V - NEXT_TOP logits, as a histogram: the page still knows the tail's mass at any T
 
 
@@ -56,7 +57,8 @@ class ExplainData:
     config: dict  # model_type, L, H, K, Dh, V, layer_types, E, k, Hk, Hv
     tokens: list[TokenPiece]  # [T]
     prompt_tokens: int  # the first prompt_tokens are the prompt, the rest were generated
-    attention: list  # L x (probs [H, T, T] float32 | None): None for a linear-attention layer
+    attention: list  # L x (probs [H, T, T] float32 | None): None for a linear-attention layer or one left out
+    attention_omitted: list  # the attention layers left out (past max_attention_bytes)
     decay: list  # L x (exp(g) [T, Hv] | None): linear-attention layers only
     write: list  # L x (beta [T, Hv] | None)
     router_probs: list  # L x (softmax over experts [T, E] | None): MoE layers only
@@ -73,8 +75,12 @@ class ExplainData:
 
 
 def explain_data(model, tok, ids, prompt_tokens: int | None = None, lens_top: int = LENS_TOP,
-                 next_top: int = NEXT_TOP) -> ExplainData:
-    """Run ``model`` on ``ids`` [T] and collect what the explainer shows."""
+                 next_top: int = NEXT_TOP, max_attention_bytes: int = MAX_ATTENTION_BYTES) -> ExplainData:
+    """Run ``model`` on ``ids`` [T] and collect what the explainer shows.
+
+    Attention maps take H T (T + 1) / 2 bytes per layer on the page (float32 here: 8 times that); past
+    ``max_attention_bytes`` only evenly spaced layers are computed (``attention_omitted`` lists the others).
+    """
     cfg = model.config
     ids = np.asarray(ids, dtype=np.int64)  # [T]
     if ids.ndim != 1 or not 1 <= len(ids) <= MAX_TOKENS:
@@ -87,8 +93,13 @@ def explain_data(model, tok, ids, prompt_tokens: int | None = None, lens_top: in
 
     attention, decay, write = [], [], []
     cos, sin = _rope(model, T)  # [1, T, R]
+    with_maps = [i for i in range(L) if not (cfg.is_hybrid and cfg.is_linear_attention(i))]
+    kept = attention_layers_kept(with_maps, cfg.num_attention_heads * T * (T + 1) // 2, max_attention_bytes)
     for i, layer in enumerate(model.weights.layers):
-        probs, dec, beta = layer_mixing(model, i, layer, hidden[i][None], cos, sin)
+        if i in with_maps and i not in kept:
+            probs, dec, beta = None, None, None
+        else:
+            probs, dec, beta = layer_mixing(model, i, layer, hidden[i][None], cos, sin)
         attention.append(probs)
         decay.append(dec)
         write.append(beta)
@@ -108,10 +119,20 @@ def explain_data(model, tok, ids, prompt_tokens: int | None = None, lens_top: in
     vocab = {i: token_piece(tok, i, added) for i in sorted(named)}
     return ExplainData(
         model_name=model.path.name if model.path else cfg.model_type, config=_config_summary(cfg), tokens=pieces,
-        prompt_tokens=T if prompt_tokens is None else prompt_tokens, attention=attention, decay=decay,
+        prompt_tokens=T if prompt_tokens is None else prompt_tokens, attention=attention,
+        attention_omitted=[i for i in with_maps if i not in kept], decay=decay,
         write=write, router_probs=router_probs, experts=experts, expert_weights=expert_weights,
         lens_ids=lens_ids, lens_probs=lens_probs, lens_final_prob=lens_final, next_ids=next_ids,
         next_logits=next_logits, tail_counts=tail_counts, tail_centres=tail_centres, vocab=vocab)
+
+
+def attention_layers_kept(layers: list[int], per_layer: int, budget: int) -> list[int]:
+    """The attention layers to show: all if their maps fit in ``budget`` bytes, else evenly spaced ones that do."""
+    fit = max(1, budget // max(per_layer, 1))
+    if fit >= len(layers):
+        return layers
+    picks = np.unique(np.linspace(0, len(layers) - 1, fit).round().astype(int))
+    return [layers[i] for i in picks]
 
 
 def _rope(model, T: int) -> tuple[np.ndarray, np.ndarray]:

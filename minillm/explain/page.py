@@ -15,8 +15,8 @@ Size (bytes, before base64's 4/3): attention  La * H * T (T + 1) / 2   (La atten
                                    lens       (L + 1) * T * 5 * 6 + (L + 1) * T * 2
                                    next       T * n * 8 + T * 64 * 8   (n = 256)
                                    linear     Ll * T * Hv * 4;   moe  Lm * T * (k * 4 + E)
-plus the text of every token the page names. Attention maps beyond ``max_attention_bytes`` are not embedded:
-evenly spaced layers are kept and the page says which were left out.
+plus the text of every token the page names. Attention maps beyond data.MAX_ATTENTION_BYTES are not computed:
+evenly spaced layers are kept (data.attention_layers_kept) and the page says which were left out.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ import numpy as np
 from .data import ExplainData
 
 HERE = Path(__file__).resolve().parent
-MAX_ATTENTION_BYTES = 4_000_000  # uint8 attention weights embedded at most (about 5.3 MB of base64)
 MAX_ROUTER_EXPERTS = 256  # router probabilities over all experts are embedded up to this many experts
 PLAIN = {  # the one-screen functions a learner reads next to each view (minillm/plain/, tested equal to the engine)
     "attention": ("minillm/plain/forward.py", "minillm/model/attention.py"),
@@ -59,20 +58,10 @@ def lower_triangle(probs: np.ndarray) -> np.ndarray:
     return probs[:, rows, cols]  # [H, T(T+1)/2]
 
 
-def attention_layers_kept(layers: list[int], per_layer: int, budget: int) -> list[int]:
-    """The attention layers to embed: all if they fit in ``budget`` bytes, else evenly spaced ones that do."""
-    fit = max(1, budget // max(per_layer, 1))
-    if fit >= len(layers):
-        return layers
-    picks = np.unique(np.linspace(0, len(layers) - 1, fit).round().astype(int))
-    return [layers[i] for i in picks]
-
-
-def payload(d: ExplainData, max_attention_bytes: int = MAX_ATTENTION_BYTES, source_root: str = "") -> dict:
+def payload(d: ExplainData, source_root: str = "") -> dict:
     """The JSON the page reads (see the module docstring for the encodings)."""
     c, T = d.config, len(d.tokens)
-    attn_layers = [i for i, a in enumerate(d.attention) if a is not None]
-    kept = attention_layers_kept(attn_layers, c["H"] * T * (T + 1) // 2, max_attention_bytes)
+    kept = [i for i, a in enumerate(d.attention) if a is not None]  # data.py left out what is past its cap
     linear_layers = [i for i, a in enumerate(d.decay) if a is not None]
     moe_layers = [i for i, a in enumerate(d.experts) if a is not None]
     with_probs = c["E"] <= MAX_ROUTER_EXPERTS
@@ -81,7 +70,7 @@ def payload(d: ExplainData, max_attention_bytes: int = MAX_ATTENTION_BYTES, sour
         "model": d.model_name, "config": c, "prompt_tokens": d.prompt_tokens,
         "tokens": [[p.id, p.text, p.raw, p.special] for p in d.tokens],
         "vocab": {str(i): p.text for i, p in d.vocab.items()},
-        "attention": {"layers": kept, "omitted": [i for i in attn_layers if i not in kept],
+        "attention": {"layers": kept, "omitted": d.attention_omitted,
                       "sliding": [c["sliding_window"] if c["layer_types"][i] == "sliding_attention" else None
                                   for i in kept],
                       "data": [_b64(_q(lower_triangle(d.attention[i]), 255), "u1") for i in kept]},
@@ -101,9 +90,9 @@ def payload(d: ExplainData, max_attention_bytes: int = MAX_ATTENTION_BYTES, sour
     }
 
 
-def render_page(d: ExplainData, max_attention_bytes: int = MAX_ATTENTION_BYTES, source_root: str = "") -> str:
+def render_page(d: ExplainData, source_root: str = "") -> str:
     """The whole self-contained HTML page."""
-    data = json.dumps(payload(d, max_attention_bytes, source_root), ensure_ascii=False, separators=(",", ":"))
+    data = json.dumps(payload(d, source_root), ensure_ascii=False, separators=(",", ":"))
     # No "<" at all inside the data block: a token text "</script>" would end it, and "<!--" followed by "<script"
     # would put the HTML parser in a state where the block's own </script> no longer ends it. In JSON, "<" only
     # occurs inside strings, where \u003c is the same character.
