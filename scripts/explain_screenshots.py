@@ -12,22 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import minillm  # noqa: E402
-from explain_helpers import PROMPT  # noqa: E402
+from explain_helpers import PROMPT, checkpoint_model, checkpoint_tokenizer  # noqa: E402
 
 MODELS = {"dense": "minillm-bilingual", "qwen35": "tiny-qwen3.5-hub", "moe": "tiny-qwen3-moe"}
 
 
 def load(name):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", minillm.CheckpointWarning)
-        return minillm.load_model(ROOT / "weights" / name), minillm.load_tokenizer(ROOT / "weights" / name)
+    return checkpoint_model(name), checkpoint_tokenizer(name)
 
 
 def sizes() -> None:

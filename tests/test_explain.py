@@ -22,17 +22,15 @@ from minillm.model.moe import feed_forward
 from minillm.model.norm import rms_norm, zero_centred_rms_norm
 from minillm.tools.cli import main
 
-from conftest import WEIGHTS, reference, rel_error, tiny_model
-from explain_helpers import PROMPT, decode_page, page_json
+from conftest import rel_error
+from explain_helpers import PROMPT, checkpoint, decode_page, page_json
+from explain_helpers import checkpoint_model as tiny_model, checkpoint_reference as reference
+from explain_helpers import checkpoint_tokenizer as tokenizer
 
 ALL_BUNDLED = ["minillm-bilingual", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa", "tiny-qwen3-moe",
                "tiny-qwen3-next", "tiny-qwen3.5", "tiny-qwen3.5-hub", "tiny-qwen3.5-moe"]
 WITH_ATTENTION = ["minillm-bilingual", "tiny-qwen3-yarn-swa", "tiny-qwen3-moe", "tiny-qwen3.5-hub", "tiny-qwen3-next"]
 RTOL = {"minillm-bilingual": 1e-4, "tiny-qwen3-yarn-swa": 1e-4, "tiny-qwen3-moe": 1e-4}  # hybrids: 1e-3 (verify's)
-
-
-def tokenizer(name):
-    return minillm.load_tokenizer(WEIGHTS / name)
 
 
 def reference_data(name):
@@ -283,7 +281,7 @@ def test_a_notebook_shows_the_page_in_an_iframe_holding_it_whole():
 
 def test_the_explain_command_writes_the_page_and_reports_bad_arguments_in_one_line(tmp_path, capsys):
     out = tmp_path / "page.html"
-    model_dir = str(WEIGHTS / "minillm-bilingual")
+    model_dir = str(checkpoint("minillm-bilingual"))
     assert main(["explain", "The capital of France is", "--model", model_dir, "-o", str(out), "--generate", "3"]) == 0
     d = page_json(out.read_text(encoding="utf-8"))
     assert d["model"] == "minillm-bilingual" and len(d["tokens"]) == d["prompt_tokens"] + 3

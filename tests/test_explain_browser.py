@@ -13,14 +13,12 @@ import struct
 import numpy as np
 import pytest
 
-import minillm
 from minillm.explain import explain
 from minillm.generation.sampling import SamplingParams, process_logits
 from minillm.model.activations import softmax
 
 from chromium import Chromium, find_chromium
-from conftest import WEIGHTS, tiny_model
-from explain_helpers import PROMPT
+from explain_helpers import PROMPT, checkpoint_model, checkpoint_tokenizer
 
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed (apt-get install chromium)")
 
@@ -34,8 +32,8 @@ def pages(tmp_path_factory):
     """kind -> (page file, Explanation)."""
     folder, out = tmp_path_factory.mktemp("explain"), {}
     for kind, (name, n) in PAGES.items():
-        tok = minillm.load_tokenizer(WEIGHTS / name)
-        page = explain(tiny_model(name), tok, tok.encode(PROMPT)[:n])
+        tok = checkpoint_tokenizer(name)
+        page = explain(checkpoint_model(name), tok, tok.encode(PROMPT)[:n])
         out[kind] = (page.save(folder / f"{kind}.html"), page)
     return out
 
@@ -124,7 +122,7 @@ def test_the_sampling_sliders_reshape_the_next_token_distribution_as_the_library
         browser.choose(slider, value)
     ids = numbers(browser, "#next-list li", "id").astype(np.int64)
     assert ids.tolist() == data.next_ids[position, :20].tolist()
-    model = tiny_model("minillm-bilingual")
+    model = checkpoint_model("minillm-bilingual")
     logits = model.forward([t.id for t in data.tokens])[position]  # [V]
     expected = softmax(process_logits(logits[None], SamplingParams(temperature, top_k, top_p)))[0]  # [V]
     # exact but for the V - 256 logits the page carries as a histogram (they matter only without top-k)

@@ -60,7 +60,7 @@ def lower_triangle(probs: np.ndarray) -> np.ndarray:
 
 def payload(d: ExplainData, source_root: str = "") -> dict:
     """The JSON the page reads (see the module docstring for the encodings)."""
-    c, T = d.config, len(d.tokens)
+    c = d.config
     kept = [i for i, a in enumerate(d.attention) if a is not None]  # data.py left out what is past its cap
     linear_layers = [i for i, a in enumerate(d.decay) if a is not None]
     moe_layers = [i for i, a in enumerate(d.experts) if a is not None]
