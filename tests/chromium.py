@@ -107,7 +107,7 @@ class Chromium:
         self.send("Page.navigate", url=Path(path).resolve().as_uri())
         end = time.monotonic() + self.timeout
         while time.monotonic() < end:
-            if self.evaluate(f"!!({ready})") or self.errors():
+            if self.evaluate(f"(() => {{ try {{ return !!({ready}); }} catch (e) {{ return false; }} }})()") or self.errors():
                 return
             time.sleep(0.05)
         raise RuntimeError(f"{path}: the page did not become ready")

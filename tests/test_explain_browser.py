@@ -169,3 +169,16 @@ def test_a_screenshot_of_each_page_is_a_png_of_the_window_width(browser, pages, 
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", head[16:24])
     assert width == 1280 and height > 1000 and shot.stat().st_size > 20_000
+
+
+def test_the_notebook_view_is_an_iframe_whose_page_runs(browser, pages, tmp_path):
+    """What Jupyter shows (_repr_html_, inside an output cell) holds the whole page, and its script runs there."""
+    explanation = pages["moe"][1]
+    cell = tmp_path / "notebook.html"
+    cell.write_text(f'<!doctype html><html><body><div class="output_html">{explanation._repr_html_()}</div></body></html>',
+                    encoding="utf-8")
+    inner = "document.querySelector('iframe').contentDocument"
+    browser.events.clear()
+    browser.open(cell, ready=f"{inner} && {inner}.body && {inner}.body.dataset.ready === '1'")
+    assert browser.errors() == []
+    assert browser.evaluate(f"{inner}.querySelectorAll('#token-strip .tok').length") == len(explanation.data.tokens)
