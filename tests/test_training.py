@@ -190,7 +190,7 @@ def test_lengthening_a_cosine_run_on_resume_is_refused_showing_the_jump_unless_a
     err = capsys.readouterr().err
     last = learning_rate(3, 4, 1e-3, 1, 1e-4)  # step 4, the last trained (1-based, as the log counts)
     after = learning_rate(4, 6, 1e-3, 1, 1e-4)  # step 5 on the longer cosine
-    assert f"{last:.3g} at step 4" in err and f"{after:.3g} at step 5" in err and "--allow-schedule-change" in err
+    assert f"{last:.2e} at step 4" in err and f"{after:.2e} at step 5" in err and "--allow-schedule-change" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run" / "log.jsonl").read_text().count('"step": 5')
     assert main(run + ["--resume", "--steps", "6", "--allow-schedule-change"]) == 0
     rates = [json.loads(x)["lr"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
