@@ -169,7 +169,7 @@ MUTATIONS: list[Mutation] = [
       "--ngram-size without --speculative silently ignored (issue 25)"),
     M("cli", CLI, '+ (f" | decode {dec:.1f} tok/s" if n_dec else "")', '+ f" | decode {dec:.1f} tok/s"',
       "a decode rate printed with no decode step to time: nan / inf tok/s (issue 25)"),
-    M("cli", CLI, 'sys.stdout.write("\\n")  # the text ends its line', "pass",
+    M("cli", CLI, 'sys.stdout.write("\\n")  # the text ends its line', "pass  #",
       "generate's text does not end its line (issue 25)"),
     # ---------------------------------------------------------------- training
     M("training", TRAINER, "if jump and not self.allow_schedule_change:", "if False:",
