@@ -14,19 +14,28 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import minillm
-from minillm.checkpoint.bundled import WEIGHTS_DIR
 
-MODEL_PATH = Path(os.environ.get("MINILLM_MODEL", WEIGHTS_DIR / "{default}")).expanduser()
+WEIGHTS_DIR = Path("..") / "weights"    # the repository's tiny checkpoints and configs (notebooks run in notebooks/)
+MODEL_PATH = Path(os.environ.get("MINILLM_MODEL", {default})).expanduser()
 model = minillm.load_model(MODEL_PATH)
 tok = minillm.load_tokenizer(MODEL_PATH)
 cfg = model.config
 np.set_printoptions(precision=4, suppress=True, linewidth=110)
+
+
+def rounding(err, bound=1e-5):
+    """A float rounding difference, printed the same whatever BLAS kernel NumPy uses: '< bound', or the value."""
+    return f"< {bound:.0e}" if err < bound else f"= {err:.2g}, NOT below {bound:.0e}"
+
+
 print(f"{MODEL_PATH.name}: {cfg.model_type}, L={cfg.num_hidden_layers} layers, D={cfg.hidden_size}, "
       f"H={cfg.num_attention_heads}, K={cfg.num_key_value_heads}, Dh={cfg.head_dim}, V={cfg.vocab_size}")'''
 
 
 def setup(default: str) -> str:
-    return SETUP.replace("{default}", default)
+    """The first cell: the bundled model (installed with minillm) or one of the repository's tiny checkpoints."""
+    path = "minillm.default_model_path()" if default == "minillm-bilingual" else f'WEIGHTS_DIR / "{default}"'
+    return SETUP.replace("{default}", path)
 
 
 TOUR = [
@@ -109,8 +118,8 @@ if w.q_norm is not None:
     q, k = rms_norm(q, w.q_norm, eps), rms_norm(k, w.k_norm, eps)
     rms_hat, rms_q = np.sqrt((q_hat ** 2).mean(-1)), np.sqrt((q ** 2).mean(-1))   # [1, H, T] each
     print(f"q/k-norm, before its weight: every head's vector has RMS 1 ({rms_hat.min():.4f} .. {rms_hat.max():.4f})")
-    print("then coordinate j is multiplied by q_norm[j]: max |q - q_norm * q_hat| =",
-          float(np.abs(q - w.q_norm * q_hat).max()))
+    print("then coordinate j is multiplied by q_norm[j]: max |q - q_norm * q_hat|",
+          rounding(float(np.abs(q - w.q_norm * q_hat).max())))
     print(f"so the RMS after the weight is sqrt(mean(q_norm^2 * q_hat^2)): {rms_q.min():.3f} .. {rms_q.max():.3f} here")
 else:
     print("Qwen2: no q/k-norm (but q, k and v had biases)")'''),
@@ -144,7 +153,7 @@ print("gate/up", gate.shape, "-> down", mlp_out.shape, "-> layer output", layer_
 # check: the library's decoder_layer computes the same thing
 from minillm.model.block import decoder_layer
 reference_out = decoder_layer(x, layer, H, K, eps, cos, sin, mask)
-print("max |step-by-step - decoder_layer| =", float(np.abs(layer_out - reference_out).max()))
+print("max |step-by-step - decoder_layer|", rounding(float(np.abs(layer_out - reference_out).max()), 1e-4))
 assert np.allclose(layer_out, reference_out, atol=1e-4)'''),
     ("md", """## All layers, the final norm, the logits
 
@@ -281,8 +290,8 @@ probs = attention_probs(q, k, mask).reshape(1, H, T, T)[0]   # [H, T, T]
 
 from minillm.model.block import decoder_layer
 layer_out = decoder_layer(x, layer, H, cfg.num_key_value_heads, cfg.rms_norm_eps, cos, sin, mask)   # [1, T, D]
-print("max |decoder_layer with these cos/sin - the model's hidden state| =",
-      float(np.abs(layer_out[0] - hidden[layer_idx + 1]).max()))
+print("max |decoder_layer with these cos/sin - the model's hidden state|",
+      rounding(float(np.abs(layer_out[0] - hidden[layer_idx + 1]).max()), 1e-4))
 assert np.allclose(layer_out[0], hidden[layer_idx + 1], rtol=1e-4, atol=1e-4), "not the model's attention"
 cols = min(H, 4); rows = (H + cols - 1) // cols
 fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
@@ -358,7 +367,7 @@ cache = model.new_cache(1, len(ids))
 steps = [model.forward(ids[:4], cache=cache)] + [model.forward(ids[t:t + 1], cache=cache) for t in range(4, len(ids))]
 full = model.forward(ids)
 print("cache length", cache.length, "| keys per layer", cache.keys[0].shape, "[B, K, capacity, Dh]")
-print("max |incremental - full| =", float(np.abs(np.concatenate(steps) - full).max()))
+print("max |incremental - full|", rounding(float(np.abs(np.concatenate(steps) - full).max()), 1e-4))
 plt.figure(figsize=(8, 2.8))
 plt.imshow(cache.keys[0][0, 0, :cache.length].T, aspect="auto", cmap="coolwarm")
 plt.title("Layer 0, key/value head 0: the cached keys (after RoPE)")
@@ -792,14 +801,15 @@ key gets a second value."""),
 cat, dog = np.array([1.0, 0.0]), np.array([0.0, 1.0])            # two orthogonal unit keys
 one = lambda a: np.asarray(a, np.float64)[None, None]            # add the batch and head axes: [1, 1, ...]
 writes = [("cat", cat, [1, 0, 0]), ("dog", dog, [0, 1, 0]), ("cat again", cat, [0, 0, 1])]
+read = lambda key, S, digits=2: np.round(key @ S, digits) + 0.0   # what S returns for key (+ 0.0: no "-0.")
 
 S_delta = np.zeros((1, 1, 2, 3))                                  # [B, Hv, Dk, Dv]
 S_plain = np.zeros((2, 3))
 for name, k, v in writes:
     _, S_delta = delta_rule_step(one(k), one(k), one(v), one(0.0), one(1.0), S_delta)   # g = 0: no decay
     S_plain = S_plain + np.outer(k, v)
-    print(f"after writing {name:<9}: delta rule reads cat -> {(cat @ S_delta[0, 0]).round(2)}, "
-          f"plain linear attention reads cat -> {(cat @ S_plain).round(2)}")'''),
+    print(f"after writing {name:<9}: delta rule reads cat -> {read(cat, S_delta[0, 0])}, "
+          f"plain linear attention reads cat -> {read(cat, S_plain)}")'''),
     ("md", """The delta rule *replaces* what the memory held for "cat"; plain linear attention piles the second value
 on top of the first. With beta < 1 a write moves the memory only part of the way. And keys that are not
 orthogonal share directions: writing "lion", a key between cat and dog, changes what both of them return
@@ -809,12 +819,11 @@ keep apart what must not interfere)."""),
     S = np.zeros((1, 1, 2, 3))
     for name, k, v in writes:
         _, S = delta_rule_step(one(k), one(k), one(v), one(0.0), one(beta), S)
-    print(f"beta = {beta}: cat -> {(cat @ S[0, 0]).round(3)}   dog -> {(dog @ S[0, 0]).round(3)}")
+    print(f"beta = {beta}: cat -> {read(cat, S[0, 0], 3)}   dog -> {read(dog, S[0, 0], 3)}")
 
 lion = np.array([0.8, 0.6])                                      # a key between cat and dog
 _, S = delta_rule_step(one(lion), one(lion), one([0, 0, 5]), one(0.0), one(1.0), S_delta)
-print("after writing lion: cat ->", (cat @ S[0, 0]).round(2), " dog ->", (dog @ S[0, 0]).round(2),
-      " lion ->", (lion @ S[0, 0]).round(2))'''),
+print("after writing lion: cat ->", read(cat, S[0, 0]), " dog ->", read(dog, S[0, 0]), " lion ->", read(lion, S[0, 0]))'''),
     ("md", """## Forgetting: the gate g
 
 Before each write the whole memory is multiplied by exp(g_t), with g_t <= 0 computed from the token
@@ -824,7 +833,7 @@ down to half after about 6.6 tokens (its half-life, ln 2 / -g)."""),
 for step in range(1, 21):
     _, S = delta_rule_step(one(dog), one(dog), one([0, 0, 0]), one(np.log(0.9)), one(0.0), S)   # beta 0: no write
     if step in (1, 5, 10, 20):
-        print(f"after {step:>2} tokens: cat -> {(cat @ S[0, 0]).round(3)}  (0.9^{step} = {0.9 ** step:.3f})")'''),
+        print(f"after {step:>2} tokens: cat -> {read(cat, S[0, 0], 3)}  (0.9^{step} = {0.9 ** step:.3f})")'''),
     ("md", """## Token by token, or chunk by chunk: the same numbers
 
 The loop above is the *recurrent* form: one small update per token, what a generation step does. For a
@@ -843,11 +852,11 @@ beta = rng.uniform(0.05, 0.95, (B, Hv, T))
 S0 = np.zeros((B, Hv, Dk, Dv))
 out_r, S_r = recurrent_gated_delta_rule(q, k, v, g, beta, S0)
 out_c, S_c = chunked_gated_delta_rule(q, k, v, g, beta, S0)
-print("float64: max |recurrent - chunked| =", f"{np.abs(out_r - out_c).max():.1e}", "(outputs),",
-      f"{np.abs(S_r - S_c).max():.1e}", "(final memory)")
+print("float64: max |recurrent - chunked|", rounding(np.abs(out_r - out_c).max(), 1e-12), "(outputs),",
+      rounding(np.abs(S_r - S_c).max(), 1e-12), "(final memory)")
 f32 = [a.astype(np.float32) for a in (q, k, v, g, beta, S0)]
 diff32 = np.abs(recurrent_gated_delta_rule(*f32)[0] - chunked_gated_delta_rule(*f32)[0]).max()
-print("float32: max |recurrent - chunked| =", f"{diff32:.1e}")'''),
+print("float32: max |recurrent - chunked|", rounding(diff32, 1e-5))'''),
     ("code", '''# timing: these numbers are measured, so they differ a little on every run
 import time
 B, Hv, T, Dk, Dv = 1, 8, 512, 64, 64
@@ -943,10 +952,10 @@ for i, w in enumerate(model.weights.layers):
     h = x + mixed
     x = h + swiglu_mlp(zero_centred_rms_norm(h, w.post_attention_layernorm, eps), w.mlp)
     last = i + 1 == cfg.num_hidden_layers  # hidden[L] is the final norm's output, checked through the logits
-    check = "" if last else f"max |diff| vs model.forward: {np.abs(x[0] - hidden[i + 1]).max()}"
+    check = "" if last else f"max |diff| vs model.forward {rounding(np.abs(x[0] - hidden[i + 1]).max(), 1e-4)}"
     print(f"layer {i} {cfg.layer_types[i]:<17} mixer output RMS {np.sqrt((mixed ** 2).mean()):.3f}  {check}")
 final = model.final_norm(x[0]) @ model.weights.lm_head.T
-print("logits: max |diff| vs model.forward:", np.abs(final - logits).max())'''),
+print("logits: max |diff| vs model.forward", rounding(np.abs(final - logits).max(), 1e-4))'''),
     ("md", """### Inside one Gated DeltaNet layer
 
 The first linear-attention layer, step by step: projections, the causal conv and SiLU, the split into
@@ -980,7 +989,7 @@ print("shapes: conv input", mixed.shape, "| q, k", q.shape, "| v", v.shape, "| m
 print(f"beta from {beta.min():.3f} to {beta.max():.3f} | "
       f"decay exp(g) from {np.exp(g).min():.3f} to {np.exp(g).max():.3f}")
 library = gated_deltanet(x0, w, Hk, Hv, eps)                              # the library's layer (chunked form)
-print("max |step by step - gated_deltanet()| =", f"{np.abs(out - library).max():.1e}")'''),
+print("max |step by step - gated_deltanet()|", rounding(np.abs(out - library).max(), 1e-4))'''),
     ("md", """The difference is float32 rounding between the recurrent form used here and the chunked form the library
 uses for a prompt.
 
@@ -1112,7 +1121,7 @@ norm = zero_centred_rms_norm if cfg.zero_centred_norms else rms_norm
 x = norm(model.weights.embed_tokens[ids], w.post_attention_layernorm, cfg.rms_norm_eps)   # [T, D]
 sparse = sparse_moe_block(x, w.mlp, k, cfg.norm_topk_prob)                   # [T, D]
 dense = dense_moe_block(x, w.mlp, k, cfg.norm_topk_prob)                     # [T, D]
-print("max |sparse - dense| =", f"{np.abs(sparse - dense).max():.1e}")
+print("max |sparse - dense|", rounding(np.abs(sparse - dense).max(), 1e-4))
 print(f"expert evaluations: sparse {len(ids) * k}, dense {len(ids) * E}")
 print("stacked experts: gate_up_proj", w.mlp.experts.gate_up_proj.shape, " down_proj", w.mlp.experts.down_proj.shape)"""),
     ("md", """## When experts tie
