@@ -772,8 +772,8 @@ for name, prompt in (("copy", ids), ("free prompt", free_ids)):
               f"{st.accepted:3d} of {st.drafted:3d} drafted tokens kept, {time.perf_counter() - t:.2f} s")'''),
     ("md", """What to see: on the copy prompt, the constant schedule checks every guess, most of them wrong (prompt
 lookup also guesses from 1-token matches, which this model rarely follows); the adaptive one counts kept
-guesses per kind of match, checks mostly those from longer matches and makes plain steps otherwise: about as
-many kept tokens for a fraction of the checks. The free prompt has nothing to copy at first, but this small
+guesses per kind of match, checks mostly those from longer matches and makes plain steps otherwise: it checks
+far fewer guesses and keeps a larger share of them. The free prompt has nothing to copy at first, but this small
 model's greedy continuation soon loops (printed above: the same few words again and again), and a loop is
 exactly what prompt lookup copies well: there, most drafted tokens are kept by either schedule, because the
 model copies its own output. A large model's free text repeats itself far less, and gains less. The timings,
