@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,15 @@ def run_mpi(n: int, *args: str, script: list[str] | None = None) -> subprocess.C
     """``mpiexec -n n python -m minillm ARGS`` (or a script), one BLAS thread per rank."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     command = [mpiexec(), "-n", str(n), sys.executable, *(script or ["-m", "minillm"]), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env, cwd=ROOT)
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                           start_new_session=True)  # its own process group: a hang is ended whole, ranks too
+    try:
+        out, err = job.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.communicate()
+        raise
+    return subprocess.CompletedProcess(command, job.returncode, out, err)
 
 
 def train_mpi(n: int, config: Path, out: Path, *flags: str) -> None:
