@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
+import minillm
 from minillm.checkpoint.safetensors_file import SafetensorsFile
 from minillm.training.distributed import Bucket, DataParallel, make_buckets, split
 from minillm.training.trainer import TrainConfig, Trainer
@@ -172,3 +173,33 @@ def test_buckets_cover_every_element_once_in_order_and_ranks_split_each_bucket_e
 def test_the_rows_of_a_batch_are_split_into_consecutive_near_equal_parts():
     assert split(8, 3) == [2, 3, 3] and split(3, 2) == [1, 2] and split(5, 1) == [5]
     assert Bucket([("a", 0, 5)], 5, split(5, 2)).part(1) == (2, 5)
+
+
+# -- the plain layer: the two ideas on one screen each -----------------------------------------------------
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_workers_weighed_by_their_scored_tokens_give_the_whole_batch_loss_and_gradient(workers):
+    """In float64, so the only difference left is the order of the additions (1e-12, not 1e-6)."""
+    from minillm.plain.data_parallel import data_parallel_loss_and_grads
+    from test_backward import float64_copy
+    from conftest import tiny_model
+    model = float64_copy(tiny_model("tiny-qwen3"))
+    ids = np.random.default_rng(2).integers(0, model.config.vocab_size, (4, 9))  # [B, T]
+    labels = ids.copy()
+    labels[0, :7] = -100  # row 0 scores 1 target, the others 8 each: a mean of means would be wrong
+    labels[1, :] = -100  # row 1 scores none: with 4 workers, one of them has nothing to add
+    loss, grads = minillm.loss_and_grads(model, ids, labels)
+    ours, our_grads = data_parallel_loss_and_grads(model, ids, labels, workers)
+    assert ours == pytest.approx(loss, rel=1e-12)
+    for name, g in grads.items():
+        np.testing.assert_allclose(our_grads[name], g, rtol=0, atol=1e-12 * np.abs(g).max(), err_msg=name)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4, 8])
+def test_the_ring_allreduce_leaves_every_worker_the_sum_and_sends_2_n_minus_1_over_n_of_a_buffer(workers):
+    from minillm.plain.ring_allreduce import ring_allreduce
+    buffers = [np.random.default_rng(r).standard_normal(48) for r in range(workers)]  # N x [n], n = 48
+    results, sent = ring_allreduce(buffers)
+    for result in results:
+        np.testing.assert_allclose(result, np.sum(buffers, axis=0), rtol=1e-12, atol=1e-12)
+    assert sent == 2 * (workers - 1) * 48 // workers  # 48 divides into any of these counts of chunks
