@@ -185,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "wsd: the peak until the last --decay-steps, so --steps can change on --resume")
     tr.add_argument("--zero1", action="store_true", help="under mpiexec: shard AdamW's moments across the "
                     "processes (ZeRO-1), each keeps 1/N of them (docs/DISTRIBUTED.md)")
-    tr.add_argument("--bucket-mb", type=float, default=16.0, help="under mpiexec: gradients are summed through a "
-                    "buffer of this many MB (default %(default)s)")
+    tr.add_argument("--bucket-mb", type=float, help="under mpiexec: gradients are summed through a buffer of this "
+                    "many MB (default 16)")
     tr.set_defaults(run=cmd_train)
 
     from .bench import add_bench_arguments  # the benchmark's options live with the benchmark

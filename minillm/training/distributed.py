@@ -180,7 +180,11 @@ def world() -> Communicator:
     except ImportError:
         raise InputError(f"this process is one of {size} started by mpiexec, but mpi4py is not installed: "
                          f"pip install 'minillm[mpi]' (or run minillm without mpiexec)") from None
-    return MPICommunicator(MPI)
+    comm = MPICommunicator(MPI)
+    if comm.size != size:  # e.g. a system Open MPI's mpiexec starting processes linked to the mpich wheel
+        raise InputError(f"mpiexec started {size} processes but MPI counts {comm.size}: that mpiexec belongs to "
+                         f"another MPI than mpi4py's; use the one beside python ({os.path.dirname(sys.executable)})")
+    return comm
 
 
 def _offsets(counts: list[int]) -> list[int]:
@@ -278,7 +282,8 @@ class DataParallel:
     -100 on the prompt) reuses it as is: ``rows`` to slice each batch, ``token_shares`` on its labels, ``update``.
     """
 
-    def __init__(self, comm: Communicator | None = None, zero1: bool = False, bucket_mb: float = BUCKET_MB):
+    def __init__(self, comm: Communicator | None = None, zero1: bool = False, bucket_mb: float | None = None):
+        bucket_mb = BUCKET_MB if bucket_mb is None else bucket_mb
         if not (bucket_mb > 0 and math.isfinite(bucket_mb)):
             raise InputError(f"--bucket-mb must be a number > 0, found {bucket_mb}")
         self.comm, self.zero1 = comm or Communicator(), zero1
