@@ -203,3 +203,24 @@ def test_the_ring_allreduce_leaves_every_worker_the_sum_and_sends_2_n_minus_1_ov
     for result in results:
         np.testing.assert_allclose(result, np.sum(buffers, axis=0), rtol=1e-12, atol=1e-12)
     assert sent == 2 * (workers - 1) * 48 // workers  # 48 divides into any of these counts of chunks
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_zero1_workers_each_updating_their_part_take_exactly_the_adamw_step(workers):
+    """Bit for bit: AdamW is element-wise, so the same float32 operations on the same elements, in parts."""
+    from minillm.plain.zero1 import zero1_adamw_step
+    from minillm.training.adamw import AdamWState, adamw_step
+    rng = np.random.default_rng(0)
+    shapes = {"a.weight": (5, 3), "norm.weight": (4,), "b.weight": (2, 7)}  # 1-D: no weight decay
+    params = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    ours = {k: p.copy() for k, p in params.items()}
+    total = sum(p.size for p in params.values())
+    shards = [{"m": np.zeros(n, np.float32), "v": np.zeros(n, np.float32)} for n in split(total, workers)]
+    state = AdamWState()
+    for step in range(1, 4):
+        grads = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+        adamw_step(params, grads, state, 1e-2, (0.9, 0.95), 1e-8, 0.1)
+        zero1_adamw_step(ours, grads, shards, step, 1e-2, (0.9, 0.95), 1e-8, 0.1)
+        for k in params:
+            np.testing.assert_array_equal(ours[k], params[k], err_msg=k)
+    assert sum(s["m"].size for s in shards) == total  # each moment held once, by one worker
