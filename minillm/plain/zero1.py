@@ -32,7 +32,7 @@ def zero1_adamw_step(params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
     for r, moments in enumerate(shards):  # each worker, on its own part only
         a, b = P * r // N, P * (r + 1) // N
         p = flat_p[a:b].copy()  # [P_r]
-        p[decay[a:b]] *= np.float32(1.0 - lr * weight_decay)  # the decay, on matrices only (as adamw_step)  # the decay, on matrices only (as adamw_step)
+        p[decay[a:b]] *= np.float32(1.0 - lr * weight_decay)  # the decay, on matrices only (as adamw_step)
         adamw_update(p, flat_g[a:b], moments["m"], moments["v"], lr, step, betas, eps, weight_decay=0.0)
         parts.append(p)
     new = np.concatenate(parts)  # [P]: the allgather
