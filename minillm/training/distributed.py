@@ -345,15 +345,21 @@ class DataParallel:
         if self.zero1:
             norm = self._zero1_update(params, grads, opt, lr, betas, eps, weight_decay, clip)
         else:
-            buf = np.empty(min(self.bucket_elements, sum(b.size for b in self.buckets)), np.float32)  # [bucket]
-            for bucket in self.buckets:
-                self.comm.allreduce(pack(bucket, grads, buf))
-                unpack(bucket, buf, grads)
+            self.allreduce(grads)
             self.comm_seconds = time.perf_counter() - synced
             norm = clip_grad_norm(grads, clip)
             adamw_step(params, grads, opt, lr, betas, eps, weight_decay)
         self.wait_seconds = synced - start
         return norm
+
+    def allreduce(self, grads: dict[str, np.ndarray]) -> None:
+        """Each gradient <- its sum over the ranks, in place, one bucket at a time."""
+        if self.size == 1:
+            return  # the sum over one rank: the gradient itself
+        buf = np.empty(min(self.bucket_elements, sum(b.size for b in self.buckets)), np.float32)  # [bucket]
+        for bucket in self.buckets:
+            self.comm.allreduce(pack(bucket, grads, buf))  # in place, on the buffer's memory
+            unpack(bucket, buf, grads)
 
     def _zero1_update(self, params, grads, opt: ShardedAdamWState, lr, betas, eps, weight_decay, clip) -> float:
         """Reduce-scatter the gradients, AdamW on this rank's part of each bucket, allgather the weights."""
