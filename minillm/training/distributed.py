@@ -435,7 +435,7 @@ class DataParallel:
         """Every rank: check the replicas' weights are identical, then (ZeRO-1) send the moments' shards to rank
         0. -> ({name: m}, {name: v}) on rank 0, whole tensors as one process would save them; None elsewhere."""
         checksum = 0
-        for p in params.values():
+        for p in params.values() if self.size > 1 else ():  # (alone: one replica, nothing to compare)
             checksum = zlib.crc32(_flat(p), checksum)  # exact: the bits themselves
         if len(set(self.comm.allgather_object(checksum))) > 1:
             raise TrainingError("the ranks' weights differ (the allreduce gave ranks different sums); stopped "
