@@ -338,6 +338,9 @@ class DataParallel:
                betas: tuple[float, float], eps: float, weight_decay: float, clip: float) -> float:
         """Sum ``grads`` (this rank's weighted share) over the ranks, clip by the global norm, take the AdamW
         step on ``params`` in place. Returns the gradient norm before clipping."""
+        for name, g in grads.items():  # the buckets read and write the gradients through flat views
+            if not g.flags.c_contiguous:
+                grads[name] = np.ascontiguousarray(g)  # [shape]
         start = time.perf_counter()
         if self.size > 1:
             self.comm.barrier()  # the slowest rank's lag counts as waiting, not as the allreduce's cost
