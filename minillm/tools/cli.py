@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "wsd: the peak until the last --decay-steps, so --steps can change on --resume")
     tr.add_argument("--allow-schedule-change", action="store_true", help="with --resume: continue even when the "
                     "new settings give the steps already trained other learning rates (the rate jumps)")
+    tr.add_argument("--zero1", action="store_true", help="under mpiexec: shard AdamW's moments across the "
+                    "processes (ZeRO-1), each keeps 1/N of them (docs/DISTRIBUTED.md)")
+    tr.add_argument("--bucket-mb", type=float, help="under mpiexec: gradients are summed through a buffer of this "
+                    "many MB (default 16)")
     tr.set_defaults(run=cmd_train)
 
     e = sub.add_parser("explain", help="write an interactive HTML page: attention, logit lens, next token, ...")
@@ -487,18 +491,27 @@ def cmd_explain(args) -> int:
 
 def cmd_train(args) -> int:
     from ..checkpoint.jsonfile import read_json_object
+    from ..training.distributed import DataParallel, world
     from ..training.trainer import TrainConfig, Trainer
 
-    raw = read_json_object(args.config, InputError)
-    for key in ("steps", "batch_size", "context", "accumulation", "lr", "min_lr", "warmup", "decay_steps",
-                "weight_decay", "clip", "eval_every", "save_every", "seed", "train_tokens", "val_tokens", "tokenizer",
-                "dtype", "schedule"):
-        if getattr(args, key) is not None:
-            raw[key] = getattr(args, key)
-    cfg = TrainConfig.from_dict(raw, source=str(args.config))
-    trainer = Trainer(cfg, args.out, resume=args.resume, allow_schedule_change=args.allow_schedule_change)
-    trainer.run(max_steps=args.max_steps)
-    print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
+    def recipe() -> TrainConfig:  # read by rank 0 alone (a bad one is reported once), then sent to every rank
+        raw = read_json_object(args.config, InputError)
+        for key in ("steps", "batch_size", "context", "accumulation", "lr", "min_lr", "warmup", "decay_steps",
+                    "weight_decay", "clip", "eval_every", "save_every", "seed", "train_tokens", "val_tokens",
+                    "tokenizer", "dtype", "schedule"):
+            if getattr(args, key) is not None:
+                raw[key] = getattr(args, key)
+        return TrainConfig.from_dict(raw, source=str(args.config))
+
+    comm = world()  # `mpiexec -n N minillm train ...`: this is one of N ranks; else the process alone
+    with comm.failure_stops_every_rank():  # under mpiexec: an error here ends every rank, naming this one
+        cfg = comm.broadcast_object(recipe() if comm.rank == 0 else None)
+        parallel = DataParallel(comm, zero1=args.zero1, bucket_mb=args.bucket_mb)
+        trainer = Trainer(cfg, args.out, resume=args.resume, parallel=parallel,
+                          allow_schedule_change=args.allow_schedule_change)
+        trainer.run(max_steps=args.max_steps)
+    if comm.rank == 0:
+        print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
     return 0
 
 

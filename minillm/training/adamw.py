@@ -37,25 +37,33 @@ class AdamWState:
 def adamw_step(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], state: AdamWState, lr: float,
                betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01) -> None:
     """Update every weight in ``params`` in place (and ``state``), in torch.optim.AdamW's order of operations."""
-    b1, b2 = betas
     state.step += 1
-    t = state.step
-    bias_correction1 = 1.0 - b1 ** t  # Python floats (double), as torch computes them
-    bias_correction2_sqrt = (1.0 - b2 ** t) ** 0.5
-    step_size = np.float32(lr / bias_correction1)
     for name, p in params.items():
-        g = grads[name]  # [shape]
         if name not in state.m:
             state.m[name] = np.zeros_like(p)  # [shape]
             state.v[name] = np.zeros_like(p)
-        m, v = state.m[name], state.v[name]
-        if weight_decay and decays(name, p):
-            p *= np.float32(1.0 - lr * weight_decay)
-        m += (g - m) * np.float32(1.0 - b1)  # = b1 m + (1 - b1) g, written as torch's lerp
-        v *= np.float32(b2)
-        v += np.float32(1.0 - b2) * g * g
-        denom = np.sqrt(v) / np.float32(bias_correction2_sqrt) + np.float32(eps)  # [shape]
-        p -= step_size * (m / denom)
+        adamw_update(p, grads[name], state.m[name], state.v[name], lr, state.step, betas, eps,
+                     weight_decay if decays(name, p) else 0.0)
+
+
+def adamw_update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, lr: float, step: int,
+                 betas: tuple[float, float], eps: float, weight_decay: float) -> None:
+    """One weight (or any slice of one: every operation is element-wise) at AdamW step ``step`` = 1, 2, ...
+
+    p, g, m, v all [shape], p, m and v updated in place. ZeRO-1 (training/distributed.py) calls this on each
+    rank's flat shard of a tensor; ``adamw_step`` on whole tensors.
+    """
+    b1, b2 = betas
+    bias_correction1 = 1.0 - b1 ** step  # Python floats (double), as torch computes them
+    bias_correction2_sqrt = (1.0 - b2 ** step) ** 0.5
+    step_size = np.float32(lr / bias_correction1)
+    if weight_decay:
+        p *= np.float32(1.0 - lr * weight_decay)
+    m += (g - m) * np.float32(1.0 - b1)  # = b1 m + (1 - b1) g, written as torch's lerp
+    v *= np.float32(b2)
+    v += np.float32(1.0 - b2) * g * g
+    denom = np.sqrt(v) / np.float32(bias_correction2_sqrt) + np.float32(eps)  # [shape]
+    p -= step_size * (m / denom)
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:

@@ -58,11 +58,19 @@ class TokenFile:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    def random_windows(self, rng: np.random.Generator, batch_size: int, length: int) -> np.ndarray:
-        """``batch_size`` windows of ``length`` consecutive ids at random starts.   -> [B, T] int64"""
+    def random_windows(self, rng: np.random.Generator, batch_size: int, length: int,
+                       rows: slice | None = None) -> np.ndarray:
+        """``batch_size`` windows of ``length`` consecutive ids at random starts.   -> [B, T] int64
+
+        ``rows``: read only these windows of the batch ([rows, T]). Data parallelism (distributed.py): every
+        process draws all B starts from the same generator, so each reads its own rows of the very batch one
+        process would have drawn, and the generators stay in step.
+        """
         if length > len(self.tokens):
             raise InputError(f"{self.path}: {len(self.tokens)} tokens, shorter than one window of {length}")
         starts = rng.integers(0, len(self.tokens) - length + 1, size=batch_size)  # [B]
+        if rows is not None:
+            starts = starts[rows]  # [rows]
         return np.stack([self.tokens[s:s + length] for s in starts]).astype(np.int64)  # [B, T]
 
     def fixed_windows(self, count: int, length: int) -> np.ndarray:

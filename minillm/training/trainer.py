@@ -21,6 +21,10 @@ state, so N steps in one go and N/2 + N/2 with a restart in between give bit-ide
 may change ``steps`` as long as the steps already trained keep their learning rates: with ``"schedule": "wsd"``
 before its decay, that moves only the final decay; a cosine run's rates all depend on ``steps``, so changing it
 is refused unless asked for (``allow_schedule_change``), as the rate would jump.
+
+On N processes (``mpiexec -n N minillm train``, ``parallel=DataParallel(world())``) each rank computes the
+gradient of its rows of every batch and ``parallel.update`` sums them before the step (distributed.py); rank 0
+alone evaluates, logs and saves. Alone, ``parallel`` changes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -43,8 +48,9 @@ from ..checkpoint.saving import save_model_dir
 from ..checkpoint.weights import build_weights, named_tensors
 from ..errors import InputError, TrainingError
 from ..model.transformer import Model
-from .adamw import AdamWState, adamw_step, clip_grad_norm
+from .adamw import AdamWState
 from .data import TokenFile
+from .distributed import DataParallel, blank_weights
 from .init import init_weights
 from .loss import cross_entropy
 from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
@@ -179,13 +185,15 @@ class Trainer:
     """Holds a run: the model, the optimizer state, the data, the step. ``run()`` trains to the end."""
 
     def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
-                 allow_schedule_change: bool = False):
-        self.cfg, self.out, self.progress = cfg, Path(out), progress
+                 allow_schedule_change: bool = False, parallel: DataParallel | None = None):
+        self.dp = parallel or DataParallel()  # this process alone, or one rank of N (distributed.py)
+        self.cfg, self.out, self.progress = cfg, Path(out), progress and self.dp.is_root
         self.allow_schedule_change = allow_schedule_change  # on resume: may the steps trained get other rates?
         self.config = parse_config(cfg.model, source="recipe model")
         self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
+        self.rows = self.dp.rows(cfg.batch_size)  # this rank's rows of each batch (None: all of them)
         self.val_windows = None
-        if cfg.val_tokens:
+        if cfg.val_tokens and self.dp.is_root:
             try:
                 self.val_windows = TokenFile(cfg.val_tokens, self.config.vocab_size).fixed_windows(
                     cfg.eval_windows, cfg.context)  # [eval_windows, T]
@@ -193,7 +201,10 @@ class Trainer:
                 raise TrainingError(f"{cfg.val_tokens}: {cfg.eval_windows} evaluation windows of {cfg.context} "
                                     f"tokens need more memory than this machine has; ask for fewer") from None
         ckpt = self.out / "checkpoint"
-        if resume:
+        if not self.dp.is_root:  # the other ranks receive rank 0's weights, moments, sampler and step below
+            self.model, self.opt = Model(self.config, blank_weights(self.config)), AdamWState()
+            self.rng, self.step, self.elapsed = np.random.default_rng(), 0, 0.0
+        elif resume:
             if not ckpt.is_dir():
                 raise TrainingError(f"{self.out}: nothing to resume (no checkpoint/ directory)")
             self._restore(ckpt)
@@ -214,6 +225,7 @@ class Trainer:
             self.step = 0
             self.elapsed = 0.0
         self.params = named_tensors(self.model.weights)  # name -> the model's own arrays (updated in place)
+        self.opt, (self.step, self.elapsed) = self.dp.start(self.params, self.opt, self.rng, (self.step, self.elapsed))
 
     def _initial_weights(self):
         """Random weights (init.py), or those of ``init_from`` when this run continues an earlier one."""
@@ -233,21 +245,26 @@ class Trainer:
 
     # -- saving and resuming ------------------------------------------------------------------------------
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
         params = self.params
+        moments = self.dp.moments_to_save(params, self.opt)  # every rank takes part (ZeRO-1: shards to rank 0)
+        if not self.dp.is_root:
+            return self.dp.comm.barrier()  # wait while rank 0 writes: nothing here can cut its write short
         state = {"step": self.step, "elapsed": self.elapsed, "adam_step": self.opt.step,
                  "rng": self.rng.bit_generator.state, "recipe": asdict(self.cfg)}
         trainer_state = {
             "trainer_state/master.safetensors": params,  # the float32 weights, whatever dtype the model file has
-            "trainer_state/optimizer.safetensors": {**{"m." + k: a for k, a in self.opt.m.items()},
-                                                    **{"v." + k: a for k, a in self.opt.v.items()}},
+            "trainer_state/optimizer.safetensors": {**{"m." + k: a for k, a in moments[0].items()},
+                                                    **{"v." + k: a for k, a in moments[1].items()}},
             "trainer_state/state.json": (json.dumps(state, indent=1) + "\n").encode("utf-8"),
         }
         model_config = dict(self.cfg.model)
         model_config.setdefault("architectures", [_architecture(self.config.model_type)])
-        return save_model_dir(self.out / "checkpoint", model_config, params,
+        path = save_model_dir(self.out / "checkpoint", model_config, params,
                               "BF16" if self.cfg.dtype == "bf16" else "F32", self.cfg.generation_config or None,
                               self.cfg.tokenizer, trainer_state)
+        self.dp.comm.barrier()
+        return path
 
     def _restore(self, ckpt: Path) -> None:
         state = json.loads((ckpt / "trainer_state" / "state.json").read_text(encoding="utf-8"))
@@ -287,9 +304,11 @@ class Trainer:
     def train_step(self) -> dict:
         cfg = self.cfg
         lr = scheduled_lr(cfg, self.step)
+        batches = [self.train_data.random_windows(self.rng, cfg.batch_size, cfg.context, self.rows)  # [B_r, T] each
+                   for _ in range(cfg.accumulation)]
+        shares = self.dp.token_shares(batches)  # this rank's part of each batch's scored targets (alone: 1.0)
         total, grads = 0.0, None
-        for _ in range(cfg.accumulation):
-            ids = self.train_data.random_windows(self.rng, cfg.batch_size, cfg.context)  # [B, T]
+        for ids, share in zip(batches, shares):
             # A diverging run (a far too large lr) overflows float32 on its way to a non-finite loss, which is
             # reported just below, naming the step; NumPy's overflow warnings on the way would only be noise.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -297,7 +316,10 @@ class Trainer:
             if not math.isfinite(loss):
                 raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped. The last good checkpoint "
                                     f"is {self.out / 'checkpoint'} (step {self._saved_step()})")
-            total += loss / cfg.accumulation
+            total += loss * share / cfg.accumulation
+            if share != 1.0:  # the mean over this rank's tokens, weighed as their part of the global batch
+                for k in g:
+                    g[k] *= np.float32(share)
             if grads is None:
                 grads = g
             else:
@@ -306,9 +328,10 @@ class Trainer:
         if cfg.accumulation > 1:
             for k in grads:
                 grads[k] /= np.float32(cfg.accumulation)
+        total = self.dp.sum(total)  # the global batch's mean loss
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as above
-            norm = clip_grad_norm(grads, cfg.clip)
-            adamw_step(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay)
+            # sum the ranks' gradients, clip_grad_norm, adamw_step (ZeRO-1: on this rank's shard of the moments)
+            norm = self.dp.update(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay, cfg.clip)
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
 
@@ -333,7 +356,7 @@ class Trainer:
         cfg, lines = self.cfg, []
         tokens_per_step = cfg.batch_size * cfg.context * cfg.accumulation
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
-        log = open(self.out / "log.jsonl", "a", encoding="utf-8")
+        log = open(self.out / "log.jsonl" if self.dp.is_root else os.devnull, "a", encoding="utf-8")  # rank 0 logs
         start_step, started = self.step, time.perf_counter()
         try:
             while self.step < stop:
@@ -343,7 +366,7 @@ class Trainer:
                     dt = time.perf_counter() - t0
                     self.elapsed += dt
                     line.update(tokens=self.step * tokens_per_step, tokens_per_s=tokens_per_step / dt,
-                                elapsed=round(self.elapsed, 2))
+                                elapsed=round(self.elapsed, 2), **self.dp.log_fields())
                     if self.val_windows is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see train_step
                             line["val_loss"] = evaluate(self.model, self.val_windows, cfg.batch_size)
@@ -368,7 +391,7 @@ class Trainer:
             log.close()
             if self.progress:
                 print(file=sys.stderr)
-        if self.step == cfg.steps:
+        if self.step == cfg.steps and self.dp.is_root:
             plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
         return lines
 
