@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = ROOT / "minillm" / "plain"
 
-# (idea, plain module, plain function, notebook, engine modules it equals), in reading order
+# (idea, plain module, plain function, notebook number (or a docs page), engine modules it equals), in reading order
 PATH = [
     ("the dense forward pass (Qwen2 / Qwen3)", "forward.py", "plain_forward", "01",
      "model/transformer.py, block.py, attention.py, mlp.py, norm.py, rope.py, linear.py, embedding.py"),
@@ -33,6 +33,12 @@ PATH = [
      "model/transformer.py, hybrid.py, gated_attention.py, rope.py (partial), norm.py"),
     ("how the delta rule learns (its backward)", "deltanet_backward.py", "deltanet_backward", "06",
      "backward/delta_rule.py (recurrent and chunked)"),
+    ("training on N workers: data parallelism", "data_parallel.py", "data_parallel_loss_and_grads",
+     "docs/DISTRIBUTED.md", "training/distributed.py"),
+    ("the ring allreduce", "ring_allreduce.py", "ring_allreduce", "docs/DISTRIBUTED.md",
+     "training/distributed.py (MPI's Allreduce)"),
+    ("ZeRO-1: the optimizer state sharded", "zero1.py", "zero1_adamw_step", "docs/DISTRIBUTED.md",
+     "training/distributed.py, adamw.py"),
 ]
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -59,9 +65,12 @@ def readme_markdown() -> str:
     """The README's learning path: the same steps, with links to the code and to the notebook of each."""
     rows = ["| idea | plain function (one screen) | lines | notebook | engine (minillm/...) |", "|---|---|---|---|---|"]
     for (idea, module, name, notebook, engine), (_, _, lines, _) in zip(PATH, table()):
-        (nb,) = sorted(NOTEBOOKS.glob(f"{notebook}_*.ipynb"))
-        rows.append(f"| {idea} | [`{name}`](minillm/plain/{module}) | {lines} | [{notebook}](notebooks/{nb.name}) "
-                    f"| {engine} |")
+        if notebook.startswith("docs/"):
+            where = f"[{notebook[5:-3].lower()}]({notebook})"
+        else:
+            (nb,) = sorted(NOTEBOOKS.glob(f"{notebook}_*.ipynb"))
+            where = f"[{notebook}](notebooks/{nb.name})"
+        rows.append(f"| {idea} | [`{name}`](minillm/plain/{module}) | {lines} | {where} | {engine} |")
     return "\n".join(rows)
 
 

@@ -189,7 +189,7 @@ def test_workers_weighed_by_their_scored_tokens_give_the_whole_batch_loss_and_gr
     labels[0, :7] = -100  # row 0 scores 1 target, the others 8 each: a mean of means would be wrong
     labels[1, :] = -100  # row 1 scores none: with 4 workers, one of them has nothing to add
     loss, grads = minillm.loss_and_grads(model, ids, labels)
-    ours, our_grads = data_parallel_loss_and_grads(model, ids, labels, workers)
+    ours, our_grads = data_parallel_loss_and_grads(minillm.loss_and_grads, model, ids, labels, workers)
     assert ours == pytest.approx(loss, rel=1e-12)
     for name, g in grads.items():
         np.testing.assert_allclose(our_grads[name], g, rtol=0, atol=1e-12 * np.abs(g).max(), err_msg=name)

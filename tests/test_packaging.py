@@ -4,6 +4,7 @@ command, chat and default_model_path() run from any directory, with no source ch
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,8 +21,11 @@ RUNTIME_FILES = ["config.json", "generation_config.json", "model.safetensors", "
 def wheel(tmp_path_factory) -> Path:
     """Built from this checkout without network (the venv's setuptools; `python -m build` does the same
     in an isolated environment)."""
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source") / "minillm"
+    # From a copy: setuptools writes its build/ folder into the source tree.
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "weights", "__pycache__",
+                                                                ".hypothesis", ".pytest_cache", "runs", "data"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
                     "--no-index", "-q", "-w", str(out)], check=True, capture_output=True, cwd=out)
     (built,) = out.glob("minillm-*.whl")
     return built

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backward import loss_and_grads
-from ..model.transformer import Model
-from ..training.loss import IGNORE_INDEX
+IGNORE_INDEX = -100  # a label that is not scored (training/loss.py)
 
 
-def data_parallel_loss_and_grads(model: Model, ids: np.ndarray, labels: np.ndarray, workers: int):
+def data_parallel_loss_and_grads(loss_and_grads, model, ids: np.ndarray, labels: np.ndarray, workers: int):
     """The loss and gradients of the whole batch, computed as ``workers`` workers would, one after the other.
 
-    ids, labels [B, T] (labels -100 where not scored) -> (loss, {tensor name: gradient})
+    ``loss_and_grads(model, ids, labels) -> (mean loss, {name: gradient})`` is what one worker runs
+    (``minillm.loss_and_grads``). ids, labels [B, T] (labels -100 where not scored) -> (loss, {name: gradient})
     """
     B = ids.shape[0]
     firsts = [B * r // workers for r in range(workers + 1)]  # worker r: rows firsts[r] .. firsts[r+1]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..training.adamw import adamw_update, decays
 
 
 def zero1_adamw_step(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], shards: list[dict[str, np.ndarray]],
@@ -26,14 +25,19 @@ def zero1_adamw_step(params: dict[str, np.ndarray], grads: dict[str, np.ndarray]
     names = list(params)
     flat_p = np.concatenate([params[k].ravel() for k in names])  # [P] the weights, end to end
     flat_g = np.concatenate([grads[k].ravel() for k in names])  # [P] the summed gradient
-    decay = np.concatenate([np.full(params[k].size, decays(k, params[k])) for k in names])  # [P] bool
-    N, P = len(shards), flat_p.size
+    decay = np.concatenate([np.full(params[k].size, params[k].ndim >= 2) for k in names])  # [P] bool: matrices
+    N, P, (b1, b2) = len(shards), flat_p.size, betas
     parts = []
     for r, moments in enumerate(shards):  # each worker, on its own part only
         a, b = P * r // N, P * (r + 1) // N
         p = flat_p[a:b].copy()  # [P_r]
         p[decay[a:b]] *= np.float32(1.0 - lr * weight_decay)  # the decay, on matrices only (as adamw_step)
-        adamw_update(p, flat_g[a:b], moments["m"], moments["v"], lr, step, betas, eps, weight_decay=0.0)
+        g, m, v = flat_g[a:b], moments["m"], moments["v"]  # [P_r] each: the gradient's part, this worker's moments
+        m += (g - m) * np.float32(1.0 - b1)  # = b1 m + (1 - b1) g   (AdamW exactly as training/adamw.py writes it)
+        v *= np.float32(b2)
+        v += np.float32(1.0 - b2) * g * g  # [P_r]
+        denom = np.sqrt(v) / np.float32((1.0 - b2 ** step) ** 0.5) + np.float32(eps)  # bias-corrected RMS [P_r]
+        p -= np.float32(lr / (1.0 - b1 ** step)) * (m / denom)  # [P_r]
         parts.append(p)
     new = np.concatenate(parts)  # [P]: the allgather
     at = 0
