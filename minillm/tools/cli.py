@@ -448,6 +448,9 @@ def cmd_train(args) -> int:
     trainer = Trainer(cfg, args.out, resume=args.resume)
     trainer.run(max_steps=args.max_steps)
     print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
+    if trainer.step == cfg.steps and cfg.samples:  # the recipe asks to see what the finished run writes
+        from ..training.samples import write_samples
+        print("\n" + write_samples(trainer), end="")
     return 0
 
 
