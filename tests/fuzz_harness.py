@@ -1667,7 +1667,7 @@ def _train_case(draw) -> Case:
         np.save(work / "train.npy", tokens)
         np.save(work / "val.npy", tokens[:1000])
         recipe.update(train_tokens=str(work / "train.npy"), val_tokens=str(work / "val.npy"),
-                      tokenizer=str(WEIGHTS / "minillm-bilingual"), warmup=1)
+                      tokenizer=str(minillm.default_model_path()), warmup=1)
         if recipe.get("schedule") == "wsd":
             recipe["decay_steps"] = 1  # the run is 2 steps (--steps 2): 1 of warmup, 1 of decay
         if kind in ("model field", "model bomb"):

@@ -1,4 +1,4 @@
-"""The bundled model (weights/minillm-bilingual, trained by minillm itself) is the offline default, and
+"""The bundled model (minillm/bundled/minillm-bilingual, trained by minillm itself) is the offline default, and
 transformers loads it and computes the same numbers (fixture: scripts/bundled/make_reference.py)."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 
 import minillm
 from minillm.tools.verify import compare_to_reference, format_error_table
-from conftest import WEIGHTS
+from conftest import ROOT
 
-BUNDLED = WEIGHTS / "minillm-bilingual"
+BUNDLED = ROOT / "minillm" / "bundled" / "minillm-bilingual"  # in the package: it ships in the wheel
 
 
 def bundled():

@@ -1,11 +1,11 @@
-"""Copy the trained model into weights/minillm-bilingual/, the offline default, with its training record.
+"""Copy the trained model into minillm/bundled/minillm-bilingual/, the offline default, with its training record.
 
     python scripts/bundled/export.py runs/bundled                        # one run (resumed in pieces)
     python scripts/bundled/export.py runs/bundled-small runs/bundled-stage{2,3,4}   # stages, each from the one before
     python scripts/bundled/export.py --average runs/bundled-a runs/bundled-b        # branches: their mean weights
 
 Takes the last run's checkpoint (config.json, BF16 model.safetensors, generation_config.json; not the
-trainer state), keeps the tokenizer and corpus manifest already in weights/minillm-bilingual/, and writes
+trainer state), keeps the tokenizer and corpus manifest already in minillm/bundled/minillm-bilingual/, and writes
 each run's recipe as it last ran (the checkpoint's, with the overrides of its last resume: recipe.json for one
 run, recipe_stageN.json for stages), training_log.jsonl (every run's log, each line tagged with its stage)
 and loss_curve.png (loss and learning rate against tokens seen in total).
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from minillm.checkpoint.safetensors_file import SafetensorsFile  # noqa: E402
 from minillm.checkpoint.saving import write_safetensors  # noqa: E402
-DEST = ROOT / "weights" / "minillm-bilingual"
+DEST = ROOT / "minillm" / "bundled" / "minillm-bilingual"
 
 
 def read_log(run: Path) -> list[dict]:

@@ -1,7 +1,7 @@
 """transformers' outputs for the bundled model: the fixture that proves transformers loads it and agrees.
 
     pip install torch==2.13.0 && pip install -e ".[reference]"
-    python scripts/bundled/make_reference.py      # writes weights/minillm-bilingual/reference.npz
+    python scripts/bundled/make_reference.py      # writes minillm/bundled/minillm-bilingual/reference.npz
 
 Same keys as the tiny models' reference.npz (scripts/make_tiny_models.py): every hidden state and the
 logits of an English + Chinese prompt, a left-padded batch, and greedy continuations, all from transformers
@@ -18,7 +18,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-DIR = Path(__file__).resolve().parents[2] / "weights" / "minillm-bilingual"
+DIR = Path(__file__).resolve().parents[2] / "minillm" / "bundled" / "minillm-bilingual"
 PROMPT = "It is a truth universally acknowledged, that a single man 春眠不觉晓，处处闻啼鸟。"
 BATCH_PROMPTS = ["To be, or not to be", "明月几时有", "The quick brown fox jumps over the lazy dog"]
 

@@ -22,7 +22,7 @@ Steps:
      Chinese, after script normalisation and with punctuation removed);
   7. drop exact duplicate documents (same letters after normalisation), across sources;
   8. write data/corpus/train/<source>.txt, data/corpus/chat.jsonl and
-     weights/minillm-bilingual/corpus_manifest.json.
+     minillm/bundled/minillm-bilingual/corpus_manifest.json.
 
 File format of data/corpus/train/*.txt and heldout/*.txt: UTF-8, '\\n' newlines; documents
 are separated by a line holding only DOC_SEP ("<|doc|>"), i.e. the file is
@@ -59,7 +59,7 @@ DATA = os.path.join(ROOT, "data")
 DL = os.path.join(DATA, "downloads")
 EXTRACT = os.path.join(DL, "extracted")
 OUT = os.path.join(DATA, "corpus")
-MANIFEST_DIR = os.path.join(ROOT, "weights", "minillm-bilingual")
+MANIFEST_DIR = os.path.join(ROOT, "minillm", "bundled", "minillm-bilingual")
 
 DOC_SEP = "<|doc|>"
 SEED = 20240611

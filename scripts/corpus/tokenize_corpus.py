@@ -5,10 +5,10 @@ Run from the repository root after build_corpus.py and train_tokenizer.py:
 
     python scripts/corpus/tokenize_corpus.py
 
-Reads  data/corpus/train/*.txt, data/corpus/chat.jsonl, weights/minillm-bilingual/tokenizer.json
+Reads  data/corpus/train/*.txt, data/corpus/chat.jsonl, minillm/bundled/minillm-bilingual/tokenizer.json
 Writes data/tokens/train.npy, data/tokens/val.npy  (1-D uint16 arrays; np.load(path, mmap_mode="r"))
-       data/tokens/stats.json and a committed copy weights/minillm-bilingual/token_stats.json
-       (also stored under "tokens" in weights/minillm-bilingual/corpus_manifest.json)
+       data/tokens/stats.json and a committed copy minillm/bundled/minillm-bilingual/token_stats.json
+       (also stored under "tokens" in minillm/bundled/minillm-bilingual/corpus_manifest.json)
 
 Layout: every document is encoded on its own and followed by <|endoftext|>.  A chat example
 is rendered with the ChatML template
@@ -24,7 +24,7 @@ A later training stage may weight the mix by repeating the training documents of
     python scripts/corpus/tokenize_corpus.py --name train_stage3 \\
         --repeat classical_zh=4 --repeat sishu=4 --repeat austen=2 --repeat shakespeare=2
 
-writes data/tokens/train_stage3.npy and weights/minillm-bilingual/token_stats_train_stage3.json
+writes data/tokens/train_stage3.npy and minillm/bundled/minillm-bilingual/token_stats_train_stage3.json
 (val.npy, stats.json and the manifest are left as they are).
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from tokenizers import Tokenizer
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CORPUS = os.path.join(ROOT, "data", "corpus")
 TOKENS = os.path.join(ROOT, "data", "tokens")
-WEIGHTS = os.path.join(ROOT, "weights", "minillm-bilingual")
+WEIGHTS = os.path.join(ROOT, "minillm", "bundled", "minillm-bilingual")
 DOC_SEP = "<|doc|>"
 SEED = 1234
 VAL_PERCENT = 1
@@ -171,7 +171,7 @@ def main():
         st["bytes_per_token"] = round(st["bytes"] / max(1, st["train_tokens"] + st["val_tokens"]), 3)
 
     out = OrderedDict(
-        tokenizer="weights/minillm-bilingual/tokenizer.json",
+        tokenizer="minillm/bundled/minillm-bilingual/tokenizer.json",
         tokenizer_sha256=file_sha256(os.path.join(WEIGHTS, "tokenizer.json")),
         dtype="uint16", eot_id=int(eot), shuffle_seed=SEED,
         val_rule="int(sha256(source + '\\0' + text)[:8], 16) %% 100 < %d" % VAL_PERCENT,
@@ -186,7 +186,7 @@ def main():
     if os.path.exists(mpath):
         man = json.load(open(mpath, encoding="utf-8"), object_pairs_hook=OrderedDict)
         man["tokens"] = OrderedDict(
-            see="weights/minillm-bilingual/token_stats.json",
+            see="minillm/bundled/minillm-bilingual/token_stats.json",
             train_tokens=int(train.size), val_tokens=int(val.size),
             per_source={k: v["train_tokens"] + v["val_tokens"] for k, v in sorted(stats.items())})
         write_json([mpath], man)

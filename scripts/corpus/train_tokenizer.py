@@ -11,9 +11,9 @@ separator lines) plus the contents of data/corpus/chat.jsonl.  The held-out work
 report bytes per token.
 
 Output (Qwen2/Qwen3 layout, loadable by transformers' AutoTokenizer and by minillm):
-  weights/minillm-bilingual/tokenizer.json
-  weights/minillm-bilingual/tokenizer_config.json
-  weights/minillm-bilingual/tokenizer_stats.json
+  minillm/bundled/minillm-bilingual/tokenizer.json
+  minillm/bundled/minillm-bilingual/tokenizer_config.json
+  minillm/bundled/minillm-bilingual/tokenizer_stats.json
 
 Vocabulary: 8192 ids in total = 8187 BPE tokens (256 byte symbols + 7931 merges) followed by
 the added tokens <|endoftext|>=8187, <|im_start|>=8188, <|im_end|>=8189, <think>=8190,
@@ -31,7 +31,7 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CORPUS = os.path.join(ROOT, "data", "corpus")
-OUT = os.path.join(ROOT, "weights", "minillm-bilingual")
+OUT = os.path.join(ROOT, "minillm", "bundled", "minillm-bilingual")
 DOC_SEP = "<|doc|>"
 
 VOCAB_SIZE = 8192
