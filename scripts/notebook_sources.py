@@ -740,40 +740,45 @@ untrained = minillm.Model(minillm.parse_config(m), init_weights(minillm.parse_co
 for text in sample_texts(untrained, shakespeare_tok, ["IAGO.\\n"], max_new_tokens=20, seed=0,
                          generation_config=recipe.generation_config):
     print(repr(text))'''),
-    ("md", """Now the run: the committed recipe, shortened to 60 steps of 8 windows (a tenth of its tokens) so that it
-takes well under a minute. The schedule is the recipe's, compressed to the shorter run: 6 steps of warmup, then
-a cosine down to the floor at step 60. `progress=False` keeps the notebook's output the same on every run (the
+    ("md", """Now the run: the committed recipe, shortened to 60 steps of 8 windows of 64 tokens (30,720 tokens, a
+twenty-seventh of the recipe's 819,200) so that it takes well under a minute. The schedule is the recipe's,
+compressed to the shorter run: 6 steps of warmup, then a cosine down to the floor at step 60. `progress=False` keeps the notebook's output the same on every run (the
 command line shows a live progress line with the tokens per second); we print the log instead."""),
     ("code", '''import tempfile
-run = train_example(Path(tempfile.mkdtemp()) / "shakespeare", steps=60, batch_size=8, warmup=6, eval_every=20,
-                    progress=False)
+run = train_example(Path(tempfile.mkdtemp()) / "shakespeare", steps=60, batch_size=8, context=64, warmup=6,
+                    eval_every=20, progress=False)
 log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
 for x in log:
     if x["step"] in (1, 2, 5, 10) or x["step"] % 20 == 0:
         val = f"   validation {x['val_loss']:.2f}" if "val_loss" in x else ""
         print(f"step {x['step']:>3}  lr {x['lr']:.1e}  training batch loss {x['loss']:.2f}{val}")
 print("run directory:", sorted(p.name for p in run.iterdir()))'''),
-    ("code", '''steps = [x["step"] for x in log]
+    ("code", '''counts = np.bincount(np.load(recipe.train_tokens), minlength=m["vocab_size"]) + 1.0   # [V]; +1: no token impossible
+unigram = float(-np.log(counts[np.load(recipe.val_tokens)] / counts.sum()).mean())
+print(f"a unigram model (each token's frequency in the training plays) scores {unigram:.2f} on The Tempest")
+steps = [x["step"] for x in log]
 plt.figure(figsize=(7, 3.2))
 plt.plot(steps, [x["loss"] for x in log], lw=1, label="training loss (one batch of 8 x 64 tokens per step)")
 val = [x for x in log if "val_loss" in x]
 plt.plot([x["step"] for x in val], [x["val_loss"] for x in val], "o", label="validation loss (The Tempest)")
 plt.axhline(np.log(m["vocab_size"]), color="gray", ls="--", label="ln V: a uniform guess")
+plt.axhline(unigram, color="gray", ls=":", label="unigram: token frequencies, on The Tempest")
 plt.title("Training on Shakespeare: the first 60 steps")
 plt.xlabel("step"); plt.ylabel("loss (nats/token)"); plt.legend(); plt.tight_layout(); plt.show()'''),
     ("md", """What to see: the loss starts at ln V (the random model guesses uniformly), falls slowly during the warmup
-steps, then fast as the model learns which tokens are frequent in these plays (a unigram model of this text
-scores about 6.6 nats), then more slowly as it learns which token follows which. Each training point is one random batch,
-so the curve is noisy; the validation points are the mean over fixed windows of a play it never sees, and
-they follow the training loss: in 60 steps the model has seen only a fraction of one pass over its text, too
-little to memorise it. The same prompt as before, now:"""),
+steps, then fast as the model learns which tokens are frequent in these plays, and flattens near the unigram
+line: after 60 steps (30,720 tokens, a ninth of one pass over its text) the model knows roughly how often
+each token occurs, and little yet about which token follows which. Each training point is one random batch,
+so the curve is noisy; the validation points are the mean over fixed windows of a play it never sees. The same
+prompt as before, now:"""),
     ("code", '''trained = minillm.load_model(run / "checkpoint")
 for text in sample_texts(trained, shakespeare_tok, ["IAGO.\\n"], max_new_tokens=40, seed=0,
                          generation_config=recipe.generation_config):
     print(text)'''),
-    ("md", """After 60 steps the model writes English words of the plays, with their line breaks and the speaker
-labels' shape; it has no grammar yet. The full recipe (300 steps of 16 windows, a few minutes) goes further:
-its samples are in examples/shakespeare/README.md."""),
+    ("md", """After 60 steps the model writes the commonest tokens of the plays: line breaks, commas and full stops,
+"I", "a", "the", "to", "have", with no order yet. Going below the unigram line, to words in a plausible
+order, verse lines and speaker labels, takes the full recipe: FULLRUN (its samples are in
+examples/shakespeare/README.md)."""),
     ("md", """## Why AdamW, warmup and a decaying learning rate
 
 **AdamW's step is the ratio of two running means.** For each weight, Adam keeps m, a running mean of the
@@ -788,11 +793,11 @@ adamw_step(weights, gradient, AdamWState(), lr=3e-3, weight_decay=0.0)
 print("gradients:          ", gradient["w"][0])
 print("first step / lr:    ", (weights["w"][0] / 3e-3).round(3))'''),
     ("md", """**Warmup** is why the first steps use a small learning rate. At step 1, m / sqrt(v) is the sign of one
-batch's gradient: every weight jumps by the full lr in a direction chosen by one noisy batch, the embedding
-rows of tokens the batch did not even contain move through weight decay, and v, the estimate that is meant
-to scale the steps, has seen one sample. Warming up over a few dozen steps (`lr(step) = peak * (step + 1) /
-warmup`) keeps those first steps small until m and v average over many batches. Without it, a learning rate
-that trains well after warmup can blow a run up in its first steps.
+batch's gradient: every weight that batch touches jumps by the full lr, in a direction chosen by one noisy
+batch, and v, the estimate that is meant to scale the steps, has seen a single sample. At lr 3e-3 that is a
+sixth of the typical size of a weight initialised with std 0.02, in one step. Warming up over a few dozen
+steps (`lr(step) = peak * (step + 1) / warmup`) keeps those first steps small until m and v average over many
+batches; the larger the peak rate, the more a run needs it.
 
 **Decoupled weight decay** (the W of AdamW, Loshchilov & Hutter 2019). Adam with L2 regularisation adds
 wd * p to the *gradient*, so the decay goes through the same ratio as everything else: divided by sqrt(v).
@@ -844,9 +849,12 @@ for label, lr_at in schedules.items():
 ax_lr.set_title("learning rate"); ax_lr.set_xlabel("step"); ax_lr.set_ylabel("lr"); ax_lr.legend()
 ax_loss.set_title("noisy quadratic: loss"); ax_loss.set_xlabel("step"); ax_loss.set_ylabel("loss")
 ax_loss.set_yscale("log"); ax_loss.legend(); fig.tight_layout(); plt.show()'''),
-    ("md", """What to see: all three fall equally fast at the peak rate, then the constant rate stalls on its noise
-floor while both decaying schedules go below it, and WSD catches up with the cosine during its short final
-decay. The loss at the end is set by how low the rate got, not by how long it was high."""),
+    ("md", """What to see: the three curves are one while their rates are equal; from about step 150 the constant rate
+stalls on its noise floor, the cosine goes below it as its rate falls, and WSD stays on the floor until its
+decay starts at step 320, then drops below it too. The end is set by the decay, not by the peak. On this toy
+problem the long decay of the cosine ends lowest; on language models a WSD decay over the last fifth of the
+run matches the cosine (Hägele et al., 2024, the reason `schedule.py` offers it), and until that decay starts
+the run can still be made longer."""),
     ("md", """## What the bundled model learned
 
 The bundled model's own run, from its training log (`training_log.jsonl` beside its weights): the
@@ -892,19 +900,19 @@ picks the target's entry."""),
     ("code", '''def my_cross_entropy(logits, ids):
     raise NotImplementedError   # your turn'''),
     ("code", '''from exercises import check
-check("cross_entropy", my_cross_entropy)'''),
+check("cross_entropy", my_cross_entropy);   # prints ✓ when yours matches minillm'''),
     ("md", """**2. One AdamW step** of a weight matrix `p` with gradient `g`, moments `m`, `v`, at step `t` (1, 2, ...):
 return the new `(p, m, v)`. Hint: the formulas are at the top of `minillm/training/adamw.py`; the decay comes
 first and is not divided by anything."""),
     ("code", '''def my_adamw_step(p, g, m, v, t, lr, b1, b2, eps, wd):
     raise NotImplementedError   # your turn'''),
-    ("code", '''check("adamw_step", my_adamw_step)'''),
+    ("code", '''check("adamw_step", my_adamw_step);   # prints ✓ when yours matches minillm'''),
     ("md", """**3. The warmup + cosine learning rate** at step `step` (0-based) of `total_steps`. Hint: for the first
 `warmup` steps, peak * (step + 1) / warmup; then the cosine from peak at step `warmup` down to `floor` at
 `total_steps`, staying at the floor after it."""),
     ("code", '''def my_cosine_learning_rate(step, total_steps, peak, warmup, floor):
     raise NotImplementedError   # your turn'''),
-    ("code", '''check("cosine_learning_rate", my_cosine_learning_rate)'''),
+    ("code", '''check("cosine_learning_rate", my_cosine_learning_rate);   # prints ✓ when yours matches minillm'''),
 ]
 
 LINEAR = [

@@ -447,7 +447,9 @@ def cmd_train(args) -> int:
     cfg = TrainConfig.from_dict(raw, source=str(args.config))
     trainer = Trainer(cfg, args.out, resume=args.resume)
     trainer.run(max_steps=args.max_steps)
-    print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
+    curve = args.out / "loss_curve.png"
+    print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}"
+          + (f", loss curve in {curve}" if trainer.step == cfg.steps and curve.is_file() else ""))
     if trainer.step == cfg.steps and cfg.samples:  # the recipe asks to see what the finished run writes
         from ..training.samples import write_samples
         print("\n" + write_samples(trainer), end="")
