@@ -765,9 +765,8 @@ plt.axhline(np.log(m["vocab_size"]), color="gray", ls="--", label="ln V: a unifo
 plt.axhline(unigram, color="gray", ls=":", label="unigram: token frequencies, on The Tempest")
 plt.title("Training on Shakespeare: the first 60 steps")
 plt.xlabel("step"); plt.ylabel("loss (nats/token)"); plt.legend(); plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: the loss starts at ln V (the random model guesses uniformly), falls slowly during the warmup
-steps, then fast as the model learns which tokens are frequent in these plays, and flattens near the unigram
-line: after 60 steps (30,720 tokens, a ninth of one pass over its text) the model knows roughly how often
+    ("md", """What to see: the loss starts at ln V (the random model guesses uniformly), falls fast over the first ten
+steps as the model learns which tokens are frequent in these plays, and flattens near the unigram line: after 60 steps (30,720 tokens, a ninth of one pass over its text) the model knows roughly how often
 each token occurs, and little yet about which token follows which. Each training point is one random batch,
 so the curve is noisy; the validation points are the mean over fixed windows of a play it never sees. The same
 prompt as before, now:"""),
@@ -777,7 +776,9 @@ for text in sample_texts(trained, shakespeare_tok, ["IAGO.\\n"], max_new_tokens=
     print(text)'''),
     ("md", """After 60 steps the model writes the commonest tokens of the plays: line breaks, commas and full stops,
 "I", "a", "the", "to", "have", with no order yet. Going below the unigram line, to words in a plausible
-order, verse lines and speaker labels, takes the full recipe: FULLRUN (its samples are in
+order, verse lines and speaker labels, takes the full recipe: its 800 steps of 8 windows of 128 tokens (three
+passes over the plays, an estimated 3 to 4 minutes on two quiet cores) bring the validation loss on The Tempest
+to 5.33, and its samples have speaker labels, stage directions and lines of verse (they are in
 examples/shakespeare/README.md)."""),
     ("md", """## Why AdamW, warmup and a decaying learning rate
 
@@ -794,8 +795,8 @@ print("gradients:          ", gradient["w"][0])
 print("first step / lr:    ", (weights["w"][0] / 3e-3).round(3))'''),
     ("md", """**Warmup** is why the first steps use a small learning rate. At step 1, m / sqrt(v) is the sign of one
 batch's gradient: every weight that batch touches jumps by the full lr, in a direction chosen by one noisy
-batch, and v, the estimate that is meant to scale the steps, has seen a single sample. At lr 3e-3 that is a
-sixth of the typical size of a weight initialised with std 0.02, in one step. Warming up over a few dozen
+batch, and v, the estimate that is meant to scale the steps, has seen a single sample. At lr 3e-3 that is
+about a seventh of the typical size of a weight initialised with std 0.02, in one step. Warming up over a few dozen
 steps (`lr(step) = peak * (step + 1) / warmup`) keeps those first steps small until m and v average over many
 batches; the larger the peak rate, the more a run needs it.
 
