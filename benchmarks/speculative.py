@@ -5,7 +5,7 @@
     python benchmarks/speculative.py --skip-shape          # bundled model only (seconds, not minutes)
 
 1. A cached forward over k new tokens (and over a batch of B rows, one token each) against a one-token step,
-   on the real shapes, with minillm's few-rows product (model/linear.py) and with the plain ``x @ W.T``.
+   on the real shapes, with minillm's few-rows product (model/fast_linear.py) and with the plain ``x @ W.T``.
 2. Greedy decoding with prompt lookup against plain greedy decoding, same model, same run, same tokens
    (checked): on a prompt that asks to repeat a passage with one change (something to copy) and on one with
    nothing to copy; the acceptance rate and the tokens per forward pass. Each with both draft schedules:
@@ -32,7 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import minillm  # noqa: E402
 from minillm.generation.speculative import SpeculativeStats  # noqa: E402
-from minillm.model import linear as linear_module  # noqa: E402
+from minillm.model import fast_linear as linear_module  # noqa: E402
 from minillm.tools.bench import build_random_checkpoint  # noqa: E402
 
 PASSAGE = (

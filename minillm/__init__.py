@@ -5,7 +5,7 @@
     logits = model.forward([1, 2, 3])                      # [T] -> [T, V] float32
     loss, grads = minillm.loss_and_grads(model, [1, 2, 3]) # next-token loss, {tensor name: gradient}
 
-To learn the architecture, start with minillm/model/plain.py: the whole forward pass as one function.
+To learn the architecture, start with minillm/plain/: each idea as one function on one screen (forward.py first).
 
 Legend of dimension names, used in every shape comment:
     B batch      T new tokens in this call      S key positions (cached + new)
@@ -37,6 +37,7 @@ from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
 from .generation.generate import generate, stream_generate
 from .generation.sampling import SamplingParams
 from .generation.speculative import SpeculativeStats
+from .explain import explain  # the interactive explainer page (minillm explain "PROMPT")
 
 __version__ = "0.1.0"
 
@@ -44,5 +45,5 @@ __all__ = [
     "default_model_path", "resolve_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "SpeculativeStats", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
-    "CheckpointWarning",
+    "CheckpointWarning", "explain",
 ]

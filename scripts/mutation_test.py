@@ -48,7 +48,7 @@ class Mutation:
 
 M = Mutation
 GEN, SAMP, CHAT = "minillm/generation/generate.py", "minillm/generation/sampling.py", "minillm/generation/chat.py"
-CACHE, MODEL, ROPE = "minillm/model/cache.py", "minillm/model/transformer.py", "minillm/model/rope.py"
+CACHE, MODEL, ROPE = "minillm/model/cache.py", "minillm/model/transformer.py", "minillm/model/rope_scaling.py"
 CONFIG, GENCFG = "minillm/checkpoint/config.py", "minillm/checkpoint/generation_config.py"
 TOK, TEMPLATE = "minillm/text/tokenizer.py", "minillm/text/chat_template.py"
 LOADING, ST, HUB = "minillm/checkpoint/loading.py", "minillm/checkpoint/safetensors_file.py", "minillm/checkpoint/hub.py"

@@ -16,17 +16,23 @@ WEIGHTS = ROOT / "weights"
 TINY_MODELS = ["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa"]
 
 
+def checkpoint_dir(name: str) -> Path:
+    """A checkpoint of the repository by name: the bundled model ships inside the package, the reference
+    checkpoints of the tests live in weights/."""
+    return minillm.default_model_path() if name == minillm.default_model_path().name else WEIGHTS / name
+
+
 @functools.lru_cache(maxsize=None)
 def tiny_model(name: str) -> minillm.Model:
     """Load each bundled model once per test session (tests must not modify it)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", minillm.CheckpointWarning)
-        return minillm.load_model(WEIGHTS / name)
+        return minillm.load_model(checkpoint_dir(name))
 
 
 @functools.lru_cache(maxsize=None)
 def reference(name: str) -> dict[str, np.ndarray]:
-    with np.load(WEIGHTS / name / "reference.npz") as f:
+    with np.load(checkpoint_dir(name) / "reference.npz") as f:
         return {k: f[k] for k in f.files}
 
 

@@ -488,18 +488,3 @@ def test_a_context_longer_than_max_position_embeddings_is_refused():
 def test_bad_ids_raise_the_same_errors_as_the_forward():
     with pytest.raises(minillm.InputError, match="token id 512 is out of range"):
         minillm.loss_and_grads(tiny_model("tiny-qwen2"), [1, 512])
-
-
-@pytest.mark.parametrize("name", ["tiny-qwen3.5", "tiny-qwen3.5-hub"])
-def test_a_qwen35_model_is_refused_with_a_clear_error(name):
-    """The backward covers the dense models only: a hybrid model must fail as a minillm error, not crash."""
-    with pytest.raises(minillm.InputError, match="training supports the dense Qwen2/Qwen3 models"):
-        minillm.loss_and_grads(tiny_model(name), [1, 2, 3, 4])
-
-
-def test_a_training_recipe_for_qwen35_is_refused():
-    from minillm.training.trainer import TrainConfig
-
-    raw = json.loads((WEIGHTS / "tiny-qwen3.5" / "config.json").read_text())
-    with pytest.raises(minillm.InputError, match="training supports the dense Qwen2/Qwen3 models"):
-        TrainConfig.from_dict({"model": raw, "train_tokens": "unused.bin"})

@@ -14,6 +14,7 @@ from minillm.model.masks import causal_mask
 from minillm.model.block import LayerWeights, decoder_layer
 from minillm.checkpoint.config import parse_config
 from minillm.model.embedding import embed
+from minillm.model.fast_linear import fast_linear
 from minillm.model.linear import linear
 from minillm.model.activations import silu
 from minillm.model.mlp import MLPWeights, swiglu_mlp
@@ -42,6 +43,14 @@ def test_linear_is_x_times_weight_transposed_plus_bias():
     x, w, b = randn(2, 3, 5), randn(4, 5), randn(4)
     expected = np.einsum("bti,oi->bto", x.astype(np.float64), w) + b
     np.testing.assert_allclose(linear(x, w, b), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 8, 9, 40])
+def test_the_engines_fast_linear_gives_the_plain_product(rows):
+    """fast_linear (flattened, a few rows in threaded blocks) = linear.py's x W^T + b, for every path it takes."""
+    x, w, b = randn(2, rows, 96), randn(9000, 96), randn(9000)  # 2 x rows positions: 2 .. 80 rows
+    np.testing.assert_allclose(fast_linear(x, w, b), linear(x, w, b), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(fast_linear(x[0], w), linear(x[0], w), rtol=1e-5, atol=1e-4)
 
 
 def test_rms_norm_formula_eps_inside_the_root():
@@ -237,7 +246,7 @@ def test_the_few_rows_thread_pool_works_in_a_forked_child():
     whose threads it does not have: the child's product would wait forever."""
     import os
     import signal
-    from minillm.model import linear as linear_module
+    from minillm.model import fast_linear as linear_module
     w = np.ones((4096, 512), np.float32)  # [out, in]: several blocks, so the pool is used
     x = np.ones((2, 512), np.float32)  # [N, in]
     linear_module.few_rows_matmul(x, w)  # the parent's pool now exists
@@ -248,3 +257,19 @@ def test_the_few_rows_thread_pool_works_in_a_forked_child():
         os._exit(0 if np.all(y == 512.0) else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"child status {status}"
+
+
+def test_rope_and_the_config_reader_do_not_import_each_other():
+    """checkpoint/config.py uses model/rope.py (it checks the frequencies); the RoPE modules take their settings
+    from checkpoint/rope_config.py, never from config.py, so either side can be imported first."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "minillm"
+    for module in ("model/rope.py", "model/rope_scaling.py", "checkpoint/rope_config.py"):
+        tree = ast.parse((root / module).read_text(encoding="utf-8"))
+        imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert not [m for m in imported if m and m.endswith("config") and "rope_config" not in m], module
+    for first in ("minillm.model.rope_scaling", "minillm.model.rope", "minillm.checkpoint.config"):
+        subprocess.run([sys.executable, "-c", f"import {first}; import minillm"], check=True)

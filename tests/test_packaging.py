@@ -50,6 +50,8 @@ def test_the_wheel_carries_the_bundled_model_and_every_subpackage(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in RUNTIME_FILES:
         assert f"minillm/bundled/minillm-bilingual/{f}" in names
+    for f in ["page.html", "page.css", "page.js"]:  # the explainer page's template
+        assert f"minillm/explain/{f}" in names
     assert not any(n.endswith("reference.npz") or n.startswith("weights/") for n in names)  # test fixtures stay home
     packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "minillm").rglob("*.py")}
     for package in packages:

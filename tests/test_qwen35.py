@@ -566,7 +566,7 @@ def test_a_cache_of_another_model_is_refused(name):
 
 
 def test_the_one_screen_forward_refuses_a_hybrid_model(name):
-    from minillm.model.plain import plain_forward
+    from minillm.plain.forward import plain_forward
     model = tiny_model(name)
     with pytest.raises(minillm.InputError, match="dense Qwen2/Qwen3"):
         plain_forward(model.weights, model.config, [1, 2, 3])

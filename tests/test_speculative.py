@@ -16,7 +16,7 @@ from minillm.generation.drafting import PromptLookupDrafter
 from minillm.generation.sampling import SamplingParams, process_logits
 from minillm.generation.speculative import SpeculativeStats, check_drafted_token, residual_distribution
 from minillm.model.activations import softmax
-from minillm.model.linear import few_rows_matmul, linear
+from minillm.model.fast_linear import fast_linear, few_rows_matmul
 from conftest import WEIGHTS, tiny_model
 
 MODELS = ["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa", "tiny-qwen3.5"]
@@ -270,7 +270,7 @@ def test_a_few_rows_give_the_plain_product(N, out):
     x = rng.standard_normal((N, 96)).astype(np.float32)
     w = rng.standard_normal((out, 96)).astype(np.float32)
     np.testing.assert_allclose(few_rows_matmul(x, w), x @ w.T, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(linear(x[None], w, np.ones(out, np.float32))[0], x @ w.T + 1, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(fast_linear(x[None], w, np.ones(out, np.float32))[0], x @ w.T + 1, rtol=1e-5, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- draft length

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model.attention import AttentionWeights, attention_probs, merge_heads, split_heads
-from ..model.linear import linear
+from ..model.fast_linear import fast_linear as linear  # y = x W^T + b (model/linear.py), at full speed
 from ..model.norm import rms_norm
 from ..model.rope import apply_rope
 from .activations import softmax_backward

@@ -18,9 +18,12 @@ Training has no padding and no KV cache: every row is a full sequence at positio
 text to equal lengths; mark what should not be scored with -100 in the labels). Sliding-window layers and
 every RoPE scaling are used exactly as in ``Model.forward``.
 
-Only the dense models (Qwen2 / Qwen2.5 / Qwen3) have a backward here: a Qwen3.5 (hybrid) model, whose
-Gated DeltaNet layers, gated attention and zero-centred norms have no backward in minillm/backward/, is
-refused with an InputError (``check_trainable``) rather than differentiated wrongly.
+Every architecture minillm loads trains here: the hybrid models (Qwen3.5, Qwen3-Next, Qwen3.5-MoE) through
+hybrid.py (Gated DeltaNet in its chunked form, gated attention, (1 + w) norms, also for the final norm), the
+mixtures of experts through moe.py. With ``output_router_logits=True`` the loss adds transformers' router
+load-balancing loss times ``router_aux_loss_coef`` (moe.py), and its gradient. The gradients are named as the
+checkpoint names its tensors: a model loaded from the Hub's multimodal layout gets ``model.language_model.*``
+names (its vision tower and MTP head are not part of minillm's model and are not trained).
 """
 
 from __future__ import annotations
@@ -33,15 +36,19 @@ from ..checkpoint.weights import ModelWeights, named_tensors
 from ..errors import InputError
 from ..model.embedding import embed
 from ..model.masks import causal_mask
-from ..model.norm import rms_norm
+from ..model.norm import rms_norm, zero_centred_rms_norm
 from ..model.rope import rope_cos_sin
-from ..model.linear import linear
+from ..model.fast_linear import fast_linear as linear  # y = x W^T + b (model/linear.py), at full speed
 from ..model.transformer import Model, check_token_ids
 from ..training.loss import check_labels, cross_entropy, cross_entropy_backward
 from .block import LayerActivations, decoder_layer_backward, decoder_layer_forward
 from .embedding import embed_backward
+from .hybrid import HybridLayerActivations, hybrid_decoder_layer_backward, hybrid_decoder_layer_forward
 from .linear import linear_backward
-from .norm import rms_norm_backward
+from .moe import MoEActivations, load_balancing_loss
+from .norm import rms_norm_backward, zero_centred_rms_norm_backward
+
+ROUTER_AUX_LOSS_COEF = 0.001  # transformers' default router_aux_loss_coef (Qwen3-MoE, Qwen3-Next, Qwen3.5-MoE)
 
 
 @dataclass
@@ -51,7 +58,7 @@ class ModelActivations:
     ids: np.ndarray  # [B, T] int64, for the embedding's scatter-add
     cos: np.ndarray  # [1, T, Dh] RoPE at positions 0..T-1 (tiny; kept so the backward uses the same angles)
     sin: np.ndarray  # [1, T, Dh]
-    layers: list[LayerActivations]  # L of them; layer i's x is layer i-1's output
+    layers: list[LayerActivations] | list[HybridLayerActivations]  # L of them; layer i's x is layer i-1's output
     x_last: np.ndarray  # [B, T, D] the last layer's output: the final norm's backward needs it
     h: np.ndarray  # [B, T, D] the final norm's output: the LM head's weight gradient needs it
 
@@ -71,28 +78,40 @@ def model_forward(model: Model, ids: np.ndarray) -> tuple[np.ndarray, ModelActiv
     x = embed(ids, w.embed_tokens)  # [B, T, D]
     layers = []
     for i, layer in enumerate(w.layers):
-        mask = window_mask if cfg.uses_sliding_window(i) else full_mask
-        x, saved = decoder_layer_forward(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads,
-                                         cfg.rms_norm_eps, cos, sin, mask)  # [B, T, D]
+        if cfg.is_hybrid:  # Qwen3.5, Qwen3-Next, Qwen3.5-MoE (cos/sin: the R rotated dims only)
+            x, saved = hybrid_decoder_layer_forward(x, layer, cfg, cos, sin, full_mask)  # [B, T, D]
+        else:
+            mask = window_mask if cfg.uses_sliding_window(i) else full_mask
+            x, saved = decoder_layer_forward(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads,
+                                             cfg.rms_norm_eps, cos, sin, mask, cfg.num_experts_per_tok,
+                                             cfg.norm_topk_prob)  # [B, T, D]
         layers.append(saved)
-    h = rms_norm(x, w.norm, cfg.rms_norm_eps)  # [B, T, D]
+    final_norm = zero_centred_rms_norm if cfg.zero_centred_norms else rms_norm  # Qwen3.5: 1 + w
+    h = final_norm(x, w.norm, cfg.rms_norm_eps)  # [B, T, D]
     logits = linear(h, w.lm_head)  # [B, T, D] -> [B, T, V]: lm_head(), as one [B*T, D] @ [D, V] product
     return logits, ModelActivations(ids=ids, cos=cos, sin=sin, layers=layers, x_last=x, h=h)
 
 
-def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations) -> ModelWeights:
+def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations,
+                   router_d_probs: np.ndarray | None = None) -> ModelWeights:
     """The gradient of every weight, as a ModelWeights of gradients (same fields and shapes as model.weights).
 
     dlogits [B, T, V] -> ModelWeights; when the head is tied, its lm_head IS its embed_tokens (both uses summed).
+    ``router_d_probs`` [E]: the load-balancing loss's gradient of every MoE layer's router probabilities.
     """
     cfg, w = model.config, model.weights
     H, K, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps
     dh, d_lm_head, _ = linear_backward(dlogits, saved.h, w.lm_head)  # [B, T, D], [V, D]
-    dx, d_norm = rms_norm_backward(dh, saved.x_last, w.norm, eps)  # [B, T, D], [D]
+    norm_backward = zero_centred_rms_norm_backward if cfg.zero_centred_norms else rms_norm_backward
+    dx, d_norm = norm_backward(dh, saved.x_last, w.norm, eps)  # [B, T, D], [D]
     d_layers = [None] * len(w.layers)
     for i in reversed(range(len(w.layers))):
-        dx, d_layers[i] = decoder_layer_backward(dx, saved.layers[i], w.layers[i], H, K, eps,
-                                                 saved.cos, saved.sin)  # [B, T, D]
+        if cfg.is_hybrid:
+            dx, d_layers[i] = hybrid_decoder_layer_backward(dx, saved.layers[i], w.layers[i], cfg, saved.cos,
+                                                            saved.sin, router_d_probs)  # [B, T, D]
+        else:
+            dx, d_layers[i] = decoder_layer_backward(dx, saved.layers[i], w.layers[i], H, K, eps, saved.cos,
+                                                     saved.sin, cfg.norm_topk_prob, router_d_probs)  # [B, T, D]
     d_embed = embed_backward(dx, saved.ids, w.embed_tokens)  # [V, D]
     tied = w.lm_head is w.embed_tokens
     if tied:
@@ -102,7 +121,7 @@ def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations) -
 
 
 def activation_bytes(saved) -> int:
-    """Bytes kept for the backward: every array inside ``saved`` (dataclasses and lists are walked), each
+    """Bytes kept for the backward: every array inside ``saved`` (dataclasses, lists and dicts are walked), each
     underlying buffer counted once (a view, e.g. one head split of a projection, costs nothing extra)."""
     buffers: dict[int, int] = {}
 
@@ -111,8 +130,8 @@ def activation_bytes(saved) -> int:
             while isinstance(obj.base, np.ndarray):
                 obj = obj.base
             buffers[id(obj)] = obj.nbytes
-        elif isinstance(obj, list):
-            for item in obj:
+        elif isinstance(obj, (list, dict)):  # dict: the MoE's per-expert arrays
+            for item in (obj.values() if isinstance(obj, dict) else obj):
                 visit(item)
         elif hasattr(obj, "__dataclass_fields__"):
             for item in vars(obj).values():
@@ -138,15 +157,14 @@ def minimum_activation_bytes(cfg, batch_size: int, seq_len: int, itemsize: int =
     return floats * itemsize + batch_size * seq_len * 8  # + the int64 ids
 
 
-def check_trainable(cfg) -> None:
-    """Raise InputError unless minillm/backward/ can differentiate this model (the dense Qwen2/Qwen3 models)."""
-    if cfg.is_hybrid or cfg.zero_centred_norms or cfg.attn_output_gate or cfg.is_moe:
-        kind = "a mixture of experts" if cfg.is_moe else "Gated DeltaNet and gated attention"
-        raise InputError(f"training supports the dense Qwen2/Qwen3 models; this is a {cfg.model_type} model "
-                         f"({kind}), which has no backward pass in minillm")
+def moe_layers(saved: ModelActivations) -> list[MoEActivations]:
+    """The kept routing of every mixture-of-experts layer, in layer order."""
+    ffn = [layer.ffn if isinstance(layer, HybridLayerActivations) else layer.mlp for layer in saved.layers]
+    return [f for f in ffn if isinstance(f, MoEActivations)]
 
 
-def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.ndarray]]:
+def loss_and_grads(model: Model, ids, labels=None, output_router_logits: bool = False,
+                   router_aux_loss_coef: float = ROUTER_AUX_LOSS_COEF) -> tuple[float, dict[str, np.ndarray]]:
     """The mean next-token cross-entropy and its gradient with respect to every checkpoint tensor.
 
         loss, grads = minillm.loss_and_grads(model, ids, labels=None)
@@ -156,10 +174,11 @@ def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.
     every scored target of the batch. Rows sit at positions 0..T-1 with no padding (see the module docstring).
     -> loss (float), grads {tensor name: array of that tensor's shape and the model's dtype (float32)}, with
     exactly the names of the checkpoint: a tied head has no 'lm_head.weight' key, and the embedding's
-    gradient includes the head's.
+    gradient includes the head's; a model loaded from the Hub's multimodal layout gets model.language_model.*.
+    ``output_router_logits`` (mixtures of experts): add router_aux_loss_coef times transformers' load-balancing
+    loss (backward/moe.py), as transformers does when called with output_router_logits=True and labels.
     """
     cfg = model.config
-    check_trainable(cfg)
     ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
     labels = check_labels(ids if labels is None else labels, ids.shape, cfg.vocab_size)  # like ids, int64
     ids_BT, labels_BT = (ids[None], labels[None]) if ids.ndim == 1 else (ids, labels)  # [B, T] each
@@ -172,5 +191,12 @@ def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.
     loss = cross_entropy(logits, labels_BT)
     dlogits = cross_entropy_backward(logits, labels_BT)  # [B, T, V]
     del logits  # the largest array of the step: free it before the backward allocates its own
-    grads = model_backward(model, dlogits, saved)
-    return loss, named_tensors(grads)
+    router_d_probs = None
+    routed = moe_layers(saved)
+    if output_router_logits and routed:
+        aux, d_probs = load_balancing_loss(routed, cfg.num_experts)  # float, [E]
+        loss += router_aux_loss_coef * aux
+        router_d_probs = np.asarray(router_aux_loss_coef, d_probs.dtype) * d_probs  # [E]
+    grads = named_tensors(model_backward(model, dlogits, saved, router_d_probs))
+    stored = getattr(model, "stored_name", None)  # loading.py: the name each tensor has in its checkpoint files
+    return loss, grads if stored is None else {stored(name): g for name, g in grads.items()}

@@ -39,6 +39,8 @@ from ..errors import ConfigError
 from .fields import FLOAT32_TINY, REQUIRED as _REQUIRED, FieldReader, show, token_id_list
 from .jsonfile import read_json_object
 from .paths import checkpoint_file, user_path
+from .rope_config import RopeConfig
+from ..model.rope import rope_frequencies
 
 SUPPORTED_MODEL_TYPES = ("qwen2", "qwen3", "qwen3_5", "qwen3_5_text", "qwen3_moe", "qwen3_next", "qwen3_5_moe",
                          "qwen3_5_moe_text")
@@ -53,24 +55,6 @@ MAX_LAYERS = 4096  # checked before the per-layer list is built; the weights the
 MAX_ATTENTION_SCALING = 100.0  # YaRN's cos/sin factor: about 1 to 2 in practice; far larger overflows scores
 
 _FieldReader = FieldReader  # the name this module used before fields.py existed
-
-
-@dataclass(frozen=True)
-class RopeConfig:
-    """Rotary embedding settings, one set for all layers (Qwen dense models never nest them per layer type)."""
-
-    rope_type: str = "default"  # one of ROPE_TYPES
-    theta: float = 10000.0  # the base of the frequencies
-    factor: float = 1.0  # linear / dynamic / yarn / llama3 scaling factor
-    original_max_position_embeddings: int | None = None  # yarn, llama3
-    attention_factor: float | None = None  # yarn: multiplies cos and sin
-    beta_fast: float = 32.0  # yarn
-    beta_slow: float = 1.0  # yarn
-    mscale: float | None = None  # yarn
-    mscale_all_dim: float | None = None  # yarn
-    truncate: bool = True  # yarn: floor/ceil the correction range
-    low_freq_factor: float = 1.0  # llama3
-    high_freq_factor: float = 4.0  # llama3
 
 
 @dataclass(frozen=True)
@@ -359,8 +343,6 @@ def _parse_rope(raw: dict, get: FieldReader, source: str, head_dim: int = 2,
 def _check_rope_math(rope: RopeConfig, head_dim: int, max_pos: int, where: str) -> None:
     """Compute the frequencies once, as the forward pass will: a combination whose math fails (a division by
     zero, a log of zero, an overflow to inf) or gives unusable numbers is refused now, naming the block."""
-    from ..model.rope import rope_frequencies  # rope.py imports RopeConfig from here: import at call time
-
     try:
         with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
             inv_freq, scaling = rope_frequencies(head_dim, rope, max_pos)

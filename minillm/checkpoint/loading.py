@@ -222,5 +222,8 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
     path = checkpoint_directory(resolve_model_path(path), CheckpointError)
     config = load_config(path)
     weights, unexpected = read_checkpoint(path, config, progress)
-    return Model(config, weights, path=path, unexpected_tensors=unexpected,
-                 generation_config=load_generation_config(path))
+    model = Model(config, weights, path=path, unexpected_tensors=unexpected,
+                  generation_config=load_generation_config(path))
+    _, stored, _ = language_model_tensors(open_checkpoint(path))
+    model.stored_name = stored  # model.* name -> the name in the files (model.language_model.*): for the gradients
+    return model

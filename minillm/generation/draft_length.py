@@ -1,6 +1,6 @@
 """How many drafted tokens to check: only as many as pay for the longer pass.
 
-A pass over 1 + k tokens costs more than a one-token step (model/linear.py: about 1.3 x for k = 1, 2 x for
+A pass over 1 + k tokens costs more than a one-token step (model/fast_linear.py: about 1.3 x for k = 1, 2 x for
 k = 7 on Qwen2.5-0.5B's shapes; more on a small model, whose step is mostly call overhead), and a draft
 nobody keeps buys nothing for it. So checking every drafted token is a loss on text with nothing to copy,
 where prompt lookup still finds short matches that the model rarely agrees with. Each pass, this module

@@ -2,7 +2,7 @@
 
 Why it is faster. Decoding one token reads every weight once, and on a CPU that read is the whole cost
 (memory bandwidth, not arithmetic, is the limit). A forward pass over k+1 tokens reads the same weights
-once and does k+1 times the arithmetic, which is still cheap while k is small (model/linear.py makes sure
+once and does k+1 times the arithmetic, which is still cheap while k is small (model/fast_linear.py makes sure
 a few rows really cost what one row costs). So if a cheap drafter (drafting.py) guesses the next k tokens,
 one pass of the model over them gives its own prediction at every one of those positions at once:
 

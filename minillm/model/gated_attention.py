@@ -28,7 +28,7 @@ import numpy as np
 
 from .activations import sigmoid
 from .attention import merge_heads, scaled_dot_product_attention, split_heads
-from .linear import linear
+from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from .norm import zero_centred_rms_norm
 from .rope import apply_partial_rope
 
@@ -45,11 +45,12 @@ class GatedAttentionWeights:
     k_norm: np.ndarray  # [Dh]  zero-centred
 
 
-def gated_self_attention(x: np.ndarray, w: GatedAttentionWeights, num_heads: int, num_kv_heads: int, eps: float,
-                         cos: np.ndarray, sin: np.ndarray, mask: np.ndarray | None, kv_cache=None) -> np.ndarray:
-    """The whole gated attention sub-layer.   x [B, T, D], cos/sin [B, T, R], mask [B or 1, 1, T, S] -> [B, T, D]
+def project_gated_qkv(x: np.ndarray, w: GatedAttentionWeights, num_heads: int, num_kv_heads: int, eps: float,
+                      cos: np.ndarray, sin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Queries, keys, values and the output gate of the new tokens, ready for attention (and the KV cache).
 
-    ``kv_cache``: a ``LayerCache`` (cache.py) that stores the new k, v and returns all S cached ones.
+    x [B, T, D], cos/sin [B, T, R] -> q [B, H, T, Dh], k [B, K, T, Dh] (normed, partially rotated),
+    v [B, K, T, Dh], gate [B, T, H*Dh] (before its sigmoid, in the layout of the merged heads)
     """
     B, T, _ = x.shape
     Dh = w.q_norm.shape[0]
@@ -61,6 +62,16 @@ def gated_self_attention(x: np.ndarray, w: GatedAttentionWeights, num_heads: int
 
     q = apply_partial_rope(zero_centred_rms_norm(q, w.q_norm, eps), cos, sin)  # [B, H, T, Dh]: norm, then RoPE
     k = apply_partial_rope(zero_centred_rms_norm(k, w.k_norm, eps), cos, sin)  # [B, K, T, Dh]
+    return q, k, v, gate
+
+
+def gated_self_attention(x: np.ndarray, w: GatedAttentionWeights, num_heads: int, num_kv_heads: int, eps: float,
+                         cos: np.ndarray, sin: np.ndarray, mask: np.ndarray | None, kv_cache=None) -> np.ndarray:
+    """The whole gated attention sub-layer.   x [B, T, D], cos/sin [B, T, R], mask [B or 1, 1, T, S] -> [B, T, D]
+
+    ``kv_cache``: a ``LayerCache`` (cache.py) that stores the new k, v and returns all S cached ones.
+    """
+    q, k, v, gate = project_gated_qkv(x, w, num_heads, num_kv_heads, eps, cos, sin)  # [B, H|K, T, Dh], [B, T, H*Dh]
     if kv_cache is not None:
         k, v = kv_cache.append(k, v)  # [B, K, S, Dh] each: the past keys/values followed by the new ones
     out = merge_heads(scaled_dot_product_attention(q, k, v, mask))  # [B, H, T, Dh] -> [B, T, H*Dh]

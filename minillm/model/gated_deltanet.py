@@ -36,7 +36,7 @@ import numpy as np
 from .activations import sigmoid, silu, softplus
 from .conv import causal_conv1d
 from .delta_rule import chunked_gated_delta_rule, recurrent_gated_delta_rule
-from .linear import linear
+from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from .norm import gated_rms_norm
 
 
@@ -99,6 +99,31 @@ def grouped_projections(qkvz: np.ndarray, ba: np.ndarray, num_key_heads: int, nu
     return mixed, z.reshape(B, T, num_value_heads, Dv), flat(b), flat(a)
 
 
+def input_projections(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, num_value_heads: int, Dk: int,
+                      Dv: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x [B, T, D] -> mixed [B, T, C] (columns [q | k | v]), z [B, T, Hv, Dv], b, a [B, T, Hv] each."""
+    B, T, _ = x.shape
+    if w.in_proj_qkvz is not None:  # Qwen3-Next: two projections, grouped per key head
+        return grouped_projections(linear(x, w.in_proj_qkvz), linear(x, w.in_proj_ba), num_key_heads,
+                                   num_value_heads, Dk, Dv)
+    mixed = linear(x, w.in_proj_qkv)  # [B, T, D] -> [B, T, C]
+    z = linear(x, w.in_proj_z).reshape(B, T, num_value_heads, Dv)  # [B, T, Hv, Dv]
+    b = linear(x, w.in_proj_b)  # [B, T, Hv]
+    a = linear(x, w.in_proj_a)  # [B, T, Hv]
+    return mixed, z, b, a
+
+
+def write_strength_and_log_decay(b: np.ndarray, a: np.ndarray, w: GatedDeltaNetWeights) -> tuple[np.ndarray, np.ndarray]:
+    """beta = sigmoid(b), g = -exp(A_log) * softplus(a + dt_bias).   b, a [..., Hv] -> beta, g [..., Hv]
+
+    beta in (0, 1): how strongly the token overwrites the memory. g <= 0: the memory keeps exp(g) of itself
+    at this token (exp(A_log) is the head's rate, the token modulates it through a).
+    """
+    beta = sigmoid(b)  # [..., Hv] in (0, 1)
+    g = -np.exp(w.A_log) * softplus(a + w.dt_bias)  # [..., Hv] <= 0; the memory keeps exp(g) of itself
+    return beta, g
+
+
 def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, num_value_heads: int, eps: float,
                    state: LinearAttentionState | None = None, valid: np.ndarray | None = None,
                    chunked: bool = True) -> np.ndarray:
@@ -118,13 +143,7 @@ def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, n
         # decays to 0). That is exact for LEFT padding only: a pad after real tokens would still decay them.
         x = x * valid[..., None]  # [B, T, D]
 
-    if w.in_proj_qkvz is not None:  # Qwen3-Next: two projections, grouped per key head
-        mixed, z, b, a = grouped_projections(linear(x, w.in_proj_qkvz), linear(x, w.in_proj_ba), Hk, Hv, Dk, Dv)
-    else:
-        mixed = linear(x, w.in_proj_qkv)  # [B, T, D] -> [B, T, C]
-        z = linear(x, w.in_proj_z).reshape(B, T, Hv, Dv)  # [B, T, Hv, Dv]
-        b = linear(x, w.in_proj_b)  # [B, T, Hv]
-        a = linear(x, w.in_proj_a)  # [B, T, Hv]
+    mixed, z, b, a = input_projections(x, w, Hk, Hv, Dk, Dv)  # [B, T, C], [B, T, Hv, Dv], [B, T, Hv] x2
 
     C, W = w.conv1d.shape[0], w.conv1d.shape[-1]
     conv_state = state.conv if state is not None else np.zeros((B, W - 1, C), np.float32)  # [B, W-1, C]
@@ -139,8 +158,7 @@ def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, n
     q = l2_normalize(q) * np.float32(Dk ** -0.5)  # [B, T, Hv, Dk]: unit length, then 1/sqrt(Dk)
     k = l2_normalize(k)  # [B, T, Hv, Dk]: unit keys keep the delta rule stable (|k.k| <= 1)
 
-    beta = sigmoid(b)  # [B, T, Hv] in (0, 1)
-    g = -np.exp(w.A_log) * softplus(a + w.dt_bias)  # [B, T, Hv] <= 0; the memory keeps exp(g) of itself
+    beta, g = write_strength_and_log_decay(b, a, w)  # [B, T, Hv] each
 
     heads_first = lambda t: t.swapaxes(1, 2)  # [B, T, Hv, ...] -> [B, Hv, T, ...] (a view)
     memory = state.recurrent if state is not None else np.zeros((B, Hv, Dk, Dv), np.float32)  # [B, Hv, Dk, Dv]

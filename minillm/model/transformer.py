@@ -5,7 +5,7 @@
     h        = RMSNorm(x_L; model.norm)                            (Qwen3.5: zero-centred, 1 + w)
     logits   = h @ lm_head^T                                       [B, T, V]  (lm_head = embed_tokens if tied)
 
-minillm/model/plain.py is this same computation for one unpadded sequence without a cache, on one screen.
+minillm/plain/forward.py is this same computation for one unpadded sequence, on one screen (plain_forward).
 
 Positions: token t of a row sits at RoPE position (number of real tokens before it in that row). For one
 unpadded sequence that is just 0..T-1; with left padding each row counts from its own first real token,
@@ -23,8 +23,6 @@ The cache then holds 5 slots for both rows, but next_position = [3, 5]: the next
 goes to slot 5 at RoPE position 3, the one of row 1 to slot 5 at position 5. Each new token's position is
 next_position + (real tokens before it in this call), per row. The mask hides the padding keys (slots 0
 and 1 of row 0) from every query, in this call and in every later one (the cache keeps ``key_valid``).
-
-continues from the cached count.
 
 Long inputs are computed in pieces. Attention over T new tokens and S keys makes a [B, H, T, S] array of
 scores (and a [T, S] mask): for a 40,000-token prompt that is tens of gigabytes. Since each query's row
@@ -48,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .linear import linear
+from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from .masks import causal_mask
 from .block import decoder_layer
 from .hybrid import hybrid_decoder_layer

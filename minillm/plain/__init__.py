@@ -5,4 +5,16 @@ only, a shape on every line that makes an array, nothing clever. Each is tested 
 real modules in minillm/model, minillm/generation, minillm/backward, minillm/training) on the bundled
 checkpoints, so the two can never drift. The engine adds what real use needs: batches, caches, validation,
 speed.
+
+Reading order (docs/LEARNING_PATH.md has the line counts and the engine modules each one equals):
+
+    ops.py          rms_norm, softmax, silu, ...   the one-line formulas the others share
+    forward.py      plain_forward                  the dense forward pass (Qwen2 / Qwen3), with a KV cache
+    generate.py     plain_sample, plain_generate   temperature, top-k, top-p; prefill then one token a step
+    backward.py     plain_layer_backward           one dense layer, backwards (and rms_norm_backward)
+    train_step.py   plain_loss_and_grads           the loss and the gradient of every checkpoint tensor
+                    plain_adamw_step               one AdamW update
+    moe.py          plain_moe_block                a mixture of experts: router, top-k, experts, shared expert
+    deltanet.py     plain_gated_deltanet           Gated DeltaNet (Qwen3.5's linear attention), token by token
+    hybrid.py       plain_hybrid_forward           a whole Qwen3.5 / Qwen3-Next: DeltaNet + gated attention
 """

@@ -1,4 +1,4 @@
-"""The ``minillm`` command: generate, chat, inspect, verify, bench. ``python -m minillm`` works too.
+"""The ``minillm`` command: generate, chat, inspect, verify, bench, explain. ``python -m minillm`` works too.
 
 Every command runs offline on the bundled tiny model by default; ``--model`` takes any Qwen2 / Qwen2.5 / Qwen3 /
 Qwen3.5 / Qwen MoE checkpoint directory, or a Hub id such as ``Qwen/Qwen2.5-0.5B-Instruct`` (``@revision``
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = real_stdout
 
 
-COMMANDS = ("generate", "chat", "inspect", "verify", "bench")
+COMMANDS = ("generate", "chat", "inspect", "verify", "bench", "explain")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (overrides the recipe); "
                     "wsd: the peak until the last --decay-steps, so --steps can change on --resume")
     tr.set_defaults(run=cmd_train)
+
+    e = sub.add_parser("explain", help="write an interactive HTML page: attention, logit lens, next token, ...")
+    e.add_argument("prompt")
+    model_arg(e)
+    e.add_argument("-o", "--output", type=Path, default=Path("explain.html"), help="the page (default %(default)s)")
+    e.add_argument("--generate", type=int, default=0, metavar="N", help="also show N greedily generated tokens")
+    e.set_defaults(run=cmd_explain)
 
     from .bench import add_bench_arguments  # the benchmark's options live with the benchmark
     add_bench_arguments(sub.add_parser("bench", help="load, prefill and decode speed vs this machine's floors"))
@@ -432,6 +439,15 @@ def cmd_verify(args) -> int:
     ok = worst <= tolerance
     print(f"\n{'OK' if ok else 'FAILED'}: worst relative error {worst:.2e} (tolerance {tolerance:g})")
     return 0 if ok else 1
+
+
+def cmd_explain(args) -> int:
+    from ..explain import explain
+
+    model, tok = load(args.model)
+    page = explain(model, tok, args.prompt, generate=args.generate).save(args.output)
+    print(f"wrote {page} ({page.stat().st_size / 1e6:.2f} MB): open it in a browser, no network needed")
+    return 0
 
 
 def cmd_train(args) -> int:

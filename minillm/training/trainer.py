@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backward.transformer import loss_and_grads
-from ..checkpoint.config import HYBRID_MODEL_TYPES, MOE_MODEL_TYPES, parse_config
+from ..backward.transformer import ROUTER_AUX_LOSS_COEF, loss_and_grads
+from ..checkpoint.config import parse_config
 from ..checkpoint.fields import REQUIRED, FieldReader
 from ..checkpoint.safetensors_file import SafetensorsFile
 from ..checkpoint.saving import save_model_dir
@@ -51,7 +51,7 @@ from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
 
 @dataclass
 class TrainConfig:
-    """Every setting of a run. ``model`` is a config.json dict (Qwen2 or Qwen3)."""
+    """Every setting of a run. ``model`` is a config.json dict (Qwen2, Qwen3, Qwen3.5, or a mixture of experts)."""
 
     model: dict
     train_tokens: str
@@ -77,6 +77,8 @@ class TrainConfig:
     eval_windows: int = 16
     save_every: int = 100
     dtype: str = "bf16"  # of the saved model.safetensors: bf16 or f32
+    output_router_logits: bool = False  # mixtures of experts: add the router's load-balancing loss (backward/moe.py)
+    router_aux_loss_coef: float | None = None  # its weight; None: the model config's (transformers' default 0.001)
     samples: dict = field(default_factory=dict)  # prompts to continue at the end of the run (samples.py)
 
     @classmethod
@@ -102,6 +104,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "context", "accumulation", "eval_every", "eval_windows", "save_every"):
             values[name] = get(name, int, defaults[name].default, low=1)
         values["seed"] = get("seed", int, 0)
+        values["output_router_logits"] = get("output_router_logits", bool, False)
+        values["router_aux_loss_coef"] = get("router_aux_loss_coef", float, None, low=0)
         values["warmup"] = get("warmup", int, defaults["warmup"].default)
         values["decay_steps"] = get("decay_steps", int, defaults["decay_steps"].default, low=0)
         for name in ("lr", "eps", "clip"):
@@ -134,10 +138,6 @@ class TrainConfig:
         if self.schedule == "cosine" and self.decay_steps:
             raise InputError(f"{source}: decay_steps is a setting of schedule 'wsd' (the cosine decays over the "
                              f"whole run), found {self.decay_steps} with schedule 'cosine'")
-        if self.model.get("model_type") in HYBRID_MODEL_TYPES + MOE_MODEL_TYPES:
-            raise InputError(f"{source}: model: training supports the dense Qwen2/Qwen3 models; "
-                             f"{self.model['model_type']!r} (hybrid or mixture of experts) has no backward pass "
-                             f"in minillm")
         limit = self.model.get("max_position_embeddings")
         if isinstance(limit, int) and self.context > limit:
             raise InputError(f"{source}: context {self.context} is longer than the model allows "
@@ -265,7 +265,7 @@ class Trainer:
             # A diverging run (a far too large lr) overflows float32 on its way to a non-finite loss, which is
             # reported just below, naming the step; NumPy's overflow warnings on the way would only be noise.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss, g = loss_and_grads(self.model, ids)
+                loss, g = loss_and_grads(self.model, ids, **self._router_options())
             if not math.isfinite(loss):
                 raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped. The last good checkpoint "
                                     f"is {self.out / 'checkpoint'} (step {self._saved_step()})")
@@ -283,6 +283,16 @@ class Trainer:
             adamw_step(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay)
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
+
+    def _router_options(self) -> dict:
+        """loss_and_grads' load-balancing options from the recipe (the coefficient defaults to the model's);
+        none unless the recipe turns the loss on."""
+        if not self.cfg.output_router_logits:
+            return {}
+        coef = self.cfg.router_aux_loss_coef
+        if coef is None:
+            coef = self.cfg.model.get("router_aux_loss_coef", ROUTER_AUX_LOSS_COEF)
+        return {"output_router_logits": True, "router_aux_loss_coef": coef}
 
     def _saved_step(self):
         try:
@@ -358,7 +368,9 @@ def plot_loss_curve(log_path: Path, png_path: Path) -> bool:
 
 
 def _architecture(model_type: str) -> str:
-    return {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}.get(model_type, "Qwen3ForCausalLM")
+    return {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
+            "qwen3_next": "Qwen3NextForCausalLM", "qwen3_5_text": "Qwen3_5ForCausalLM",
+            "qwen3_5_moe_text": "Qwen3_5MoeForCausalLM"}.get(model_type, "Qwen3ForCausalLM")
 
 
 def _get(d: dict, dotted: str):

@@ -1,0 +1,54 @@
+"""Print the learning path: each idea, its plain one-screen function, that function's length, and the engine
+modules it is tested equal to. The line counts are measured from the code, so docs/LEARNING_PATH.md (and the
+README's table) can be checked against it (tests/test_plain.py does).
+
+    python scripts/learning_path.py            # a Markdown table
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAIN = ROOT / "minillm" / "plain"
+
+# (idea, plain module, plain function, engine modules it equals), in reading order
+PATH = [
+    ("the dense forward pass (Qwen2 / Qwen3)", "forward.py", "plain_forward",
+     "model/transformer.py, block.py, attention.py, mlp.py, norm.py, rope.py, linear.py, embedding.py"),
+    ("sampling: temperature, top-k, top-p", "generate.py", "plain_sample", "generation/sampling.py"),
+    ("generation with a growing KV cache", "generate.py", "plain_generate", "generation/generate.py, model/cache.py"),
+    ("the backward of one dense layer", "backward.py", "plain_layer_backward",
+     "backward/block.py, attention.py, mlp.py, norm.py, rope.py, linear.py, activations.py"),
+    ("the loss and every gradient", "train_step.py", "plain_loss_and_grads",
+     "backward/transformer.py, embedding.py, training/loss.py"),
+    ("one AdamW step", "train_step.py", "plain_adamw_step", "training/adamw.py"),
+    ("a mixture of experts", "moe.py", "plain_moe_block", "model/moe.py, router.py, topk.py"),
+    ("Gated DeltaNet (linear attention)", "deltanet.py", "plain_gated_deltanet",
+     "model/gated_deltanet.py, conv.py, delta_rule.py, norm.py"),
+    ("the hybrid forward (Qwen3.5, Qwen3-Next)", "hybrid.py", "plain_hybrid_forward",
+     "model/transformer.py, hybrid.py, gated_attention.py, rope.py (partial), norm.py"),
+]
+
+
+def function_lines(module: str) -> dict[str, int]:
+    """{function name: its lines, from ``def`` to its last line, docstring included} of minillm/plain/<module>."""
+    tree = ast.parse((PLAIN / module).read_text(encoding="utf-8"))
+    return {node.name: node.end_lineno - node.lineno + 1 for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def table() -> list[tuple[str, str, int, str]]:
+    """(idea, 'file:function', lines, engine modules) for every step of the path."""
+    return [(idea, f"minillm/plain/{module}:{name}", function_lines(module)[name], engine)
+            for idea, module, name, engine in PATH]
+
+
+def markdown() -> str:
+    rows = ["| idea | plain function | lines | tested equal to (minillm/...) |", "|---|---|---|---|"]
+    rows += [f"| {idea} | `{where}` | {lines} | {engine} |" for idea, where, lines, engine in table()]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown())
