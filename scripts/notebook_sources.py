@@ -697,7 +697,9 @@ print(f"{name}{list(index)}: gradient {grads[name][index]:+.5f}, finite differen
 assert abs(slope - grads[name][index]) < 0.01 * abs(grads[name][index])'''),
     ("md", """**The mirror layout.** `minillm/backward/` has one file per file of `minillm/model/`, with the same names:
 each `*_backward` takes the gradient of its output plus what the forward kept, and returns the gradients of
-its input and its weights. Its module docstring holds the whole map; here are the pieces of one layer."""),
+its input and its weights. Its module docstring holds the whole map; here are the pieces of a dense layer
+(`norm.py` also holds the backward of Qwen3.5's norms; the hybrid and mixture-of-experts models add their own
+files: `conv`, `delta_rule`, `gated_deltanet`, `gated_attention`, `moe`, `hybrid`)."""),
     ("code", '''import minillm.backward
 from minillm.backward import activations, attention, block, embedding, linear, mlp, norm, rope, transformer
 for module in (embedding, norm, rope, linear, activations, attention, mlp, block, transformer):
