@@ -2,7 +2,8 @@
 modules it is tested equal to. The line counts are measured from the code, so docs/LEARNING_PATH.md (and the
 README's table) can be checked against it (tests/test_plain.py does).
 
-    python scripts/learning_path.py            # a Markdown table
+    python scripts/learning_path.py            # a Markdown table (docs/LEARNING_PATH.md)
+    python scripts/learning_path.py --readme   # the README's table: with links and each step's notebook
 """
 
 from __future__ import annotations
@@ -13,23 +14,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = ROOT / "minillm" / "plain"
 
-# (idea, plain module, plain function, engine modules it equals), in reading order
+# (idea, plain module, plain function, notebook, engine modules it equals), in reading order
 PATH = [
-    ("the dense forward pass (Qwen2 / Qwen3)", "forward.py", "plain_forward",
+    ("the dense forward pass (Qwen2 / Qwen3)", "forward.py", "plain_forward", "01",
      "model/transformer.py, block.py, attention.py, mlp.py, norm.py, rope.py, linear.py, embedding.py"),
-    ("sampling: temperature, top-k, top-p", "generate.py", "plain_sample", "generation/sampling.py"),
-    ("generation with a growing KV cache", "generate.py", "plain_generate", "generation/generate.py, model/cache.py"),
-    ("the backward of one dense layer", "backward.py", "plain_layer_backward",
+    ("sampling: temperature, top-k, top-p", "generate.py", "plain_sample", "03", "generation/sampling.py"),
+    ("generation with a growing KV cache", "generate.py", "plain_generate", "03",
+     "generation/generate.py, model/cache.py"),
+    ("the backward of one dense layer", "backward.py", "plain_layer_backward", "07",
      "backward/block.py, attention.py, mlp.py, norm.py, rope.py, linear.py, activations.py"),
-    ("the loss and every gradient", "train_step.py", "plain_loss_and_grads",
+    ("the loss and every gradient", "train_step.py", "plain_loss_and_grads", "07",
      "backward/transformer.py, embedding.py, training/loss.py"),
-    ("one AdamW step", "train_step.py", "plain_adamw_step", "training/adamw.py"),
-    ("a mixture of experts", "moe.py", "plain_moe_block", "model/moe.py, router.py, topk.py"),
-    ("Gated DeltaNet (linear attention)", "deltanet.py", "plain_gated_deltanet",
+    ("one AdamW step", "train_step.py", "plain_adamw_step", "07", "training/adamw.py"),
+    ("a mixture of experts", "moe.py", "plain_moe_block", "08", "model/moe.py, router.py, topk.py"),
+    ("Gated DeltaNet (linear attention)", "deltanet.py", "plain_gated_deltanet", "06",
      "model/gated_deltanet.py, conv.py, delta_rule.py, norm.py"),
-    ("the hybrid forward (Qwen3.5, Qwen3-Next)", "hybrid.py", "plain_hybrid_forward",
+    ("the hybrid forward (Qwen3.5, Qwen3-Next)", "hybrid.py", "plain_hybrid_forward", "06",
      "model/transformer.py, hybrid.py, gated_attention.py, rope.py (partial), norm.py"),
+    ("how the delta rule learns (its backward)", "deltanet_backward.py", "deltanet_backward", "06",
+     "backward/delta_rule.py (recurrent and chunked)"),
 ]
+NOTEBOOKS = ROOT / "notebooks"
 
 
 def function_lines(module: str) -> dict[str, int]:
@@ -41,7 +46,7 @@ def function_lines(module: str) -> dict[str, int]:
 def table() -> list[tuple[str, str, int, str]]:
     """(idea, 'file:function', lines, engine modules) for every step of the path."""
     return [(idea, f"minillm/plain/{module}:{name}", function_lines(module)[name], engine)
-            for idea, module, name, engine in PATH]
+            for idea, module, name, _, engine in PATH]
 
 
 def markdown() -> str:
@@ -50,5 +55,16 @@ def markdown() -> str:
     return "\n".join(rows)
 
 
+def readme_markdown() -> str:
+    """The README's learning path: the same steps, with links to the code and to the notebook of each."""
+    rows = ["| idea | plain function (one screen) | lines | notebook | engine (minillm/...) |", "|---|---|---|---|---|"]
+    for (idea, module, name, notebook, engine), (_, _, lines, _) in zip(PATH, table()):
+        (nb,) = sorted(NOTEBOOKS.glob(f"{notebook}_*.ipynb"))
+        rows.append(f"| {idea} | [`{name}`](minillm/plain/{module}) | {lines} | [{notebook}](notebooks/{nb.name}) "
+                    f"| {engine} |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
-    print(markdown())
+    import sys
+    print(readme_markdown() if "--readme" in sys.argv else markdown())

@@ -55,6 +55,7 @@ LOADING, ST, HUB = "minillm/checkpoint/loading.py", "minillm/checkpoint/safetens
 PATHS = "minillm/checkpoint/paths.py"
 ROUTER, TOPK = "minillm/model/router.py", "minillm/model/topk.py"
 MOE, EXPERTS = "minillm/model/moe.py", "minillm/checkpoint/experts.py"
+CLI, TRAINER, DATA = "minillm/tools/cli.py", "minillm/training/trainer.py", "minillm/training/data.py"
 
 MUTATIONS: list[Mutation] = [
     # ---------------------------------------------------------------- generation: defaults, stop ids, bookkeeping
@@ -99,6 +100,11 @@ MUTATIONS: list[Mutation] = [
       "generate returns [N, B] instead of [B, N]"),
     M("generation", GEN, "if (np.diff(valid_BT.astype(np.int8), axis=1) < 0).any():",
       "if (np.diff(valid_BT.astype(np.int8), axis=1) > 0).any():", "left padding refused, right padding accepted"),
+    M("generation", GEN, "if prompt_lookup_num_tokens is not None:  # transformers' switch",
+      "if prompt_lookup_num_tokens is not None or max_matching_ngram_size is not None:  # transformers' switch",
+      "the n-gram size alone switches prompt lookup on (issue 25)"),
+    M("generation", MODEL, 'if isinstance(ids, (str, bytes, bytearray)) or arr.dtype.kind in "US":', "if False:",
+      "text given as token ids is not told to go through the tokenizer (issue 25)"),
     # ---------------------------------------------------------------- sampling
     M("sampling", SAMP, "remove_sorted = cumulative <= np.float32(1 - p)", "remove_sorted = cumulative < np.float32(1 - p)",
       "top-p keeps a token whose cumulative mass is exactly 1 - p"),
@@ -142,11 +148,34 @@ MUTATIONS: list[Mutation] = [
     M("chat", CHAT, "self.cache.truncate(reuse)", "pass", "the cache is not cut back to the common prefix"),
     M("chat", CHAT, "self.cached_ids = ids + new[:-1]", "self.cached_ids = ids + new",
       "the last sampled token counted as cached"),
-    M("chat", CHAT, "if len(ids) + max_new_tokens > self.cache.capacity:", "if len(ids) > self.cache.capacity:",
+    M("chat", CHAT, "if len(ids) + max_new_tokens <= self.cache.capacity:", "if len(ids) <= self.cache.capacity:",
       "room for the reply not checked upfront"),
     M("chat", CHAT, "reply = new[:-1] if new and new[-1] in self.stop_ids else new", "reply = new",
       "the stop token kept in the reply", equivalent="the reply is decoded with skip_special_tokens and the stop "
       "ids (config eos) are special tokens, so the text is the same"),
+    M("chat", CHAT, "if len(users) < 2:  # only this turn's message is left", "if True:",
+      "a conversation outgrowing the context is an error instead of dropping its oldest turns (issue 25)"),
+    M("chat", CHAT, "model.config.max_position_embeddings if capacity is None else capacity",
+      "4096 if capacity is None else capacity", "a chat holds 4096 positions by default, not the trained context "
+      "(issue 25)"),
+    M("chat", CLI, "except ConversationTooLong as e:", "except MinillmWarning as e:",
+      "a chat turn too long for the context ends the chat (issue 25)"),
+    # ---------------------------------------------------------------- the command line
+    M("cli", CLI, 'and "enable_thinking" not in template_variables(tok.chat_template):', "and False:",
+      "--thinking is silently ignored by a template without the switch (issue 25)"),
+    M("cli", CLI, "if value is not None and not chat:", "if False:",
+      "--system / --thinking silently ignored without --chat (issue 25)"),
+    M("cli", CLI, "if args.ngram_size is not None and args.speculative is None:", "if False:",
+      "--ngram-size without --speculative silently ignored (issue 25)"),
+    M("cli", CLI, '+ (f" | decode {dec:.1f} tok/s" if n_dec else "")', '+ f" | decode {dec:.1f} tok/s"',
+      "a decode rate printed with no decode step to time: nan / inf tok/s (issue 25)"),
+    M("cli", CLI, 'sys.stdout.write("\\n")  # the text ends its line', "pass  #",
+      "generate's text does not end its line (issue 25)"),
+    # ---------------------------------------------------------------- training
+    M("training", TRAINER, "if jump and not self.allow_schedule_change:", "if False:",
+      "a resume that changes the trained steps' learning rates (a longer cosine) is not refused (issue 25)"),
+    M("training", DATA, "if not self.path.exists():", "if False:",
+      "a missing token file is reported as an unreadable .npy, without the script that makes it (issue 25)"),
     # ---------------------------------------------------------------- KV cache and the forward pass around it
     M("cache", CACHE, "self.next_position = self.key_valid[:, :length].sum(axis=1).astype(np.int64)",
       "self.next_position = np.full(self.batch_size, length, np.int64)",
@@ -318,6 +347,8 @@ AREA_TESTS = {
     "loader": ["test_behaviour_loader.py", "test_loader.py", "test_bad_input.py"],
     "hub": ["test_hub.py"],
     "moe": ["test_moe_properties.py", "test_moe.py"],
+    "cli": ["test_cli.py"],
+    "training": ["test_training.py"],
 }
 
 

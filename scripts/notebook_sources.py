@@ -14,19 +14,43 @@ import numpy as np
 import matplotlib.pyplot as plt
 
 import minillm
-from minillm.checkpoint.bundled import WEIGHTS_DIR
 
-MODEL_PATH = Path(os.environ.get("MINILLM_MODEL", WEIGHTS_DIR / "{default}")).expanduser()
+WEIGHTS_DIR = Path("..") / "weights"    # the repository's tiny checkpoints and configs (notebooks run in notebooks/)
+MODEL_PATH = Path(os.environ.get("MINILLM_MODEL", {default})).expanduser()
 model = minillm.load_model(MODEL_PATH)
 tok = minillm.load_tokenizer(MODEL_PATH)
 cfg = model.config
 np.set_printoptions(precision=4, suppress=True, linewidth=110)
+
+
+def rounding(err, bound=1e-5):
+    """A float rounding difference, printed the same whatever BLAS kernel NumPy uses: '< bound', or the value."""
+    return f"< {bound:.0e}" if err < bound else f"= {err:.2g}, NOT below {bound:.0e}"
+
+
 print(f"{MODEL_PATH.name}: {cfg.model_type}, L={cfg.num_hidden_layers} layers, D={cfg.hidden_size}, "
       f"H={cfg.num_attention_heads}, K={cfg.num_key_value_heads}, Dh={cfg.head_dim}, V={cfg.vocab_size}")'''
 
 
 def setup(default: str) -> str:
-    return SETUP.replace("{default}", default)
+    """The first cell: the bundled model (installed with minillm) or one of the repository's tiny checkpoints."""
+    path = "minillm.default_model_path()" if default == "minillm-bilingual" else f'WEIGHTS_DIR / "{default}"'
+    return SETUP.replace("{default}", path)
+
+
+def your_turn(number: str, exercises: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """The "Your turn" section that ends notebook `number`: for each exercise (name, what to write, stub cell), a
+    sentence, the stub (it raises NotImplementedError until written) and a cell that checks it against minillm."""
+    cells = [("md", f"""## Your turn
+
+Write each function below in its cell, then run the cell after it: `check` compares your function with minillm's
+own on a few inputs and prints ✓, what differs, or "not done yet" while the stub still raises
+NotImplementedError. The checks are in `notebooks/exercises/checks_{number}.py`; solutions are kept apart in
+`notebooks/exercises/solutions_{number}.py` (try first).""")]
+    for n, (name, task, stub) in enumerate(exercises, start=1):
+        first = "from exercises import check\n\n" if n == 1 else ""
+        cells += [("md", f"**{n}. `{name}`.** {task}"), ("code", stub), ("code", f'{first}check("{name}", my_{name})')]
+    return cells
 
 
 TOUR = [
@@ -35,9 +59,13 @@ TOUR = [
 We follow one piece of text through a Qwen model: text to tokens, tokens to vectors, one decoder layer
 opened up step by step, then all layers, the final norm and the next-token prediction. Every step calls
 minillm's own small functions (the same code the tests check against transformers), prints the shapes,
-and is checked against the library's composed function.
+and is checked against the library's composed function. Along the way, small experiments show *why* each
+piece is there: the 1/sqrt(Dh) scale, SwiGLU's gate, pre-norm, tied embeddings. Words in bold on first use are
+defined in [the glossary](../docs/GLOSSARY.md); `minillm/plain/forward.py` holds the whole forward pass on one
+screen, to read beside this notebook.
 
-The bundled model, `minillm-bilingual`, is a small Qwen3 (4 layers, D=256) that minillm's own NumPy trainer
+The bundled model, `minillm-bilingual`, is a small Qwen3 (the first cell prints its shape: L layers of width D,
+H query heads sharing K key/value heads of Dh dims, V vocabulary entries) that minillm's own NumPy trainer
 trained on English and Chinese text (Shakespeare, Austen, the Bible, Tang poetry, ...; notebook 7). It is tiny,
 so its predictions are plausible rather than right, but the *shapes and the mechanics* are exactly those of
 Qwen3. Point the first cell at a real checkpoint to see a large model's predictions."""),
@@ -80,7 +108,10 @@ x = embed(ids_BT, model.weights.embed_tokens)             # [1, T, D]
 print("ids", ids_BT.shape, "-> embeddings", x.shape, x.dtype)'''),
     ("md", """## One decoder layer, step by step
 
-A layer is `h = x + Attention(RMSNorm(x))`, then `out = h + MLP(RMSNorm(h))`. We open layer 0."""),
+A layer is `h = x + Attention(RMSNorm(x))`, then `out = h + MLP(RMSNorm(h))`. We open layer 0. `x` is the
+**residual stream**: each block reads a normalised copy of it (**RMSNorm**: divide by the root mean square, scale
+by a learned weight) and adds its result back. Normalising the block's *input* rather than the sum is
+**pre-norm**; why it matters is shown after the layer."""),
     ("code", '''from minillm.model.norm import rms_norm
 from minillm.model.linear import linear
 from minillm.model.attention import split_heads, merge_heads, attention_probs
@@ -109,8 +140,8 @@ if w.q_norm is not None:
     q, k = rms_norm(q, w.q_norm, eps), rms_norm(k, w.k_norm, eps)
     rms_hat, rms_q = np.sqrt((q_hat ** 2).mean(-1)), np.sqrt((q ** 2).mean(-1))   # [1, H, T] each
     print(f"q/k-norm, before its weight: every head's vector has RMS 1 ({rms_hat.min():.4f} .. {rms_hat.max():.4f})")
-    print("then coordinate j is multiplied by q_norm[j]: max |q - q_norm * q_hat| =",
-          float(np.abs(q - w.q_norm * q_hat).max()))
+    print("then coordinate j is multiplied by q_norm[j]: max |q - q_norm * q_hat|",
+          rounding(float(np.abs(q - w.q_norm * q_hat).max())))
     print(f"so the RMS after the weight is sqrt(mean(q_norm^2 * q_hat^2)): {rms_q.min():.3f} .. {rms_q.max():.3f} here")
 else:
     print("Qwen2: no q/k-norm (but q, k and v had biases)")'''),
@@ -128,6 +159,33 @@ mask = causal_mask(T, 0, None, window)                      # [1, 1, T, T] True 
 probs = attention_probs(q, k, mask).reshape(1, H, T, T)    # [1, H, T, T]
 print("mask", mask.shape, "probs", probs.shape, "rows sum to", probs.sum(-1).min().round(6), "..", probs.sum(-1).max().round(6))
 print("weights of the last token over all tokens, head 0:", probs[0, 0, -1].round(3))'''),
+    ("md", """### Why divide by sqrt(Dh)?
+
+A dot product of two vectors whose Dh entries are independent with variance 1 has variance Dh: the larger the
+head, the larger the scores, and a softmax of large scores puts almost all the weight on one key. Dividing by
+sqrt(Dh) brings the variance back to 1 whatever the head size. Below, random queries and keys (64 keys per
+query), the variance of the scores and the entropy of the softmax (ln 64 = 4.16 is a uniform spread, 0 is all
+weight on one key), with and without the scale."""),
+    ("code", '''from minillm.model.activations import softmax
+
+rng = np.random.default_rng(0)
+entropy = lambda p: float(-(p * np.log(p + 1e-30)).sum(-1).mean())   # nats, averaged over the queries
+dims, n_keys = [8, 16, 32, 64, 128, 256], 64
+raw_entropy, scaled_entropy = [], []
+for d in dims:
+    scores = rng.standard_normal((512, d)) @ rng.standard_normal((n_keys, d)).T    # [512 queries, 64 keys]
+    raw_entropy.append(entropy(softmax(scores)))
+    scaled_entropy.append(entropy(softmax(scores / np.sqrt(d))))
+    print(f"Dh={d:>3}: variance of q.k {scores.var():6.1f}, of q.k/sqrt(Dh) {(scores / np.sqrt(d)).var():.2f}")
+plt.figure(figsize=(6, 3))
+plt.semilogx(dims, raw_entropy, "o-", base=2, label="softmax(q.k)")
+plt.semilogx(dims, scaled_entropy, "o-", base=2, label="softmax(q.k / sqrt(Dh))")
+plt.axhline(np.log(n_keys), color="gray", ls="--", label="uniform over 64 keys")
+plt.title("Attention entropy of random q, k, with and without the scale")
+plt.xlabel("head dimension Dh"); plt.ylabel("entropy (nats)"); plt.legend(fontsize=8); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: without the scale the scores' variance is Dh and the entropy falls towards 0 as heads grow:
+each query would attend to one key, and a softmax that saturated has almost no gradient to learn from. With
+it, the variance stays near 1 and the entropy stays at the same level for every head size."""),
     ("code", '''# weighted values: query head h reads key/value head h // (H/K)
 n_rep = H // K
 out = np.stack([probs[0, h] @ v[0, h // n_rep] for h in range(H)])[None]   # [1, H, T, Dh]
@@ -144,8 +202,86 @@ print("gate/up", gate.shape, "-> down", mlp_out.shape, "-> layer output", layer_
 # check: the library's decoder_layer computes the same thing
 from minillm.model.block import decoder_layer
 reference_out = decoder_layer(x, layer, H, K, eps, cos, sin, mask)
-print("max |step-by-step - decoder_layer| =", float(np.abs(layer_out - reference_out).max()))
+print("max |step-by-step - decoder_layer|", rounding(float(np.abs(layer_out - reference_out).max()), 1e-4))
 assert np.allclose(layer_out, reference_out, atol=1e-4)'''),
+    ("md", """### What SwiGLU's gate does
+
+A plain MLP computes `down(relu(up(z)))` (or GELU): a unit passes its value when its *own* input is positive.
+**SwiGLU** adds a second projection, the gate, and computes `down(silu(gate(z)) * up(z))`: one projection
+decides how much of each unit passes, the other carries the value. silu(u) = u sigmoid(u) is near 0 for
+negative u, about u for positive u, and dips to -0.28 in between, so the gate can shut a unit, pass it, amplify
+it or flip its sign, for each token separately. Here are the gate factors of layer 0 on our prompt."""),
+    ("code", '''factor = silu(gate)[0]                                   # [T, F]: what each unit's up value is multiplied by
+damped = np.abs(factor) < 0.3                            # silu's negative dip reaches only -0.28
+print(f"{factor.size} (token, unit) pairs of layer 0: {damped.mean():.0%} damped (|silu(gate)| < 0.3; "
+      f"{(factor < 0).mean():.0%} of all are slightly negative), {((factor >= 0.3) & (factor <= 1)).mean():.0%} "
+      f"passed (0.3 .. 1), {(factor > 1).mean():.0%} amplified (> 1)")
+print(f"a ReLU MLP on the same up values would shut the {(up[0] < 0).mean():.0%} whose up value is negative; "
+      f"of the units the gate damps, {(damped & (up[0] < 0)).sum() / max(damped.sum(), 1):.0%} have a negative up value")
+plt.figure(figsize=(6, 3))
+plt.hist(factor.ravel(), bins=80, color="tab:green")
+plt.axvline(0, color="gray", lw=0.8)
+plt.title("SwiGLU gate factors silu(gate), layer 0, every token and unit")
+plt.xlabel("silu(gate) (multiplies the unit's up value)"); plt.ylabel("count"); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: most factors pile up between -0.28 (silu's minimum) and 0: for each token, most units are
+damped to a small, slightly negative fraction of their value, and a minority are passed or amplified (the
+long tail to the right). Which units are damped is decided by the gate projection, not by the sign of the
+value itself: of the damped units about half have a negative up value (the second printed line), where a
+ReLU would have shut exactly the negative ones. That separation is what the extra matrix buys. Qwen's MLP has
+three matrices of D x F instead of two, so for the same parameter count F is about two thirds of a two-matrix
+MLP's width.
+
+### Why pre-norm?
+
+In a pre-norm layer the residual stream passes from the input to the output with nothing but additions on the
+way: the gradient of the loss reaches every layer through that identity path. A **post-norm** layer (the
+original Transformer's) normalises the sum instead, `x = norm(x + block(x))`, so the gradient reaching layer l
+has gone through every norm above it. A tiny NumPy experiment: a random stack of 48 residual blocks of width 64,
+each `3 tanh(W x)`, stacked both ways, one backward pass (minillm's own `rms_norm_backward`), and the gradient
+norm of each block's weight."""),
+    ("code", '''from minillm.backward.norm import rms_norm_backward
+
+rng = np.random.default_rng(0)
+depth, width, gain = 48, 64, 3.0
+Ws = [rng.standard_normal((width, width)) / np.sqrt(width) for _ in range(depth)]   # [width, width] each
+x0, target = rng.standard_normal((32, width)), rng.standard_normal((32, width))     # [32 tokens, width]
+ones = np.ones(width)
+norm = lambda u: rms_norm(u, ones, 1e-6)
+block = lambda u, W: gain * np.tanh(u @ W.T)
+
+def weight_gradients(post_norm):
+    xs = [x0]                                          # the residual stream before each block
+    for W in Ws:
+        x = xs[-1]
+        xs.append(norm(x + block(x, W)) if post_norm else x + block(norm(x), W))
+    out = xs[-1] if post_norm else norm(xs[-1])        # pre-norm ends with a final norm, as Qwen does
+    g = (out - target) / len(x0)                       # gradient of 0.5 * mean squared error
+    if not post_norm:
+        g = rms_norm_backward(g, xs[-1], ones, 1e-6)[0]
+    norms = []
+    for W, x in zip(Ws[::-1], xs[-2::-1]):             # backward, last block first
+        if post_norm:
+            g = rms_norm_backward(g, x + block(x, W), ones, 1e-6)[0]
+        u = x if post_norm else norm(x)                # the block's input
+        du = g * gain * (1 - np.tanh(u @ W.T) ** 2)    # through tanh
+        norms.append(np.linalg.norm(du.T @ u))         # |dLoss/dW| of this block
+        g = g + du @ W if post_norm else g + rms_norm_backward(du @ W, x, ones, 1e-6)[0]
+    return np.array(norms[::-1])
+
+plt.figure(figsize=(6.5, 3.2))
+for name, post_norm in (("pre-norm", False), ("post-norm", True)):
+    grads = weight_gradients(post_norm)
+    print(f"{name:>9}: weight gradient norms from {grads.min():.3g} to {grads.max():.3g}; block 0 / last block "
+          f"= {grads[0] / grads[-1]:.1f}, block {depth // 4} / last block = {grads[depth // 4] / grads[-1]:.1f}")
+    plt.semilogy(grads, "o-", ms=3, label=name)
+plt.title(f"Gradient norm of each block's weight, {depth} random blocks")
+plt.xlabel("block (0 = nearest the input)"); plt.ylabel("|dLoss/dW|"); plt.legend(); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: with pre-norm, apart from the first few blocks, the gradients are nearly level (within
+about a factor of 2 from block 12 to the last, printed); with post-norm they grow exponentially towards the
+input over the whole depth (a straight slope on the log scale), because every gradient is multiplied by what
+each norm above it does, and that product changes as the weights change during training. One learning rate
+then does not fit every layer, which is why post-norm Transformers need a careful warmup and pre-norm ones train
+deep stacks without it. (A random toy stack: change `depth` or `gain` and watch the post-norm slope.)"""),
     ("md", """## All layers, the final norm, the logits
 
 The remaining layers repeat the same computation with their own weights. The last hidden state goes
@@ -160,6 +296,21 @@ logits = lm_head(final, model.weights.lm_head)             # [1, T, V]
 print("logits", logits.shape)
 assert np.allclose(logits[0], model.forward(ids), atol=1e-4)
 print("identical to model.forward(ids): the tour computed the real forward pass")'''),
+    ("md", """### Tied embeddings
+
+The **LM head** [V, D] and the token embedding [V, D] have the same shape. Small Qwen models use one matrix for
+both (`tie_word_embeddings`): a token's input vector is also the direction its output score is read along."""),
+    ("code", '''from minillm.checkpoint.weights import parameter_counts
+
+V_, D_ = model.weights.embed_tokens.shape
+shared = np.shares_memory(model.weights.lm_head, model.weights.embed_tokens)
+total = parameter_counts(cfg)[0]
+print(f"tie_word_embeddings = {cfg.tie_word_embeddings}; the LM head is the embedding array itself: {shared}")
+print(f"V x D = {V_} x {D_} = {V_ * D_:,} parameters, {V_ * D_ / total:.0%} of this model's {total:,}"
+      f"{'' if cfg.tie_word_embeddings else ' (untied here: both are stored)'}")'''),
+    ("md", """What tying saves is the printed share: for the bundled model, with its small vocabulary, a quarter of
+all its parameters; in Qwen2.5-0.5B (V = 151,936, D = 896) it is 136 M of 494 M. Large models (7B and up) untie
+them: there the two matrices are a small share, and separate ones predict slightly better."""),
     ("code", '''probs_next = np.exp(logits[0, -1] - logits[0, -1].max()); probs_next /= probs_next.sum()
 top = np.argsort(-probs_next)[:10]
 labels = [ascii(tok.decode([int(i)])) for i in top]   # ascii(): CJK glyphs are missing from the plot font
@@ -170,17 +321,35 @@ plt.title(f"Next-token distribution after {ascii(text)}")
 plt.xlabel("candidate next token"); plt.ylabel("probability")
 plt.tight_layout(); plt.show()
 print("greedy next token:", repr(tok.decode([int(top[0])])))'''),
-    ("md", """What to see: the model's whole output for this prompt is this one distribution; greedy decoding takes
-its tallest bar. The candidates are plausible continuations: words that can follow "the" (" best",
+    ("md", """What to see: the model's whole output for this prompt is this one distribution (the softmax of the
+**logits**, one score per vocabulary entry); greedy decoding takes its tallest bar. The candidates are plausible continuations: words that can follow "the" (" best",
 " most", " same", " cause", ...). A model this small spreads its
 probability over many such candidates, where a large trained model would put most of it on " question"."""),
-]
+] + your_turn("01", [
+    ('rms_norm', 'RMSNorm of each row, then a per-feature scale (`minillm/model/norm.py`).',
+     '''def my_rms_norm(x, weight, eps):
+    """x [T, D], weight [D] -> [T, D]"""
+    # hint: divide each row by sqrt(mean of its squares + eps), then multiply by weight
+    raise NotImplementedError'''),
+    ('causal_mask', 'The causal mask of T tokens (`minillm/model/masks.py`).',
+     '''def my_causal_mask(T):
+    """-> [T, T] bool: True where query t (row) may attend to key s (column)"""
+    # hint: compare np.arange(T) laid out as a row with np.arange(T) laid out as a column
+    raise NotImplementedError'''),
+    ('swiglu', 'One SwiGLU MLP (`minillm/model/mlp.py`).',
+     '''def my_swiglu(x, gate_proj, up_proj, down_proj):
+    """x [T, D], gate_proj and up_proj [F, D], down_proj [D, F] (checkpoint layout: [out, in]) -> [T, D]"""
+    # hint: x @ W.T applies a weight; silu(u) = u * sigmoid(u) goes on the gate only, then times up, then down
+    raise NotImplementedError'''),
+])
 
 ROPE = [
     ("md", """# 2. Attention and RoPE
 
-How Qwen tells positions apart (rotary embeddings), why attention only sees relative positions, the causal
-mask, what every head of a layer attends to, and how grouped-query attention shares key/value heads."""),
+How Qwen tells positions apart (rotary embeddings, **RoPE**), why attention only sees relative positions (and
+what a learned position table cannot do), the causal mask, what every head of a layer attends to, why Qwen3
+normalises queries and keys (**q/k-norm**), and how grouped-query attention (**GQA**) shares key/value heads and
+what that saves. Terms in bold are defined in [the glossary](../docs/GLOSSARY.md)."""),
     ("code", setup("minillm-bilingual")),
     ("md", """## The rotation frequencies
 
@@ -197,32 +366,46 @@ Dh = cfg.head_dim
 inv_freq, scaling = rope_frequencies(Dh, cfg.rope, cfg.max_position_embeddings)
 print(f"rope_type {cfg.rope.rope_type}: attention scaling {scaling:.4f} (multiplies cos and sin)")
 plt.figure(figsize=(7, 3))
-plt.semilogy(inv_freq, "o-", label=f"{cfg.rope.rope_type}, theta={cfg.rope.theta:g}")
-plt.semilogy(default_inv_freq(Dh, 10000.0), "x--", label="theta=1e4 (for comparison)")
-plt.title("RoPE frequencies per coordinate pair")
+for theta, who in ((1e4, "RoFormer, Llama 2"), (1e6, "Qwen2, Qwen2.5, Qwen3"), (1e7, "Qwen3.5")):
+    plt.semilogy(default_inv_freq(Dh, theta), "--", label=f"theta={theta:.0e} ({who})")
+plt.semilogy(inv_freq, "ko", ms=3, label=f"this model: {cfg.rope.rope_type}, theta={cfg.rope.theta:.0e}")
+plt.title(f"RoPE frequencies per coordinate pair (Dh={Dh})")
 plt.xlabel("pair index j"); plt.ylabel("radians per position (log)")
-plt.legend(); plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: frequencies fall geometrically over the pairs; a larger theta (Qwen uses 1e6) makes the slow
-pairs slower still, so positions stay distinguishable over longer contexts."""),
+plt.legend(fontsize=8); plt.tight_layout(); plt.show()
+slowest = {theta: 2 * np.pi / default_inv_freq(Dh, theta)[-1] for theta in (1e4, 1e6, 1e7)}
+print("positions for the slowest pair to turn once:", ", ".join(f"theta {t:.0e}: {p:,.0f}" for t, p in slowest.items()))'''),
+    ("md", """What to see: every theta starts at 1 radian per position (pair 0) and falls geometrically over the
+pairs; a larger theta makes the slow pairs slower still (the lines part to the right), so the slowest pair
+needs more positions to turn once (printed) and positions stay distinguishable over longer contexts. The dots
+are this model's own frequencies: they lie on the line of its theta (a scaled RoPE type such as YaRN bends
+them)."""),
     ("md", """## A vector rotated through positions
 
 Take one pair (x[j], x[j + Dh/2]) of a vector and apply RoPE at positions 0, 1, 2, ...: the pair moves on a
 circle (its length is preserved), one step of `inv_freq[j]` radians per position."""),
-    ("code", '''vec = np.zeros((1, 1, 1, Dh), np.float32); vec[..., 0] = 1.0; vec[..., 1] = 1.0
-plt.figure(figsize=(4.5, 4.5))
-for j in (0, 1):
+    ("code", '''pairs = (0, Dh // 8)                                       # a fast pair and a slower one
+radius = {pairs[0]: 1.0, pairs[1]: 0.6}                    # two lengths, so the two circles do not overlap
+vec = np.zeros((1, 1, 1, Dh), np.float32)
+for j in pairs:
+    vec[..., j] = radius[j]                                # the pair (x[j], x[j + Dh/2]) starts at (radius, 0)
+plt.figure(figsize=(5, 5))
+for j in pairs:
     pts = []
-    for p in range(24):
+    for p in range(8):
         cos, sin = rope_cos_sin(np.array([[p]]), inv_freq, scaling)
         r = apply_rope(vec, cos, sin)[0, 0, 0]
         pts.append((r[j], r[j + Dh // 2]))
     pts = np.array(pts)
-    plt.plot(pts[:, 0], pts[:, 1], "o-", label=f"pair {j} ({inv_freq[j]:.3g} rad/position)")
+    line, = plt.plot(pts[:, 0], pts[:, 1], "o-", label=f"pair {j}: {inv_freq[j]:.3g} rad/position")
+    for p, (a, b) in enumerate(pts):
+        plt.annotate(str(p), (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8, color=line.get_color())
 plt.gca().set_aspect("equal")
-plt.title("One coordinate pair rotated through positions 0..23")
+plt.title("Two coordinate pairs rotated through positions 0..7")
 plt.xlabel("x[j]"); plt.ylabel("x[j + Dh/2]"); plt.legend(fontsize=8); plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: pair 0 races around the circle, pair 1 moves more slowly; both stay on their circle, of
-radius 1 (the pair's length) times the attention scaling (above 1 only on a YaRN checkpoint)."""),
+    ("md", """What to see: pair 0 turns about 57 degrees (1 radian) per position, a full turn in a little over 6
+positions (numbers mark the positions); pair Dh/8 covers only a small arc in the same 8 positions. Both stay on their
+circle: RoPE rotates, it never changes a pair's length (times the attention scaling, above 1 only on a YaRN
+checkpoint)."""),
     ("md", """## Only relative positions matter
 
 Rotate a query at position p and a key at position s; their dot product depends only on p - s. Shift both
@@ -239,6 +422,30 @@ def score(p, s):
 for shift in (0, 10, 100, 1000):
     print(f"q at {5 + shift:>5}, k at {2 + shift:>5}: score {score(5 + shift, 2 + shift):+.5f}")
 print(f"q at 5, k at 4 (another distance): score {score(5, 4):+.5f}")'''),
+    ("md", """### Against a learned position table
+
+GPT-2 and BERT add a learned vector P[p] to the token at position p instead. Then the score
+(q + P[p]).(k + P[s]) depends on p and s themselves, not only on their distance, and the table has one row per
+position it was trained for: past its length there is nothing to add. Below, a query and a key always 3
+positions apart, moved along the sequence, with RoPE and with a (random) table of 64 rows."""),
+    ("code", '''table_len, offset = 64, 3
+table = rng.standard_normal((table_len, Dh)).astype(np.float32) * 0.5   # [table_len, Dh] a position table
+positions = np.arange(offset, 160)
+rope_scores = [score(p, p - offset) for p in positions]
+table_scores = [float((q + table[p]).ravel() @ (k + table[p - offset]).ravel()) if p < table_len else np.nan
+                for p in positions]                                     # no row past the table: nothing to compute
+print(f"RoPE: scores from {min(rope_scores):+.4f} to {max(rope_scores):+.4f}; "
+      f"table: from {np.nanmin(table_scores):+.2f} to {np.nanmax(table_scores):+.2f}, undefined past {table_len}")
+plt.figure(figsize=(7, 3))
+plt.plot(positions, rope_scores, label="RoPE")
+plt.plot(positions, table_scores, label=f"learned table ({table_len} positions)")
+plt.axvline(table_len, color="gray", ls="--")
+plt.title(f"Score of a query and a key {offset} positions apart, moved along the sequence")
+plt.xlabel("query position p (key at p - 3)"); plt.ylabel("q . k"); plt.legend(); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: with RoPE the line is flat: the same two vectors at the same distance score the same
+everywhere, so what a head learns about "3 tokens back" holds at every position, and beyond any length seen in
+training (how well is another matter: the scaled RoPE types such as YaRN exist for that). With the table the
+score jumps around, because every position has its own vector, and stops at the table's end (dashed)."""),
     ("md", """## The causal mask
 
 Token t may attend to tokens 0..t only. With left padding, padding keys are hidden too; on sliding-window
@@ -281,8 +488,8 @@ probs = attention_probs(q, k, mask).reshape(1, H, T, T)[0]   # [H, T, T]
 
 from minillm.model.block import decoder_layer
 layer_out = decoder_layer(x, layer, H, cfg.num_key_value_heads, cfg.rms_norm_eps, cos, sin, mask)   # [1, T, D]
-print("max |decoder_layer with these cos/sin - the model's hidden state| =",
-      float(np.abs(layer_out[0] - hidden[layer_idx + 1]).max()))
+print("max |decoder_layer with these cos/sin - the model's hidden state|",
+      rounding(float(np.abs(layer_out[0] - hidden[layer_idx + 1]).max()), 1e-4))
 assert np.allclose(layer_out[0], hidden[layer_idx + 1], rtol=1e-4, atol=1e-4), "not the model's attention"
 cols = min(H, 4); rows = (H + cols - 1) // cols
 fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
@@ -294,14 +501,63 @@ for h in range(rows * cols):
         ax.set_xlabel("key"); ax.set_ylabel("query")
     else:
         ax.axis("off")
-fig.suptitle(f"Attention weights of layer {layer_idx}, every query head"); plt.tight_layout(); plt.show()'''),
+fig.suptitle(f"Attention weights of layer {layer_idx}, every query head"); plt.tight_layout(); plt.show()
+print("mean weight on the previous token, per head:", probs[:, np.arange(1, T), np.arange(T - 1)].mean(-1).round(2))
+print("mean weight on the first token, per head:   ", probs[:, 1:, 0].mean(-1).round(2))'''),
     ("md", """What to see: each map is lower-triangular (causal) and each row sums to 1; different heads spread their
 attention differently. In a trained model look for a bright line just below the diagonal: a head that
 reads the previous token (in the bundled model, head 4 of this second layer gives it about 85% of its
-weight). Other heads spread their weight over many earlier tokens. Large trained models also have heads that
-put much of their weight on the first token, a resting place when nothing else is relevant (an "attention
-sink"); this small model hardly does: no head of any layer gives the first token more than about a fifth of
-its weight here, averaged over the queries (change `layer_idx` to look)."""),
+weight: the first printed line). Other heads spread their weight over many earlier tokens. Large trained
+models also have heads that put much of their weight on the first token, a resting place when nothing else is
+relevant (an "attention sink"); this small model hardly does: no head of the bundled model gives the first
+token more than about a fifth of its weight here, averaged over the queries (the second line; change
+`layer_idx` to look at the other layers)."""),
+    ("md", """## Why q/k-norm?
+
+Qwen3 applies an RMSNorm to every query and key head before RoPE (notebook 1). Without it, an attention logit
+q.k/sqrt(Dh) grows with the size of the projection weights, and these grow during training: scale W_q and W_k
+by s and the logits grow by s², until the softmax puts all its weight on one key (and its gradient vanishes).
+With q/k-norm the scale cancels. Below, this layer's attention on the sentence above with W_q and W_k scaled by
+s, with the model's q/k-norm and without it (the projections then divided once by the RMS their heads have at
+s = 1, so that both start from a similar scale)."""),
+    ("code", '''from dataclasses import replace
+
+w = layer.self_attn
+normed = rms_norm(x, layer.input_layernorm, cfg.rms_norm_eps)       # [1, T, D] the layer's attention input
+Hq, Kv, Dh_ = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+causal = causal_mask(T, 0)[0, 0]                                 # [T, T]
+scales = [1, 2, 4, 8, 16]
+raw_q, raw_k, _ = project_qkv(normed, replace(w, q_norm=None, k_norm=None), Hq, Kv, cfg.rms_norm_eps, cos, sin)
+rms = lambda a: float(np.sqrt((a ** 2).mean()))                # RoPE keeps lengths: the RMS before rotation too
+results = {}
+for with_norm in ((True, False) if w.q_norm is not None else (False,)):
+    largest, entropies = [], []
+    for s in scales:
+        if with_norm:
+            ws = replace(w, q_proj=w.q_proj * s, k_proj=w.k_proj * s)
+        else:
+            ws = replace(w, q_proj=w.q_proj * s / rms(raw_q), k_proj=w.k_proj * s / rms(raw_k), q_norm=None, k_norm=None)
+        qs, ks, _ = project_qkv(normed, ws, Hq, Kv, cfg.rms_norm_eps, cos, sin)   # [1, H, T, Dh], [1, K, T, Dh]
+        logits = qs[0] @ np.repeat(ks[0], Hq // Kv, axis=0).swapaxes(-1, -2) / np.sqrt(Dh_)   # [H, T, T]
+        p = attention_probs(qs, ks, causal_mask(T, 0)).reshape(Hq, T, T)                      # [H, T, T]
+        largest.append(float(np.abs(logits[:, causal]).max()))
+        entropies.append(float(-(p * np.log(p + 1e-30)).sum(-1).mean()))
+    results["with q/k-norm" if with_norm else "without q/k-norm"] = (largest, entropies)
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
+for name, (largest, entropies) in results.items():
+    ax1.loglog(scales, largest, "o-", base=2, label=name)
+    ax2.semilogx(scales, entropies, "o-", base=2, label=name)
+    print(f"{name:>17}: largest |logit| {largest[0]:.1f} at s=1, {largest[-1]:.1f} at s={scales[-1]}; "
+          f"mean attention entropy {entropies[0]:.2f} -> {entropies[-1]:.2f} nats")
+ax1.set_title("largest attention logit"); ax1.set_xlabel("scale s of W_q and W_k"); ax1.set_ylabel("|q.k| / sqrt(Dh)")
+ax2.set_title("mean entropy of the attention rows"); ax2.set_xlabel("scale s of W_q and W_k"); ax2.set_ylabel("nats")
+ax1.legend(fontsize=8); fig.suptitle(f"Layer {layer_idx}'s attention as its query/key weights grow")
+plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: without q/k-norm the largest logit grows as s² (a slope of 2 on the log-log plot) and the
+entropy falls towards 0: each query ends up attending to a single key, whatever the text. With q/k-norm both
+lines are flat: the norm divides the scale out, so growing weights cannot saturate the softmax, and training
+stays stable at larger learning rates (the reason Qwen3 added it; Qwen2 had biases instead). On a checkpoint
+without q/k-norm (Qwen2) only the second line is drawn."""),
     ("md", """## Grouped-query attention: who shares which key/value head
 
 With H query heads and K key/value heads, query head h reads key/value head `h // (H/K)`: consecutive query
@@ -317,15 +573,47 @@ plt.xlabel("key/value head"); plt.ylabel("query head"); plt.colorbar(label="read
 print(f"KV cache per token: {2 * cfg.num_hidden_layers * K * cfg.head_dim * 4} bytes with GQA, "
       f"{2 * cfg.num_hidden_layers * H * cfg.head_dim * 4} bytes if every query head had its own K/V")'''),
     ("md", """What to see: a block diagonal: each key/value head serves a run of consecutive query heads, never every
-K-th one (that would be `tile`, the bug that gives wrong numbers on real checkpoints)."""),
-]
+K-th one (that would be `tile`, the bug that gives wrong numbers on real checkpoints).
+
+### What GQA saves on real models
+
+The **KV cache** keeps a key and a value per layer, per position and per *key/value* head. With K heads instead
+of H it is H/K times smaller, and at long contexts that cache, not the weights, is what fills the memory. The
+configs of real Qwen models (in `weights/configs/`, no weights needed), float32 as minillm stores it:"""),
+    ("code", '''from minillm.model.cache import kv_bytes_per_token
+
+print(f"{'model':<30}{'H':>4}{'K':>4}{'Dh':>5}{'layers':>7}  KV cache per token   at 32,768 tokens")
+for name in ["qwen2.5-0.5b-instruct.v4", "qwen3-0.6b.v4", "qwen2.5-7b-instruct-yarn.v4", "qwen3-30b-a3b", "qwen3.5-0.8b"]:
+    c = minillm.load_config(WEIGHTS_DIR / "configs" / f"{name}.json")
+    gqa = kv_bytes_per_token(c)                                        # attention layers only (Qwen3.5: 6 of 24)
+    mha = gqa * c.num_attention_heads // c.num_key_value_heads       # the same with one K/V head per query head
+    layers = gqa // (2 * c.num_key_value_heads * c.head_dim * 4)
+    print(f"{name:<30}{c.num_attention_heads:>4}{c.num_key_value_heads:>4}{c.head_dim:>5}{layers:>7}  "
+          f"{gqa / 1024:5.0f} KiB (MHA {mha / 1024:4.0f})   {gqa * 32768 / 2**30:5.2f} GiB (MHA {mha * 32768 / 2**30:5.2f})")'''),
+    ("md", """The saving is H/K: 7 times for Qwen2.5-0.5B and -7B and 8 times for Qwen3-30B-A3B, only 2 for
+Qwen3-0.6B; Qwen3.5 combines 4x GQA with keeping a cache in only a quarter of its layers (notebook 6)."""),
+] + your_turn("02", [
+    ('apply_rope', 'RoPE on one head, from theta alone (`minillm/model/rope.py`).',
+     '''def my_apply_rope(x, positions, theta):
+    """x [T, Dh], positions [T] -> [T, Dh], pair (x[j], x[j + Dh/2]) rotated by positions * theta^(-2j/Dh)"""
+    # hint: angle [T, Dh/2]; x1, x2 = the two halves; (x1 cos - x2 sin, x2 cos + x1 sin)
+    raise NotImplementedError'''),
+    ('repeat_kv', "GQA's repeat: give every query head its key/value head.",
+     '''def my_repeat_kv(k, n_rep):
+    """k [K, S, Dh] -> [K * n_rep, S, Dh]: query head h reads key/value head h // n_rep"""
+    # hint: one NumPy call; np.tile is the classic bug
+    raise NotImplementedError'''),
+])
 
 CACHE = [
     ("md", """# 3. The KV cache and generation
 
 Generating a token needs the keys and values of every earlier token. Recomputing them each step costs work
-growing with the length; the cache stores them once. Then: how the sampling settings reshape the
-distribution a token is drawn from, and streaming text out as it is made."""),
+growing with the length; the **KV cache** stores them once. A generation is a **prefill** (the prompt, in one
+pass) followed by **decode** steps (one token each). Then: how the sampling settings (**temperature, top-k,
+top-p**) reshape the distribution a token is drawn from, streaming text out as it is made, and **speculative
+decoding**. Terms in bold are defined in [the glossary](../docs/GLOSSARY.md); `plain_generate` in
+`minillm/plain/` holds a whole generation loop on one screen."""),
     ("code", setup("minillm-bilingual")),
     ("md", """## Time per token with and without the cache
 
@@ -358,7 +646,7 @@ cache = model.new_cache(1, len(ids))
 steps = [model.forward(ids[:4], cache=cache)] + [model.forward(ids[t:t + 1], cache=cache) for t in range(4, len(ids))]
 full = model.forward(ids)
 print("cache length", cache.length, "| keys per layer", cache.keys[0].shape, "[B, K, capacity, Dh]")
-print("max |incremental - full| =", float(np.abs(np.concatenate(steps) - full).max()))
+print("max |incremental - full|", rounding(float(np.abs(np.concatenate(steps) - full).max()), 1e-4))
 plt.figure(figsize=(8, 2.8))
 plt.imshow(cache.keys[0][0, 0, :cache.length].T, aspect="auto", cmap="coolwarm")
 plt.title("Layer 0, key/value head 0: the cached keys (after RoPE)")
@@ -472,7 +760,9 @@ expected tokens per second: all of them while the text copies, none (a plain ste
     ("code", '''# timing: the adaptive schedule's choices follow measured pass times, so they differ a little on every run
 import time
 free_ids = tok.encode("Once upon a time, in a small village by the sea, there lived a girl who")
-for name, prompt in (("copy", ids), ("nothing to copy", free_ids)):
+free_text = tok.decode(minillm.generate(model, free_ids, 60, temperature=0.0, stop_token_ids=[]).tolist())
+print(f"greedy continuation of the free prompt: {free_text[:120]!r}...")
+for name, prompt in (("copy", ids), ("free prompt", free_ids)):
     for schedule in ("constant", "adaptive"):
         st = SpeculativeStats()
         t = time.perf_counter()
@@ -480,19 +770,36 @@ for name, prompt in (("copy", ids), ("nothing to copy", free_ids)):
                          max_matching_ngram_size=3, speculative_stats=st, draft_schedule=schedule)
         print(f"{name:>16} {schedule:>9}: {st.forward_passes:3d} passes, {st.plain_steps:3d} without a draft, "
               f"{st.accepted:3d} of {st.drafted:3d} drafted tokens kept, {time.perf_counter() - t:.2f} s")'''),
-    ("md", """What to see: the constant schedule checks every guess, most of them wrong (prompt lookup also guesses
-from 1-token matches, which this model rarely follows); the adaptive one counts kept guesses per kind of
-match, checks mostly those from longer matches and makes plain steps otherwise: about as many kept tokens
-for a fraction of the checks, and less time. Its timings, and so its exact choices, vary a little from run
-to run; its tokens never do."""),
-]
+    ("md", """What to see: on the copy prompt, the constant schedule checks every guess, most of them wrong (prompt
+lookup also guesses from 1-token matches, which this model rarely follows); the adaptive one counts kept
+guesses per kind of match, checks mostly those from longer matches and makes plain steps otherwise: it checks
+far fewer guesses and keeps a larger share of them. The free prompt has nothing to copy at first, but this small
+model's greedy continuation soon loops (printed above: the same few words again and again), and a loop is
+exactly what prompt lookup copies well: there, most drafted tokens are kept by either schedule, because the
+model copies its own output. A large model's free text repeats itself far less, and gains less. The timings,
+and so the adaptive schedule's exact choices, vary a little from run to run; the tokens never do."""),
+] + your_turn("03", [
+    ('decode_step', 'One decode step with a KV cache: append, then attend.',
+     '''def my_decode_step(q, k_new, v_new, k_cache, v_cache):
+    """q [H, Dh], k_new / v_new [K, Dh], k_cache / v_cache [K, S, Dh]
+    -> (out [H, Dh], k_cache [K, S+1, Dh], v_cache [K, S+1, Dh])"""
+    # hint: np.concatenate the new key/value at the end; query head h reads kv head h // (H // K);
+    #       softmax(q . k / sqrt(Dh)) over the S+1 positions, then weight the values (no mask needed)
+    raise NotImplementedError'''),
+    ('top_p', 'Top-p (nucleus) filtering of one row of logits (`minillm/generation/sampling.py`).',
+     '''def my_top_p(logits, p):
+    """logits [V] -> [V]: the most likely tokens kept until their probability reaches p, -inf elsewhere"""
+    # hint: softmax, sort descending, keep a token while the mass of the tokens ranked above it is < p
+    raise NotImplementedError'''),
+])
 
 LENS = [
     ("md", """# 4. Checking against the reference, and the logit lens
 
 First the check that keeps minillm honest: every hidden state and the logits compared with what
 transformers computed for the same input (what `minillm verify` prints). Then the *logit lens*: push each
-layer's hidden state through the final norm and the LM head to watch the prediction form layer by layer."""),
+layer's hidden state (the **residual stream** after it) through the final norm and the **LM head** to watch the
+prediction form layer by layer. Terms in bold are defined in [the glossary](../docs/GLOSSARY.md)."""),
     ("code", setup("minillm-bilingual")),
     ("md", """## The per-layer error table
 
@@ -517,7 +824,8 @@ if ref_path.is_file():
     plt.title("minillm vs transformers, relative error per layer")
     plt.xlabel("hidden state compared"); plt.ylabel("max |diff| / max |ref|")
     plt.legend(); plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: errors around 1e-6 relative, float32 rounding, flat across layers: no layer drifts. A wrong
+    ("md", """What to see: relative errors between about 1e-7 and 1e-6 (the table's last column), float32 rounding,
+flat across layers: no layer drifts. A wrong
 convention (interleaved RoPE, tile-for-GQA, a missing bias) would show as a jump to 1e-2 or more at the
 first layer it touches."""),
     ("md", """## The logit lens
@@ -559,14 +867,26 @@ for i in range(L + 1):
     top = np.argsort(-lens[i, position])[:3]
     name = "embed" if i == 0 else ("final" if i == L else f"layer {i - 1}")
     print(f"  {name:<9}", ", ".join(f"{tok.decode([int(t)])!r} {lens[i, position, t]:.2f}" for t in top))'''),
-]
+] + your_turn("04", [
+    ('logit_lens', "The logit lens for one layer's residual stream.",
+     '''def my_logit_lens(h, norm_weight, eps, lm_head_weight):
+    """h [T, D] (a residual stream), norm_weight [D], lm_head_weight [V, D] -> probs [T, V]"""
+    # hint: the final RMSNorm, then h @ lm_head_weight.T, then a softmax over V
+    raise NotImplementedError'''),
+    ('relative_error', "The 'relative' column of the table above (`minillm/tools/verify.py`).",
+     '''def my_relative_error(ours, theirs):
+    """two arrays of one shape -> float: how far ours is from the reference, relative to its size"""
+    # hint: the largest absolute difference over the largest magnitude of the reference
+    raise NotImplementedError'''),
+])
 
 CHAT = [
     ("md", """# 5. Chat
 
 A chat model sees a conversation as one string built by the checkpoint's own chat template (Jinja, rendered
-in a sandbox). We render a conversation, look at its tokens, use Qwen3's thinking switch, and hold a
-multi-turn chat that keeps its KV cache between turns."""),
+in a sandbox). We render a conversation, look at its tokens, use Qwen3's thinking switch (on Qwen3's own
+template: the bundled model's has none), and hold a multi-turn chat that keeps its **KV cache** between turns
+(see [the glossary](../docs/GLOSSARY.md))."""),
     ("code", setup("minillm-bilingual")),
     ("md", """## A conversation through the template
 
@@ -599,17 +919,29 @@ print(f"{len(ids)} tokens, {sum(i in special for i in ids)} of them ChatML speci
 
 Qwen3 templates take `enable_thinking`. Left unset, the model may open a `<think>` block itself. Set to
 False, the template writes an empty `<think></think>` block so the model answers directly. Earlier turns'
-reasoning is dropped from the history."""),
-    ("code", '''one = [{"role": "user", "content": "Hi"}]
+reasoning is dropped from the history. The bundled model's template is plain ChatML with no such switch, so
+this cell renders with Qwen3's own template, as Qwen3 checkpoints ship it (`weights/chat_templates/qwen3.jinja`),
+unless the checkpoint's template has the switch itself."""),
+    ("code", '''from minillm.text.chat_template import render_chat_template
+
 if "enable_thinking" in (tok.chat_template or ""):
-    print(repr(tok.apply_chat_template(one, add_generation_prompt=True)))
-    print(repr(tok.apply_chat_template(one, add_generation_prompt=True, enable_thinking=False)))
-    history = [{"role": "user", "content": "2+2?"},
-               {"role": "assistant", "content": "<think>\\nadd\\n</think>\\n\\n4"},
-               {"role": "user", "content": "3+3?"}]
-    print(tok.apply_chat_template(history, add_generation_prompt=True))
+    template, source = tok.chat_template, f"{MODEL_PATH.name}'s own template"
 else:
-    print("this checkpoint's template has no thinking switch (a Qwen2.5-style template)")'''),
+    template, source = (WEIGHTS_DIR / "chat_templates" / "qwen3.jinja").read_text(), "Qwen3's template (qwen3.jinja)"
+render = lambda messages, **switch: render_chat_template(template, messages, tok.special_tokens,
+                                                         add_generation_prompt=True, **switch)
+print(f"rendered with {source}:")
+one = [{"role": "user", "content": "Hi"}]
+print("switch unset:          ", repr(render(one)))
+print("enable_thinking=False: ", repr(render(one, enable_thinking=False)))
+history = [{"role": "user", "content": "2+2?"},
+           {"role": "assistant", "content": "<think>\\nadd\\n</think>\\n\\n4"},
+           {"role": "user", "content": "3+3?"}]
+print(render(history))'''),
+    ("md", """What to see: with the switch unset the prompt ends with the assistant header, and the model decides
+whether to think; with `enable_thinking=False` the template itself writes the empty `<think>\\n\\n</think>` block.
+In the history, the earlier answer keeps its "4" but not its `<think>` block: a multi-turn prompt re-rendered
+this way differs from what a cache holds from the previous turn (see below)."""),
     ("md", """## A multi-turn chat with a kept cache
 
 Each turn renders the whole conversation again; the cache already holds the tokens of the earlier turns,
@@ -633,7 +965,20 @@ sonnet, it writes a scene). From the
 second turn on, the part of the prompt shared with the previous turn comes from the cache: it covers the
 earlier turns up to the first token where the re-rendered conversation differs from what the cache holds
 (with Qwen3's own template, which drops the `<think>` block of earlier turns, the reuse stops there)."""),
-]
+] + your_turn("05", [
+    ('render_chatml', "Render a conversation by hand, as the bundled model's template does.",
+     '''def my_render_chatml(messages, add_generation_prompt):
+    """[{"role": ..., "content": ...}, ...] -> the ChatML text"""
+    # hint: every message is <|im_start|>role, a newline, content, <|im_end|>, a newline;
+    #       add_generation_prompt appends the assistant's header
+    raise NotImplementedError'''),
+    ('assistant_mask', 'The tokens a chat model is trained on: only what the assistant writes.',
+     '''def my_assistant_mask(ids, tok):
+    """ids [T] of a rendered conversation -> [T] bool: True on each assistant message's content and its <|im_end|>"""
+    # hint: tok.token_to_id("<|im_start|>"), tok.encode("assistant\\n") is the header's rest; the newline
+    #       after <|im_end|> is not learned
+    raise NotImplementedError'''),
+])
 
 TRAINING = [
     ("md", """# 7. Training
@@ -927,7 +1272,10 @@ fixed-size memory per head, a matrix S that maps keys to values, and update it o
 *delta rule*. This notebook builds the idea up on toy numbers, checks that the two ways of computing it
 (token by token, and chunk by chunk with matrix products) agree, compares the memory's size with a KV
 cache's growth, looks at how fast each head forgets, and finally opens a Qwen3.5 forward pass layer by
-layer. The bundled model has random weights: the mechanics are real, the numbers are not."""),
+layer. The model here, `tiny-qwen3.5` (a tiny checkpoint in the repository's `weights/`, not the bundled
+`minillm-bilingual`), has random weights: the mechanics are real, the numbers are not. Terms (**Gated
+DeltaNet**, **delta rule**, **KV cache**) are defined in [the glossary](../docs/GLOSSARY.md); `plain_gated_deltanet`
+in `minillm/plain/` is the whole layer on one screen."""),
     ("code", setup("tiny-qwen3.5")),
     ("code", '''print("layer types:", [t.split("_")[0] for t in cfg.layer_types])
 print(f"linear attention: Hk={cfg.linear_num_key_heads} key heads, Hv={cfg.linear_num_value_heads} value heads, "
@@ -947,14 +1295,15 @@ key gets a second value."""),
 cat, dog = np.array([1.0, 0.0]), np.array([0.0, 1.0])            # two orthogonal unit keys
 one = lambda a: np.asarray(a, np.float64)[None, None]            # add the batch and head axes: [1, 1, ...]
 writes = [("cat", cat, [1, 0, 0]), ("dog", dog, [0, 1, 0]), ("cat again", cat, [0, 0, 1])]
+read = lambda key, S, digits=2: np.round(key @ S, digits) + 0.0   # what S returns for key (+ 0.0: no "-0.")
 
 S_delta = np.zeros((1, 1, 2, 3))                                  # [B, Hv, Dk, Dv]
 S_plain = np.zeros((2, 3))
 for name, k, v in writes:
     _, S_delta = delta_rule_step(one(k), one(k), one(v), one(0.0), one(1.0), S_delta)   # g = 0: no decay
     S_plain = S_plain + np.outer(k, v)
-    print(f"after writing {name:<9}: delta rule reads cat -> {(cat @ S_delta[0, 0]).round(2)}, "
-          f"plain linear attention reads cat -> {(cat @ S_plain).round(2)}")'''),
+    print(f"after writing {name:<9}: delta rule reads cat -> {read(cat, S_delta[0, 0])}, "
+          f"plain linear attention reads cat -> {read(cat, S_plain)}")'''),
     ("md", """The delta rule *replaces* what the memory held for "cat"; plain linear attention piles the second value
 on top of the first. With beta < 1 a write moves the memory only part of the way. And keys that are not
 orthogonal share directions: writing "lion", a key between cat and dog, changes what both of them return
@@ -964,12 +1313,11 @@ keep apart what must not interfere)."""),
     S = np.zeros((1, 1, 2, 3))
     for name, k, v in writes:
         _, S = delta_rule_step(one(k), one(k), one(v), one(0.0), one(beta), S)
-    print(f"beta = {beta}: cat -> {(cat @ S[0, 0]).round(3)}   dog -> {(dog @ S[0, 0]).round(3)}")
+    print(f"beta = {beta}: cat -> {read(cat, S[0, 0], 3)}   dog -> {read(dog, S[0, 0], 3)}")
 
 lion = np.array([0.8, 0.6])                                      # a key between cat and dog
 _, S = delta_rule_step(one(lion), one(lion), one([0, 0, 5]), one(0.0), one(1.0), S_delta)
-print("after writing lion: cat ->", (cat @ S[0, 0]).round(2), " dog ->", (dog @ S[0, 0]).round(2),
-      " lion ->", (lion @ S[0, 0]).round(2))'''),
+print("after writing lion: cat ->", read(cat, S[0, 0]), " dog ->", read(dog, S[0, 0]), " lion ->", read(lion, S[0, 0]))'''),
     ("md", """## Forgetting: the gate g
 
 Before each write the whole memory is multiplied by exp(g_t), with g_t <= 0 computed from the token
@@ -979,7 +1327,7 @@ down to half after about 6.6 tokens (its half-life, ln 2 / -g)."""),
 for step in range(1, 21):
     _, S = delta_rule_step(one(dog), one(dog), one([0, 0, 0]), one(np.log(0.9)), one(0.0), S)   # beta 0: no write
     if step in (1, 5, 10, 20):
-        print(f"after {step:>2} tokens: cat -> {(cat @ S[0, 0]).round(3)}  (0.9^{step} = {0.9 ** step:.3f})")'''),
+        print(f"after {step:>2} tokens: cat -> {read(cat, S[0, 0], 3)}  (0.9^{step} = {0.9 ** step:.3f})")'''),
     ("md", """## Token by token, or chunk by chunk: the same numbers
 
 The loop above is the *recurrent* form: one small update per token, what a generation step does. For a
@@ -998,11 +1346,11 @@ beta = rng.uniform(0.05, 0.95, (B, Hv, T))
 S0 = np.zeros((B, Hv, Dk, Dv))
 out_r, S_r = recurrent_gated_delta_rule(q, k, v, g, beta, S0)
 out_c, S_c = chunked_gated_delta_rule(q, k, v, g, beta, S0)
-print("float64: max |recurrent - chunked| =", f"{np.abs(out_r - out_c).max():.1e}", "(outputs),",
-      f"{np.abs(S_r - S_c).max():.1e}", "(final memory)")
+print("float64: max |recurrent - chunked|", rounding(np.abs(out_r - out_c).max(), 1e-12), "(outputs),",
+      rounding(np.abs(S_r - S_c).max(), 1e-12), "(final memory)")
 f32 = [a.astype(np.float32) for a in (q, k, v, g, beta, S0)]
 diff32 = np.abs(recurrent_gated_delta_rule(*f32)[0] - chunked_gated_delta_rule(*f32)[0]).max()
-print("float32: max |recurrent - chunked| =", f"{diff32:.1e}")'''),
+print("float32: max |recurrent - chunked|", rounding(diff32, 1e-5))'''),
     ("code", '''# timing: these numbers are measured, so they differ a little on every run
 import time
 B, Hv, T, Dk, Dv = 1, 8, 512, 64, 64
@@ -1065,14 +1413,17 @@ half_life = np.array(half_life)                                                 
 print("median half-life per head (tokens):")
 for i, row in zip(linear_layers, half_life):
     print(f"  layer {i}:", row.round(1))
+print(f"from {half_life.min():.1f} to {half_life.max():.1f} tokens: the longest is {half_life.max() / half_life.min():.0f} "
+      f"times the shortest")
 plt.figure(figsize=(6, 2.5))
 plt.imshow(np.log10(half_life), aspect="auto", cmap="viridis")
 plt.yticks(range(len(linear_layers)), [f"layer {i}" for i in linear_layers]); plt.xticks(range(half_life.shape[1]))
 plt.title("Memory half-life per value head (log10 tokens)")
 plt.xlabel("value head"); plt.ylabel("linear-attention layer"); plt.colorbar(); plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: heads differ by orders of magnitude: some forget within a token or two (a local feature
-detector), others keep entries for many tokens (in a trained model, for thousands). A decay that depends
-on the token lets a head hold its memory through filler and clear it at a boundary."""),
+    ("md", """What to see: the heads differ by the printed factor, here about one order of magnitude: some halve an
+entry within two or three tokens (a local feature detector), others keep it for tens of tokens. These are
+random weights; a trained model's heads spread much further, some keeping entries for thousands of tokens. A
+decay that depends on the token lets a head hold its memory through filler and clear it at a boundary."""),
     ("md", """## A Qwen3.5 forward pass, opened layer by layer
 
 Each layer is `x + mixer(norm(x))` then `+ MLP(norm(...))`, with zero-centred norms (gain 1 + w); the
@@ -1098,10 +1449,10 @@ for i, w in enumerate(model.weights.layers):
     h = x + mixed
     x = h + swiglu_mlp(zero_centred_rms_norm(h, w.post_attention_layernorm, eps), w.mlp)
     last = i + 1 == cfg.num_hidden_layers  # hidden[L] is the final norm's output, checked through the logits
-    check = "" if last else f"max |diff| vs model.forward: {np.abs(x[0] - hidden[i + 1]).max()}"
+    check = "" if last else f"max |diff| vs model.forward {rounding(np.abs(x[0] - hidden[i + 1]).max(), 1e-4)}"
     print(f"layer {i} {cfg.layer_types[i]:<17} mixer output RMS {np.sqrt((mixed ** 2).mean()):.3f}  {check}")
 final = model.final_norm(x[0]) @ model.weights.lm_head.T
-print("logits: max |diff| vs model.forward:", np.abs(final - logits).max())'''),
+print("logits: max |diff| vs model.forward", rounding(np.abs(final - logits).max(), 1e-4))'''),
     ("md", """### Inside one Gated DeltaNet layer
 
 The first linear-attention layer, step by step: projections, the causal conv and SiLU, the split into
@@ -1135,7 +1486,7 @@ print("shapes: conv input", mixed.shape, "| q, k", q.shape, "| v", v.shape, "| m
 print(f"beta from {beta.min():.3f} to {beta.max():.3f} | "
       f"decay exp(g) from {np.exp(g).min():.3f} to {np.exp(g).max():.3f}")
 library = gated_deltanet(x0, w, Hk, Hv, eps)                              # the library's layer (chunked form)
-print("max |step by step - gated_deltanet()| =", f"{np.abs(out - library).max():.1e}")'''),
+print("max |step by step - gated_deltanet()|", rounding(np.abs(out - library).max(), 1e-4))'''),
     ("md", """The difference is float32 rounding between the recurrent form used here and the chunked form the library
 uses for a prompt.
 
@@ -1154,7 +1505,18 @@ for i in range(cfg.num_hidden_layers):
         print(f"layer {i}: keys {cache.keys[i].shape}, values {cache.values[i].shape}  [B, K, capacity, Dh]")
 new = minillm.generate(model, ids, max_new_tokens=8, temperature=0.0, stop_token_ids=[])
 print("greedy continuation:", new.tolist())'''),
-]
+] + your_turn("06", [
+    ('delta_rule_update', "The delta rule's update for one token, one head (`minillm/model/delta_rule.py`).",
+     '''def my_delta_rule_update(S, k, v, g, beta):
+    """S [Dk, Dv], k [Dk], v [Dv], g <= 0, beta in (0, 1) -> the new S [Dk, Dv]"""
+    # hint: decay S by exp(g) first; predict p = k @ S; then S + outer(k, beta * (v - p))
+    raise NotImplementedError'''),
+    ('decay', 'The decay g of every token and head (`minillm/model/gated_deltanet.py`).',
+     '''def my_decay(a, A_log, dt_bias):
+    """a [T, Hv], A_log [Hv], dt_bias [Hv] -> g [T, Hv] <= 0"""
+    # hint: -exp(A_log) * softplus(a + dt_bias), softplus(u) = log(1 + exp(u))
+    raise NotImplementedError'''),
+])
 
 MOE = [
     ("md", """# 8. Mixture of experts: which experts does a token pick?
@@ -1167,8 +1529,10 @@ on a prompt (which experts each token picks, and with what weight), shows how mu
 per layer, checks that computing only the chosen experts gives the same numbers as running all of them,
 and looks at what happens when two experts tie.
 
-The bundled MoE checkpoints are tiny and random (8 experts, 2 per token): the routing is real, the
-choices mean nothing. Point the first cell at a real MoE checkpoint to see a trained router."""),
+The MoE checkpoints in the repository's `weights/` are tiny and random (8 experts, 2 per token): the routing is
+real, the choices mean nothing. Point the first cell at a real MoE checkpoint to see a trained router. Terms
+(**MoE, router, expert**) are defined in [the glossary](../docs/GLOSSARY.md); `plain_moe_block` in
+`minillm/plain/` is a whole MoE block on one screen."""),
     ("code", setup("tiny-qwen3-moe")),
     ("code", """from minillm.checkpoint.weights import parameter_counts
 
@@ -1267,7 +1631,7 @@ norm = zero_centred_rms_norm if cfg.zero_centred_norms else rms_norm
 x = norm(model.weights.embed_tokens[ids], w.post_attention_layernorm, cfg.rms_norm_eps)   # [T, D]
 sparse = sparse_moe_block(x, w.mlp, k, cfg.norm_topk_prob)                   # [T, D]
 dense = dense_moe_block(x, w.mlp, k, cfg.norm_topk_prob)                     # [T, D]
-print("max |sparse - dense| =", f"{np.abs(sparse - dense).max():.1e}")
+print("max |sparse - dense|", rounding(np.abs(sparse - dense).max(), 1e-4))
 print(f"expert evaluations: sparse {len(ids) * k}, dense {len(ids) * E}")
 print("stacked experts: gate_up_proj", w.mlp.experts.gate_up_proj.shape, " down_proj", w.mlp.experts.down_proj.shape)"""),
     ("md", """## When experts tie
@@ -1285,7 +1649,18 @@ for n, kk in ((4, 2), (8, 2), (8, 3), (128, 2)):
 zero = np.zeros((1, cfg.hidden_size), np.float32)
 _, picks = top_k_routing(zero @ model.weights.layers[layer].mlp.gate.T, k, cfg.norm_topk_prob)
 print(f"an all-zero input at layer {layer} goes to experts {picks[0].tolist()}")"""),
-]
+] + your_turn("08", [
+    ('route', "The router's top-k with renormalisation (`minillm/model/router.py`).",
+     '''def my_route(logits, k):
+    """logits [N, E] -> (weights [N, k], experts [N, k]), most probable expert first"""
+    # hint: softmax over all E, the k largest (np.argsort), their probabilities divided by their sum
+    raise NotImplementedError'''),
+    ('expert', 'One expert: a SwiGLU MLP with gate and up stacked (`minillm/model/moe.py`).',
+     '''def my_expert(x, gate_up_proj, down_proj):
+    """x [n, D], gate_up_proj [2*Fe, D] (gate rows first), down_proj [D, Fe] -> [n, D]"""
+    # hint: np.split(x @ gate_up_proj.T, 2, axis=-1) gives gate and up; then as in notebook 01's swiglu
+    raise NotImplementedError'''),
+])
 
 
 NOTEBOOKS = {

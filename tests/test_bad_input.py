@@ -262,6 +262,17 @@ def test_bad_token_ids(ids, words):
         minillm.generate(model, ids, max_new_tokens=2)
 
 
+@pytest.mark.parametrize("text", ["hello", b"hello", ["hello", "world"], [["hello"]]])
+def test_text_instead_of_token_ids_is_told_to_go_through_the_tokenizer(text):
+    model = tiny_model("tiny-qwen2")
+    calls = {"forward": lambda: model.forward(text), "generate": lambda: minillm.generate(model, text, 2),
+             "stream_generate": lambda: next(minillm.stream_generate(model, text, 2)),
+             "loss_and_grads": lambda: minillm.loss_and_grads(model, text)}
+    for call in calls.values():
+        with expect(minillm.InputError, "text", "minillm.load_tokenizer(", ").encode("):
+            call()
+
+
 @pytest.mark.parametrize("mask, words", [
     ([[1, 1, 1]], ["shape"]),
     ([[0, 1, 2, 1]], ["only 0"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,36 @@ def test_truncating_the_cache_keeps_the_prefix_exact():
     cache.truncate(12)
     tail = model.forward(ids[12:], cache=cache)
     np.testing.assert_allclose(tail, model.forward(ids)[12:], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["tiny-qwen2", "tiny-qwen3.5"])
+def test_a_conversation_outgrowing_the_context_drops_its_oldest_turns_and_keeps_the_system_prompt(name):
+    model, tok = tiny_model(name), minillm.load_tokenizer(WEIGHTS / name)
+    session = ChatSession(model, tok, system="Be brief.", capacity=90)
+    texts = ["Hello!", "Tell me about attention.", "Thanks", "And about caches?", "Bye"]
+    dropped = []
+    for text in texts:
+        reply = "".join(session.send(text, max_new_tokens=10, temperature=0.0, stop_token_ids=[]))
+        dropped.append(session.last_turn["dropped_turns"])
+        # the cache was rebuilt from the kept turns: the reply is the one computed from scratch from them
+        ids = tok.apply_chat_template(session.messages[:-1], add_generation_prompt=True, tokenize=True)
+        assert len(ids) + 10 <= 90
+        assert reply == tok.decode(minillm.generate(model, ids, 10, temperature=0.0, stop_token_ids=[]),
+                                   skip_special_tokens=True)
+        assert session.cache.length == len(session.cached_ids)
+    assert sum(dropped) > 0 and session.messages[0] == {"role": "system", "content": "Be brief."}
+    kept = [m["content"] for m in session.messages if m["role"] == "user"]
+    assert kept == texts[len(texts) - len(kept):] and len(kept) < len(texts)  # whole turns, the oldest first
+    assert [m["role"] for m in session.messages[1:]] == ["user", "assistant"] * len(kept)
+
+
+def test_a_session_holds_the_context_the_model_was_trained_for_by_default():
+    model, tok = tiny_model("tiny-qwen2"), minillm.load_tokenizer(WEIGHTS / "tiny-qwen2")
+    session = ChatSession(model, tok)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", minillm.MinillmWarning)  # never "beyond max_position_embeddings"
+        for n in range(12):
+            list(session.send(f"Message number {n} of a long conversation.", max_new_tokens=16, temperature=0.0,
+                              stop_token_ids=[]))
+    assert session.last_turn["dropped_turns"] > 0
+    assert session.cache.capacity <= model.config.max_position_embeddings

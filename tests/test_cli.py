@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
@@ -19,7 +20,7 @@ def test_generate_on_the_bundled_model_streams_the_greedy_text(capsys):
     tok = minillm.load_tokenizer(BUNDLED_MODEL)
     model = tiny_model(BUNDLED_MODEL.name)
     new = minillm.generate(model, tok.encode("Hello world"), 8, temperature=0.0)
-    assert out == tok.decode(new, skip_special_tokens=True)
+    assert out == tok.decode(new, skip_special_tokens=True) + "\n"  # the text ends its line
     assert "prompt tokens" in err and "new tokens" in err and "tok/s" in err
 
 
@@ -32,8 +33,53 @@ def test_generate_speculative_prints_the_greedy_text_and_the_drafting_figures(ca
     out, err = capsys.readouterr()
     tok = minillm.load_tokenizer(BUNDLED_MODEL)
     new = minillm.generate(tiny_model(BUNDLED_MODEL.name), tok.encode(prompt), 24, temperature=0.0)
-    assert out == tok.decode(new, skip_special_tokens=True)
+    assert out == tok.decode(new, skip_special_tokens=True) + "\n"
     assert "drafted tokens accepted" in err and "tokens per pass" in err and "passes without a draft" in err
+
+
+def test_ngram_size_without_speculative_decodes_plainly_and_warns_that_it_does_nothing(capsys):
+    """As transformers: prompt lookup drafts only when its number of tokens (--speculative) is given."""
+    prompt = "To be, or not to be, that is the question. To be, or not"
+    argv = ["generate", prompt, "--max-new-tokens", "24", "--temperature", "1.0", "--seed", "7", "--ngram-size", "3"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    tok = minillm.load_tokenizer(BUNDLED_MODEL)
+    new = minillm.generate(tiny_model(BUNDLED_MODEL.name), tok.encode(prompt), 24, temperature=1.0, seed=7)
+    assert out == tok.decode(new, skip_special_tokens=True) + "\n"  # plain sampling's draws for the seed
+    assert "drafted" not in err
+    assert "minillm: warning: --ngram-size" in err and "--speculative" in err
+
+
+def test_zero_new_tokens_print_an_empty_line_and_no_rate(capsys):
+    assert main(["generate", "Hello world", "--max-new-tokens", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "\n"
+    assert "0 new tokens" in err and "nan" not in err and "inf" not in err
+
+
+def test_one_new_token_prints_no_decode_rate(capsys):
+    """The first token comes out of the prefill: there is no decode step to measure."""
+    assert main(["generate", "Hello world", "--max-new-tokens", "1", "--temperature", "0"]) == 0
+    err = capsys.readouterr().err
+    assert "1 new tokens" in err and "decode" not in err and "nan" not in err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["generate", "Hi", "--system", "Be brief."], ["--system", "--chat"]),
+    (["generate", "Hi", "--thinking", "off"], ["--thinking", "--chat"]),
+    (["generate", "Hi", "--chat", "--thinking", "on"], ["--thinking on", "enable_thinking"]),
+    (["chat", "--thinking", "off"], ["--thinking off", "enable_thinking"]),
+    (["generate", "Hi", "--chat", "--thinking", "off", "--model", str(WEIGHTS / "tiny-qwen3")], None),
+])
+def test_a_flag_that_would_be_ignored_is_named_in_a_warning(capsys, monkeypatch, argv, words):
+    """The bundled model's template has no thinking switch; --system and --thinking shape the chat template only."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # chat: an empty conversation
+    assert main(argv + ["--max-new-tokens", "1"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("minillm: warning:")]
+    if words is None:  # a template that reads enable_thinking: nothing to warn about
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and all(w in warnings[0] for w in words), warnings
 
 
 def test_generate_chat_wraps_the_prompt_in_the_template(capsys):
@@ -70,6 +116,27 @@ def test_chat_reset_and_end_of_input():
     run = subprocess.run([sys.executable, "-m", "minillm", "chat", "--max-new-tokens", "2"],
                          input="hello\n/reset\nhello\n", capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "[conversation reset]" in run.stderr
+
+
+def test_a_chat_turn_too_long_for_the_context_is_an_error_for_that_turn_and_the_chat_goes_on():
+    long = " ".join(["Tell me a fortune."] * 12)  # more than the 60 positions by itself
+    run = subprocess.run([sys.executable, "-m", "minillm", "chat", "--context", "60", "--max-new-tokens", "30",
+                          "--temperature", "0"], input=f"Tell me a fortune.\n{long}\n/reset\nTell me a fortune.\n",
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("minillm: error:")]
+    assert len(errors) == 1 and "does not fit" in errors[0] and "[conversation reset]" in run.stderr
+    half = len(run.stdout) // 2  # the first turn's reply, then (after /reset) the same reply again
+    assert run.stdout.strip() and run.stdout[:half] == run.stdout[half:]
+
+
+def test_chat_keeps_to_the_models_trained_context_by_dropping_the_oldest_turns():
+    """The bundled model was trained on 512 positions: a long chat drops its first turns instead of running past."""
+    turns = [f"Tell me fortune number {n}, please." for n in range(12)]
+    run = subprocess.run([sys.executable, "-m", "minillm", "chat", "--temperature", "0", "--max-new-tokens", "40"],
+                         input="\n".join(turns) + "\n", capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "dropped the oldest" in run.stderr and "max_position_embeddings" not in run.stderr
 
 
 def test_inspect_lists_parameters_tensors_and_memory(capsys):

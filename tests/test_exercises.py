@@ -58,6 +58,8 @@ def test_a_wrong_answer_does_not_pass(name):
 
 
 def nudged(out):
+    if isinstance(out, str):
+        return out + " "
     if isinstance(out, tuple):
         return (nudged(out[0]),) + tuple(out[1:])
     if isinstance(out, dict):

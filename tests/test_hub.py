@@ -197,7 +197,7 @@ def test_the_command_takes_a_hub_id_from_a_populated_cache_with_no_network_and_n
     assert by_id.returncode == 0, by_id.stderr
     model, tok = minillm.load_model(WEIGHTS / "tiny-qwen2"), minillm.load_tokenizer(WEIGHTS / "tiny-qwen2")
     new = minillm.generate(model, tok.encode("Hello world"), 6, temperature=0.0)
-    assert by_id.stdout == tok.decode(new, skip_special_tokens=True)
+    assert by_id.stdout == tok.decode(new, skip_special_tokens=True) + "\n"  # the text ends its line
     inspect = run_cli(["inspect", REPO], cache, tmp_path)
     assert inspect.returncode == 0 and "model_type qwen2" in inspect.stdout and REPO in inspect.stdout
 

@@ -3,6 +3,7 @@ links to exists."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 from conftest import ROOT
@@ -22,3 +23,20 @@ def test_every_local_link_in_the_readme_and_docs_exists():
             if "://" in target:
                 continue
             assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+
+
+def learning_path():
+    spec = importlib.util.spec_from_file_location("learning_path", ROOT / "scripts" / "learning_path.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_the_readme_learning_path_is_the_table_the_script_measures():
+    assert learning_path().readme_markdown() in README  # line counts and notebooks as the code has them
+
+
+def test_every_plain_module_is_on_the_learning_path():
+    listed = {module for _, module, _, _, _ in learning_path().PATH}
+    plain = {p.name for p in (ROOT / "minillm" / "plain").glob("*.py")} - {"__init__.py", "ops.py"}
+    assert plain <= listed, f"not on the learning path: {sorted(plain - listed)}"

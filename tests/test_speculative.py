@@ -194,6 +194,20 @@ def test_a_bad_draft_schedule_names_the_setting():
     assert all(w in str(e.value) for w in ["draft_schedule", "adaptive", "constant", "'fast'"])
 
 
+def test_a_matching_ngram_size_alone_does_not_switch_drafting_on():
+    """As transformers: prompt lookup drafts only when prompt_lookup_num_tokens is given; the n-gram size alone
+    leaves sampling as it is (the same draws for a seed), with a warning that it does nothing."""
+    model = tiny_model("tiny-qwen2")
+    ids = np.tile(np.arange(1, 9), 4)  # [32]: a text that repeats itself, where prompt lookup finds drafts
+    plain = minillm.generate(model, ids, 20, temperature=1.0, seed=5, stop_token_ids=[])
+    stats = SpeculativeStats()
+    with pytest.warns(minillm.MinillmWarning, match="max_matching_ngram_size.*prompt_lookup_num_tokens"):
+        alone = minillm.generate(model, ids, 20, temperature=1.0, seed=5, stop_token_ids=[],
+                                 max_matching_ngram_size=3, speculative_stats=stats)
+    np.testing.assert_array_equal(alone, plain)
+    assert stats.forward_passes == 0  # no speculative pass ran
+
+
 def test_speculative_decoding_of_a_batch_is_refused_clearly():
     with pytest.raises(InputError, match="one sequence"):
         minillm.generate(tiny_model("tiny-qwen2"), [[1, 2, 3], [4, 5, 6]], 4, prompt_lookup_num_tokens=3)

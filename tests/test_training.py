@@ -172,10 +172,38 @@ def test_the_train_command_trains_then_resumes(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 1  # not empty, no --resume
     assert "not empty" in capsys.readouterr().err
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run"), "--resume", "--steps", "6",
-                 "--schedule", "wsd", "--decay-steps", "2"]) == 0  # two more steps, both in WSD's decay
+                 "--schedule", "wsd", "--decay-steps", "2", "--allow-schedule-change"]) == 0  # two more steps,
+    # both in WSD's decay (from a finished cosine run: the rate goes back up, so the change must be asked for)
     lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
     assert [x["lr"] for x in lines[4:]] == pytest.approx([1e-3, 0.55e-3])  # from the peak halfway to min_lr 1e-4
+
+
+def test_lengthening_a_cosine_run_on_resume_is_refused_showing_the_jump_unless_asked_for(tmp_path, capsys):
+    from minillm.tools.cli import main
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe(tmp_path, steps=4, warmup=1)))
+    run = ["train", "--config", str(path), "--out", str(tmp_path / "run")]
+    assert main(run) == 0
+    capsys.readouterr()
+    assert main(run + ["--resume", "--steps", "6"]) == 1
+    err = capsys.readouterr().err
+    last = learning_rate(3, 4, 1e-3, 1, 1e-4)  # step 4, the last trained (1-based, as the log counts)
+    after = learning_rate(4, 6, 1e-3, 1, 1e-4)  # step 5 on the longer cosine
+    assert f"{last:.2e} at step 4" in err and f"{after:.2e} at step 5" in err and "--allow-schedule-change" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run" / "log.jsonl").read_text().count('"step": 5')
+    assert main(run + ["--resume", "--steps", "6", "--allow-schedule-change"]) == 0
+    rates = [json.loads(x)["lr"] for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert rates[4] == pytest.approx(after)
+
+
+def test_a_missing_token_file_is_named_with_the_script_that_makes_it(tmp_path):
+    raw = recipe(tmp_path, train_tokens=str(tmp_path / "data" / "tokens" / "train_stage3.npy"))
+    with pytest.raises(InputError) as e:
+        Trainer(TrainConfig.from_dict(raw), tmp_path / "run", progress=False)
+    message = str(e.value)
+    assert "train_stage3.npy" in message and "does not exist" in message and "Errno" not in message
+    assert "scripts/corpus/tokenize_corpus.py --name train_stage3" in message and "scripts/corpus/README.md" in message
 
 
 def test_token_ids_beyond_the_vocab_are_refused_naming_the_file(tmp_path):

@@ -32,7 +32,7 @@ from ..errors import InputError, MinillmWarning
 from ..checkpoint.generation_config import GenerationConfig
 from ..model.transformer import check_attention_mask, check_cache, check_token_ids
 from .draft_length import DraftLength
-from .drafting import PromptLookupDrafter
+from .drafting import PromptLookupDrafter, check_count
 from .sampling import SamplingParams, sample
 from .speculative import SpeculativeStats, speculative_decode
 
@@ -121,11 +121,16 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
         raise InputError(f"seed must be None or an integer >= 0, found {type(seed).__name__} {seed!r}")
     rng = np.random.default_rng(None if seed is None else int(seed))
     B, T = ids_BT.shape
-    if prompt_lookup_num_tokens is not None or max_matching_ngram_size is not None:
-        if drafter is not None:
-            raise InputError("give either prompt_lookup_num_tokens (prompt lookup) or a drafter, not both")
+    if drafter is not None and (prompt_lookup_num_tokens is not None or max_matching_ngram_size is not None):
+        raise InputError("give either prompt_lookup_num_tokens (prompt lookup) or a drafter, not both")
+    if prompt_lookup_num_tokens is not None:  # transformers' switch for prompt lookup (the n-gram size is not one)
         settings = {"num_tokens": prompt_lookup_num_tokens, "max_ngram_size": max_matching_ngram_size}
         drafter = PromptLookupDrafter(**{k: v for k, v in settings.items() if v is not None})  # its own defaults
+    elif max_matching_ngram_size is not None:
+        check_count("max_matching_ngram_size", max_matching_ngram_size, 1)
+        warnings.warn(f"max_matching_ngram_size={max_matching_ngram_size} does nothing without "
+                      f"prompt_lookup_num_tokens: as in transformers, prompt lookup drafts only when that is given",
+                      MinillmWarning, stacklevel=2)
     schedule = None
     if drafter is not None:
         schedule = check_draft_schedule(draft_schedule, drafter)

@@ -273,6 +273,9 @@ def check_token_ids(ids, vocab_size: int) -> np.ndarray:
         arr = np.asarray(ids)
     except (ValueError, TypeError, OverflowError) as e:  # ragged nested lists, unconvertible objects
         raise InputError(f"token ids must be a rectangular array of integers: {e}") from None
+    if isinstance(ids, (str, bytes, bytearray)) or arr.dtype.kind in "US":  # text, or a list of texts
+        raise InputError(f"token ids must be integers, found text ({_preview(ids)}): encode it with the tokenizer "
+                         f"first, e.g. ids = minillm.load_tokenizer(path).encode(text)")
     if arr.ndim not in (1, 2):
         raise InputError(f"token ids must be shaped [T] or [B, T], found shape {list(arr.shape)}")
     if arr.size == 0:
@@ -285,6 +288,11 @@ def check_token_ids(ids, vocab_size: int) -> np.ndarray:
         raise InputError(f"token id {bad} is out of range: the model's vocab_size is {vocab_size} "
                          f"(valid ids 0..{vocab_size - 1})")
     return arr.astype(np.int64)  # [T] or [B, T]
+
+
+def _preview(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def check_attention_mask(mask, shape: tuple[int, int], allow_empty_rows: bool = False) -> np.ndarray:

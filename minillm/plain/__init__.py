@@ -17,4 +17,5 @@ Reading order (docs/LEARNING_PATH.md has the line counts and the engine modules 
     moe.py          plain_moe_block                a mixture of experts: router, top-k, experts, shared expert
     deltanet.py     plain_gated_deltanet           Gated DeltaNet (Qwen3.5's linear attention), token by token
     hybrid.py       plain_hybrid_forward           a whole Qwen3.5 / Qwen3-Next: DeltaNet + gated attention
+    deltanet_backward.py  deltanet_backward        how the delta rule learns: its backward, token by token
 """

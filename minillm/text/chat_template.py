@@ -49,6 +49,7 @@ from functools import update_wrapper, wraps
 
 import jinja2
 import jinja2.ext
+import jinja2.meta
 import jinja2.nodes as nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
@@ -575,6 +576,15 @@ def render_chat_template(template: str, messages: list[dict], special_tokens: di
         raise  # not a template's doing once the budget holds: let it be seen
     except Exception as e:  # noqa: BLE001 - the template is code from a file: any error of it is its failure
         raise TokenizerError(f"chat template failed: {type(e).__name__}: {_short(e)}") from None
+
+
+def template_variables(template: str) -> set[str]:
+    """The names a template reads from its caller (``enable_thinking``, ``tools``, ``messages``, ...), found by
+    parsing it, nothing rendered. A template that does not parse reads nothing (rendering it reports why)."""
+    try:
+        return jinja2.meta.find_undeclared_variables(_BoundedEnvironment(_Budget(DEFAULT_LIMITS)).parse(template))
+    except (jinja2.exceptions.TemplateError, RecursionError, SyntaxError):
+        return set()
 
 
 def _short(e: Exception, limit: int = 300) -> str:

@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("chat", help="interactive multi-turn chat (reads stdin; /reset, Ctrl-D)")
     model_arg(c)
     sampling_args(c)
-    c.add_argument("--context", type=int, default=4096, help="KV cache capacity in tokens (default 4096)")
+    c.add_argument("--context", type=int, help="positions the conversation may take; when it would not fit, the "
+                   "oldest turns are dropped (default: the model's max_position_embeddings, what it was trained on)")
     c.set_defaults(run=cmd_chat)
 
     i = sub.add_parser("inspect", help="config, parameter counts, tensors and memory of a checkpoint")
@@ -183,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dtype", choices=["bf16", "f32"], help="of the saved weights (overrides the recipe)")
     tr.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (overrides the recipe); "
                     "wsd: the peak until the last --decay-steps, so --steps can change on --resume")
+    tr.add_argument("--allow-schedule-change", action="store_true", help="with --resume: continue even when the "
+                    "new settings give the steps already trained other learning rates (the rate jumps)")
     tr.set_defaults(run=cmd_train)
 
     e = sub.add_parser("explain", help="write an interactive HTML page: attention, logit lens, next token, ...")
@@ -236,12 +239,31 @@ def _weights_size(path: Path) -> int:
 def sampling_kwargs(args) -> dict:
     return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
                 repetition_penalty=args.repetition_penalty, seed=args.seed,
-                prompt_lookup_num_tokens=args.speculative, max_matching_ngram_size=args.ngram_size,
+                prompt_lookup_num_tokens=args.speculative,
+                max_matching_ngram_size=args.ngram_size if args.speculative is not None else None,  # (warned)
                 draft_schedule=args.draft_schedule)
 
 
 def thinking(args):
     return None if args.thinking is None else args.thinking == "on"
+
+
+def warn_ignored_flags(args, tok) -> None:
+    """A flag that would change nothing is named in a warning, never silently dropped."""
+    from ..text.chat_template import template_variables
+
+    if args.ngram_size is not None and args.speculative is None:  # as transformers: the draft length is the switch
+        warnings.warn(f"--ngram-size {args.ngram_size} does nothing without --speculative K (prompt lookup drafts "
+                      f"only when told how many tokens to draft); decoding plainly", MinillmWarning)
+    chat = args.command == "chat" or args.chat
+    for flag, value in (("--system", args.system), ("--thinking", args.thinking)):
+        if value is not None and not chat:
+            warnings.warn(f"{flag} is ignored without --chat: it goes into the chat template, and without --chat "
+                          f"the prompt is continued as plain text", MinillmWarning)
+    if chat and args.thinking is not None and tok.chat_template is not None \
+            and "enable_thinking" not in template_variables(tok.chat_template):
+        warnings.warn(f"--thinking {args.thinking} is ignored: the chat template of {args.model} has no "
+                      f"enable_thinking switch (the model was not trained to think)", MinillmWarning)
 
 
 def stream_text(model, tok, ids: list[int], args) -> tuple[list[int], dict]:
@@ -275,11 +297,14 @@ def stream_text(model, tok, ids: list[int], args) -> tuple[list[int], dict]:
 
 
 def print_stats(stats: dict) -> None:
+    """One line on stderr; a rate only where something was timed (no prefill ran for 0 new tokens, and the first
+    new token comes out of the prefill, so 1 new token has no decode step)."""
     pre = stats["prompt_tokens"] / stats["prefill_s"] if stats["prefill_s"] > 0 else float("inf")
-    n_dec = max(stats["new_tokens"] - 1, 0)  # the first new token comes out of the prefill
-    dec = n_dec / stats["decode_s"] if stats["decode_s"] > 0 else float("nan")
-    print(f"\n[{stats['prompt_tokens']} prompt tokens, {stats['new_tokens']} new tokens | "
-          f"prefill {pre:.1f} tok/s ({stats['prefill_s'] * 1000:.0f} ms) | decode {dec:.1f} tok/s"
+    n_dec = max(stats["new_tokens"] - 1, 0)
+    dec = n_dec / stats["decode_s"] if stats["decode_s"] > 0 else float("inf")
+    print(f"[{stats['prompt_tokens']} prompt tokens, {stats['new_tokens']} new tokens"
+          + (f" | prefill {pre:.1f} tok/s ({stats['prefill_s'] * 1000:.0f} ms)" if stats["new_tokens"] else "")
+          + (f" | decode {dec:.1f} tok/s" if n_dec else "")
           + (f" | speculative: {stats['acceptance_rate']:.0%} of {stats['drafted']} drafted tokens accepted, "
              f"{stats['tokens_per_pass']:.2f} tokens per pass, {stats['plain_steps']} of {stats['passes']} passes "
              f"without a draft" if "drafted" in stats else "") + "]", file=sys.stderr)
@@ -287,6 +312,7 @@ def print_stats(stats: dict) -> None:
 
 def cmd_generate(args) -> int:
     model, tok = load(args.model)
+    warn_ignored_flags(args, tok)
     if args.chat:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + \
                    [{"role": "user", "content": args.prompt}]
@@ -297,15 +323,17 @@ def cmd_generate(args) -> int:
     if not ids:
         raise MinillmError("the prompt encodes to no tokens; give some text")
     _, stats = stream_text(model, tok, ids, args)
+    sys.stdout.write("\n")  # the text ends its line (the figures go to stderr)
     print_stats(stats)
     return 0
 
 
 def cmd_chat(args) -> int:
     """An interactive multi-turn chat; the KV cache is kept across turns (see chat.py)."""
-    from ..generation.chat import ChatSession
+    from ..generation.chat import ChatSession, ConversationTooLong
 
     model, tok = load(args.model)
+    warn_ignored_flags(args, tok)
     session = ChatSession(model, tok, system=args.system, capacity=args.context, enable_thinking=thinking(args))
     interactive = sys.stdin.isatty()
     if interactive:
@@ -324,11 +352,18 @@ def cmd_chat(args) -> int:
             print("[conversation reset]", file=sys.stderr)
             continue
         t0 = time.perf_counter()
-        for piece in session.send(text, args.max_new_tokens, **sampling_kwargs(args)):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
+        try:
+            for piece in session.send(text, args.max_new_tokens, **sampling_kwargs(args)):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except ConversationTooLong as e:  # this turn's error; the conversation goes on (/reset, a shorter message)
+            print(f"minillm: error: {e}", file=sys.stderr)
+            continue
         print()
         turn = session.last_turn
+        if turn["dropped_turns"]:
+            print(f"[dropped the oldest {turn['dropped_turns']} turn(s) to fit the context of "
+                  f"{session.cache.capacity} tokens]", file=sys.stderr)
         if interactive:
             print(f"[{turn['prompt_tokens']} prompt tokens ({turn['reused_tokens']} from the cache), "
                   f"{turn['new_tokens']} new tokens, {time.perf_counter() - t0:.2f} s]", file=sys.stderr)
@@ -461,7 +496,7 @@ def cmd_train(args) -> int:
         if getattr(args, key) is not None:
             raw[key] = getattr(args, key)
     cfg = TrainConfig.from_dict(raw, source=str(args.config))
-    trainer = Trainer(cfg, args.out, resume=args.resume)
+    trainer = Trainer(cfg, args.out, resume=args.resume, allow_schedule_change=args.allow_schedule_change)
     trainer.run(max_steps=args.max_steps)
     curve = args.out / "loss_curve.png"
     print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}"

@@ -17,11 +17,25 @@ import numpy as np
 from ..errors import InputError
 
 
+def how_to_make(path: Path) -> str:
+    """Where token files come from: the bundled model's corpus scripts (scripts/corpus/README.md)."""
+    name = path.stem if path.suffix == ".npy" else "NAME"
+    if name in ("train", "val"):  # the plain split writes both
+        made = "`python scripts/corpus/tokenize_corpus.py` writes data/tokens/train.npy and val.npy"
+    else:
+        made = (f"`python scripts/corpus/tokenize_corpus.py --name {name} --repeat SOURCE=N ...` writes "
+                f"data/tokens/{name}.npy")
+    return (f"Token files are made by scripts/corpus/tokenize_corpus.py, after build_corpus.py and "
+            f"train_tokenizer.py: {made} (each stage's command is in scripts/corpus/README.md)")
+
+
 class TokenFile:
     """A 1-D array of token ids in a ``.npy`` file, checked once against the vocabulary."""
 
     def __init__(self, path: str | Path, vocab_size: int, chunk: int = 1 << 24):
         self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(f"{self.path}: the token file does not exist. {how_to_make(self.path)}")
         try:
             self.tokens = np.load(self.path, mmap_mode="r", allow_pickle=False)  # [N], not read yet
         except (OSError, ValueError, EOFError) as e:

@@ -18,7 +18,9 @@ A run directory OUT holds:
 
 Resuming restores the float32 master weights, both AdamW moments, the step and the data sampler's random
 state, so N steps in one go and N/2 + N/2 with a restart in between give bit-identical weights. A resumed run
-may change ``steps`` (and the learning rates): with ``"schedule": "wsd"`` that moves only the final decay.
+may change ``steps`` as long as the steps already trained keep their learning rates: with ``"schedule": "wsd"``
+before its decay, that moves only the final decay; a cosine run's rates all depend on ``steps``, so changing it
+is refused unless asked for (``allow_schedule_change``), as the rate would jump.
 """
 
 from __future__ import annotations
@@ -144,6 +146,32 @@ class TrainConfig:
                              f"(max_position_embeddings {limit})")
 
 
+SCHEDULE_FIELDS = ("schedule", "steps", "lr", "min_lr", "warmup", "decay_steps")  # what the learning rates depend on
+
+
+def scheduled_lr(cfg: TrainConfig, step: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) under the run's schedule (schedule.py)."""
+    if cfg.schedule == "wsd":
+        return wsd_learning_rate(step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr, cfg.decay_steps)
+    return learning_rate(step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr)
+
+
+def schedule_jump(saved: TrainConfig, now: TrainConfig, step: int) -> str | None:
+    """Why resuming at ``step`` under ``now``'s schedule is not the saved run's, or None if it is.
+
+    It is the same run when every step already trained has the same rate under both schedules: a WSD run
+    whose decay has not started may then change its length. Otherwise the new schedule would have trained those
+    steps differently, and the rate jumps where the run resumes (a longer cosine goes back up).
+    """
+    if all(math.isclose(scheduled_lr(saved, s), scheduled_lr(now, s), rel_tol=1e-12) for s in range(step)):
+        return None
+    changed = ", ".join(f"{k} {getattr(saved, k)!r} -> {getattr(now, k)!r}" for k in SCHEDULE_FIELDS
+                        if getattr(saved, k) != getattr(now, k))
+    return (f"{changed} changes the learning-rate schedule of the steps already trained: the rate would jump from "
+            f"{scheduled_lr(saved, step - 1):.2e} at step {step} (the last trained) to {scheduled_lr(now, step):.2e} "
+            f"at step {step + 1}")
+
+
 def evaluate(model: Model, windows: np.ndarray, batch_size: int) -> float:
     """Mean next-token loss (nats) over fixed windows [N, T]."""
     losses = [cross_entropy(model.forward(windows[n:n + batch_size]), windows[n:n + batch_size])
@@ -154,8 +182,10 @@ def evaluate(model: Model, windows: np.ndarray, batch_size: int) -> float:
 class Trainer:
     """Holds a run: the model, the optimizer state, the data, the step. ``run()`` trains to the end."""
 
-    def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True):
+    def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+                 allow_schedule_change: bool = False):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.allow_schedule_change = allow_schedule_change  # on resume: may the steps trained get other rates?
         self.config = parse_config(cfg.model, source="recipe model")
         self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
         self.val_windows = None
@@ -235,6 +265,11 @@ class Trainer:
                                   if saved["model"].get(k) != mine.get(k))
                 raise TrainingError(f"{ckpt}: cannot resume: {detail} differs from the saved run "
                                     f"(saved {_get(saved, detail)!r}, now {_get(asdict(self.cfg), detail)!r})")
+        schedule = {k: saved[k] for k in SCHEDULE_FIELDS if k in saved}  # the saved run's schedule settings
+        jump = schedule_jump(dataclasses.replace(self.cfg, **schedule), self.cfg, state["step"])
+        if jump and not self.allow_schedule_change:
+            raise TrainingError(f"{ckpt}: cannot resume: {jump}. Pass --allow-schedule-change (Trainer("
+                                f"allow_schedule_change=True)) to continue anyway, or keep the saved settings")
         master = SafetensorsFile(ckpt / "trainer_state" / "master.safetensors")
         self.model = Model(self.config, build_weights(self.config, master.get_float32))
         optim = SafetensorsFile(ckpt / "trainer_state" / "optimizer.safetensors")
@@ -255,10 +290,7 @@ class Trainer:
 
     def train_step(self) -> dict:
         cfg = self.cfg
-        if cfg.schedule == "wsd":
-            lr = wsd_learning_rate(self.step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr, cfg.decay_steps)
-        else:
-            lr = learning_rate(self.step, cfg.steps, cfg.lr, cfg.warmup, cfg.min_lr)
+        lr = scheduled_lr(cfg, self.step)
         total, grads = 0.0, None
         for _ in range(cfg.accumulation):
             ids = self.train_data.random_windows(self.rng, cfg.batch_size, cfg.context)  # [B, T]
