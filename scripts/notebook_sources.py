@@ -989,24 +989,7 @@ gradient against a finite difference; then we train a small model on Shakespeare
 trains in a few minutes, and watch its loss fall and its samples change; then we see *why* the optimizer and
 its learning rate are what they are (decoupled weight decay, warmup, a decaying schedule), each with a small
 experiment; and last, what the bundled model's own run looked like."""),
-    ("code", '''# ▶ THE ONE CELL TO EDIT: point MODEL_PATH at a real checkpoint directory (or set MINILLM_MODEL)
-#   e.g. MODEL_PATH = Path("~/models/Qwen3-0.6B").expanduser()
-import os
-from pathlib import Path
-
-import numpy as np
-import matplotlib.pyplot as plt
-
-import minillm
-
-WEIGHTS = Path("..") / "weights"                  # the repository's tiny test checkpoints (notebooks run in notebooks/)
-MODEL_PATH = Path(os.environ.get("MINILLM_MODEL", minillm.default_model_path())).expanduser()
-model = minillm.load_model(MODEL_PATH)
-tok = minillm.load_tokenizer(MODEL_PATH)
-cfg = model.config
-np.set_printoptions(precision=4, suppress=True, linewidth=110)
-print(f"{MODEL_PATH.name}: {cfg.model_type}, L={cfg.num_hidden_layers} layers, D={cfg.hidden_size}, "
-      f"H={cfg.num_attention_heads}, K={cfg.num_key_value_heads}, Dh={cfg.head_dim}, V={cfg.vocab_size}")'''),
+    ("code", setup("minillm-bilingual")),
     ("md", """## One backward step, opened up
 
 A tiny random Qwen3 (the shape of the repository's `tiny-qwen3`), a batch of random token ids, and
@@ -1017,7 +1000,7 @@ from minillm.checkpoint.weights import named_tensors
 from minillm.training.init import init_weights
 from minillm.training.loss import cross_entropy
 
-small_cfg = minillm.parse_config(json.loads((WEIGHTS / "tiny-qwen3" / "config.json").read_text()))
+small_cfg = minillm.parse_config(json.loads((WEIGHTS_DIR / "tiny-qwen3" / "config.json").read_text()))
 small = minillm.Model(small_cfg, init_weights(small_cfg, seed=0))      # random weights, std 0.02
 batch = np.random.default_rng(0).integers(0, small_cfg.vocab_size, (2, 16))   # [B=2, T=16]
 loss, grads = minillm.loss_and_grads(small, batch)
