@@ -511,7 +511,12 @@ def cmd_train(args) -> int:
                           allow_schedule_change=args.allow_schedule_change)
         trainer.run(max_steps=args.max_steps)
     if comm.rank == 0:
-        print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}")
+        curve = args.out / "loss_curve.png"
+        print(f"step {trainer.step}/{cfg.steps}: checkpoint in {args.out / 'checkpoint'}"
+              + (f", loss curve in {curve}" if trainer.step == cfg.steps and curve.is_file() else ""))
+        if trainer.step == cfg.steps and cfg.samples:  # the recipe asks to see what the finished run writes
+            from ..training.samples import write_samples
+            print("\n" + write_samples(trainer), end="")
     return 0
 
 

@@ -53,6 +53,7 @@ from .data import TokenFile
 from .distributed import DataParallel, blank_weights
 from .init import init_weights
 from .loss import cross_entropy
+from .samples import check_samples
 from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
 
 
@@ -86,6 +87,7 @@ class TrainConfig:
     dtype: str = "bf16"  # of the saved model.safetensors: bf16 or f32
     output_router_logits: bool = False  # mixtures of experts: add the router's load-balancing loss (backward/moe.py)
     router_aux_loss_coef: float | None = None  # its weight; None: the model config's (transformers' default 0.001)
+    samples: dict = field(default_factory=dict)  # prompts to continue at the end of the run (samples.py)
 
     @classmethod
     def from_dict(cls, raw: dict, source: str = "recipe") -> "TrainConfig":
@@ -98,11 +100,13 @@ class TrainConfig:
             raise InputError(f"{source}: unknown setting(s) {unknown}; known: {sorted(known)}")
         if "model" not in raw or "train_tokens" not in raw:
             raise InputError(f"{source}: 'model' (a config.json dict) and 'train_tokens' are required")
-        for name in ("model", "generation_config"):
+        for name in ("model", "generation_config", "samples"):
             if name in raw and not isinstance(raw[name], dict):
                 raise InputError(f"{source}: {name} must be a JSON object, found {type(raw[name]).__name__}")
         get, defaults = FieldReader(raw, source, InputError), cls.__dataclass_fields__
         values = {name: raw[name] for name in ("model", "generation_config") if name in raw}
+        if raw.get("samples"):
+            values["samples"] = check_samples(raw["samples"], source)
         for name in ("train_tokens", "val_tokens", "tokenizer", "init_from", "dtype", "schedule"):
             values[name] = get(name, str, REQUIRED if name == "train_tokens" else defaults[name].default)
         for name in ("steps", "batch_size", "context", "accumulation", "eval_every", "eval_windows", "save_every"):
