@@ -31,6 +31,7 @@ from .model.cache import KVCache
 from .model.transformer import Model
 # training
 from .backward import loss_and_grads
+from .checkpoint.adapter import attach_lora, load_adapter, merge_adapter, save_adapter, save_merged
 # text
 from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
 # generation
@@ -44,5 +45,5 @@ __all__ = [
     "default_model_path", "resolve_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "SpeculativeStats", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
-    "CheckpointWarning",
+    "CheckpointWarning", "attach_lora", "load_adapter", "save_adapter", "merge_adapter", "save_merged",
 ]

@@ -18,6 +18,15 @@ Training has no padding and no KV cache: every row is a full sequence at positio
 text to equal lengths; mark what should not be scored with -100 in the labels). Sliding-window layers and
 every RoPE scaling are used exactly as in ``Model.forward``.
 
+LoRA (a model loaded with ``adapter=``, or given one by ``attach_lora``): the base weights are frozen, so no
+base gradient is computed (neither the [V, D] head and embedding ones nor any projection's dW), and
+``loss_and_grads`` returns the adapter's gradients under their names in adapter_model.safetensors.
+
+Gradient checkpointing (``model_forward(..., checkpoint=True)``): keep only each layer's input x [B, T, D] and
+recompute the layer's activations just before its backward. The activations then held at once are those of ONE
+layer instead of L (at the price of a second forward, about a third more arithmetic); docs/FINETUNING.md has
+the measured peaks.
+
 Only the dense models (Qwen2 / Qwen2.5 / Qwen3) have a backward here: a Qwen3.5 (hybrid) model, whose
 Gated DeltaNet layers, gated attention and zero-centred norms have no backward in minillm/backward/, is
 refused with an InputError (``check_trainable``) rather than differentiated wrongly.
@@ -29,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checkpoint.adapter import adapter_gradients
 from ..checkpoint.weights import ModelWeights, named_tensors
 from ..errors import InputError
 from ..model.embedding import embed
@@ -51,15 +61,17 @@ class ModelActivations:
     ids: np.ndarray  # [B, T] int64, for the embedding's scatter-add
     cos: np.ndarray  # [1, T, Dh] RoPE at positions 0..T-1 (tiny; kept so the backward uses the same angles)
     sin: np.ndarray  # [1, T, Dh]
-    layers: list[LayerActivations]  # L of them; layer i's x is layer i-1's output
+    layers: list[LayerActivations] | list[np.ndarray]  # L of them; with checkpointing, only each layer's x [B, T, D]
     x_last: np.ndarray  # [B, T, D] the last layer's output: the final norm's backward needs it
     h: np.ndarray  # [B, T, D] the final norm's output: the LM head's weight gradient needs it
+    masks: list[np.ndarray] | None = None  # L x [1, 1, T, T] (shared arrays): kept to recompute a layer
 
 
-def model_forward(model: Model, ids: np.ndarray) -> tuple[np.ndarray, ModelActivations]:
+def model_forward(model: Model, ids: np.ndarray, checkpoint: bool = False) -> tuple[np.ndarray, ModelActivations]:
     """Logits of every position and the activations for ``model_backward``.
 
     ids [B, T] int64 (already checked), positions 0..T-1, no padding -> logits [B, T, V], ModelActivations
+    checkpoint: keep only each layer's input (gradient checkpointing, see the module docstring).
     """
     cfg, w = model.config, model.weights
     B, T = ids.shape
@@ -69,30 +81,42 @@ def model_forward(model: Model, ids: np.ndarray) -> tuple[np.ndarray, ModelActiv
     window_mask = causal_mask(T, 0, None, cfg.sliding_window) if cfg.sliding_window else None  # [1, 1, T, T]
 
     x = embed(ids, w.embed_tokens)  # [B, T, D]
-    layers = []
+    layers, masks = [], []
     for i, layer in enumerate(w.layers):
         mask = window_mask if cfg.uses_sliding_window(i) else full_mask
+        x_in = x  # [B, T, D]
         x, saved = decoder_layer_forward(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads,
                                          cfg.rms_norm_eps, cos, sin, mask)  # [B, T, D]
-        layers.append(saved)
+        layers.append(x_in if checkpoint else saved)  # checkpointing: `saved` is dropped here, recomputed later
+        masks.append(mask)
     h = rms_norm(x, w.norm, cfg.rms_norm_eps)  # [B, T, D]
     logits = linear(h, w.lm_head)  # [B, T, D] -> [B, T, V]: lm_head(), as one [B*T, D] @ [D, V] product
-    return logits, ModelActivations(ids=ids, cos=cos, sin=sin, layers=layers, x_last=x, h=h)
+    return logits, ModelActivations(ids=ids, cos=cos, sin=sin, layers=layers, x_last=x, h=h, masks=masks)
 
 
 def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations) -> ModelWeights:
     """The gradient of every weight, as a ModelWeights of gradients (same fields and shapes as model.weights).
 
     dlogits [B, T, V] -> ModelWeights; when the head is tied, its lm_head IS its embed_tokens (both uses summed).
+    With an adapter (LoRA) the base is frozen: its projections, head and embedding get None, and each adapted
+    projection a LoraGrads (backward/lora.py).
     """
     cfg, w = model.config, model.weights
     H, K, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps
-    dh, d_lm_head, _ = linear_backward(dlogits, saved.h, w.lm_head)  # [B, T, D], [V, D]
+    frozen = getattr(model, "adapter", None) is not None
+    dh, d_lm_head, _ = linear_backward(dlogits, saved.h, w.lm_head, frozen=frozen)  # [B, T, D], [V, D]
     dx, d_norm = rms_norm_backward(dh, saved.x_last, w.norm, eps)  # [B, T, D], [D]
     d_layers = [None] * len(w.layers)
     for i in reversed(range(len(w.layers))):
-        dx, d_layers[i] = decoder_layer_backward(dx, saved.layers[i], w.layers[i], H, K, eps,
-                                                 saved.cos, saved.sin)  # [B, T, D]
+        layer_saved = saved.layers[i]
+        if isinstance(layer_saved, np.ndarray):  # gradient checkpointing: recompute this layer's activations
+            _, layer_saved = decoder_layer_forward(layer_saved, w.layers[i], H, K, eps, saved.cos, saved.sin,
+                                                   saved.masks[i])
+        dx, d_layers[i] = decoder_layer_backward(dx, layer_saved, w.layers[i], H, K, eps,
+                                                 saved.cos, saved.sin, frozen)  # [B, T, D]
+        del layer_saved  # a recomputed layer's activations go as soon as its backward is done
+    if frozen:
+        return ModelWeights(embed_tokens=None, layers=d_layers, norm=d_norm, lm_head=None)
     d_embed = embed_backward(dx, saved.ids, w.embed_tokens)  # [V, D]
     tied = w.lm_head is w.embed_tokens
     if tied:
@@ -146,7 +170,7 @@ def check_trainable(cfg) -> None:
                          f"({kind}), which has no backward pass in minillm")
 
 
-def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.ndarray]]:
+def loss_and_grads(model: Model, ids, labels=None, checkpoint: bool = False) -> tuple[float, dict[str, np.ndarray]]:
     """The mean next-token cross-entropy and its gradient with respect to every checkpoint tensor.
 
         loss, grads = minillm.loss_and_grads(model, ids, labels=None)
@@ -156,7 +180,9 @@ def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.
     every scored target of the batch. Rows sit at positions 0..T-1 with no padding (see the module docstring).
     -> loss (float), grads {tensor name: array of that tensor's shape and the model's dtype (float32)}, with
     exactly the names of the checkpoint: a tied head has no 'lm_head.weight' key, and the embedding's
-    gradient includes the head's.
+    gradient includes the head's. With an adapter (LoRA): the gradients of the adapter's tensors only, keyed
+    by their names in adapter_model.safetensors (``base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight``).
+    ``checkpoint=True``: gradient checkpointing (the same numbers, less memory, more time).
     """
     cfg = model.config
     check_trainable(cfg)
@@ -168,9 +194,11 @@ def loss_and_grads(model: Model, ids, labels=None) -> tuple[float, dict[str, np.
         raise InputError(f"ids have {T} positions, more than the model's context: max_position_embeddings is "
                          f"{cfg.max_position_embeddings}")
 
-    logits, saved = model_forward(model, ids_BT)  # [B, T, V]
+    logits, saved = model_forward(model, ids_BT, checkpoint)  # [B, T, V]
     loss = cross_entropy(logits, labels_BT)
     dlogits = cross_entropy_backward(logits, labels_BT)  # [B, T, V]
     del logits  # the largest array of the step: free it before the backward allocates its own
     grads = model_backward(model, dlogits, saved)
+    if getattr(model, "adapter", None) is not None:
+        return loss, adapter_gradients(grads)
     return loss, named_tensors(grads)

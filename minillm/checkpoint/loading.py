@@ -210,17 +210,22 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
     return build_weights(config, arrays.__getitem__, tied=tied), not_used
 
 
-def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
+def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None, adapter: str | Path | None = None):
     """Load a Qwen2 / Qwen2.5 / Qwen3 / Qwen3.5 / Qwen3-MoE / Qwen3-Next / Qwen3.5-MoE checkpoint into a float32
     ``Model``.
 
     ``path``: a checkpoint directory, or a Hub id ``"Qwen/Qwen2.5-0.5B-Instruct"`` (optionally ``@revision``)
     found in the local Hugging Face cache, or downloaded when huggingface_hub is installed (hub.py).
+    ``adapter``: a PEFT LoRA adapter directory (adapter.py); the model then computes base + adapter.
     """
     from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
 
     path = checkpoint_directory(resolve_model_path(path), CheckpointError)
     config = load_config(path)
     weights, unexpected = read_checkpoint(path, config, progress)
-    return Model(config, weights, path=path, unexpected_tensors=unexpected,
-                 generation_config=load_generation_config(path))
+    model = Model(config, weights, path=path, unexpected_tensors=unexpected,
+                  generation_config=load_generation_config(path))
+    if adapter is not None:
+        from .adapter import load_adapter
+        load_adapter(model, adapter)
+    return model
