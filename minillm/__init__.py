@@ -45,5 +45,6 @@ __all__ = [
     "default_model_path", "resolve_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "SpeculativeStats", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
-    "CheckpointWarning", "attach_lora", "load_adapter", "save_adapter", "merge_adapter", "save_merged",
+    "CheckpointWarning",
+    "attach_lora", "load_adapter", "save_adapter", "merge_adapter", "save_merged",
 ]

@@ -70,6 +70,7 @@ def make_fixture(name, spec, torch, transformers, peft, minillm) -> dict:
                 p.copy_(torch.randn_like(p) * 0.1)  # nonzero: the adapter must change the logits
     model.eval()
     model.save_pretrained(out / "adapter")
+    (out / "adapter" / "README.md").unlink(missing_ok=True)  # PEFT's model card template: not needed here
 
     ids, labels = make_batch(model.config.vocab_size)
     res = model(input_ids=torch.tensor(ids), labels=torch.tensor(labels))

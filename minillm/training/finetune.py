@@ -165,7 +165,8 @@ class Finetuner:
             save_adapter(self.model, tmp / "adapter")
         (tmp / "trainer_state").mkdir()
         write_safetensors(tmp / "trainer_state" / "optimizer.safetensors",
-                          {**{"m." + k: a for k, a in self.opt.m.items()}, **{"v." + k: a for k, a in self.opt.v.items()}})
+                          {**{"m." + k: a for k, a in self.opt.m.items()},
+                           **{"v." + k: a for k, a in self.opt.v.items()}})
         state = {"step": self.step, "elapsed": self.elapsed, "adam_step": self.opt.step, "tokens": self.tokens,
                  "rng": self.rng.bit_generator.state}
         (tmp / "trainer_state" / "state.json").write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
@@ -236,7 +237,8 @@ class Finetuner:
                 dt = time.perf_counter() - t0
                 self.elapsed += dt
                 self.tokens += line["tokens_in_batch"]
-                line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2), tokens=self.tokens)
+                line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
+                            tokens=self.tokens)
                 if self.eval_set and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                     line["val_loss"] = self.evaluate()
                 log.write(json.dumps(line) + "\n")
