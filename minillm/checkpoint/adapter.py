@@ -247,6 +247,7 @@ def attach_lora(model, r: int = 16, lora_alpha: float = 32, target_modules: list
 
 def load_adapter(model, directory) -> LoraAdapter:
     """Read a PEFT LoRA adapter directory onto ``model`` (validated first: config, every tensor's name, shape)."""
+    from .loading import report_problems  # loading.py imports this module lazily: keep the dependency one way
     _check_dense(model)
     directory = checkpoint_directory(directory, CheckpointError)
     config_path = checkpoint_file(directory, CONFIG_FILE, CheckpointError)
@@ -280,12 +281,9 @@ def load_adapter(model, directory) -> LoraAdapter:
     if extra:
         problems.append(f"{len(extra)} tensors that the config's target_modules do not explain "
                         f"(e.g. {extra[0]!r}; DoRA magnitudes, trained biases and embeddings are not supported)")
-    if problems:
-        more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
-        raise CheckpointError(f"{shown}: adapter does not match {CONFIG_FILE} and the base model: "
-                              + "; ".join(problems[:5]) + more)
-    arrays = {m: (f.get_float32(f"{PEFT_PREFIX}{m}.lora_A.weight"), f.get_float32(f"{PEFT_PREFIX}{m}.lora_B.weight"))
-              for m in modules}
+    report_problems(problems, f"{shown}: adapter does not match {CONFIG_FILE} and the base model")
+    arrays = {m: (f.get_float32(f"{PEFT_PREFIX}{m}.lora_A.weight"),
+                  f.get_float32(f"{PEFT_PREFIX}{m}.lora_B.weight")) for m in modules}
     return _attach(model, config, arrays)
 
 

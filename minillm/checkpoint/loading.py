@@ -98,6 +98,13 @@ def _open_shards(directory: Path, index_path: Path) -> dict[str, SafetensorsFile
     return located
 
 
+def report_problems(problems: list[str], where: str) -> None:
+    """Raise one CheckpointError listing the first five problems found (and how many more), if any."""
+    if problems:
+        more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
+        raise CheckpointError(f"{where}: " + "; ".join(problems[:5]) + more)
+
+
 def check_layer_count(files: dict, config: QwenConfig, directory) -> None:
     """The config's num_hidden_layers against the layers the weights hold, before anything is built per layer.
 
@@ -162,10 +169,7 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
         elif info.dtype not in FLOAT_DTYPES:
             problems.append(f"tensor {stored(name)!r} in {files[name].path.name}: expected dtype "
                             f"{'/'.join(FLOAT_DTYPES)}, found {info.dtype}")
-    if problems:
-        more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
-        raise CheckpointError(f"{directory}: checkpoint does not match config.json: "
-                              + "; ".join(problems[:5]) + more)
+    report_problems(problems, f"{directory}: checkpoint does not match config.json")
 
     if skipped:  # one line for the parts of a multimodal checkpoint that are not the language model
         parts = " and ".join(f"the {NOT_LANGUAGE_MODEL[prefix]} ({len(names)} tensors, {prefix}*)"

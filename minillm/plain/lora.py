@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 
 def lora_linear(x, W, A, B, scaling, dy=None, mask=None):

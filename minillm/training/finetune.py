@@ -39,7 +39,6 @@ import numpy as np
 from ..backward.transformer import loss_and_grads
 from ..checkpoint.adapter import attach_lora, load_adapter, save_adapter
 from ..checkpoint.loading import CheckpointWarning, load_model
-from ..checkpoint.safetensors_file import SafetensorsFile
 from ..checkpoint.saving import save_model_dir, write_safetensors
 from ..checkpoint.weights import named_tensors
 from ..errors import CheckpointError, InputError, TrainingError
@@ -48,7 +47,7 @@ from ..training.loss import cross_entropy
 from .adamw import AdamWState, adamw_step, clip_grad_norm
 from .chat_data import encode_conversations, pad_batch, read_conversations
 from .schedule import learning_rate
-from .trainer import _clock, plot_loss_curve
+from .trainer import drop_log_lines_after, plot_loss_curve, restore_optimizer_and_sampler, show_progress
 
 
 @dataclass
@@ -179,18 +178,9 @@ class Finetuner:
 
     def _restore(self, ckpt: Path) -> None:
         state = json.loads((ckpt / "trainer_state" / "state.json").read_text(encoding="utf-8"))
-        optim = SafetensorsFile(ckpt / "trainer_state" / "optimizer.safetensors")
-        self.opt = AdamWState(step=state["adam_step"],
-                              m={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("m.")},
-                              v={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("v.")})
-        self.rng = np.random.default_rng()
-        self.rng.bit_generator.state = state["rng"]
+        self.opt, self.rng = restore_optimizer_and_sampler(ckpt / "trainer_state", state)
         self.step, self.elapsed, self.tokens = state["step"], state["elapsed"], state["tokens"]
-        log = self.out / "log.jsonl"
-        if log.is_file():  # steps logged after the checkpoint are trained again: drop their lines
-            kept = [x for x in log.read_text(encoding="utf-8").splitlines()
-                    if x.strip() and json.loads(x)["step"] <= self.step]
-            log.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+        drop_log_lines_after(self.out / "log.jsonl", self.step)
 
     # -- the loop -----------------------------------------------------------------------------------------
 
@@ -247,11 +237,7 @@ class Finetuner:
                 if self.step % cfg.save_every == 0 or self.step == stop:
                     self.save()
                 if self.progress:
-                    rate = (self.step - start_step) / (time.perf_counter() - started)
-                    val = f" val {line['val_loss']:.3f}" if "val_loss" in line else ""
-                    print(f"\rstep {self.step}/{cfg.steps}  loss {line['loss']:.3f}{val}  "
-                          f"{line['tokens_per_s']:.0f} tok/s  left {_clock((stop - self.step) / rate)}   ",
-                          end="", file=sys.stderr, flush=True)
+                    show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
         if self.progress:
             print(file=sys.stderr)
         if self.step == cfg.steps:
