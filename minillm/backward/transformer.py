@@ -94,12 +94,13 @@ def model_forward(model: Model, ids: np.ndarray, checkpoint: bool = False) -> tu
     return logits, ModelActivations(ids=ids, cos=cos, sin=sin, layers=layers, x_last=x, h=h, masks=masks)
 
 
-def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations) -> ModelWeights:
+def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations, release: bool = False) -> ModelWeights:
     """The gradient of every weight, as a ModelWeights of gradients (same fields and shapes as model.weights).
 
     dlogits [B, T, V] -> ModelWeights; when the head is tied, its lm_head IS its embed_tokens (both uses summed).
     With an adapter (LoRA) the base is frozen: its projections, head and embedding get None, and each adapted
-    projection a LoraGrads (backward/lora.py).
+    projection a LoraGrads (backward/lora.py). ``release=True`` drops each layer's activations from ``saved``
+    once its backward is done, so a full fine-tune's gradients replace them in memory instead of adding to them.
     """
     cfg, w = model.config, model.weights
     H, K, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps
@@ -115,6 +116,8 @@ def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations) -
         dx, d_layers[i] = decoder_layer_backward(dx, layer_saved, w.layers[i], H, K, eps,
                                                  saved.cos, saved.sin, frozen)  # [B, T, D]
         del layer_saved  # a recomputed layer's activations go as soon as its backward is done
+        if release:
+            saved.layers[i] = None
     if frozen:
         return ModelWeights(embed_tokens=None, layers=d_layers, norm=d_norm, lm_head=None)
     d_embed = embed_backward(dx, saved.ids, w.embed_tokens)  # [V, D]
@@ -196,9 +199,9 @@ def loss_and_grads(model: Model, ids, labels=None, checkpoint: bool = False) -> 
 
     logits, saved = model_forward(model, ids_BT, checkpoint)  # [B, T, V]
     loss = cross_entropy(logits, labels_BT)
-    dlogits = cross_entropy_backward(logits, labels_BT)  # [B, T, V]
-    del logits  # the largest array of the step: free it before the backward allocates its own
-    grads = model_backward(model, dlogits, saved)
+    dlogits = cross_entropy_backward(logits, labels_BT, in_place=True)  # [B, T, V], in the logits' own memory
+    del logits
+    grads = model_backward(model, dlogits, saved, release=True)
     if getattr(model, "adapter", None) is not None:
         return loss, adapter_gradients(grads)
     return loss, named_tensors(grads)
