@@ -111,7 +111,6 @@ class Finetuner:
                                 f"or choose a new directory")
 
         self.tokenizer = load_tokenizer(_base_dir(cfg.model))
-        self.train_set, self.eval_set = self._data()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CheckpointWarning)  # a stored tied head, ...: not the user's concern here
             if resume and cfg.full:
@@ -127,6 +126,8 @@ class Finetuner:
             self.params = attach_lora(self.model, cfg.lora_rank, cfg.lora_alpha, cfg.target, cfg.lora_dropout,
                                       cfg.use_rslora, cfg.seed).tensors()  # the adapter's arrays, updated in place
         self.pad_id = self.model.config.eos_token_ids[0] if self.model.config.eos_token_ids else 0
+        self.max_length = min(cfg.max_length, self.model.config.max_position_embeddings)  # the model's context
+        self.train_set, self.eval_set = self._data()
         if resume:
             self._restore(ckpt)
         else:
@@ -145,8 +146,8 @@ class Finetuner:
             n_eval = int(len(conversations) * cfg.eval_fraction)
             held = [conversations[i] for i in order[len(order) - n_eval:]]
             conversations = [conversations[i] for i in order[:len(order) - n_eval]]
-        train = encode_conversations(self.tokenizer, conversations, cfg.max_length, cfg.data)
-        test = encode_conversations(self.tokenizer, held, cfg.max_length, cfg.eval_data or cfg.data) if held else []
+        train = encode_conversations(self.tokenizer, conversations, self.max_length, cfg.data)
+        test = encode_conversations(self.tokenizer, held, self.max_length, cfg.eval_data or cfg.data) if held else []
         return train, test
 
     # -- saving and resuming ------------------------------------------------------------------------------
