@@ -255,3 +255,19 @@ def test_adapter_on_a_mixture_of_experts_is_refused():
 def test_adapter_directory_without_config_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="adapter_config.json"):
         load_adapter(load("tiny-qwen2"), tmp_path)
+
+
+def test_with_an_adapter_the_base_weights_get_no_gradient_at_all():
+    """LoRA skips every frozen weight's gradient: the projections' dy^T x, the head's and the embedding's."""
+    from minillm.backward.lora import LoraGrads
+    from minillm.backward.transformer import model_backward, model_forward
+    from minillm.training.loss import cross_entropy_backward
+
+    meta, ref = fixture("qwen3-attn-r2")  # q, k, v, o adapted; the MLP is not
+    model = load(meta["checkpoint"], LORA / "qwen3-attn-r2" / "adapter")
+    logits, saved = model_forward(model, ref["ids"])
+    grads = model_backward(model, cross_entropy_backward(logits, ref["labels"]), saved)
+    assert grads.embed_tokens is None and grads.lm_head is None
+    for layer in grads.layers:
+        assert isinstance(layer.self_attn.q_proj, LoraGrads) and isinstance(layer.self_attn.o_proj, LoraGrads)
+        assert layer.mlp.gate_proj is None and layer.mlp.up_proj is None and layer.mlp.down_proj is None
