@@ -100,3 +100,15 @@ def test_finetune_refuses_a_used_directory_an_unknown_target_and_a_mismatched_re
         Finetuner(settings(chats, steps=2, batch_size=3), tmp_path / "run", resume=True, progress=False)
     with pytest.raises(InputError, match="steps must be a positive integer"):
         Finetuner(settings(chats, steps=0), tmp_path / "other", progress=False)
+
+
+def test_a_resumed_full_finetune_ends_with_the_weights_of_an_uninterrupted_one(chats, tmp_path):
+    cfg = settings(chats, full=True, lr=1e-3, steps=4, save_every=2, eval_every=4)
+    whole = Finetuner(cfg, tmp_path / "whole", progress=False)
+    whole.run()
+    Finetuner(cfg, tmp_path / "halves", progress=False).run(max_steps=2)
+    resumed = Finetuner(cfg, tmp_path / "halves", resume=True, progress=False)
+    resumed.run()
+    for name, array in whole.params.items():
+        np.testing.assert_allclose(resumed.params[name], array, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert resumed.model.path == whole.model.path  # the base's tokenizer and config, not the checkpoint's copy
