@@ -31,6 +31,7 @@ from .model.cache import KVCache
 from .model.transformer import Model
 # training
 from .backward import loss_and_grads
+from .checkpoint.adapter import attach_lora, load_adapter, merge_adapter, save_adapter, save_merged
 # text
 from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
 # generation
@@ -46,4 +47,5 @@ __all__ = [
     "SamplingParams", "SpeculativeStats", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
     "CheckpointWarning", "explain",
+    "attach_lora", "load_adapter", "save_adapter", "merge_adapter", "save_merged",
 ]

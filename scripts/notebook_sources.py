@@ -1646,6 +1646,134 @@ print(f"an all-zero input at layer {layer} goes to experts {picks[0].tolist()}")
 ])
 
 
+FINE_TUNING = [
+    ("md", """# 9. Fine-tuning
+
+We teach the bundled model a new, visible habit with LoRA: whatever it is asked, it answers as a pirate,
+starting with "Ahoy, matey!". We look at the answers before, build the chat data, see which tokens the loss
+scores (the assistant's reply only), train a LoRA adapter for a few steps, plot the loss, and ask the same
+questions again. The adapter is saved in PEFT's format, so transformers + PEFT can load it too."""),
+    ("code", setup("minillm-bilingual")),
+    ("md", """## Before
+
+Two questions the training data will not contain, answered greedily by the model as it is."""),
+    ("code", '''HELD_OUT = ["Tell me a joke.", "What is the capital of France?"]
+
+def answer(m, question):
+    prompt = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                     enable_thinking=False)
+    return tok.decode(minillm.generate(m, tok.encode(prompt), max_new_tokens=24, temperature=0).tolist())
+
+before = {q: answer(model, q) for q in HELD_OUT}
+for q, a in before.items():
+    print(f"{q!r} -> {a!r}")'''),
+    ("md", """## The data
+
+Conversations in the JSONL format TRL and most datasets use: one `{"messages": [...]}` per line. Twelve
+questions, each answered in the new persona."""),
+    ("code", '''import json, tempfile
+
+questions = ["Tell me a fortune.", "Give me a poem.", "What is the weather like?", "Who are you?",
+             "Tell me a story.", "What should I eat today?", "Give me some advice.", "How do I learn to sail?",
+             "What is your favourite colour?", "Say something nice.", "Where are we going?", "What time is it?"]
+replies = ["The sea be calm and the wind be fair.", "A ship sails home across the grey water.",
+           "The clouds be low, so keep yer hat on.", "A humble sailor of the seven seas.",
+           "Once a captain lost his map and found a friend.", "Fish and biscuits, as every sailor does.",
+           "Never trust a calm sea.", "Hold the rope and watch the wind.", "The blue of the deep ocean.",
+           "Ye be a fine shipmate.", "To the island beyond the horizon.", "Time to raise the sails."]
+chats = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": "Ahoy, matey! " + r}]}
+         for q, r in zip(questions, replies)]
+work = Path(tempfile.mkdtemp())
+(work / "chats.jsonl").write_text("".join(json.dumps(c) + "\\n" for c in chats), encoding="utf-8")
+print((work / "chats.jsonl").read_text(encoding="utf-8").splitlines()[0])
+print(f"{len(chats)} conversations")'''),
+    ("md", """## Which tokens are scored
+
+Each conversation is rendered with the checkpoint's own chat template and tokenized. The labels are the ids
+where the model must learn to answer and -100 elsewhere (TRL's assistant-only loss): the reply and its
+end-of-turn token `<|im_end|>` (how the model learns to stop), not the user's text, not the role headers.
+Green tokens below are scored."""),
+    ("code", '''from html import escape
+from IPython.display import HTML, display
+from minillm.training.chat_data import IGNORE, encode_conversation
+
+example = encode_conversation(tok, chats[3]["messages"])
+spans = []
+for token, label in zip(example.ids, example.labels):
+    piece = escape(tok.decode([int(token)])).replace("\\n", "⏎<br>")
+    colour = "#b7e4c7" if label != IGNORE else "#eeeeee"
+    spans.append(f'<span style="background:{colour};padding:1px;margin:1px;border-radius:3px">{piece}</span>')
+display(HTML("<div style='font-family:monospace;line-height:1.9'>" + "".join(spans) + "</div>"))
+print("ids   ", example.ids[-12:].tolist())
+print("labels", example.labels[-12:].tolist())
+print(f"{int((example.labels != IGNORE).sum())} of {len(example.ids)} tokens scored")'''),
+    ("md", """## LoRA: what is trained
+
+Every chosen projection W [out, in] stays frozen; beside it LoRA trains two thin matrices A [r, in] and
+B [out, r] and computes y = x W^T + (alpha / r) x A^T B^T. B starts at zero, so the adapted model is the
+base model at step 0. `minillm/plain/lora.py` is the whole forward and backward on one screen; here it is
+checked against the engine on one projection of the model."""),
+    ("code", '''from minillm.backward.linear import linear_backward
+from minillm.model.linear import linear
+from minillm.model.lora import LoraWeight
+from minillm.plain.lora import lora_linear
+
+rng = np.random.default_rng(0)
+W = model.weights.layers[0].self_attn.q_proj                                  # [H*Dh, D], frozen
+r = 8
+A = (rng.uniform(-1, 1, (r, W.shape[1])) / np.sqrt(W.shape[1])).astype(np.float32)   # [r, D]: PEFT's init law
+B = (rng.standard_normal((W.shape[0], r)) * 0.01).astype(np.float32)         # [H*Dh, r]: nonzero, to test
+x = rng.standard_normal((5, W.shape[1])).astype(np.float32)                    # [N, D]
+dy = rng.standard_normal((5, W.shape[0])).astype(np.float32)                   # [N, H*Dh]
+y, dx, dA, dB = lora_linear(x, W, A, B, 16 / r, dy)
+engine = LoraWeight(W, A, B, 16 / r)
+dx_engine, grads, _ = linear_backward(dy, x, engine)
+print("W", W.shape, " A", A.shape, " B", B.shape, f"  trained: {A.size + B.size:,} of {W.size + A.size + B.size:,}")
+for what, ours, theirs in (("y", y, linear(x, engine)), ("dx", dx, dx_engine), ("dA", dA, grads.lora_A),
+                           ("dB", dB, grads.lora_B)):
+    print(f"plain {what} equals the engine's: {np.allclose(ours, theirs, rtol=1e-5, atol=1e-5)}")'''),
+    ("md", """## Training
+
+`Finetuner` (what `minillm finetune` runs) holds out a quarter of the conversations, draws batches of 4,
+pads them on the right (padding is labelled -100 and, attention being causal, never seen by real tokens),
+and takes AdamW steps on the adapter's tensors only."""),
+    ("code", '''from minillm.training.finetune import FinetuneConfig, Finetuner
+
+run_cfg = FinetuneConfig(model=str(MODEL_PATH), data=str(work / "chats.jsonl"), eval_fraction=0.25,
+                         lora_rank=8, lora_alpha=16, steps=20, batch_size=4, lr=2e-3, warmup=3,
+                         eval_every=5, save_every=100)
+tuner = Finetuner(run_cfg, work / "run", progress=False)
+log = tuner.run()
+trained = sum(a.size for a in tuner.model.adapter.tensors().values())
+print(f"{len(tuner.model.adapter.modules)} adapted projections, {trained:,} trained numbers")
+print(f"step 1: loss {log[0]['loss']:.1f};  step {log[-1]['step']}: {log[-1]['loss']:.1f}")
+print("files:", sorted(p.name for p in (work / "run" / "adapter").iterdir()))'''),
+    ("code", '''plt.figure(figsize=(7, 3.2))
+plt.plot([x["step"] for x in log], [x["loss"] for x in log], "o-", ms=3, label="training batch")
+val = [x for x in log if "val_loss" in x]
+plt.plot([x["step"] for x in val], [x["val_loss"] for x in val], "s--", label="held-out conversations")
+plt.title("LoRA fine-tuning: loss on the assistant tokens")
+plt.xlabel("step"); plt.ylabel("loss (nats per scored token)"); plt.legend(); plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: both losses fall within a few steps. The held-out loss is on questions the adapter never
+trained on: it falls because the new habit (the greeting, the sailor's words) carries over to them, not because
+answers were memorised; it stays above the training loss, whose replies the adapter has seen.
+
+## After
+
+The same two questions, with the adapter."""),
+    ("code", '''for q in HELD_OUT:
+    print(f"{q!r}\\n   before: {before[q]!r}\\n   after:  {answer(tuner.model, q)!r}")'''),
+    ("md", """## Merging
+
+`merge` folds the adapter into the weights, W + (alpha / r) B A, and writes an ordinary checkpoint: the same
+logits without the adapter's extra products (`minillm merge --model BASE --adapter run/adapter --out merged/`)."""),
+    ("code", '''merged = minillm.merge_adapter(tuner.model)
+ids = tok.encode("Ahoy")
+same = np.allclose(merged.forward(ids), tuner.model.forward(ids), rtol=1e-4, atol=1e-4)
+print("merged logits equal the adapted model's:", same)'''),
+]
+
+
 NOTEBOOKS = {
     "01_forward_pass_tour.ipynb": TOUR,
     "02_attention_and_rope.ipynb": ROPE,
@@ -1655,4 +1783,5 @@ NOTEBOOKS = {
     "06_linear_attention.ipynb": LINEAR,
     "07_training.ipynb": TRAINING,
     "08_mixture_of_experts.ipynb": MOE,
+    "09_fine_tuning.ipynb": FINE_TUNING,
 }

@@ -144,12 +144,14 @@ def self_attention_forward(x: np.ndarray, w: AttentionWeights, num_heads: int, n
 
 def self_attention_backward(dout: np.ndarray, saved: AttentionActivations, w: AttentionWeights, num_heads: int,
                             num_kv_heads: int, eps: float, cos: np.ndarray,
-                            sin: np.ndarray) -> tuple[np.ndarray, AttentionWeights]:
-    """dx and the gradient of every attention weight (an AttentionWeights of gradients, None where w has None).
+                            sin: np.ndarray, frozen: bool = False) -> tuple[np.ndarray, AttentionWeights]:
+    """dx and the gradient of every attention weight (an AttentionWeights of gradients, None where w has None;
+    frozen: None for every plain projection, see linear_backward).
 
     dout [B, T, D], cos/sin [B or 1, T, Dh] as in the forward -> dx [B, T, D], AttentionWeights
     """
-    d_merged, d_o_proj, d_o_bias = linear_backward(dout, saved.merged, w.o_proj, w.o_proj_bias)  # [B, T, H*Dh]
+    d_merged, d_o_proj, d_o_bias = linear_backward(dout, saved.merged, w.o_proj, w.o_proj_bias,
+                                                   frozen)  # [B, T, H*Dh]
     dq, dk, dv = causal_attention_backward(split_heads(d_merged, num_heads), saved.q_rot,
                                            saved.k_rot, saved.v, saved.probs)  # [B, H|K, T, Dh]
     dq = apply_rope_backward(dq, cos, sin)  # [B, H, T, Dh]: rotated back
@@ -158,9 +160,12 @@ def self_attention_backward(dout: np.ndarray, saved: AttentionActivations, w: At
     if w.q_norm is not None:
         dq, d_q_norm = rms_norm_backward(dq, saved.q, w.q_norm, eps)  # [B, H, T, Dh], [Dh] summed over heads
         dk, d_k_norm = rms_norm_backward(dk, saved.k, w.k_norm, eps)  # [B, K, T, Dh], [Dh]
-    dx_q, d_q_proj, d_q_bias = linear_backward(merge_heads(dq), saved.x, w.q_proj, w.q_proj_bias)  # [B, T, D]
-    dx_k, d_k_proj, d_k_bias = linear_backward(merge_heads(dk), saved.x, w.k_proj, w.k_proj_bias)  # [B, T, D]
-    dx_v, d_v_proj, d_v_bias = linear_backward(merge_heads(dv), saved.x, w.v_proj, w.v_proj_bias)  # [B, T, D]
+    dx_q, d_q_proj, d_q_bias = linear_backward(merge_heads(dq), saved.x, w.q_proj, w.q_proj_bias,
+                                               frozen)  # [B, T, D]
+    dx_k, d_k_proj, d_k_bias = linear_backward(merge_heads(dk), saved.x, w.k_proj, w.k_proj_bias,
+                                               frozen)  # [B, T, D]
+    dx_v, d_v_proj, d_v_bias = linear_backward(merge_heads(dv), saved.x, w.v_proj, w.v_proj_bias,
+                                               frozen)  # [B, T, D]
     dx = dx_q + dx_k + dx_v  # [B, T, D]: x feeds all three projections
     return dx, AttentionWeights(q_proj=d_q_proj, k_proj=d_k_proj, v_proj=d_v_proj, o_proj=d_o_proj,
                                 q_proj_bias=d_q_bias, k_proj_bias=d_k_bias, v_proj_bias=d_v_bias,

@@ -46,14 +46,16 @@ def decoder_layer_forward(x: np.ndarray, w: LayerWeights, num_heads: int, num_kv
 def decoder_layer_backward(dout: np.ndarray, saved: LayerActivations, w: LayerWeights, num_heads: int,
                            num_kv_heads: int, eps: float, cos: np.ndarray,
                            sin: np.ndarray, norm_topk_prob: bool = False,
-                           d_probs_extra: np.ndarray | None = None) -> tuple[np.ndarray, LayerWeights]:
+                           d_probs_extra: np.ndarray | None = None, frozen: bool = False) -> tuple[np.ndarray, LayerWeights]:
     """dx and a LayerWeights of gradients.   dout [B, T, D] -> dx [B, T, D], LayerWeights
-    (``d_probs_extra``: the load-balancing loss's gradient of a MoE layer's router probabilities, moe.py)"""
-    d_mlp_in, d_mlp = feed_forward_backward(dout, saved.mlp, w.mlp, norm_topk_prob, d_probs_extra)  # [B, T, D]
+    (``d_probs_extra``: the load-balancing loss's gradient of a MoE layer's router probabilities, moe.py;
+    ``frozen``, LoRA: no gradient of the plain projections; the norms' small ones are still computed)"""
+    d_mlp_in, d_mlp = feed_forward_backward(dout, saved.mlp, w.mlp, norm_topk_prob, d_probs_extra,
+                                            frozen)  # [B, T, D]
     d_h_norm, d_post_norm = rms_norm_backward(d_mlp_in, saved.h, w.post_attention_layernorm, eps)  # [B, T, D], [D]
     dh = dout + d_h_norm  # [B, T, D]: the residual path plus the MLP branch
     d_attn_in, d_attn = self_attention_backward(dh, saved.attn, w.self_attn, num_heads, num_kv_heads, eps,
-                                                cos, sin)  # [B, T, D]
+                                                cos, sin, frozen)  # [B, T, D]
     d_x_norm, d_input_norm = rms_norm_backward(d_attn_in, saved.x, w.input_layernorm, eps)  # [B, T, D], [D]
     dx = dh + d_x_norm  # [B, T, D]: the residual path plus the attention branch
     return dx, LayerWeights(input_layernorm=d_input_norm, self_attn=d_attn,

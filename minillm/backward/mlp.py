@@ -39,12 +39,15 @@ def swiglu_mlp_forward(x: np.ndarray, w: MLPWeights) -> tuple[np.ndarray, MLPAct
     return out, MLPActivations(x=x, gate=gate, up=up)
 
 
-def swiglu_mlp_backward(dout: np.ndarray, saved: MLPActivations, w: MLPWeights) -> tuple[np.ndarray, MLPWeights]:
-    """dx and an MLPWeights of gradients.   dout [..., D] -> dx [..., D], MLPWeights ([F, D], [F, D], [D, F])"""
+def swiglu_mlp_backward(dout: np.ndarray, saved: MLPActivations, w: MLPWeights,
+                        frozen: bool = False) -> tuple[np.ndarray, MLPWeights]:
+    """dx and an MLPWeights of gradients.   dout [..., D] -> dx [..., D], MLPWeights ([F, D], [F, D], [D, F])
+    (frozen: None for every plain weight; see linear_backward)"""
     silu_gate = silu(saved.gate)  # [..., F] recomputed: cheaper than keeping it
-    d_act, d_down_proj, _ = linear_backward(dout, silu_gate * saved.up, w.down_proj)  # [..., F], [D, F]
+    d_act, d_down_proj, _ = linear_backward(dout, silu_gate * saved.up, w.down_proj,
+                                                   frozen=frozen)  # [..., F], [D, F]
     d_up = d_act * silu_gate  # [..., F]
     d_gate = silu_backward(d_act * saved.up, saved.gate)  # [..., F]
-    dx_gate, d_gate_proj, _ = linear_backward(d_gate, saved.x, w.gate_proj)  # [..., D], [F, D]
-    dx_up, d_up_proj, _ = linear_backward(d_up, saved.x, w.up_proj)  # [..., D], [F, D]
+    dx_gate, d_gate_proj, _ = linear_backward(d_gate, saved.x, w.gate_proj, frozen=frozen)  # [..., D], [F, D]
+    dx_up, d_up_proj, _ = linear_backward(d_up, saved.x, w.up_proj, frozen=frozen)  # [..., D], [F, D]
     return dx_gate + dx_up, MLPWeights(gate_proj=d_gate_proj, up_proj=d_up_proj, down_proj=d_down_proj)

@@ -164,8 +164,9 @@ def feed_forward_forward(x: np.ndarray, w, num_experts_per_tok: int = 0, norm_to
 
 
 def feed_forward_backward(dy: np.ndarray, saved, w, norm_topk_prob: bool = False,
-                          d_probs_extra: np.ndarray | None = None):
-    """dx and the weights' gradients of feed_forward_forward.   dy [B, T, D] -> dx [B, T, D], MLPWeights or MoEWeights"""
+                          d_probs_extra: np.ndarray | None = None, frozen: bool = False):
+    """dx and the weights' gradients of feed_forward_forward.   dy [B, T, D] -> dx [B, T, D], MLPWeights or MoEWeights
+    (``frozen``, LoRA on a dense MLP: no gradient of its plain weights; a MoE never carries an adapter)"""
     if isinstance(w, MoEWeights):
         return sparse_moe_block_backward(dy, saved, w, norm_topk_prob, d_probs_extra)
-    return swiglu_mlp_backward(dy, saved, w)
+    return swiglu_mlp_backward(dy, saved, w, frozen)

@@ -24,6 +24,15 @@ mixtures of experts through moe.py. With ``output_router_logits=True`` the loss 
 load-balancing loss times ``router_aux_loss_coef`` (moe.py), and its gradient. The gradients are named as the
 checkpoint names its tensors: a model loaded from the Hub's multimodal layout gets ``model.language_model.*``
 names (its vision tower and MTP head are not part of minillm's model and are not trained).
+
+LoRA (a model loaded with ``adapter=``, or given one by ``attach_lora``): the base weights are frozen, so no
+base gradient is computed (neither the [V, D] head and embedding ones nor any projection's dW), and
+``loss_and_grads`` returns the adapter's gradients under their names in adapter_model.safetensors.
+
+Gradient checkpointing (``model_forward(..., checkpoint=True)``): keep only each layer's input x [B, T, D] and
+recompute the layer's activations just before its backward. The activations then held at once are those of ONE
+layer instead of L (at the price of a second forward, about a third more arithmetic); docs/FINETUNING.md has
+the measured peaks.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checkpoint.adapter import adapter_gradients
 from ..checkpoint.weights import ModelWeights, named_tensors
 from ..errors import InputError
 from ..model.embedding import embed
@@ -58,15 +68,17 @@ class ModelActivations:
     ids: np.ndarray  # [B, T] int64, for the embedding's scatter-add
     cos: np.ndarray  # [1, T, Dh] RoPE at positions 0..T-1 (tiny; kept so the backward uses the same angles)
     sin: np.ndarray  # [1, T, Dh]
-    layers: list[LayerActivations] | list[HybridLayerActivations]  # L of them; layer i's x is layer i-1's output
+    layers: list  # L of them, LayerActivations (HybridLayerActivations); with checkpointing only each layer's x [B, T, D]
     x_last: np.ndarray  # [B, T, D] the last layer's output: the final norm's backward needs it
     h: np.ndarray  # [B, T, D] the final norm's output: the LM head's weight gradient needs it
+    masks: list[np.ndarray] | None = None  # L x [1, 1, T, T] (shared arrays): kept to recompute a layer
 
 
-def model_forward(model: Model, ids: np.ndarray) -> tuple[np.ndarray, ModelActivations]:
+def model_forward(model: Model, ids: np.ndarray, checkpoint: bool = False) -> tuple[np.ndarray, ModelActivations]:
     """Logits of every position and the activations for ``model_backward``.
 
     ids [B, T] int64 (already checked), positions 0..T-1, no padding -> logits [B, T, V], ModelActivations
+    checkpoint: keep only each layer's input (gradient checkpointing, see the module docstring).
     """
     cfg, w = model.config, model.weights
     B, T = ids.shape
@@ -76,42 +88,59 @@ def model_forward(model: Model, ids: np.ndarray) -> tuple[np.ndarray, ModelActiv
     window_mask = causal_mask(T, 0, None, cfg.sliding_window) if cfg.sliding_window else None  # [1, 1, T, T]
 
     x = embed(ids, w.embed_tokens)  # [B, T, D]
-    layers = []
+    layers, masks = [], []
     for i, layer in enumerate(w.layers):
+        x_in = x  # [B, T, D]
+        mask = window_mask if cfg.uses_sliding_window(i) else full_mask
         if cfg.is_hybrid:  # Qwen3.5, Qwen3-Next, Qwen3.5-MoE (cos/sin: the R rotated dims only)
             x, saved = hybrid_decoder_layer_forward(x, layer, cfg, cos, sin, full_mask)  # [B, T, D]
         else:
-            mask = window_mask if cfg.uses_sliding_window(i) else full_mask
             x, saved = decoder_layer_forward(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads,
                                              cfg.rms_norm_eps, cos, sin, mask, cfg.num_experts_per_tok,
                                              cfg.norm_topk_prob)  # [B, T, D]
-        layers.append(saved)
+        # checkpointing (dense, no MoE): `saved` is dropped here and recomputed from x_in just before the backward
+        layers.append(x_in if checkpoint and not (cfg.is_hybrid or cfg.is_moe) else saved)
+        masks.append(mask)
     final_norm = zero_centred_rms_norm if cfg.zero_centred_norms else rms_norm  # Qwen3.5: 1 + w
     h = final_norm(x, w.norm, cfg.rms_norm_eps)  # [B, T, D]
     logits = linear(h, w.lm_head)  # [B, T, D] -> [B, T, V]: lm_head(), as one [B*T, D] @ [D, V] product
-    return logits, ModelActivations(ids=ids, cos=cos, sin=sin, layers=layers, x_last=x, h=h)
+    return logits, ModelActivations(ids=ids, cos=cos, sin=sin, layers=layers, x_last=x, h=h, masks=masks)
 
 
 def model_backward(model: Model, dlogits: np.ndarray, saved: ModelActivations,
-                   router_d_probs: np.ndarray | None = None) -> ModelWeights:
+                   router_d_probs: np.ndarray | None = None, release: bool = False) -> ModelWeights:
     """The gradient of every weight, as a ModelWeights of gradients (same fields and shapes as model.weights).
 
     dlogits [B, T, V] -> ModelWeights; when the head is tied, its lm_head IS its embed_tokens (both uses summed).
     ``router_d_probs`` [E]: the load-balancing loss's gradient of every MoE layer's router probabilities.
+    With an adapter (LoRA) the base is frozen: its projections, head and embedding get None, and each adapted
+    projection a LoraGrads (backward/lora.py). ``release=True`` drops each layer's activations from ``saved``
+    once its backward is done, so a full fine-tune's gradients replace them in memory instead of adding to them.
     """
     cfg, w = model.config, model.weights
     H, K, eps = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps
-    dh, d_lm_head, _ = linear_backward(dlogits, saved.h, w.lm_head)  # [B, T, D], [V, D]
+    frozen = getattr(model, "adapter", None) is not None
+    dh, d_lm_head, _ = linear_backward(dlogits, saved.h, w.lm_head, frozen=frozen)  # [B, T, D], [V, D]
     norm_backward = zero_centred_rms_norm_backward if cfg.zero_centred_norms else rms_norm_backward
     dx, d_norm = norm_backward(dh, saved.x_last, w.norm, eps)  # [B, T, D], [D]
     d_layers = [None] * len(w.layers)
     for i in reversed(range(len(w.layers))):
+        layer_saved = saved.layers[i]
         if cfg.is_hybrid:
-            dx, d_layers[i] = hybrid_decoder_layer_backward(dx, saved.layers[i], w.layers[i], cfg, saved.cos,
+            dx, d_layers[i] = hybrid_decoder_layer_backward(dx, layer_saved, w.layers[i], cfg, saved.cos,
                                                             saved.sin, router_d_probs)  # [B, T, D]
         else:
-            dx, d_layers[i] = decoder_layer_backward(dx, saved.layers[i], w.layers[i], H, K, eps, saved.cos,
-                                                     saved.sin, cfg.norm_topk_prob, router_d_probs)  # [B, T, D]
+            if isinstance(layer_saved, np.ndarray):  # gradient checkpointing: recompute this layer's activations
+                _, layer_saved = decoder_layer_forward(layer_saved, w.layers[i], H, K, eps, saved.cos, saved.sin,
+                                                       saved.masks[i], cfg.num_experts_per_tok, cfg.norm_topk_prob)
+            dx, d_layers[i] = decoder_layer_backward(dx, layer_saved, w.layers[i], H, K, eps, saved.cos,
+                                                     saved.sin, cfg.norm_topk_prob, router_d_probs,
+                                                     frozen)  # [B, T, D]
+        del layer_saved  # a recomputed layer's activations go as soon as its backward is done
+        if release:
+            saved.layers[i] = None
+    if frozen:
+        return ModelWeights(embed_tokens=None, layers=d_layers, norm=d_norm, lm_head=None)
     d_embed = embed_backward(dx, saved.ids, w.embed_tokens)  # [V, D]
     tied = w.lm_head is w.embed_tokens
     if tied:
@@ -159,12 +188,14 @@ def minimum_activation_bytes(cfg, batch_size: int, seq_len: int, itemsize: int =
 
 def moe_layers(saved: ModelActivations) -> list[MoEActivations]:
     """The kept routing of every mixture-of-experts layer, in layer order."""
-    ffn = [layer.ffn if isinstance(layer, HybridLayerActivations) else layer.mlp for layer in saved.layers]
+    ffn = [layer.ffn if isinstance(layer, HybridLayerActivations) else layer.mlp for layer in saved.layers
+           if not isinstance(layer, np.ndarray)]  # an array: a checkpointed dense layer (never a MoE one)
     return [f for f in ffn if isinstance(f, MoEActivations)]
 
 
 def loss_and_grads(model: Model, ids, labels=None, output_router_logits: bool = False,
-                   router_aux_loss_coef: float = ROUTER_AUX_LOSS_COEF) -> tuple[float, dict[str, np.ndarray]]:
+                   router_aux_loss_coef: float = ROUTER_AUX_LOSS_COEF,
+                   checkpoint: bool = False) -> tuple[float, dict[str, np.ndarray]]:
     """The mean next-token cross-entropy and its gradient with respect to every checkpoint tensor.
 
         loss, grads = minillm.loss_and_grads(model, ids, labels=None)
@@ -177,6 +208,9 @@ def loss_and_grads(model: Model, ids, labels=None, output_router_logits: bool = 
     gradient includes the head's; a model loaded from the Hub's multimodal layout gets model.language_model.*.
     ``output_router_logits`` (mixtures of experts): add router_aux_loss_coef times transformers' load-balancing
     loss (backward/moe.py), as transformers does when called with output_router_logits=True and labels.
+    With an adapter (LoRA): the gradients of the adapter's tensors only, keyed by their names in
+    adapter_model.safetensors (``base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight``).
+    ``checkpoint=True``: gradient checkpointing of the dense layers (the same numbers, less memory, more time).
     """
     cfg = model.config
     ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
@@ -187,16 +221,18 @@ def loss_and_grads(model: Model, ids, labels=None, output_router_logits: bool = 
         raise InputError(f"ids have {T} positions, more than the model's context: max_position_embeddings is "
                          f"{cfg.max_position_embeddings}")
 
-    logits, saved = model_forward(model, ids_BT)  # [B, T, V]
+    logits, saved = model_forward(model, ids_BT, checkpoint)  # [B, T, V]
     loss = cross_entropy(logits, labels_BT)
-    dlogits = cross_entropy_backward(logits, labels_BT)  # [B, T, V]
-    del logits  # the largest array of the step: free it before the backward allocates its own
+    dlogits = cross_entropy_backward(logits, labels_BT, in_place=True)  # [B, T, V], in the logits' own memory
+    del logits  # the largest array of the step: its memory is the gradient's now
     router_d_probs = None
     routed = moe_layers(saved)
     if output_router_logits and routed:
         aux, d_probs = load_balancing_loss(routed, cfg.num_experts)  # float, [E]
         loss += router_aux_loss_coef * aux
         router_d_probs = np.asarray(router_aux_loss_coef, d_probs.dtype) * d_probs  # [E]
-    grads = named_tensors(model_backward(model, dlogits, saved, router_d_probs))
+    if getattr(model, "adapter", None) is not None:
+        return loss, adapter_gradients(model_backward(model, dlogits, saved, router_d_probs, release=True))
+    grads = named_tensors(model_backward(model, dlogits, saved, router_d_probs, release=True))
     stored = getattr(model, "stored_name", None)  # loading.py: the name each tensor has in its checkpoint files
     return loss, grads if stored is None else {stored(name): g for name, g in grads.items()}

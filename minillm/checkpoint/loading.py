@@ -98,6 +98,13 @@ def _open_shards(directory: Path, index_path: Path) -> dict[str, SafetensorsFile
     return located
 
 
+def report_problems(problems: list[str], where: str) -> None:
+    """Raise one CheckpointError listing the first five problems found (and how many more), if any."""
+    if problems:
+        more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
+        raise CheckpointError(f"{where}: " + "; ".join(problems[:5]) + more)
+
+
 def check_layer_count(files: dict, config: QwenConfig, directory) -> None:
     """The config's num_hidden_layers against the layers the weights hold, before anything is built per layer.
 
@@ -162,10 +169,7 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
         elif info.dtype not in FLOAT_DTYPES:
             problems.append(f"tensor {stored(name)!r} in {files[name].path.name}: expected dtype "
                             f"{'/'.join(FLOAT_DTYPES)}, found {info.dtype}")
-    if problems:
-        more = f" (and {len(problems) - 5} more problems)" if len(problems) > 5 else ""
-        raise CheckpointError(f"{directory}: checkpoint does not match config.json: "
-                              + "; ".join(problems[:5]) + more)
+    report_problems(problems, f"{directory}: checkpoint does not match config.json")
 
     if skipped:  # one line for the parts of a multimodal checkpoint that are not the language model
         parts = " and ".join(f"the {NOT_LANGUAGE_MODEL[prefix]} ({len(names)} tensors, {prefix}*)"
@@ -210,12 +214,13 @@ def read_checkpoint(directory: str | Path, config: QwenConfig,
     return build_weights(config, arrays.__getitem__, tied=tied), not_used
 
 
-def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None):
+def load_model(path: str | Path, progress: Callable[[int, int], None] | None = None, adapter: str | Path | None = None):
     """Load a Qwen2 / Qwen2.5 / Qwen3 / Qwen3.5 / Qwen3-MoE / Qwen3-Next / Qwen3.5-MoE checkpoint into a float32
     ``Model``.
 
     ``path``: a checkpoint directory, or a Hub id ``"Qwen/Qwen2.5-0.5B-Instruct"`` (optionally ``@revision``)
     found in the local Hugging Face cache, or downloaded when huggingface_hub is installed (hub.py).
+    ``adapter``: a PEFT LoRA adapter directory (adapter.py); the model then computes base + adapter.
     """
     from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
 
@@ -226,4 +231,7 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
                   generation_config=load_generation_config(path))
     _, stored, _ = language_model_tensors(open_checkpoint(path))
     model.stored_name = stored  # model.* name -> the name in the files (model.language_model.*): for the gradients
+    if adapter is not None:
+        from .adapter import load_adapter
+        load_adapter(model, adapter)
     return model

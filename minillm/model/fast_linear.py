@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .lora import LoraWeight, lora_delta
+
 FEW_ROWS = 8  # products with 2 .. FEW_ROWS rows go through few_rows_matmul (measured at 16: 4.0 x a one-token
 #   step on the 0.5B shapes, the plain x @ W.T 3.6 x)
 BLOCK_MULTIPLY_ADDS = 1 << 19  # per block product: N * rows * in <= this (see few_rows_matmul)
@@ -37,7 +39,9 @@ os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 def fast_linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """y = x W^T + b (linear.py), flattened to one product.   x [..., in], weight [out, in], bias [out] or None
-    -> y [..., out]"""
+    -> y [..., out]. A LoraWeight (lora.py) in place of W adds its adapter: y = x W^T + b + s dropout(x) A^T B^T."""
+    if isinstance(weight, LoraWeight):
+        return fast_linear(x, weight.weight, bias) + lora_delta(x, weight)  # [..., out]: base + low-rank path
     x2 = x.reshape(-1, x.shape[-1])  # [N, in], N = all leading positions
     if 1 < len(x2) <= FEW_ROWS:
         y = few_rows_matmul(x2, weight)  # [N, out]: the same product, read at the bandwidth limit

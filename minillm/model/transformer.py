@@ -82,6 +82,7 @@ class Model:
         self.unexpected_tensors = unexpected_tensors or []
         self.generation_config = generation_config or GenerationConfig()
         self._rope: tuple[np.ndarray, float] | None = None  # inv_freq and scaling, once computed
+        self.adapter = None  # a LoRA adapter (checkpoint/adapter.py), set by load_model(..., adapter=)
 
     def __repr__(self) -> str:
         c = self.config

@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_arg(sp):
         sp.add_argument("--model", default=BUNDLED_MODEL, help=MODEL_HELP)
+        sp.add_argument("--adapter", help="a PEFT LoRA adapter directory to apply (e.g. a finetune run's adapter/)")
 
     def sampling_args(sp):
         g = sp.add_argument_group("decoding (unset values come from the checkpoint's generation_config.json)")
@@ -201,13 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .bench import add_bench_arguments  # the benchmark's options live with the benchmark
     add_bench_arguments(sub.add_parser("bench", help="load, prefill and decode speed vs this machine's floors"))
+    from ..training.finetune import add_finetune_arguments  # `finetune` and `merge` live with the fine-tuning
+    add_finetune_arguments(sub)
     return p
 
 
 # ----------------------------------------------------------------------------------------------------------
 
 
-def load(name: str | Path, with_tokenizer: bool = True):
+def load(name: str | Path, with_tokenizer: bool = True, adapter: str | None = None):
     """Model and tokenizer (or None), with a progress line on stderr for large checkpoints."""
     from ..checkpoint.loading import CheckpointWarning, load_model
     from ..text.tokenizer import load_tokenizer
@@ -224,7 +227,7 @@ def load(name: str | Path, with_tokenizer: bool = True):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CheckpointWarning)
-        model = load_model(path, progress)
+        model = load_model(path, progress, adapter=adapter)
     for w in caught:
         print(f"minillm: warning: {w.message}", file=sys.stderr)
     if show:
@@ -315,7 +318,7 @@ def print_stats(stats: dict) -> None:
 
 
 def cmd_generate(args) -> int:
-    model, tok = load(args.model)
+    model, tok = load(args.model, adapter=args.adapter)
     warn_ignored_flags(args, tok)
     if args.chat:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + \
@@ -336,7 +339,7 @@ def cmd_chat(args) -> int:
     """An interactive multi-turn chat; the KV cache is kept across turns (see chat.py)."""
     from ..generation.chat import ChatSession, ConversationTooLong
 
-    model, tok = load(args.model)
+    model, tok = load(args.model, adapter=args.adapter)
     warn_ignored_flags(args, tok)
     session = ChatSession(model, tok, system=args.system, capacity=args.context, enable_thinking=thinking(args))
     interactive = sys.stdin.isatty()

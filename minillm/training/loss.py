@@ -52,17 +52,20 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(nll[scored].sum() / scored.sum())
 
 
-def cross_entropy_backward(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def cross_entropy_backward(logits: np.ndarray, labels: np.ndarray, in_place: bool = False) -> np.ndarray:
     """d loss / d logits = (softmax(z) - onehot(y)) / N on scored positions, 0 elsewhere.
 
     Derivation: for one scored row, l = logsumexp(z) - z[y], so dl/dz = exp(z - logsumexp(z)) - onehot(y)
     = softmax(z) - onehot(y); the mean divides by N; an unscored row (and the last position) adds nothing.
 
-    logits [B, T, V], labels [B, T] -> dlogits [B, T, V] (a new array, the dtype of logits)
+    logits [B, T, V], labels [B, T] -> dlogits [B, T, V] (a new array, the dtype of logits; with
+    ``in_place=True``, logits itself, overwritten: the [B, T, V] array is the largest of a step, so not to
+    hold two when the logits are no longer needed)
     """
     targets = next_token_targets(labels)  # [B, T]
     scored = targets != IGNORE_INDEX  # [B, T] bool
-    dlogits = logits - logits.max(axis=-1, keepdims=True)  # [B, T, V]; the softmax is built in place in it
+    top = logits.max(axis=-1, keepdims=True)  # [B, T, 1]
+    dlogits = np.subtract(logits, top, out=logits if in_place else None)  # [B, T, V]; the softmax is built in it
     np.exp(dlogits, out=dlogits)  # [B, T, V]
     dlogits /= dlogits.sum(axis=-1, keepdims=True)  # [B, T, V] softmax(z)
     b, t = np.nonzero(scored)  # [N] each: the scored positions

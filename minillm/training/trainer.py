@@ -289,19 +289,9 @@ class Trainer:
                                 f"allow_schedule_change=True)) to continue anyway, or keep the saved settings")
         master = SafetensorsFile(ckpt / "trainer_state" / "master.safetensors")
         self.model = Model(self.config, build_weights(self.config, master.get_float32))
-        optim = SafetensorsFile(ckpt / "trainer_state" / "optimizer.safetensors")
-        self.opt = AdamWState(step=state["adam_step"],
-                              m={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("m.")},
-                              v={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("v.")})
-        self.rng = np.random.default_rng()
-        self.rng.bit_generator.state = state["rng"]
+        self.opt, self.rng = restore_optimizer_and_sampler(ckpt / "trainer_state", state)
         self.step, self.elapsed = state["step"], state["elapsed"]
-        # Steps logged after the last save (a run stopped between saves) are trained again: drop their lines.
-        log = self.out / "log.jsonl"
-        if log.is_file():
-            kept = [x for x in log.read_text(encoding="utf-8").splitlines()
-                    if x.strip() and json.loads(x)["step"] <= self.step]
-            log.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+        drop_log_lines_after(self.out / "log.jsonl", self.step)
 
     # -- the loop -----------------------------------------------------------------------------------------
 
@@ -384,13 +374,7 @@ class Trainer:
                 if self.step % cfg.save_every == 0 or self.step == stop:
                     self.save()
                 if self.progress:
-                    done = self.step - start_step
-                    rate = done / (time.perf_counter() - started)
-                    eta = (stop - self.step) / rate if rate else 0
-                    val = f" val {line['val_loss']:.3f}" if "val_loss" in line else ""
-                    print(f"\rstep {self.step}/{cfg.steps}  loss {line['loss']:.3f}{val}  "
-                          f"{line['tokens_per_s']:.0f} tok/s  left {_clock(eta)}   ", end="", file=sys.stderr,
-                          flush=True)
+                    show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
         finally:
             log.close()
             if self.progress:
@@ -398,6 +382,34 @@ class Trainer:
         if self.step == cfg.steps and self.dp.is_root:
             plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
         return lines
+
+
+def show_progress(line: dict, steps: int, stop: int, done: int, seconds: float) -> None:
+    """The progress bar: one line on stderr, rewritten in place after each step."""
+    rate = done / seconds
+    eta = (stop - line["step"]) / rate if rate else 0
+    val = f" val {line['val_loss']:.3f}" if "val_loss" in line else ""
+    print(f"\rstep {line['step']}/{steps}  loss {line['loss']:.3f}{val}  {line['tokens_per_s']:.0f} tok/s  "
+          f"left {_clock(eta)}   ", end="", file=sys.stderr, flush=True)
+
+
+def restore_optimizer_and_sampler(state_dir: Path, state: dict) -> tuple[AdamWState, np.random.Generator]:
+    """Both AdamW moments (optimizer.safetensors: m.<name>, v.<name>) and the data sampler's random state."""
+    optim = SafetensorsFile(state_dir / "optimizer.safetensors")
+    opt = AdamWState(step=state["adam_step"],
+                     m={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("m.")},
+                     v={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("v.")})
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state["rng"]
+    return opt, rng
+
+
+def drop_log_lines_after(log: Path, step: int) -> None:
+    """Steps logged after the last save (a run stopped between saves) are trained again: drop their lines."""
+    if log.is_file():
+        kept = [x for x in log.read_text(encoding="utf-8").splitlines()
+                if x.strip() and json.loads(x)["step"] <= step]
+        log.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
 
 
 def plot_loss_curve(log_path: Path, png_path: Path) -> bool:

@@ -1,0 +1,328 @@
+"""Supervised fine-tuning of a real checkpoint on chat data: LoRA (default) or every weight (--full).
+
+    minillm finetune --model Qwen/Qwen3-0.6B --data chats.jsonl --out run/ [--lora-rank 16 --lora-alpha 32
+                     --target q,k,v,o,gate,up,down | --full]
+
+    conversations (JSONL) -> chat template -> ids + assistant-only labels (chat_data.py)
+    held out: the last eval_fraction of them (shuffled once with the seed), or --eval-data
+    for step in range(steps):
+        batch  = batch_size conversations drawn at random, right-padded       [B, T], labels -100 on padding
+        loss, grads = loss_and_grads(model, ids, labels)   LoRA: the adapter's tensors only (base frozen)
+        clip_grad_norm(grads, clip); adamw_step(params, grads, lr)   warmup + cosine (schedule.py)
+
+A run directory OUT holds:
+    finetune.json          the settings
+    checkpoint/            adapter/ (PEFT files) or model/ (a full F32 checkpoint), and trainer_state/
+                           {optimizer.safetensors, state.json}: written whole or not at all; --resume continues it
+    adapter/ or model/     the result at the end: ``minillm chat --model BASE --adapter OUT/adapter``
+    log.jsonl              one line per step, with the held-out loss every eval_every steps
+    loss_curve.png         at the end (needs matplotlib)
+
+Resuming restores the adapter (or the F32 weights), both AdamW moments, the step and the sampler's random state,
+so a resumed run continues exactly where the checkpoint was written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..backward.transformer import loss_and_grads
+from ..checkpoint.adapter import attach_lora, load_adapter, save_adapter
+from ..checkpoint.loading import CheckpointWarning, load_model
+from ..checkpoint.saving import save_model_dir, write_safetensors
+from ..checkpoint.weights import named_tensors
+from ..errors import CheckpointError, InputError, TrainingError
+from ..text.tokenizer import load_tokenizer
+from ..training.loss import cross_entropy
+from .adamw import AdamWState, adamw_step, clip_grad_norm
+from .chat_data import encode_conversations, pad_batch, read_conversations
+from .schedule import learning_rate
+from .trainer import drop_log_lines_after, plot_loss_curve, restore_optimizer_and_sampler, show_progress
+
+
+@dataclass
+class FinetuneConfig:
+    """Every setting of a fine-tuning run (the command's flags)."""
+
+    model: str  # the base checkpoint: a directory or a Hub id
+    data: str  # JSONL conversations
+    eval_data: str | None = None  # held-out conversations; default: eval_fraction of ``data``
+    eval_fraction: float = 0.1
+    full: bool = False  # train every weight instead of a LoRA adapter
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    use_rslora: bool = False
+    target: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                       "up_proj", "down_proj"])
+    steps: int = 100
+    batch_size: int = 4
+    max_length: int = 1024
+    lr: float | None = None  # default: 2e-4 for LoRA, 1e-5 for full fine-tuning
+    warmup: int = 10
+    weight_decay: float = 0.0
+    clip: float = 1.0
+    eval_every: int = 20
+    save_every: int = 50
+    seed: int = 0
+    gradient_checkpointing: bool = False
+
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (1e-5 if self.full else 2e-4)
+
+    def check(self) -> None:
+        for name in ("steps", "batch_size", "max_length", "eval_every", "save_every", "lora_rank"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise InputError(f"finetune: {name} must be a positive integer, found {value!r}")
+        if not (0.0 <= self.eval_fraction < 1.0):
+            raise InputError(f"finetune: eval_fraction must be in [0, 1), found {self.eval_fraction!r}")
+        if self.learning_rate() <= 0 or not math.isfinite(self.learning_rate()):
+            raise InputError(f"finetune: lr must be a positive number, found {self.lr!r}")
+
+
+class Finetuner:
+    """A fine-tuning run: the model (with its adapter), the data, the optimizer, the step."""
+
+    def __init__(self, cfg: FinetuneConfig, out: str | Path, resume: bool = False, progress: bool = True):
+        cfg.check()
+        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        ckpt = self.out / "checkpoint"
+        if resume:
+            if not (ckpt / "trainer_state" / "state.json").is_file():
+                raise TrainingError(f"{self.out}: nothing to resume (no checkpoint/trainer_state/state.json)")
+            saved = json.loads((self.out / "finetune.json").read_text(encoding="utf-8"))
+            for key in ("model", "data", "full", "seed", "batch_size", "max_length", "eval_data", "eval_fraction"):
+                if saved.get(key) != asdict(cfg)[key]:
+                    raise TrainingError(f"{ckpt}: cannot resume: {key} differs from the saved run "
+                                        f"(saved {saved.get(key)!r}, now {asdict(cfg)[key]!r})")
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise TrainingError(f"{self.out}: directory is not empty; use --resume to continue that run, "
+                                f"or choose a new directory")
+
+        self.tokenizer = load_tokenizer(_base_dir(cfg.model))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CheckpointWarning)  # a stored tied head, ...: not the user's concern here
+            if resume and cfg.full:
+                self.model = load_model(ckpt / "model")
+                self.model.path = _base_dir(cfg.model)
+            else:
+                self.model = load_model(cfg.model)
+        if cfg.full:
+            self.params = named_tensors(self.model.weights)  # every weight, the model's own arrays
+        elif resume:
+            self.params = load_adapter(self.model, ckpt / "adapter").tensors()
+        else:
+            self.params = attach_lora(self.model, cfg.lora_rank, cfg.lora_alpha, cfg.target, cfg.lora_dropout,
+                                      cfg.use_rslora, cfg.seed).tensors()  # the adapter's arrays, updated in place
+        self.pad_id = self.model.config.eos_token_ids[0] if self.model.config.eos_token_ids else 0
+        self.max_length = min(cfg.max_length, self.model.config.max_position_embeddings)  # the model's context
+        self.train_set, self.eval_set = self._data()
+        if resume:
+            self._restore(ckpt)
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "finetune.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
+            self.opt, self.rng, self.step, self.elapsed = AdamWState(), np.random.default_rng(cfg.seed), 0, 0.0
+            self.tokens = 0
+
+    def _data(self):
+        cfg = self.cfg
+        conversations = read_conversations(cfg.data)
+        if cfg.eval_data:
+            held = read_conversations(cfg.eval_data)
+        else:
+            order = np.random.default_rng(cfg.seed).permutation(len(conversations))
+            n_eval = int(len(conversations) * cfg.eval_fraction)
+            held = [conversations[i] for i in order[len(order) - n_eval:]]
+            conversations = [conversations[i] for i in order[:len(order) - n_eval]]
+        train = encode_conversations(self.tokenizer, conversations, self.max_length, cfg.data)
+        test = encode_conversations(self.tokenizer, held, self.max_length, cfg.eval_data or cfg.data) if held else []
+        return train, test
+
+    # -- saving and resuming ------------------------------------------------------------------------------
+
+    def save(self) -> Path:
+        """OUT/checkpoint/, whole or not at all: the adapter (or model), the optimizer and the state."""
+        final = self.out / "checkpoint"
+        tmp = self.out / f"checkpoint.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        if self.cfg.full:
+            save_model_dir(tmp / "model", json.loads((self.model.path / "config.json").read_text()), self.params,
+                           "F32", tokenizer_dir=self.model.path)
+        else:
+            save_adapter(self.model, tmp / "adapter")
+        (tmp / "trainer_state").mkdir()
+        write_safetensors(tmp / "trainer_state" / "optimizer.safetensors",
+                          {**{"m." + k: a for k, a in self.opt.m.items()},
+                           **{"v." + k: a for k, a in self.opt.v.items()}})
+        state = {"step": self.step, "elapsed": self.elapsed, "adam_step": self.opt.step, "tokens": self.tokens,
+                 "rng": self.rng.bit_generator.state}
+        (tmp / "trainer_state" / "state.json").write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+        old = self.out / f"checkpoint.old-{os.getpid()}"
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def _restore(self, ckpt: Path) -> None:
+        state = json.loads((ckpt / "trainer_state" / "state.json").read_text(encoding="utf-8"))
+        self.opt, self.rng = restore_optimizer_and_sampler(ckpt / "trainer_state", state)
+        self.step, self.elapsed, self.tokens = state["step"], state["elapsed"], state["tokens"]
+        drop_log_lines_after(self.out / "log.jsonl", self.step)
+
+    # -- the loop -----------------------------------------------------------------------------------------
+
+    def evaluate(self) -> float:
+        """Mean loss per scored token over the held-out conversations (no dropout)."""
+        total, count = 0.0, 0
+        for start in range(0, len(self.eval_set), self.cfg.batch_size):
+            ids, labels = pad_batch(self.eval_set[start:start + self.cfg.batch_size], self.pad_id)  # [B, T]
+            n = int((labels[:, 1:] != -100).sum())
+            total += cross_entropy(self.model.forward(ids), labels) * n
+            count += n
+        return total / count
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        lr = learning_rate(self.step, cfg.steps, cfg.learning_rate(), min(cfg.warmup, cfg.steps - 1), 0.0)
+        rows = self.rng.integers(0, len(self.train_set), cfg.batch_size)
+        ids, labels = pad_batch([self.train_set[r] for r in rows], self.pad_id)  # [B, T]
+        adapter = self.model.adapter
+        if adapter is not None:
+            adapter.set_dropout_seed(cfg.seed * 1_000_003 + self.step)  # the same masks in forward and backward
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss, grads = loss_and_grads(self.model, ids, labels=labels, checkpoint=cfg.gradient_checkpointing)
+        finally:
+            if adapter is not None:
+                adapter.set_dropout_seed(None)
+        if not math.isfinite(loss):
+            raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped (lower --lr)")
+        norm = clip_grad_norm(grads, cfg.clip)
+        adamw_step(self.params, grads, self.opt, lr, weight_decay=cfg.weight_decay)
+        self.step += 1
+        return {"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_in_batch": int(ids.size)}
+
+    def run(self, max_steps: int | None = None) -> list[dict]:
+        """Train until cfg.steps (or ``max_steps`` more); write the result at the end."""
+        cfg, lines = self.cfg, []
+        stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
+        start_step, started = self.step, time.perf_counter()
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as log:
+            while self.step < stop:
+                t0 = time.perf_counter()
+                line = self.train_step()
+                dt = time.perf_counter() - t0
+                self.elapsed += dt
+                self.tokens += line["tokens_in_batch"]
+                line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
+                            tokens=self.tokens)
+                if self.eval_set and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                    line["val_loss"] = self.evaluate()
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+                lines.append(line)
+                if self.step % cfg.save_every == 0 or self.step == stop:
+                    self.save()
+                if self.progress:
+                    show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
+        if self.progress:
+            print(file=sys.stderr)
+        if self.step == cfg.steps:
+            result = self.out / ("model" if cfg.full else "adapter")
+            shutil.rmtree(result, ignore_errors=True)
+            shutil.copytree(self.out / "checkpoint" / result.name, result)
+            plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
+        return lines
+
+
+def _base_dir(model: str) -> Path:
+    from ..checkpoint.hub import resolve_model_path
+    from ..checkpoint.paths import checkpoint_directory
+    return checkpoint_directory(resolve_model_path(model), CheckpointError)
+
+
+def finetune(cfg: FinetuneConfig | dict, out: str | Path, resume: bool = False, progress: bool = True) -> Finetuner:
+    """Fine-tune (or resume) into ``out``; returns the Finetuner (its ``model`` is the fine-tuned model)."""
+    if isinstance(cfg, dict):
+        cfg = FinetuneConfig(**cfg)
+    tuner = Finetuner(cfg, out, resume=resume, progress=progress)
+    tuner.run()
+    return tuner
+
+
+# -- the commands: `minillm finetune` and `minillm merge` (cli.py only adds these parsers) ----------------------
+
+def add_finetune_arguments(sub) -> None:
+    """The `finetune` and `merge` sub-commands of the minillm CLI."""
+    d = FinetuneConfig("", "")
+    f = sub.add_parser("finetune", help="fine-tune a checkpoint on chat data (JSONL): LoRA, or --full (resumable)")
+    f.add_argument("--model", required=True, help="base checkpoint directory or Hub id")
+    f.add_argument("--data", required=True, help='JSONL, one {"messages": [{"role": ..., "content": ...}, ...]} a line')
+    f.add_argument("--out", type=Path, required=True, help="run directory (adapter/ or model/, checkpoint/, log.jsonl)")
+    f.add_argument("--eval-data", help=f"held-out conversations (default: {d.eval_fraction:.0%} of --data)")
+    f.add_argument("--eval-fraction", type=float, default=d.eval_fraction)
+    f.add_argument("--full", action="store_true", help="train every weight instead of a LoRA adapter")
+    f.add_argument("--lora-rank", type=int, default=d.lora_rank)
+    f.add_argument("--lora-alpha", type=float, default=d.lora_alpha)
+    f.add_argument("--lora-dropout", type=float, default=d.lora_dropout)
+    f.add_argument("--rslora", action="store_true", help="scale by alpha/sqrt(r) instead of alpha/r (rsLoRA)")
+    f.add_argument("--target", default="q,k,v,o,gate,up,down", help="the projections to adapt (default: all seven)")
+    for name, kind in (("steps", int), ("batch-size", int), ("max-length", int), ("warmup", int),
+                       ("weight-decay", float), ("clip", float), ("eval-every", int), ("save-every", int),
+                       ("seed", int)):
+        f.add_argument(f"--{name}", type=kind, default=getattr(d, name.replace("-", "_")))
+    f.add_argument("--lr", type=float, help="peak learning rate (default 2e-4 with LoRA, 1e-5 with --full)")
+    f.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute each layer's activations in the backward: less memory, about 1/3 more time")
+    f.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    f.add_argument("--max-steps", type=int, help="stop after this many more steps (the schedule is unchanged)")
+    f.set_defaults(run=cmd_finetune)
+
+    m = sub.add_parser("merge", help="fold a LoRA adapter into its base model: a full checkpoint directory")
+    m.add_argument("--model", required=True, help="base checkpoint directory or Hub id")
+    m.add_argument("--adapter", required=True, help="PEFT LoRA adapter directory")
+    m.add_argument("--out", type=Path, required=True, help="the merged checkpoint directory to write")
+    m.add_argument("--dtype", choices=["bf16", "f32"], default="bf16", help="of the saved weights (default bf16)")
+    m.set_defaults(run=cmd_merge)
+
+
+def cmd_finetune(args) -> int:
+    from ..checkpoint.adapter import parse_targets
+
+    fields = FinetuneConfig.__dataclass_fields__
+    chosen = {k: v for k, v in vars(args).items() if k in fields and k != "target"}
+    cfg = FinetuneConfig(**chosen, target=parse_targets(args.target), use_rslora=args.rslora)
+    tuner = Finetuner(cfg, args.out, resume=args.resume)
+    tuner.run(max_steps=args.max_steps)
+    result = args.out / ("model" if cfg.full else "adapter")
+    done = tuner.step == cfg.steps
+    print(f"step {tuner.step}/{cfg.steps}: " + (f"{'model' if cfg.full else 'adapter'} in {result}" if done else
+                                                f"checkpoint in {args.out / 'checkpoint'} (--resume to go on)"))
+    if done and not cfg.full:
+        print(f"talk to it: minillm chat --model {cfg.model} --adapter {result}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from ..checkpoint.adapter import save_merged
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CheckpointWarning)
+        model = load_model(args.model, adapter=args.adapter)
+    save_merged(model, args.out, "BF16" if args.dtype == "bf16" else "F32")
+    print(f"merged {args.adapter} into {args.model}: {args.out}")
+    return 0

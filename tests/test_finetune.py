@@ -1,0 +1,114 @@
+"""`minillm finetune`: a tiny model learns a fixed task (LoRA and full), runs resume exactly, the commands work."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import minillm
+from minillm.errors import InputError, TrainingError
+from minillm.tools.cli import main
+from minillm.training.finetune import FinetuneConfig, Finetuner
+from conftest import WEIGHTS
+
+QUESTIONS = ["Hi", "What is two plus two?", "Name a color", "Where is Paris?", "Tell me a joke", "How are you?",
+             "What time is it?", "Say something"]
+ANSWER = "Arr, matey!"  # the fixed task: one persona's reply to anything
+
+
+@pytest.fixture
+def chats(tmp_path):
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
+                                                     {"role": "assistant", "content": ANSWER}]}) + "\n"
+                            for q in QUESTIONS))
+    return path
+
+
+def settings(chats, **changes) -> FinetuneConfig:
+    base = dict(model=str(WEIGHTS / "tiny-qwen3"), data=str(chats), eval_fraction=0.25, lora_rank=8, lora_alpha=16,
+                steps=30, batch_size=4, lr=1e-2, warmup=2, eval_every=10, save_every=10)
+    return FinetuneConfig(**{**base, **changes})
+
+
+def test_lora_finetuning_learns_a_fixed_reply_on_held_out_questions(chats, tmp_path):
+    tuner = Finetuner(settings(chats), tmp_path / "run", progress=False)
+    first = tuner.evaluate()
+    lines = tuner.run()
+    assert first > 5.0  # a random tiny model: about ln(512) per token
+    assert lines[-1]["val_loss"] < 0.5, [line.get("val_loss") for line in lines]  # on the 2 held-out questions
+    model = minillm.load_model(WEIGHTS / "tiny-qwen3", adapter=tmp_path / "run" / "adapter")
+    tok = minillm.load_tokenizer(WEIGHTS / "tiny-qwen3")
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Where is Paris?"}], add_generation_prompt=True,
+                                     enable_thinking=False)
+    out = minillm.generate(model, tok.encode(prompt), max_new_tokens=16, temperature=0)
+    assert tok.decode(out).startswith(ANSWER)
+
+
+def test_full_finetuning_learns_it_too(chats, tmp_path):
+    tuner = Finetuner(settings(chats, full=True, lr=3e-3, steps=20, eval_every=20, save_every=20), tmp_path / "run",
+                      progress=False)
+    lines = tuner.run()
+    assert lines[-1]["val_loss"] < 1.0, [line["loss"] for line in lines]
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+
+def test_a_resumed_run_ends_with_the_adapter_of_an_uninterrupted_one(chats, tmp_path):
+    cfg = settings(chats, steps=6, save_every=3, lora_dropout=0.1, gradient_checkpointing=True)
+    whole = Finetuner(cfg, tmp_path / "whole", progress=False)
+    whole.run()
+    Finetuner(cfg, tmp_path / "halves", progress=False).run(max_steps=3)
+    resumed = Finetuner(cfg, tmp_path / "halves", resume=True, progress=False)
+    assert resumed.step == 3
+    resumed.run()
+    for name, array in whole.model.adapter.tensors().items():
+        np.testing.assert_allclose(resumed.model.adapter.tensors()[name], array, rtol=1e-5, atol=1e-7)
+    lines = (tmp_path / "halves" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_finetune_chat_and_merge_commands(chats, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert main(["finetune", "--model", str(WEIGHTS / "tiny-qwen3"), "--data", str(chats), "--out", str(run),
+                 "--target", "q,v", "--lora-rank", "4", "--steps", "2", "--batch-size", "2", "--eval-every", "1"]) == 0
+    assert "--adapter" in capsys.readouterr().out
+    config = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert config["target_modules"] == ["q_proj", "v_proj"] and config["r"] == 4 and config["lora_alpha"] == 32
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("Hi\n"))
+    assert main(["chat", "--model", str(WEIGHTS / "tiny-qwen3"), "--adapter", str(run / "adapter"),
+                 "--max-new-tokens", "3", "--temperature", "0"]) == 0
+    assert main(["merge", "--model", str(WEIGHTS / "tiny-qwen3"), "--adapter", str(run / "adapter"),
+                 "--out", str(tmp_path / "merged"), "--dtype", "f32"]) == 0
+    merged = minillm.load_model(tmp_path / "merged")
+    adapted = minillm.load_model(WEIGHTS / "tiny-qwen3", adapter=run / "adapter")
+    ids = np.arange(1, 20)
+    np.testing.assert_allclose(merged.forward(ids), adapted.forward(ids), rtol=1e-4, atol=1e-4)
+
+
+def test_finetune_refuses_a_used_directory_an_unknown_target_and_a_mismatched_resume(chats, tmp_path, capsys):
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("")
+    with pytest.raises(TrainingError, match="not empty"):
+        Finetuner(settings(chats), tmp_path / "used", progress=False)
+    assert main(["finetune", "--model", str(WEIGHTS / "tiny-qwen3"), "--data", str(chats), "--out",
+                 str(tmp_path / "r"), "--target", "q,nope"]) == 1
+    assert "unknown module 'nope'" in capsys.readouterr().err
+    Finetuner(settings(chats, steps=2, save_every=1), tmp_path / "run", progress=False).run(max_steps=1)
+    with pytest.raises(TrainingError, match="batch_size differs"):
+        Finetuner(settings(chats, steps=2, batch_size=3), tmp_path / "run", resume=True, progress=False)
+    with pytest.raises(InputError, match="steps must be a positive integer"):
+        Finetuner(settings(chats, steps=0), tmp_path / "other", progress=False)
+
+
+def test_a_resumed_full_finetune_ends_with_the_weights_of_an_uninterrupted_one(chats, tmp_path):
+    cfg = settings(chats, full=True, lr=1e-3, steps=4, save_every=2, eval_every=4)
+    whole = Finetuner(cfg, tmp_path / "whole", progress=False)
+    whole.run()
+    Finetuner(cfg, tmp_path / "halves", progress=False).run(max_steps=2)
+    resumed = Finetuner(cfg, tmp_path / "halves", resume=True, progress=False)
+    resumed.run()
+    for name, array in whole.params.items():
+        np.testing.assert_allclose(resumed.params[name], array, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert resumed.model.path == whole.model.path  # the base's tokenizer and config, not the checkpoint's copy
