@@ -33,6 +33,7 @@ PATH = [
      "model/transformer.py, hybrid.py, gated_attention.py, rope.py (partial), norm.py"),
     ("how the delta rule learns (its backward)", "deltanet_backward.py", "deltanet_backward", "06",
      "backward/delta_rule.py (recurrent and chunked)"),
+    ("fine-tuning a few weights: LoRA", "lora.py", "lora_linear", "09", "model/lora.py, backward/lora.py"),
     ("training on N workers: data parallelism", "data_parallel.py", "data_parallel_loss_and_grads",
      "docs/DISTRIBUTED.md", "training/distributed.py"),
     ("the ring allreduce", "ring_allreduce.py", "ring_allreduce", "docs/DISTRIBUTED.md",

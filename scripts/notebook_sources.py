@@ -1714,7 +1714,7 @@ B [out, r] and computes y = x W^T + (alpha / r) x A^T B^T. B starts at zero, so 
 base model at step 0. `minillm/plain/lora.py` is the whole forward and backward on one screen; here it is
 checked against the engine on one projection of the model."""),
     ("code", '''from minillm.backward.linear import linear_backward
-from minillm.model.linear import linear
+from minillm.model.fast_linear import fast_linear      # the engine's product: it carries an adapter
 from minillm.model.lora import LoraWeight
 from minillm.plain.lora import lora_linear
 
@@ -1729,7 +1729,7 @@ y, dx, dA, dB = lora_linear(x, W, A, B, 16 / r, dy)
 engine = LoraWeight(W, A, B, 16 / r)
 dx_engine, grads, _ = linear_backward(dy, x, engine)
 print("W", W.shape, " A", A.shape, " B", B.shape, f"  trained: {A.size + B.size:,} of {W.size + A.size + B.size:,}")
-for what, ours, theirs in (("y", y, linear(x, engine)), ("dx", dx, dx_engine), ("dA", dA, grads.lora_A),
+for what, ours, theirs in (("y", y, fast_linear(x, engine)), ("dx", dx, dx_engine), ("dA", dA, grads.lora_A),
                            ("dB", dB, grads.lora_B)):
     print(f"plain {what} equals the engine's: {np.allclose(ours, theirs, rtol=1e-5, atol=1e-5)}")'''),
     ("md", """## Training
@@ -1771,7 +1771,18 @@ logits without the adapter's extra products (`minillm merge --model BASE --adapt
 ids = tok.encode("Ahoy")
 same = np.allclose(merged.forward(ids), tuner.model.forward(ids), rtol=1e-4, atol=1e-4)
 print("merged logits equal the adapted model's:", same)'''),
-]
+] + your_turn("09", [
+    ('lora_forward', "A projection that carries a LoRA adapter (`minillm/plain/lora.py` has it on one screen).",
+     '''def my_lora_forward(x, W, A, B, scaling):
+    """x [N, in], W [out, in] frozen, A [r, in], B [out, r], scaling = alpha / r -> y [N, out]"""
+    # hint: the frozen product plus the low-rank path x A^T B^T, scaled; never form B A (it is [out, in])
+    raise NotImplementedError'''),
+    ('merge', "Fold the adapter into the weight: one matrix that does what the projection and its adapter do.",
+     '''def my_merge(W, A, B, scaling):
+    """W [out, in], A [r, in], B [out, r] -> [out, in]"""
+    # hint: x W'^T = x W^T + s x A^T B^T for every x
+    raise NotImplementedError'''),
+])
 
 
 NOTEBOOKS = {
