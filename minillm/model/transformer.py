@@ -84,6 +84,7 @@ class Model:
         self.unexpected_tensors = unexpected_tensors or []
         self.generation_config = generation_config or GenerationConfig()
         self._rope: tuple[np.ndarray, float] | None = None  # inv_freq and scaling, once computed
+        self.vision = None  # Qwen3.5's vision tower (minillm/vision/tower.py), when the checkpoint has one
 
     def __repr__(self) -> str:
         c = self.config
