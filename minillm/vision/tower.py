@@ -21,18 +21,22 @@ from .config import VisionConfig, parse_vision_config
 from .encoder import VisionWeights, build_vision_weights, encode_images, vision_shapes
 
 
+DEFAULT_MROPE_SECTION = [11, 11, 10]  # transformers' default (Qwen3.5's value)
+
+
 @dataclass
 class VisionTower:
     config: VisionConfig
     weights: VisionWeights
+    mrope_section: list[int]  # text_config.rope_parameters.mrope_section: rotary frequencies for t, h, w
 
     def encode(self, pixel_values, image_grid_thw, output_last_hidden_state: bool = False):
         """pixel_values [N, C*Tp*P*P], image_grid_thw [I, 3] -> image features [N / m^2, D] (encoder.py)."""
         return encode_images(pixel_values, image_grid_thw, self.weights, self.config, output_last_hidden_state)
 
 
-def usable_vision_config(directory: Path, config: QwenConfig) -> VisionConfig | None:
-    """The checkpoint's VisionConfig if its tower can run with this language model, else None."""
+def usable_vision_config(directory: Path, config: QwenConfig) -> tuple[VisionConfig, list[int]] | None:
+    """The checkpoint's VisionConfig and mrope_section if its tower can run with this language model, else None."""
     raw = read_json_object(directory / "config.json", ConfigError)
     cfg = parse_vision_config(raw, str(directory / "config.json"))
     if cfg is None:
@@ -43,11 +47,21 @@ def usable_vision_config(directory: Path, config: QwenConfig) -> VisionConfig | 
     if cfg.out_hidden_size != config.hidden_size:
         raise ConfigError(f"{directory / 'config.json'}: vision_config.out_hidden_size ({cfg.out_hidden_size}) must "
                           f"equal the language model's hidden_size ({config.hidden_size})")
-    return cfg
+    text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
+    rope = text.get("rope_parameters") if isinstance(text.get("rope_parameters"), dict) else {}
+    section = rope.get("mrope_section", DEFAULT_MROPE_SECTION)
+    half = config.rotary_dim // 2
+    if not (isinstance(section, list) and len(section) == 3 and all(isinstance(s, int) and not isinstance(s, bool)
+                                                                    and s >= 0 for s in section)
+            and sum(section) == half):
+        raise ConfigError(f"{directory / 'config.json'}: text_config.rope_parameters.mrope_section must be 3 "
+                          f"counts (t, h, w) summing to the {half} rotary frequencies, found {section!r}")
+    return cfg, section
 
 
-def read_vision_tower(files: dict, cfg: VisionConfig, directory) -> VisionTower:
+def read_vision_tower(files: dict, found: tuple[VisionConfig, list[int]], directory) -> VisionTower:
     """Check every model.visual.* tensor against the config, then read them as float32."""
+    cfg, mrope_section = found
     problems = []
     for name, shape in vision_shapes(cfg).items():
         if name not in files:
@@ -64,4 +78,4 @@ def read_vision_tower(files: dict, cfg: VisionConfig, directory) -> VisionTower:
         raise CheckpointError(f"{directory}: vision tower does not match config.json: "
                               + "; ".join(problems[:5]) + more)
     weights = build_vision_weights(cfg, lambda name: np.ascontiguousarray(files[name].get_float32(name)))
-    return VisionTower(cfg, weights)
+    return VisionTower(cfg, weights, mrope_section)
