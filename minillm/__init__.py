@@ -33,6 +33,8 @@ from .model.transformer import Model
 from .backward import loss_and_grads
 # text
 from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
+# images (Qwen3.5's vision tower)
+from .vision.chat import Processor, load_processor
 # generation
 from .generation.generate import generate, stream_generate
 from .generation.sampling import SamplingParams
@@ -44,5 +46,5 @@ __all__ = [
     "default_model_path", "resolve_model_path", "load_model", "loss_and_grads", "load_tokenizer", "generate", "stream_generate", "Tokenizer", "StreamDecoder", "KVCache",
     "SamplingParams", "SpeculativeStats", "GenerationConfig", "load_generation_config", "load_config", "parse_config", "Model", "QwenConfig",
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
-    "CheckpointWarning",
+    "CheckpointWarning", "load_processor", "Processor",
 ]

@@ -149,3 +149,44 @@ def test_an_image_given_to_a_text_only_model_is_an_input_error():
     assert text_only.vision is None
     with pytest.raises(InputError, match="no vision tower"):
         text_only.forward(REF["one_input_ids"], **inputs("one"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_load_processor_gives_transformers_input_ids_pixel_values_and_grids(case, monkeypatch):
+    import json
+    monkeypatch.chdir(CKPT)  # the messages name their images relative to the checkpoint
+    messages = json.loads((CKPT / f"{case}_messages.json").read_text())
+    enc = minillm.load_processor(CKPT).apply_chat_template(messages, add_generation_prompt=True)
+    np.testing.assert_array_equal(enc["input_ids"], REF[f"{case}_input_ids"])
+    np.testing.assert_array_equal(enc["image_grid_thw"], REF[f"{case}_image_grid_thw"])
+    np.testing.assert_allclose(enc["pixel_values"], REF[f"{case}_pixel_values"], rtol=0, atol=1e-6)
+
+
+def test_the_public_calls_work_as_written_with_a_pil_image(model):
+    from PIL import Image
+    proc = minillm.load_processor(CKPT)
+    image = Image.open(sorted((CKPT / "images").glob("image_2_*.png"))[0])
+    enc = proc.apply_chat_template([{"role": "user", "content": [
+        {"type": "image", "image": image}, {"type": "text", "text": "What is in the picture?"}]}],
+        add_generation_prompt=True)
+    np.testing.assert_array_equal(enc["input_ids"], REF["one_input_ids"])
+    logits = model.forward(enc["input_ids"], pixel_values=enc["pixel_values"], image_grid_thw=enc["image_grid_thw"])
+    assert relative_error(logits, REF["one_logits"]) < TOLERANCE
+    new = minillm.generate(model, enc["input_ids"], 8, temperature=0, stop_token_ids=[],
+                           pixel_values=enc["pixel_values"], image_grid_thw=enc["image_grid_thw"])
+    np.testing.assert_array_equal(new, REF["one_greedy_new"])
+
+
+def test_a_template_that_drops_images_is_a_clear_error(tmp_path):
+    import shutil
+    from minillm.errors import TokenizerError
+    for f in CKPT.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "chat_template.jinja").write_text(
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content if m.content is string else '' }}"
+        "<|im_end|>\n{% endfor %}")
+    image = sorted((CKPT / "images").glob("*.png"))[0]
+    with pytest.raises(TokenizerError, match="wrote 0 <\\|image_pad\\|> tokens for 1 images"):
+        minillm.load_processor(tmp_path).apply_chat_template(
+            [{"role": "user", "content": [{"type": "image", "image": str(image)}]}])
