@@ -190,3 +190,15 @@ def test_a_template_that_drops_images_is_a_clear_error(tmp_path):
     with pytest.raises(TokenizerError, match="wrote 0 <\\|image_pad\\|> tokens for 1 images"):
         minillm.load_processor(tmp_path).apply_chat_template(
             [{"role": "user", "content": [{"type": "image", "image": str(image)}]}])
+
+
+def test_the_projects_qwen35_template_renders_image_parts_as_the_release_template_does():
+    from minillm.text.chat_template import render_chat_template
+    own = (ROOT / "scripts" / "chat_templates" / "qwen3.5.jinja").read_text()
+    release = (CKPT / "chat_template.jinja").read_text()  # the Qwen3.5 release's template
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Compare"}, {"type": "image"},
+                                             {"type": "text", "text": "with"}, {"type": "image"}]}]
+    for template in (own, (ROOT / "weights" / "tiny-qwen3.5-hub" / "chat_template.jinja").read_text()):
+        ours = render_chat_template(template, messages, {}, add_generation_prompt=True)
+        assert ours == render_chat_template(release, messages, {}, add_generation_prompt=True)
+        assert ours.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
