@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     model_arg(c)
     sampling_args(c)
     c.add_argument("--context", type=int, default=4096, help="KV cache capacity in tokens (default 4096)")
+    c.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="an image for the first message (Qwen3.5 with a vision tower; repeatable); "
+                        "/image PATH attaches one inside the chat")
     c.set_defaults(run=cmd_chat)
 
     i = sub.add_parser("inspect", help="config, parameter counts, tensors and memory of a checkpoint")
@@ -299,7 +302,15 @@ def cmd_chat(args) -> int:
     from ..generation.chat import ChatSession
 
     model, tok = load(args.model)
-    session = ChatSession(model, tok, system=args.system, capacity=args.context, enable_thinking=thinking(args))
+    settings = dict(system=args.system, capacity=args.context, enable_thinking=thinking(args))
+    if args.image or getattr(model, "vision", None) is not None:  # a model that sees (minillm/vision/session.py)
+        from ..vision.chat import load_processor
+        from ..vision.session import VisionChatSession
+        session = VisionChatSession(model, tok, load_processor(model.path), **settings)
+        for image in args.image:
+            session.attach(image)
+    else:
+        session = ChatSession(model, tok, **settings)
     interactive = sys.stdin.isatty()
     if interactive:
         print("minillm chat: type a message; /reset starts over; Ctrl-D quits.", file=sys.stderr)
@@ -315,6 +326,16 @@ def cmd_chat(args) -> int:
         if text.strip() == "/reset":
             session.reset()
             print("[conversation reset]", file=sys.stderr)
+            continue
+        if text.strip().startswith("/image"):
+            path = text.strip()[len("/image"):].strip()
+            try:
+                if not hasattr(session, "attach"):
+                    raise InputError(f"{args.model}: this model has no vision tower, so /image cannot be used")
+                session.attach(path)
+                print(f"[image attached to your next message: {path}]", file=sys.stderr)
+            except MinillmError as e:  # a wrong path or a corrupt file: say so and keep chatting
+                print(f"minillm: error: {e}", file=sys.stderr)
             continue
         t0 = time.perf_counter()
         for piece in session.send(text, args.max_new_tokens, **sampling_kwargs(args)):

@@ -1,0 +1,41 @@
+"""`minillm chat --image PATH` and `/image PATH` on the tiny Qwen3.5 with a vision tower."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+import minillm
+
+CKPT = Path(__file__).resolve().parents[1] / "weights" / "tiny-qwen3.5-vision"
+IMAGE = str(sorted((CKPT / "images").glob("image_0_*.png"))[0])
+
+
+def expected_reply(messages, n=6) -> str:
+    model, proc = minillm.load_model(CKPT), minillm.load_processor(CKPT)
+    enc = proc.apply_chat_template(messages, add_generation_prompt=True)
+    new = minillm.generate(model, enc["input_ids"], n, temperature=0, pixel_values=enc["pixel_values"],
+                           image_grid_thw=enc["image_grid_thw"])
+    return proc.tokenizer.decode(new.tolist(), skip_special_tokens=True)
+
+
+def chat(*args, stdin: str) -> subprocess.CompletedProcess:
+    run = subprocess.run([sys.executable, "-m", "minillm", "chat", "--model", str(CKPT), "--temperature", "0",
+                          "--max-new-tokens", "6", *args], input=stdin, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_chat_with_an_image_answers_as_generate_on_the_processors_encoding():
+    run = chat("--image", IMAGE, stdin="What is this?\n")
+    messages = [{"role": "user", "content": [{"type": "image", "image": IMAGE}, {"type": "text", "text": "What is this?"}]}]
+    assert run.stdout == expected_reply(messages) + "\n"
+
+
+def test_slash_image_attaches_to_the_next_message_and_a_corrupt_file_is_reported(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    run = chat(stdin=f"/image {bad}\n/image {IMAGE}\nWhat is this?\n")
+    assert "broken.png" in run.stderr and "not a readable image" in run.stderr
+    messages = [{"role": "user", "content": [{"type": "image", "image": IMAGE}, {"type": "text", "text": "What is this?"}]}]
+    assert run.stdout == expected_reply(messages) + "\n"
