@@ -202,3 +202,9 @@ def test_the_projects_qwen35_template_renders_image_parts_as_the_release_templat
         ours = render_chat_template(template, messages, {}, add_generation_prompt=True)
         assert ours == render_chat_template(release, messages, {}, add_generation_prompt=True)
         assert ours.count("<|vision_start|><|image_pad|><|vision_end|>") == 2
+
+
+def test_a_video_part_is_refused_clearly():
+    with pytest.raises(InputError, match="videos are not supported"):
+        minillm.load_processor(CKPT).apply_chat_template(
+            [{"role": "user", "content": [{"type": "video", "video": "clip.mp4"}]}])
