@@ -39,3 +39,10 @@ def test_slash_image_attaches_to_the_next_message_and_a_corrupt_file_is_reported
     assert "broken.png" in run.stderr and "not a readable image" in run.stderr
     messages = [{"role": "user", "content": [{"type": "image", "image": IMAGE}, {"type": "text", "text": "What is this?"}]}]
     assert run.stdout == expected_reply(messages) + "\n"
+
+
+def test_inspect_counts_the_vision_tower_as_used(capsys):
+    from minillm.tools.cli import main
+    assert main(["inspect", str(CKPT), "--tensors", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "vision tower: 2 blocks" in out and "(not used)" not in out and "vision (unused)" not in out

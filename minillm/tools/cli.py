@@ -396,11 +396,20 @@ def cmd_inspect(args) -> int:
     used = {stored(n): shape for n, shape in expected.items()}
     per_expert, _ = per_expert_sources(lm_files, expected, stored)  # experts stored one tensor per expert
     used.update({stored(part): None for parts in per_expert.values() for _, _, part in parts})
+    from ..vision.encoder import vision_shapes
+    from ..vision.tower import usable_vision_config
+    vision = usable_vision_config(path, c)  # Qwen3.5's vision tower, when minillm runs it (minillm/vision)
+    if vision is not None and any(n.startswith("model.visual.") for n in files):
+        v = vision[0]
+        used.update(vision_shapes(v))
+        print(f"  vision tower: {v.depth} blocks, Dv={v.hidden_size}, Hv={v.num_heads}, Fv={v.intermediate_size}, "
+              f"patch {v.patch_size} x {v.patch_size} x {v.temporal_patch_size} frames, merge "
+              f"{v.spatial_merge_size} x {v.spatial_merge_size} -> D={v.out_hidden_size}")
     groups: dict[str, int] = {}
     for name in files:
         info = files[name].tensors[name]
         n = math.prod(info.shape)
-        part = ("vision (unused)" if name.startswith("model.visual.") else "mtp (unused)" if name.startswith("mtp.")
+        part = (("vision" if name in used else "vision (unused)") if name.startswith("model.visual.") else "mtp (unused)" if name.startswith("mtp.")
                 else "embedding" if "embed_tokens" in name else "lm_head" if name.startswith("lm_head") else
                 "attention" if "self_attn" in name else "linear attn" if "linear_attn" in name else
                 "experts" if ".mlp.experts." in name else "shared expert" if ".mlp.shared_expert" in name else
