@@ -208,3 +208,28 @@ def test_a_video_part_is_refused_clearly():
     with pytest.raises(InputError, match="videos are not supported"):
         minillm.load_processor(CKPT).apply_chat_template(
             [{"role": "user", "content": [{"type": "video", "video": "clip.mp4"}]}])
+
+
+def _copy_with_config(tmp_path, edit):
+    import json
+    import shutil
+    for f in CKPT.iterdir():
+        if f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    config = json.loads((CKPT / "config.json").read_text())
+    edit(config)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return tmp_path
+
+
+def test_a_vision_tensor_that_does_not_match_the_config_is_a_checkpoint_error_naming_it(tmp_path):
+    path = _copy_with_config(tmp_path, lambda c: c["vision_config"].update(intermediate_size=40))
+    with pytest.raises(minillm.CheckpointError, match=r"model.visual.blocks.0.mlp.linear_fc1.weight': expected "
+                                                      r"shape \[40, 32\].*found \[48, 32\]"):
+        minillm.load_model(path)
+
+
+def test_an_mrope_section_that_does_not_fit_the_rotary_dims_is_a_config_error(tmp_path):
+    path = _copy_with_config(tmp_path, lambda c: c["text_config"]["rope_parameters"].update(mrope_section=[4, 4, 4]))
+    with pytest.raises(minillm.ConfigError, match=r"mrope_section must be 3 counts .* summing to the 8 rotary"):
+        minillm.load_model(path)

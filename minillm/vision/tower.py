@@ -15,6 +15,7 @@ import numpy as np
 
 from ..checkpoint.config import QwenConfig
 from ..checkpoint.jsonfile import read_json_object
+from ..checkpoint.paths import checkpoint_file
 from ..checkpoint.safetensors_file import FLOAT_DTYPES
 from ..errors import CheckpointError, ConfigError
 from .config import VisionConfig, parse_vision_config
@@ -37,7 +38,10 @@ class VisionTower:
 
 def usable_vision_config(directory: Path, config: QwenConfig) -> tuple[VisionConfig, list[int]] | None:
     """The checkpoint's VisionConfig and mrope_section if its tower can run with this language model, else None."""
-    raw = read_json_object(directory / "config.json", ConfigError)
+    file = checkpoint_file(directory, "config.json", ConfigError)  # a regular file inside the directory
+    if file is None:
+        return None
+    raw = read_json_object(file, ConfigError)
     cfg = parse_vision_config(raw, str(directory / "config.json"))
     if cfg is None:
         return None
@@ -49,8 +53,10 @@ def usable_vision_config(directory: Path, config: QwenConfig) -> tuple[VisionCon
                           f"equal the language model's hidden_size ({config.hidden_size})")
     text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
     rope = text.get("rope_parameters") if isinstance(text.get("rope_parameters"), dict) else {}
-    section = rope.get("mrope_section", DEFAULT_MROPE_SECTION)
     half = config.rotary_dim // 2
+    if "mrope_section" not in rope and sum(DEFAULT_MROPE_SECTION) != half:
+        return None  # no split of the rotary frequencies that fits: the tower cannot place its tokens
+    section = rope.get("mrope_section", DEFAULT_MROPE_SECTION)
     if not (isinstance(section, list) and len(section) == 3 and all(isinstance(s, int) and not isinstance(s, bool)
                                                                     and s >= 0 for s in section)
             and sum(section) == half):
