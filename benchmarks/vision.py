@@ -63,7 +63,7 @@ def main() -> None:
     t_minillm = best_of(lambda: encode_images(pixels, grid, weights, cfg), args.repeats)
     a = rng.standard_normal((n, cfg.hidden_size), dtype=np.float32)
     b = rng.standard_normal((cfg.hidden_size, cfg.intermediate_size), dtype=np.float32)
-    rate = 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / best_of(lambda: a @ b, 5)  # FLOP/s of one MLP-sized product
+    rate = 2.0 * a.shape[0] * a.shape[1] * b.shape[1] / best_of(lambda: a @ b, 5)  # FLOP/s, an MLP-sized product
     floor = matmul_flops(cfg, n) / rate
     print(f"{args.size} x {args.size} image: {n} patches -> {n // 4} tokens, Qwen3.5-0.8B vision tower "
           f"({sum(int(np.prod(s)) for s in shapes.values()) / 1e6:.0f} M parameters)")

@@ -28,7 +28,8 @@ def chat(*args, stdin: str) -> subprocess.CompletedProcess:
 
 def test_chat_with_an_image_answers_as_generate_on_the_processors_encoding():
     run = chat("--image", IMAGE, stdin="What is this?\n")
-    messages = [{"role": "user", "content": [{"type": "image", "image": IMAGE}, {"type": "text", "text": "What is this?"}]}]
+    messages = [{"role": "user", "content": [{"type": "image", "image": IMAGE},
+                                             {"type": "text", "text": "What is this?"}]}]
     assert run.stdout == expected_reply(messages) + "\n"
 
 
@@ -37,7 +38,8 @@ def test_slash_image_attaches_to_the_next_message_and_a_corrupt_file_is_reported
     bad.write_bytes(b"not an image")
     run = chat(stdin=f"/image {bad}\n/image {IMAGE}\nWhat is this?\n")
     assert "broken.png" in run.stderr and "not a readable image" in run.stderr
-    messages = [{"role": "user", "content": [{"type": "image", "image": IMAGE}, {"type": "text", "text": "What is this?"}]}]
+    messages = [{"role": "user", "content": [{"type": "image", "image": IMAGE},
+                                             {"type": "text", "text": "What is this?"}]}]
     assert run.stdout == expected_reply(messages) + "\n"
 
 

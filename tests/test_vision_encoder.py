@@ -1,4 +1,5 @@
-"""The vision encoder against transformers (weights/tiny-qwen3.5-vision/reference.npz, scripts/make_vision_fixtures.py)."""
+"""The vision encoder against transformers (weights/tiny-qwen3.5-vision/reference.npz by
+scripts/make_vision_fixtures.py)."""
 
 import math
 import warnings

@@ -1,5 +1,6 @@
 """The image processor against transformers' PIL backend (weights/tiny-qwen3.5-vision/reference.npz)."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +73,30 @@ def test_without_pillow_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_pil)
     with pytest.raises(InputError, match=r"minillm\[vision\]"):
         preprocess_image(IMAGES[0], load_image_processor_config(CKPT))
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.integers(1, 4000), st.integers(1, 4000))
+def test_smart_resize_keeps_multiples_the_pixel_budget_and_roughly_the_aspect(height, width):
+    factor, low, high = 32, 64 * 64, 1024 * 1024
+    if max(height, width) / min(height, width) > 200:
+        with pytest.raises(InputError, match="aspect ratio"):
+            smart_resize(height, width, factor, low, high)
+        return
+    h, w = smart_resize(height, width, factor, low, high)
+    assert h % factor == 0 and w % factor == 0 and h >= factor and w >= factor
+    assert h * w <= high or min(h, w) == factor  # only a side already at its minimum can exceed the budget
+    assert h * w >= low
+    # both sides scaled by one common factor s (1, or the one reaching the budget), then rounded to a multiple
+    # (never below one factor): so the aspect ratio is kept up to that rounding
+    scales = [1.0, math.sqrt(high / (height * width)), math.sqrt(low / (height * width))]
+    assert any(abs(h - max(height * s, factor)) <= factor and abs(w - max(width * s, factor)) <= factor
+               for s in scales)
+
+
+def test_an_image_url_part_is_refused_with_what_to_do_instead():
+    from minillm.vision.chat import split_images
+    with pytest.raises(InputError, match="image_url parts are not fetched"):
+        split_images([{"role": "user", "content": [{"type": "image_url", "image_url": "http://x/y.png"}]}])

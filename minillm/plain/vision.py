@@ -14,7 +14,8 @@ import numpy as np
 def image_to_tokens(pixel_values, gh, gw, w, cfg):
     """pixel_values [gh*gw, C*Tp*P*P] -> one token per 2 x 2 patches [gh*gw/4, D]. w: VisionWeights."""
     m, Hv, Dhv, Q = cfg.spatial_merge_size, cfg.num_heads, cfg.head_dim, cfg.grid_side
-    ln = lambda x, g, b: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6) * g + b  # noqa: E731
+    def ln(x, g, b):  # LayerNorm over the last axis, eps 1e-6
+        return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6) * g + b
     # 1. Patch embedding: the Conv3d's kernel covers exactly one patch, so it is one matrix product.
     x = pixel_values @ w.patch_embed.reshape(len(w.patch_embed), -1).T + w.patch_embed_bias  # [N, Dv]
     # Each patch's (row, col) in the image, in the merge-block order of pixel_values.

@@ -81,6 +81,9 @@ def split_images(messages) -> tuple[list, list[dict]]:
                                          f"'photo.png'}}, found keys {sorted(part)}")
                     images.append(part["image"])
                     part = {"type": "image"}
+                elif isinstance(part, dict) and (part.get("type") == "image_url" or "image_url" in part):
+                    raise InputError("image_url parts are not fetched (no network): save the picture and pass "
+                                     "{'type': 'image', 'image': 'photo.png'} (a path or a PIL image)")
                 elif isinstance(part, dict) and (part.get("type") == "video" or "video" in part):
                     raise InputError("videos are not supported (images only); see docs/VISION.md")
                 parts.append(part)
