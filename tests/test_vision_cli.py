@@ -48,3 +48,25 @@ def test_inspect_counts_the_vision_tower_as_used(capsys):
     assert main(["inspect", str(CKPT), "--tensors", "0"]) == 0
     out = capsys.readouterr().out
     assert "vision tower: 2 blocks" in out and "(not used)" not in out and "vision (unused)" not in out
+
+
+def test_a_chat_with_images_continues_its_cache_and_answers_as_a_fresh_computation():
+    from minillm.vision.session import VisionChatSession
+    model, proc = minillm.load_model(CKPT), minillm.load_processor(CKPT)
+    session = VisionChatSession(model, proc.tokenizer, proc, capacity=512)
+    images = sorted((CKPT / "images").glob("*.png"))
+    turns = [([images[2]], "What is this?"), ([], "And the colours?"), ([images[4]], "Compare it.")]
+    messages, reused = [], []
+    for attached, text in turns:
+        for image in attached:
+            session.attach(image)
+        got = "".join(session.send(text, 6, temperature=0))
+        messages.append({"role": "user", "content": [{"type": "image", "image": str(i)} for i in attached]
+                         + [{"type": "text", "text": text}]})
+        enc = proc.apply_chat_template(messages, add_generation_prompt=True)
+        new = minillm.generate(model, enc["input_ids"], 6, temperature=0, pixel_values=enc["pixel_values"],
+                               image_grid_thw=enc["image_grid_thw"])
+        assert got == proc.tokenizer.decode(new.tolist(), skip_special_tokens=True)
+        messages.append(session.messages[-1])
+        reused.append(session.last_turn["reused_tokens"])
+    assert reused[0] == 0 and 0 < reused[1] < reused[2]  # later turns continue the cache, after an image
