@@ -313,7 +313,9 @@ def cmd_chat(args) -> int:
         session = ChatSession(model, tok, **settings)
     interactive = sys.stdin.isatty()
     if interactive:
-        print("minillm chat: type a message; /reset starts over; Ctrl-D quits.", file=sys.stderr)
+        print("minillm chat: type a message; /reset starts over; "
+              + ("/image PATH attaches a picture; " if hasattr(session, "attach") else "") + "Ctrl-D quits.",
+              file=sys.stderr)
     while True:
         if interactive:
             print("> ", end="", file=sys.stderr, flush=True)
