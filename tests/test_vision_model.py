@@ -233,3 +233,13 @@ def test_an_mrope_section_that_does_not_fit_the_rotary_dims_is_a_config_error(tm
     path = _copy_with_config(tmp_path, lambda c: c["text_config"]["rope_parameters"].update(mrope_section=[4, 4, 4]))
     with pytest.raises(minillm.ConfigError, match=r"mrope_section must be 3 counts .* summing to the 8 rotary"):
         minillm.load_model(path)
+
+
+def test_a_long_input_computed_in_pieces_gives_the_same_logits_with_images(model, monkeypatch):
+    import minillm.model.transformer as transformer
+    monkeypatch.setattr(transformer, "QUERY_PIECE_SCORES", 4 * 16 * 75)  # pieces of 16 queries (H = 4)
+    logits = model.forward(REF["two_input_ids"], **inputs("two"))
+    assert relative_error(logits, REF["two_logits"]) < TOLERANCE
+    cache = model.new_cache(1, 100)
+    model.forward(REF["two_input_ids"], cache=cache, **inputs("two"))
+    assert cache.next_position[0] == REF["two_position_ids"].max() + 1

@@ -228,11 +228,12 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
     path = checkpoint_directory(resolve_model_path(path), CheckpointError)
     config = load_config(path)
     vision_config = usable_vision_config(path, config)  # None: a text-only model (or a tower it cannot run)
-    if vision_config is not None and not any(n.startswith("model.visual.") for n in open_checkpoint(path)):
-        vision_config = None  # a vision_config without the tower's weights (a text-only export)
+    files = open_checkpoint(path) if vision_config is not None else {}
+    if not any(n.startswith("model.visual.") for n in files):
+        vision_config = None  # no vision_config, or one without the tower's weights (a text-only export)
     weights, unexpected = read_checkpoint(path, config, progress, vision_used=vision_config is not None)
     model = Model(config, weights, path=path, unexpected_tensors=unexpected,
                   generation_config=load_generation_config(path))
     if vision_config is not None:  # Qwen3.5 sees: the vision tower, model.visual.* (minillm/vision)
-        model.vision = read_vision_tower(open_checkpoint(path), vision_config, path)
+        model.vision = read_vision_tower(files, vision_config, path)
     return model
