@@ -100,3 +100,15 @@ def test_an_image_url_part_is_refused_with_what_to_do_instead():
     from minillm.vision.chat import split_images
     with pytest.raises(InputError, match="image_url parts are not fetched"):
         split_images([{"role": "user", "content": [{"type": "image_url", "image_url": "http://x/y.png"}]}])
+
+
+def test_a_missing_or_malformed_preprocessor_config_is_a_config_error_naming_the_file(tmp_path):
+    from minillm.errors import ConfigError
+    with pytest.raises(ConfigError, match="preprocessor_config.json: missing"):
+        load_image_processor_config(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text('{"patch_size": 0}')
+    with pytest.raises(ConfigError, match="patch_size must be a positive integer, found 0"):
+        load_image_processor_config(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text('{"image_std": [0.5, 0, 0.5]}')
+    with pytest.raises(ConfigError, match="image_std must be positive"):
+        load_image_processor_config(tmp_path)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint.jsonfile import read_json_object
+from ..checkpoint.paths import checkpoint_file
 from ..errors import ConfigError, InputError
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -66,10 +67,11 @@ class ImageProcessorConfig:
 
 def load_image_processor_config(directory: str | Path) -> ImageProcessorConfig:
     """Read ``preprocessor_config.json`` of a checkpoint directory."""
-    path = Path(directory) / PREPROCESSOR_FILE
-    if not path.is_file():
+    path = Path(directory) / PREPROCESSOR_FILE  # (shown in messages)
+    file = checkpoint_file(Path(directory), PREPROCESSOR_FILE, ConfigError)  # a regular file inside the directory
+    if file is None:
         raise ConfigError(f"{path}: missing; a checkpoint that reads images needs its image processor's config")
-    raw = read_json_object(path, ConfigError)
+    raw = read_json_object(file, ConfigError)
     size = raw.get("size") or {}
     if not isinstance(size, dict):
         raise ConfigError(f"{path}: 'size' must be an object with shortest_edge / longest_edge, found {size!r}")
