@@ -107,7 +107,7 @@ def test_a_missing_or_malformed_preprocessor_config_is_a_config_error_naming_the
     with pytest.raises(ConfigError, match="preprocessor_config.json: missing"):
         load_image_processor_config(tmp_path)
     (tmp_path / "preprocessor_config.json").write_text('{"patch_size": 0}')
-    with pytest.raises(ConfigError, match="patch_size must be a positive integer, found 0"):
+    with pytest.raises(ConfigError, match="patch_size must be a positive integer up to 1024, found 0"):
         load_image_processor_config(tmp_path)
     (tmp_path / "preprocessor_config.json").write_text('{"image_std": [0.5, 0, 0.5]}')
     with pytest.raises(ConfigError, match="image_std must be positive"):

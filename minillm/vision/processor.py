@@ -81,9 +81,11 @@ def load_image_processor_config(directory: str | Path) -> ImageProcessorConfig:
                   merge_size=raw.get("merge_size", d.merge_size),
                   min_pixels=size.get("shortest_edge", raw.get("min_pixels", d.min_pixels)),
                   max_pixels=size.get("longest_edge", raw.get("max_pixels", d.max_pixels)))
+    limits = {"patch_size": 1024, "temporal_patch_size": 64, "merge_size": 16, "min_pixels": 1 << 28,
+              "max_pixels": 1 << 28}  # beyond these a config only asks for absurd (or memory-bomb) resizes
     for name, value in fields.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{path}: {name} must be a positive integer, found {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limits[name]:
+            raise ConfigError(f"{path}: {name} must be a positive integer up to {limits[name]}, found {value!r}")
     floats = {}
     for name in ("image_mean", "image_std"):
         value = raw.get(name, getattr(d, name))
