@@ -17,6 +17,8 @@ Qwen3.5's linear-attention (Gated DeltaNet) layers add:
 The mixtures of experts (Qwen3-MoE, Qwen3-Next, Qwen3.5-MoE) add:
     N tokens (batch and time flattened: each is routed on its own)     E experts     k experts per token
     Fe width of one expert (moe_intermediate_size)     Fs width of the shared expert
+Qwen3.5's vision tower (minillm/vision) adds N patches, P patch size, Tp frames per patch, Dv / Hv / Dhv / Fv
+    its width, heads, head dim and MLP width, m the merge size, I images (legend in minillm/vision/__init__.py).
 """
 
 from .errors import CheckpointError, ConfigError, InputError, MinillmError, MinillmWarning, TokenizerError
@@ -34,6 +36,8 @@ from .backward import loss_and_grads
 from .checkpoint.adapter import attach_lora, load_adapter, merge_adapter, save_adapter, save_merged
 # text
 from .text.tokenizer import StreamDecoder, Tokenizer, load_tokenizer
+# images (Qwen3.5's vision tower)
+from .vision.chat import Processor, load_processor
 # generation
 from .generation.generate import generate, stream_generate
 from .generation.sampling import SamplingParams
@@ -48,4 +52,5 @@ __all__ = [
     "MinillmError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MinillmWarning",
     "CheckpointWarning", "explain",
     "attach_lora", "load_adapter", "save_adapter", "merge_adapter", "save_merged",
+    "load_processor", "Processor",
 ]

@@ -135,7 +135,8 @@ def test_a_missing_id_is_downloaded_with_snapshot_download_limited_to_the_files_
                 and not any(fnmatch.fnmatchcase(name, p) for p in call["ignore_patterns"] or []))
 
     wanted = ["config.json", "generation_config.json", "model.safetensors", "model-00001-of-00002.safetensors",
-              "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]
+              "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+              "preprocessor_config.json"]
     unwanted = ["pytorch_model.bin", "onnx/model.safetensors", "README.md", "merges.txt", "vocab.json",
                 "model.gguf", "original/model.safetensors", ".gitattributes"]
     assert [n for n in wanted if not downloaded(n)] == []

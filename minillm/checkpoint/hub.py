@@ -42,7 +42,8 @@ _TRUE = {"1", "ON", "YES", "TRUE"}  # huggingface_hub's true values for environm
 
 # The files minillm reads from a checkpoint; nothing else is downloaded (no .bin, no ONNX, no GGUF).
 DOWNLOAD_PATTERNS = ["config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
-                     "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]
+                     "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                     "preprocessor_config.json"]  # the image processor's settings (Qwen3.5, minillm/vision)
 
 
 def hub_cache_dir() -> Path:

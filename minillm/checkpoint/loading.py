@@ -19,8 +19,9 @@ with the weights before anything is built from them: a config claiming 10 millio
 (A snapshot of the Hugging Face cache may link into blobs/ of its own models--org--name folder, see hub.py.)
 
 Qwen3.5 on the Hub is a multimodal checkpoint: the language model's tensors are named
-``model.language_model.*`` (read as ``model.*``), next to a vision tower (``model.visual.*``) and a
-multi-token-prediction head (``mtp.*``) that minillm does not run; those are reported in one line and skipped.
+``model.language_model.*`` (read as ``model.*``), next to a vision tower (``model.visual.*``, read by
+minillm/vision/tower.py when the config's image tokens exist in the vocabulary) and a multi-token-prediction
+head (``mtp.*``) that minillm does not run; what is not run is reported in one line and skipped.
 
 The experts of a mixture of experts may be stored stacked or one tensor per expert; experts.py checks the
 per-expert ones and reads them into the stacked arrays the model uses.
@@ -143,13 +144,16 @@ def language_model_tensors(files: dict[str, SafetensorsFile]) -> tuple[dict[str,
 
 
 def read_checkpoint(directory: str | Path, config: QwenConfig,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[ModelWeights, list[str]]:
+                    progress: Callable[[int, int], None] | None = None,
+                    vision_used: bool = False) -> tuple[ModelWeights, list[str]]:
     """Validate every tensor against the config, then convert them to float32 into ModelWeights.
 
     Returns the weights and the names of the tensors the checkpoint holds but the model does not use.
     ``progress(done, total)`` is called after each tensor (the CLI draws a bar with it).
     """
     files, stored, skipped = language_model_tensors(open_checkpoint(directory))
+    if vision_used:  # read by minillm/vision/tower.py: not reported as unused
+        skipped.pop("model.visual.", None)
     check_layer_count(files, config, directory)  # on the language model's names (model.layers.*), any layout
     tied = config.tie_word_embeddings
     has_head = "lm_head.weight" in files
@@ -224,11 +228,19 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
     """
     from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
 
+    from ..vision.tower import read_vision_tower, usable_vision_config
+
     path = checkpoint_directory(resolve_model_path(path), CheckpointError)
     config = load_config(path)
-    weights, unexpected = read_checkpoint(path, config, progress)
+    vision_config = usable_vision_config(path, config)  # None: a text-only model (or a tower it cannot run)
+    files = open_checkpoint(path) if vision_config is not None else {}
+    if not any(n.startswith("model.visual.") for n in files):
+        vision_config = None  # no vision_config, or one without the tower's weights (a text-only export)
+    weights, unexpected = read_checkpoint(path, config, progress, vision_used=vision_config is not None)
     model = Model(config, weights, path=path, unexpected_tensors=unexpected,
                   generation_config=load_generation_config(path))
+    if vision_config is not None:  # Qwen3.5 sees: the vision tower, model.visual.* (minillm/vision)
+        model.vision = read_vision_tower(files, vision_config, path)
     _, stored, _ = language_model_tensors(open_checkpoint(path))
     model.stored_name = stored  # model.* name -> the name in the files (model.language_model.*): for the gradients
     if adapter is not None:

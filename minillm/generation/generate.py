@@ -85,7 +85,7 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
                     cache=None, prefill_chunk_size: int | None = None, prompt_lookup_num_tokens: int | None = None,
                     max_matching_ngram_size: int | None = None, drafter=None,
                     speculative_stats: SpeculativeStats | None = None,
-                    draft_schedule="adaptive") -> Iterator[np.ndarray]:
+                    draft_schedule="adaptive", pixel_values=None, image_grid_thw=None) -> Iterator[np.ndarray]:
     """Yield the next token of every row, one step at a time: arrays [B] int64.
 
     Stops after max_new_tokens steps, or as soon as every row has produced a stop id. A row that has
@@ -100,6 +100,9 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     "adaptive" checks only as many drafted tokens as pay for the longer pass, learned while decoding
     (draft_length.py: none at all on text with nothing to copy); "constant" checks every drafted token; or
     a DraftLength to share between calls.
+
+    ``pixel_values`` / ``image_grid_thw`` (Qwen3.5 with a vision tower, from minillm.load_processor): the
+    images of the prompt, encoded during the prefill; decoding then continues after their positions.
     """
     cfg = model.config
     ids_BT = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T]
@@ -161,7 +164,14 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
     rows = np.repeat(np.arange(B), T).reshape(B, T)  # [B, T]
     seen[rows[valid_BT], ids_BT[valid_BT]] = True
 
-    logits = prefill(model, ids_BT, valid_BT, cache, prefill_chunk_size)  # [B, V]
+    if pixel_values is not None or image_grid_thw is not None:
+        if prefill_chunk_size is not None:
+            raise InputError("prefill_chunk_size cannot split a prompt with images (an image's tokens go in "
+                             "one piece): leave it unset")
+        logits = model.forward(ids_BT, attention_mask=valid_BT.astype(np.int8), cache=cache, logits_to_keep=1,
+                               pixel_values=pixel_values, image_grid_thw=image_grid_thw)[:, -1]  # [B, V]
+    else:
+        logits = prefill(model, ids_BT, valid_BT, cache, prefill_chunk_size)  # [B, V]
     if drafter is not None:  # one row: draft, check k tokens per pass, keep what the model agrees with
         history = list(cache.seen_ids()[0])  # [N]: the conversation so far, where prompt lookup searches
         tokens = speculative_decode(model, cache, logits, history, seen, params, rng, stops, max_new_tokens,
@@ -230,12 +240,14 @@ def generate(model, ids, max_new_tokens: int, temperature=None, stop_token_ids=N
              top_k=None, top_p=None, min_p=None, repetition_penalty=None, seed=None, cache=None,
              prefill_chunk_size: int | None = None, prompt_lookup_num_tokens: int | None = None,
              max_matching_ngram_size: int | None = None, drafter=None,
-             speculative_stats: SpeculativeStats | None = None, draft_schedule="adaptive") -> np.ndarray:
+             speculative_stats: SpeculativeStats | None = None, draft_schedule="adaptive",
+             pixel_values=None, image_grid_thw=None) -> np.ndarray:
     """The new token ids only: ids [T] -> [N]; ids [B, T] (+ attention_mask, left padding) -> [B, N].
 
     N <= max_new_tokens: generation ends early once every row produced a stop id (the stop id is
     included; rows that stopped earlier are padded with generation_config's pad_token_id).
     ``prompt_lookup_num_tokens=k``: speculative decoding with prompt lookup (see ``stream_generate``).
+    ``pixel_values`` / ``image_grid_thw``: the prompt's images (Qwen3.5 with a vision tower).
     """
     ids = check_token_ids(ids, model.config.vocab_size)  # [T] or [B, T]
     single = ids.ndim == 1
@@ -245,7 +257,8 @@ def generate(model, ids, max_new_tokens: int, temperature=None, stop_token_ids=N
                                  cache=cache, prefill_chunk_size=prefill_chunk_size,
                                  prompt_lookup_num_tokens=prompt_lookup_num_tokens,
                                  max_matching_ngram_size=max_matching_ngram_size, drafter=drafter,
-                                 speculative_stats=speculative_stats, draft_schedule=draft_schedule))
+                                 speculative_stats=speculative_stats, draft_schedule=draft_schedule,
+                                 pixel_values=pixel_values, image_grid_thw=image_grid_thw))
     B = 1 if single else len(ids)
     out = np.stack(steps, axis=1) if steps else np.zeros((B, 0), np.int64)  # [B, N]
     return out[0] if single else out

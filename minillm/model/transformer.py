@@ -83,6 +83,7 @@ class Model:
         self.generation_config = generation_config or GenerationConfig()
         self._rope: tuple[np.ndarray, float] | None = None  # inv_freq and scaling, once computed
         self.adapter = None  # a LoRA adapter (checkpoint/adapter.py), set by load_model(..., adapter=)
+        self.vision = None  # Qwen3.5's vision tower (minillm/vision/tower.py), when the checkpoint has one
 
     def __repr__(self) -> str:
         c = self.config
@@ -117,7 +118,8 @@ class Model:
 
     def forward(self, ids, attention_mask=None, output_hidden_states: bool = False,
                 cache: KVCache | None = None, logits_to_keep: int = 0, output_router_logits: bool = False, *,
-                _rope_len: int | None = None):
+                pixel_values=None, image_grid_thw=None, _rope_len: int | None = None, _inputs_embeds=None,
+                _cos_sin=None):
         """Logits for every position (or the last ``logits_to_keep``), optionally every hidden state.
 
         ids [T] -> logits [T, V];  ids [B, T] (with attention_mask [B, T], 1 = real, 0 = left padding)
@@ -128,7 +130,11 @@ class Model:
         shaped like ids + [E] (every position, also with ``logits_to_keep``), None for a dense layer.
         ``cache``: a KVCache; the new tokens continue after what it holds, and it is updated.
         A long input is computed in pieces of queries (see the module docstring); the result is the same.
-        (``_rope_len`` is internal: the pieces of one long input share one RoPE length, as dynamic RoPE needs.)
+        ``pixel_values`` [N, C*Tp*P*P] and ``image_grid_thw`` [I, 3] (Qwen3.5 with a vision tower, as
+        minillm.load_processor makes them): the images' features fill the <|image_pad|> tokens and the
+        positions become (t, h, w) (minillm/vision/multimodal.py).
+        (``_rope_len``, ``_inputs_embeds`` and ``_cos_sin`` are internal: the pieces of one long input share one
+        RoPE length, as dynamic RoPE needs, and slices of the image-filled embeddings and M-RoPE angles.)
         """
         cfg, w = self.config, self.weights
         ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
@@ -155,13 +161,25 @@ class Model:
         positions = start_position[:, None] + np.cumsum(valid_BT, axis=1) - 1  # [B, T]
         positions = np.where(valid_BT, positions, 0)  # [B, T]; padding gets 0 (it is masked anyway)
         rope_len = _rope_len or int(positions.max()) + 1  # dynamic RoPE's base depends on it: one for all pieces
+        next_position = None  # after images: the largest (t, h, w) position + 1, for the cache
+        if pixel_values is not None or image_grid_thw is not None:
+            from ..vision.multimodal import multimodal_inputs  # embeddings with the image features, M-RoPE
+            _inputs_embeds, _cos_sin, next_position = multimodal_inputs(self, ids_BT, valid_BT, start_position,
+                                                                        pixel_values, image_grid_thw)
         piece = max(1, QUERY_PIECE_SCORES // (B * cfg.num_attention_heads * (past + T)))
         if T > piece:
-            return self._forward_in_pieces(ids_BT, valid_BT, cache, piece, output_hidden_states,
-                                           int(logits_to_keep), single, rope_len, output_router_logits)
-        inv_freq, scaling = self._rope_frequencies(rope_len)  # [Dh/2]
-        # Computed once here and passed to every layer: all layers rotate at the same positions.
-        cos, sin = rope_cos_sin(positions, inv_freq, scaling)  # [B, T, Dh] each
+            out = self._forward_in_pieces(ids_BT, valid_BT, cache, piece, output_hidden_states,
+                                          int(logits_to_keep), single, rope_len, output_router_logits,
+                                          _inputs_embeds, _cos_sin)
+            if cache is not None and next_position is not None:
+                cache.next_position[:] = next_position
+            return out
+        if _cos_sin is not None:
+            cos, sin = _cos_sin  # [B, T, R] each, M-RoPE
+        else:
+            inv_freq, scaling = self._rope_frequencies(rope_len)  # [Dh/2]
+            # Computed once here and passed to every layer: all layers rotate at the same positions.
+            cos, sin = rope_cos_sin(positions, inv_freq, scaling)  # [B, T, Dh] each
 
         # Which keys may each query see: causal, minus padding (and a window on sliding layers).
         key_valid = valid_BT if cache is None else np.concatenate(
@@ -174,7 +192,7 @@ class Model:
             full_mask = causal_mask(T, past, key_valid)  # [B or 1, 1, T, S]
         window_mask = causal_mask(T, past, key_valid, cfg.sliding_window) if cfg.sliding_window else None
 
-        x = embed(ids_BT, w.embed_tokens)  # [B, T, D]
+        x = embed(ids_BT, w.embed_tokens) if _inputs_embeds is None else _inputs_embeds  # [B, T, D]
         hidden = [x]  # the residual stream after each layer, kept only when asked for
         routers: list = []  # each MoE layer's router logits [B, T, E], kept only when asked for
         for i, layer in enumerate(w.layers):
@@ -194,6 +212,8 @@ class Model:
                 routers.append(record[0] if record else None)  # [B, T, E], or None for a dense layer
         if cache is not None:
             cache.advance(valid_BT, ids_BT)
+            if next_position is not None:
+                cache.next_position[:] = next_position  # after an image: not the token count (vision/positions.py)
 
         if logits_to_keep:
             x = x[:, -logits_to_keep:]  # [B, keep, D]: e.g. only the last position when generating
@@ -213,7 +233,8 @@ class Model:
         return (logits, hidden, *extra)
 
     def _forward_in_pieces(self, ids_BT, valid_BT, cache, piece: int, output_hidden_states: bool,
-                           logits_to_keep: int, single: bool, rope_len: int, output_router_logits: bool = False):
+                           logits_to_keep: int, single: bool, rope_len: int, output_router_logits: bool = False,
+                           inputs_embeds=None, cos_sin=None):
         """forward() of a long input, ``piece`` queries at a time through a KV cache (the same numbers)."""
         B, T = ids_BT.shape
         work = cache if cache is not None else self.new_cache(B, T)  # holds the keys of the earlier pieces
@@ -225,7 +246,9 @@ class Model:
             out = self.forward(ids_BT[:, s:e], attention_mask=valid_BT[:, s:e], cache=work,
                                output_hidden_states=output_hidden_states,
                                logits_to_keep=0 if kept == e - s else max(kept, 1),
-                               output_router_logits=output_router_logits, _rope_len=rope_len)
+                               output_router_logits=output_router_logits, _rope_len=rope_len,
+                               _inputs_embeds=None if inputs_embeds is None else inputs_embeds[:, s:e],
+                               _cos_sin=None if cos_sin is None else (cos_sin[0][:, s:e], cos_sin[1][:, s:e]))
             out = out if isinstance(out, tuple) else (out,)
             if kept:
                 logits.append(out[0][:, -kept:])  # [B, kept, V]

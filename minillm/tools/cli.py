@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampling_args(c)
     c.add_argument("--context", type=int, help="positions the conversation may take; when it would not fit, the "
                    "oldest turns are dropped (default: the model's max_position_embeddings, what it was trained on)")
+    c.add_argument("--image", action="append", default=[], metavar="PATH",
+                   help="an image for the first message (Qwen3.5 with a vision tower; repeatable); "
+                        "/image PATH attaches one inside the chat")
     c.set_defaults(run=cmd_chat)
 
     i = sub.add_parser("inspect", help="config, parameter counts, tensors and memory of a checkpoint")
@@ -341,10 +344,20 @@ def cmd_chat(args) -> int:
 
     model, tok = load(args.model, adapter=args.adapter)
     warn_ignored_flags(args, tok)
-    session = ChatSession(model, tok, system=args.system, capacity=args.context, enable_thinking=thinking(args))
+    settings = dict(system=args.system, capacity=args.context, enable_thinking=thinking(args))
+    if args.image or getattr(model, "vision", None) is not None:  # a model that sees (minillm/vision/session.py)
+        from ..vision.chat import load_processor
+        from ..vision.session import VisionChatSession
+        session = VisionChatSession(model, tok, load_processor(model.path), **settings)
+        for image in args.image:
+            session.attach(image)
+    else:
+        session = ChatSession(model, tok, **settings)
     interactive = sys.stdin.isatty()
     if interactive:
-        print("minillm chat: type a message; /reset starts over; Ctrl-D quits.", file=sys.stderr)
+        print("minillm chat: type a message; /reset starts over; "
+              + ("/image PATH attaches a picture; " if hasattr(session, "attach") else "") + "Ctrl-D quits.",
+              file=sys.stderr)
     while True:
         if interactive:
             print("> ", end="", file=sys.stderr, flush=True)
@@ -358,6 +371,16 @@ def cmd_chat(args) -> int:
             session.reset()
             print("[conversation reset]", file=sys.stderr)
             continue
+        if text.strip().startswith("/image"):
+            path = text.strip()[len("/image"):].strip()
+            try:
+                if not hasattr(session, "attach"):
+                    raise InputError(f"{args.model}: this model has no vision tower, so /image cannot be used")
+                session.attach(path)
+                print(f"[image attached to your next message: {path}]", file=sys.stderr)
+            except MinillmError as e:  # a wrong path or a corrupt file: say so and keep chatting
+                print(f"minillm: error: {e}", file=sys.stderr)
+            continue
         t0 = time.perf_counter()
         try:
             for piece in session.send(text, args.max_new_tokens, **sampling_kwargs(args)):
@@ -368,7 +391,7 @@ def cmd_chat(args) -> int:
             continue
         print()
         turn = session.last_turn
-        if turn["dropped_turns"]:
+        if turn.get("dropped_turns"):  # a chat with images keeps every turn (vision/session.py)
             print(f"[dropped the oldest {turn['dropped_turns']} turn(s) to fit the context of "
                   f"{session.cache.capacity} tokens]", file=sys.stderr)
         if interactive:
@@ -424,11 +447,20 @@ def cmd_inspect(args) -> int:
     used = {stored(n): shape for n, shape in expected.items()}
     per_expert, _ = per_expert_sources(lm_files, expected, stored)  # experts stored one tensor per expert
     used.update({stored(part): None for parts in per_expert.values() for _, _, part in parts})
+    from ..vision.encoder import vision_shapes
+    from ..vision.tower import usable_vision_config
+    vision = usable_vision_config(path, c)  # Qwen3.5's vision tower, when minillm runs it (minillm/vision)
+    if vision is not None and any(n.startswith("model.visual.") for n in files):
+        v = vision[0]
+        used.update(vision_shapes(v))
+        print(f"  vision tower: {v.depth} blocks, Dv={v.hidden_size}, Hv={v.num_heads}, Fv={v.intermediate_size}, "
+              f"patch {v.patch_size} x {v.patch_size} x {v.temporal_patch_size} frames, merge "
+              f"{v.spatial_merge_size} x {v.spatial_merge_size} -> D={v.out_hidden_size}")
     groups: dict[str, int] = {}
     for name in files:
         info = files[name].tensors[name]
         n = math.prod(info.shape)
-        part = ("vision (unused)" if name.startswith("model.visual.") else "mtp (unused)" if name.startswith("mtp.")
+        part = (("vision" if name in used else "vision (unused)") if name.startswith("model.visual.") else "mtp (unused)" if name.startswith("mtp.")
                 else "embedding" if "embed_tokens" in name else "lm_head" if name.startswith("lm_head") else
                 "attention" if "self_attn" in name else "linear attn" if "linear_attn" in name else
                 "experts" if ".mlp.experts." in name else "shared expert" if ".mlp.shared_expert" in name else
