@@ -23,7 +23,7 @@ from minillm.plain.deltanet_backward import deltanet_backward
 from minillm.training.trainer import TrainConfig, Trainer
 from conftest import ROOT, WEIGHTS
 
-RECIPES = ROOT / "scripts" / "recipes"
+RECIPES = ROOT / "examples" / "hybrid"
 
 
 def recipe(tmp_path, name: str, **overrides) -> dict:
