@@ -867,6 +867,14 @@ for i in range(L + 1):
     top = np.argsort(-lens[i, position])[:3]
     name = "embed" if i == 0 else ("final" if i == L else f"layer {i - 1}")
     print(f"  {name:<9}", ", ".join(f"{tok.decode([int(t)])!r} {lens[i, position, t]:.2f}" for t in top))'''),
+    ("md", """## The same, interactive
+
+`minillm.explain` computes these read-outs for every position and layer, with the attention of every head
+and the next-token distribution, and shows them as one page (here inline; `minillm explain "PROMPT" -o page.html`
+writes it as a file that opens offline). Hover a token to see what each layer would predict after it, where each
+head looks from it, and how temperature, top-k and top-p reshape the final distribution
+([docs/EXPLAIN.md](../docs/EXPLAIN.md) says what to look for in each view)."""),
+    ("code", '''minillm.explain(model, tok, ids.tolist())        # the same prompt; hover its tokens'''),
 ] + your_turn("04", [
     ('logit_lens', "The logit lens for one layer's residual stream.",
      '''def my_logit_lens(h, norm_weight, eps, lm_head_weight):

@@ -33,7 +33,8 @@ class Explanation:
         self.html = render_page(data, source_root if source_root is not None else links_from(Path.cwd()))
 
     def __repr__(self) -> str:
-        return f"Explanation({self.data.model_name}, {len(self.data.tokens)} tokens, {len(self.html):,} bytes of HTML)"
+        return (f"Explanation({self.data.model_name}, {len(self.data.tokens)} tokens): shown as a page in a notebook; "
+                f".save('page.html') writes it")
 
     def save(self, path) -> Path:
         """Write the page to ``path`` (links to the source relative to its folder). Returns the path."""
