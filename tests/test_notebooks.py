@@ -23,7 +23,8 @@ from notebook_sources import NOTEBOOKS  # noqa: E402
 
 NAMES = sorted(NOTEBOOKS)
 OTHER_MODEL = {"06_linear_attention.ipynb": "tiny-qwen3.5-hub",  # a notebook about Qwen3.5 needs a Qwen3.5 model
-               "08_mixture_of_experts.ipynb": "tiny-qwen3.5-moe"}  # and one about experts a MoE
+               "08_mixture_of_experts.ipynb": "tiny-qwen3.5-moe",  # and one about experts a MoE
+               "10_vision.ipynb": "tiny-qwen3.5-vision"}  # and one about images a vision tower (the only one)
 
 
 def committed(name: str) -> nbformat.NotebookNode:
