@@ -198,5 +198,5 @@ def test_no_notebook_drops_the_yarn_attention_scaling():
     for name, cells in NOTEBOOKS.items():
         source = "\n".join(text for kind, text in cells if kind == "code")
         assert not re.search(r",\s*_\s*=\s*rope_frequencies\(", source), f"{name} discards the attention scaling"
-        for args in re.findall(r"rope_cos_sin\((.*)\)", source):
+        for args in re.findall(r"\brope_cos_sin\((.*)\)", source):  # (not vision_rope_cos_sin: no YaRN there)
             assert "scaling" in args, f"{name}: rope_cos_sin({args}) without the attention scaling"
