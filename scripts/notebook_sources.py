@@ -1870,7 +1870,7 @@ minimum pixel count and a large one shrinks to the maximum, both keeping their s
 ## 2. Rescale and normalise
 
 Each level is divided by 255, then each channel has the checkpoint's mean subtracted and is divided by its std
-(the statistics of the images the tower was trained on, here CLIP's). The result is channel-first [C, h, w]."""),
+(the checkpoint's per-channel statistics; this fixture's are CLIP's). The result is channel-first [C, h, w]."""),
     ("code", '''x01 = (resized.astype(np.float64) * ic.rescale_factor).astype(np.float32)     # [h, w, C] in [0, 1]
 mean, std = np.array(ic.image_mean, np.float32), np.array(ic.image_std, np.float32)   # [C] each
 normalised = ((x01 - mean) / std).transpose(2, 0, 1)                           # [C, h, w]
@@ -2059,7 +2059,7 @@ for head, ax in enumerate(np.atleast_1d(axes)):
 plt.tight_layout(); plt.show()'''),
     ("md", """What to see: the patch marked + spreads its attention over the whole picture, in both directions (it
 sees patches below and to the right of it, unlike a text token). The weights are random here, so the pattern
-means nothing; in a trained tower heads look at objects, edges or neighbours.
+means nothing; in a trained tower a head may look at neighbours, edges or a whole object.
 
 ## 9. The merger: 2 x 2 patches become one token
 
@@ -2186,9 +2186,8 @@ fig.suptitle(f"Attention of the last token {tok.decode([int(ids[-1])])!r} over t
 plt.tight_layout(); plt.show()'''),
     ("md", """What to see: each head spreads the last token's attention over the image tokens differently: some
 cells (image regions) draw more than others, and the share on the image differs per head (printed above).
-With random weights the hot spots are chance; in a trained Qwen3.5, asked "What is in the picture?", heads
-of the later layers concentrate on the tokens of the object the answer names. Point the first cell at a real
-Qwen3.5 checkpoint (and the picture cell at a photo) to see it."""),
+With random weights the hot spots are chance. Point the first cell at a real Qwen3.5 checkpoint (and the
+picture cell at a photo) to see whether its heads pick out the regions the question is about."""),
 ] + your_turn("10", [
     ('smart_resize', "The target size of the resize (`minillm/vision/processor.py`).",
      '''def my_smart_resize(height, width, factor, min_pixels, max_pixels):
