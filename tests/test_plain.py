@@ -195,8 +195,8 @@ def test_every_plain_function_fits_on_one_screen():
 
 
 def test_the_plain_layer_imports_only_numpy_itself_and_the_error_classes():
-    """Nothing from the engine: a plain function must not hide its math behind an engine helper. (The standard
-    library's math is no engine: plain/vision.py takes its erf, which NumPy lacks.)"""
+    """Nothing from the engine: a plain function must not hide its math behind an engine helper (NumPy, Python's
+    math module and the plain layer itself only)."""
     found = []
     for p in PLAIN_FILES:
         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
