@@ -34,6 +34,8 @@ PATH = [
     ("how the delta rule learns (its backward)", "deltanet_backward.py", "deltanet_backward", "06",
      "backward/delta_rule.py (recurrent and chunked)"),
     ("fine-tuning a few weights: LoRA", "lora.py", "lora_linear", "09", "model/lora.py, backward/lora.py"),
+    ("how an image becomes tokens (Qwen3.5 vision)", "vision.py", "image_to_tokens", "10",
+     "vision/processor.py, encoder.py, positions.py, multimodal.py"),
     ("training on N workers: data parallelism", "data_parallel.py", "data_parallel_loss_and_grads",
      "docs/DISTRIBUTED.md", "training/distributed.py"),
     ("the ring allreduce", "ring_allreduce.py", "ring_allreduce", "docs/DISTRIBUTED.md",

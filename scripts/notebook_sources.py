@@ -1793,6 +1793,426 @@ print("merged logits equal the adapted model's:", same)'''),
 ])
 
 
+VISION = [
+    ("md", """# 10. From a picture to tokens
+
+A Qwen3.5 checkpoint carries a vision tower: a small vision transformer that turns a picture into a few dozen
+(or a few thousand) vectors of the language model's width, which the prompt then holds like tokens. This
+notebook follows one picture all the way: the resize, the normalisation, the patches and the order they are
+listed in, the patch embedding (a Conv3d that is really one matrix product), the learned position table
+stretched to the picture's grid, the 2-D rotary embedding, attention within the image, the merger that turns
+2 x 2 patches into one token, where those tokens sit in the prompt, their three-component (time, height,
+width) positions, and what the language model's attention does with them. Every step calls minillm's own
+functions and is checked against the composed engine (`model.forward`, `load_processor`).
+
+The checkpoint is `weights/tiny-qwen3.5-vision`: a tiny Qwen3.5 with random weights, a 2-block vision tower,
+4-pixel patches and a small pixel budget, and the real Qwen3.5 chat template. The mechanics are exactly
+Qwen3.5's (the tests match them to transformers); the numbers mean nothing. `minillm/plain/vision.py` holds
+the whole encoder on one screen, and [docs/VISION.md](../docs/VISION.md) lists what is checked."""),
+    ("code", setup("tiny-qwen3.5-vision")),
+    ("code", '''proc = minillm.load_processor(MODEL_PATH)       # tokenizer + image processor + chat template
+ic, vc = proc.image_config, model.vision.config
+P, Tp, m = ic.patch_size, ic.temporal_patch_size, ic.merge_size
+print(f"image processor: patch P={P} pixels, temporal patch Tp={Tp}, merge m={m} ({m} x {m} patches -> 1 token), "
+      f"pixels within [{ic.min_pixels}, {ic.max_pixels}]")
+print("  mean", np.round(ic.image_mean, 4), " std", np.round(ic.image_std, 4))
+print(f"vision tower: {vc.depth} blocks of width Dv={vc.hidden_size}, Hv={vc.num_heads} heads of Dhv={vc.head_dim}, "
+      f"MLP Fv={vc.intermediate_size}, position table Q x Q = {vc.grid_side} x {vc.grid_side}, "
+      f"out width {vc.out_hidden_size} (the language model's D={cfg.hidden_size})")'''),
+    ("md", """## A picture
+
+Drawn with NumPy, so no file is needed: a sky that fades from blue to white, a green hill, a yellow sun and
+a red house. It is 30 x 45 pixels: `uint8` [height, width, RGB], as Pillow reads a file. Any PIL image (or a
+path) can be given to the processor instead."""),
+    ("code", '''from PIL import Image
+
+H0, W0 = 30, 45
+yy, xx = np.mgrid[0:H0, 0:W0]                                     # [H0, W0] each: pixel row, column
+picture = np.zeros((H0, W0, 3), np.uint8)                         # [H0, W0, C]
+picture[:] = np.stack([90 + 5 * yy, 150 + 3 * yy, 250 - 0 * yy], -1).clip(0, 255)   # the sky, paler downwards
+picture[yy > 20 - 4 * np.sin(xx / 9)] = (60, 160, 70)             # the hill
+picture[(yy - 7) ** 2 + (xx - 35) ** 2 < 20] = (250, 210, 40)     # the sun
+picture[(yy >= 13) & (yy < 24) & (xx >= 6) & (xx < 18)] = (200, 40, 40)             # the house
+picture[(yy >= 17) & (yy < 24) & (xx >= 10) & (xx < 13)] = (70, 40, 20)             # its door
+image = Image.fromarray(picture)
+print("picture", picture.shape, picture.dtype, "-> PIL", image.size, "(width, height)")'''),
+    ("md", """## 1. The resize
+
+The encoder cuts the picture into P x P patches and the merger then joins m x m of them, so each side must
+be a multiple of P * m (here 8; Qwen3.5's real processor: 16 * 2 = 32). `smart_resize` picks the size
+closest to the original that keeps the aspect ratio, with each side such a multiple: it rounds each side to
+the nearest multiple, and if the pixel count then falls outside `[min_pixels, max_pixels]` it scales both
+sides by the same factor first (rounding down when shrinking, up when growing). The pixel budget bounds the
+number of tokens a picture costs. Pillow then resizes the `uint8` image bicubically to that size, exactly as
+transformers' PIL backend does."""),
+    ("code", '''from minillm.vision.processor import smart_resize
+
+factor = P * m
+h, w = smart_resize(H0, W0, factor, ic.min_pixels, ic.max_pixels)
+gh, gw = h // P, w // P                                            # the grid of patches
+print(f"{H0} x {W0} -> {h} x {w}: a grid of gh x gw = {gh} x {gw} patches -> {gh * gw // m ** 2} tokens")
+print(f"{'original':>12} {'resized':>10} {'pixels':>7} {'aspect':>14} {'tokens':>7}")
+for size in ((H0, W0), (7, 9), (13, 50), (120, 200), (300, 20), (61, 33)):
+    rh, rw = smart_resize(*size, factor, ic.min_pixels, ic.max_pixels)
+    print(f"{size[0]:>5} x {size[1]:<4} {rh:>4} x {rw:<4} {rh * rw:>7}   {size[1] / size[0]:5.2f} -> {rw / rh:4.2f} "
+          f"{rh * rw // factor ** 2:>7}")
+resized = np.asarray(image.resize((w, h), resample=Image.BICUBIC))   # [h, w, C] uint8, Pillow's bicubic
+print("resized", resized.shape, resized.dtype)'''),
+    ("code", '''fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+axes[0].imshow(picture)
+axes[0].set_title(f"The picture, {H0} x {W0}")
+axes[1].imshow(resized)
+for r in range(1, gh):
+    axes[1].axhline(r * P - 0.5, color="white", lw=0.5 if r % m else 1.5)
+for c in range(1, gw):
+    axes[1].axvline(c * P - 0.5, color="white", lw=0.5 if c % m else 1.5)
+axes[1].set_title(f"Resized to {h} x {w}: {gh} x {gw} patches of {P} px (thick: {m} x {m} blocks)")
+for ax in axes:
+    ax.set_xlabel("x (pixel)"); ax.set_ylabel("y (pixel)")
+plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: the resize barely changes the picture (30 x 45 becomes 32 x 48, the aspect ratio kept). The
+thin lines cut it into the patches the encoder embeds one by one; the thick lines group them by 2 x 2, and
+each such block will become one token of the prompt. In the table above, a tiny image grows to reach the
+minimum pixel count and a large one shrinks to the maximum, both keeping their shape.
+
+## 2. Rescale and normalise
+
+Each level is divided by 255, then each channel has the checkpoint's mean subtracted and is divided by its std
+(the checkpoint's per-channel statistics; this fixture's are CLIP's). The result is channel-first [C, h, w]."""),
+    ("code", '''x01 = (resized.astype(np.float64) * ic.rescale_factor).astype(np.float32)     # [h, w, C] in [0, 1]
+mean, std = np.array(ic.image_mean, np.float32), np.array(ic.image_std, np.float32)   # [C] each
+normalised = ((x01 - mean) / std).transpose(2, 0, 1)                           # [C, h, w]
+print("normalised", normalised.shape, normalised.dtype)
+for c, name in enumerate("RGB"):
+    print(f"  {name}: levels {resized[..., c].min():>3} .. {resized[..., c].max():>3} -> "
+          f"{normalised[c].min():7.3f} .. {normalised[c].max():6.3f}")'''),
+    ("md", """## 3. Patches, a still image repeated in time
+
+The same encoder reads videos: its patches are Tp frames deep (Tp = 2). A still image is a video whose Tp
+frames are identical, so each P x P patch is repeated Tp times. Each patch becomes one row of `pixel_values`,
+its C * Tp * P * P numbers flattened in the order [channel, frame, y, x]."""),
+    ("code", '''from minillm.vision.processor import patchify, preprocess_image
+
+pixel_values = patchify(normalised, P, m, Tp)                      # [N, C*Tp*P*P]
+N = len(pixel_values)
+print(f"pixel_values {pixel_values.shape}: N = gh * gw = {gh} * {gw} patches of C*Tp*P*P = 3*{Tp}*{P}*{P} numbers")
+one = pixel_values[0].reshape(3, Tp, P, P)                         # [C, Tp, P, P]: the first patch, unflattened
+print("its two frames are equal:", np.array_equal(one[:, 0], one[:, 1]),
+      "| it is the top-left patch:", np.array_equal(one[:, 0], normalised[:, :P, :P]))
+engine_pixels, grid = preprocess_image(image, ic)                  # the processor, in one call
+print("image_grid_thw", grid, "| max |ours - processor|", rounding(float(np.abs(engine_pixels - pixel_values).max())))'''),
+    ("md", """## 4. The order of the patches: 2 x 2 merge blocks
+
+The rows of `pixel_values` are *not* in raster order (left to right, then down). They come block by block:
+the 4 patches of the top-left 2 x 2 block (top-left, top-right, bottom-left, bottom-right), then the next
+block to the right, and so on. The merger at the end of the encoder simply concatenates every 4 consecutive
+rows, so this order is what makes each token out of 4 *neighbouring* patches. `merge_block_coordinates`
+gives each row's (row, column) in the grid."""),
+    ("code", '''from minillm.vision.encoder import merge_block_coordinates
+
+rows, cols = merge_block_coordinates(gh, gw, m)                    # [N] each: the grid cell of each row
+print("row of the grid:   ", rows[:16], "...")
+print("column of the grid:", cols[:16], "...")
+index = np.zeros((gh, gw), int)                                    # [gh, gw]: which row of pixel_values
+index[rows, cols] = np.arange(N)
+print("index of each patch in pixel_values, laid out on the grid:")
+print(index)
+moved = max(float(np.abs(pixel_values[n].reshape(3, Tp, P, P)[:, 0]
+                         - normalised[:, r * P:(r + 1) * P, c * P:(c + 1) * P]).max()) for n, (r, c) in enumerate(zip(rows, cols)))
+print("every row n is the patch at (rows[n], cols[n]): max |diff|", rounding(moved))'''),
+    ("code", '''fig, ax = plt.subplots(figsize=(6.5, 4.5))
+ax.imshow(resized, extent=(0, gw, gh, 0), alpha=0.55)
+for n, (r, c) in enumerate(zip(rows, cols)):
+    ax.text(c + 0.5, r + 0.5, str(n), ha="center", va="center", fontsize=8)
+centres = np.stack([cols + 0.5, rows + 0.5], -1)                   # [N, 2] (x, y) of each patch
+ax.plot(centres[:8, 0], centres[:8, 1], color="black", lw=1)       # the path through the first two blocks
+for b in range(N // m ** 2):
+    r0, c0 = rows[b * m * m], cols[b * m * m]
+    ax.add_patch(plt.Rectangle((c0, r0), m, m, fill=False, color="darkred", lw=1.5))
+ax.set_title("Row of pixel_values of each patch (red: the 2 x 2 merge blocks)")
+ax.set_xlabel("patch column"); ax.set_ylabel("patch row")
+plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: the numbers run 0 1 2 3 inside the first red block (a Z), then 4 5 6 7 in the block to its
+right: a row of blocks before the next. Each red block holds four consecutive numbers: those four rows of
+`pixel_values` become one token.
+
+## 5. The patch embedding: a Conv3d that is one matrix product
+
+Qwen's tower embeds the patches with a Conv3d (kernel C x Tp x P x P, stride equal to the kernel). Because
+the stride is the kernel, the convolution visits each patch exactly once and computes, for each output
+channel, the dot product of its kernel with the patch: the kernel reshaped to [Dv, C*Tp*P*P] times the
+flattened patch. Below, the convolution written out over the video [C, Tp, h, w] (the image repeated Tp times)
+equals `patch_embed`, the matrix product."""),
+    ("code", '''from minillm.vision.encoder import patch_embed
+
+vw = model.vision.weights
+kernel = vw.patch_embed                                            # [Dv, C, Tp, P, P]: the Conv3d's weight
+video = np.stack([normalised] * Tp, axis=1)                        # [C, Tp, h, w]: the still image, Tp frames
+windows = video.reshape(3, Tp, gh, P, gw, P)                       # [C, Tp, gh, P, gw, P]: window (r, c)
+conv = np.einsum("octyx,ctryqx->rqo", kernel, windows) + vw.patch_embed_bias   # [gh, gw, Dv]: the convolution
+embedded = patch_embed(pixel_values, kernel, vw.patch_embed_bias)  # [N, Dv]: one matrix product
+print("kernel", kernel.shape, "as a matrix", kernel.reshape(len(kernel), -1).shape, "| embedded", embedded.shape)
+print("max |convolution - matrix product|", rounding(float(np.abs(conv[rows, cols] - embedded).max()), 1e-4))
+still = np.einsum("ocyx,cryqx->rqo", kernel.sum(2), windows[:, 0]) + vw.patch_embed_bias   # [gh, gw, Dv]
+print("a still image: the kernel summed over its Tp frames, on one frame:",
+      rounding(float(np.abs(still[rows, cols] - embedded).max()), 1e-4))'''),
+    ("md", """The last line is why repeating a still image costs nothing in accuracy: the Tp frames are equal, so the
+3-D kernel acts as its 2-D sum over time.
+
+## 6. Where each patch is: the learned position table
+
+The tower learned one position vector per cell of a Q x Q table (`pos_embed`). A picture's grid is rarely
+Q x Q, so the table is resampled to the gh x gw grid bilinearly, with `align_corners=True`: the grid's corner
+patches land exactly on the table's corners, and patch row i reads the table at row i (Q - 1) / (gh - 1),
+between two table rows, weighted by the distance to each (columns likewise)."""),
+    ("code", '''from minillm.vision.encoder import interpolated_positions
+
+Q = vc.grid_side
+table = vw.pos_embed.reshape(Q, Q, -1)                             # [Q, Q, Dv]
+positions_v = interpolated_positions(vw.pos_embed, gh, gw, m)      # [N, Dv], in merge-block order
+print(f"table {vw.pos_embed.shape} = {Q} x {Q} cells -> {positions_v.shape}: one per patch of the {gh} x {gw} grid")
+table_rows = np.arange(gh) * (Q - 1) / (gh - 1)                    # [gh] where each patch row reads the table
+table_cols = np.arange(gw) * (Q - 1) / (gw - 1)                    # [gw]
+print("patch rows read table rows   ", table_rows.round(2))
+print("patch columns read table cols", table_cols.round(2))
+for name, (r, c), (tr, tc) in (("top-left", (0, 0), (0, 0)), ("bottom-right", (gh - 1, gw - 1), (Q - 1, Q - 1))):
+    print(f"{name} patch = table[{tr}, {tc}]:", rounding(float(np.abs(positions_v[index[r, c]] - table[tr, tc]).max())))
+r, c = 1, 1                                                        # an inner patch, between four table cells
+y, x_ = table_rows[r], table_cols[c]
+y0, x0 = int(y), int(x_)
+by_hand = ((1 - (y - y0)) * ((1 - (x_ - x0)) * table[y0, x0] + (x_ - x0) * table[y0, x0 + 1])
+           + (y - y0) * ((1 - (x_ - x0)) * table[y0 + 1, x0] + (x_ - x0) * table[y0 + 1, x0 + 1]))   # [Dv]
+print(f"patch ({r}, {c}) reads table ({y:.2f}, {x_:.2f}): bilinear by hand vs minillm",
+      rounding(float(np.abs(by_hand - positions_v[index[r, c]]).max())))'''),
+    ("code", '''ty, tx = np.meshgrid(np.arange(Q), np.arange(Q), indexing="ij")   # [Q, Q] each
+sy, sx = np.meshgrid(table_rows, table_cols, indexing="ij")         # [gh, gw] each
+plt.figure(figsize=(5.5, 4.5))
+plt.scatter(tx.ravel(), ty.ravel(), s=120, marker="s", color="lightgray", label=f"table cells ({Q} x {Q})")
+plt.scatter(sx.ravel(), sy.ravel(), s=12, color="tab:blue", label=f"patches ({gh} x {gw})")
+plt.gca().invert_yaxis()
+plt.title("Where each patch reads the position table (align_corners=True)")
+plt.xlabel("table column"); plt.ylabel("table row"); plt.legend(loc="upper right", fontsize=8)
+plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: the blue patch grid is stretched over the whole table, corners on corners, whatever the
+picture's shape: a wide picture reads the table's columns more densely than its rows. Most patches fall
+between table cells and get a weighted mix of the four around them.
+
+## 7. The 2-D rotary embedding
+
+Inside each block's attention, queries and keys are also rotated by their patch's position (theta 10000). Of
+each head's Dhv / 2 rotation pairs, the first quarter of the frequencies turn with the patch's row and the
+next with its column, and the pattern is written twice: the angles run `[row * f, col * f, row * f, col * f]`.
+Like the text RoPE, this makes the score of two patches depend on their offset (rows apart, columns apart),
+not on where they are."""),
+    ("code", '''from minillm.vision.encoder import rotate_half, vision_rope_cos_sin
+
+Dhv = vc.head_dim
+cos_v, sin_v = vision_rope_cos_sin(gh, gw, m, Dhv, vc.rope_theta)  # [N, Dhv] each, in merge-block order
+f = 1 / vc.rope_theta ** (np.arange(0, Dhv // 2, 2) / (Dhv // 2))  # [Dhv/4] the frequencies
+n = index[3, 5]                                                    # the patch at row 3, column 5
+layout = np.concatenate([3 * f, 5 * f, 3 * f, 5 * f])               # [Dhv]: [row, col, row, col]
+print(f"cos, sin {cos_v.shape}; frequencies f = {f.round(4)}")
+print("patch (3, 5): cos = cos([3f, 5f, 3f, 5f]):", rounding(float(np.abs(cos_v[n] - np.cos(layout)).max())))
+rng = np.random.default_rng(0)
+qv, kv = rng.standard_normal((2, Dhv)).astype(np.float32)           # one query and one key vector
+def score(a, b):   # the rotated query of patch a against the rotated key of patch b
+    return float((qv * cos_v[a] + rotate_half(qv) * sin_v[a]) @ (kv * cos_v[b] + rotate_half(kv) * sin_v[b]))
+for (ra, ca), (rb, cb) in (((1, 2), (3, 7)), ((4, 1), (6, 6)), ((1, 2), (3, 8))):
+    print(f"q at ({ra}, {ca}), k at ({rb}, {cb}), offset ({rb - ra}, {cb - ca}): score {score(index[ra, ca], index[rb, cb]):7.3f}")'''),
+    ("md", """The first two pairs of patches are 2 rows and 5 columns apart, at different places: the same score. The
+third is one column further apart: another score.
+
+## 8. The blocks: attention within the image
+
+After the patch embedding and the positions, `depth` pre-LayerNorm ViT blocks run: attention in which every
+patch sees every patch *of the same image* (no causal mask: a picture has no "before"), then a tanh-GELU MLP.
+Below, block 0's attention probabilities computed step by step (LayerNorm, q/k/v, the 2-D rotation, softmax),
+checked against the engine's `vision_attention`, and the whole stack checked against `model.vision.encode`."""),
+    ("code", '''from minillm.model.activations import softmax
+from minillm.model.linear import linear
+from minillm.vision.encoder import layer_norm, vision_attention, vision_block
+
+Hv = vc.num_heads
+x = embedded + positions_v                                         # [N, Dv]: the first block's input
+b0 = vw.blocks[0]
+normed_v = layer_norm(x, b0.norm1, b0.norm1_bias)                  # [N, Dv]
+qkv = linear(normed_v, b0.qkv, b0.qkv_bias).reshape(N, 3, Hv, Dhv)  # [N, 3, Hv, Dhv]
+q_v, k_v, v_v = (qkv[:, i].transpose(1, 0, 2) for i in range(3))   # [Hv, N, Dhv] each
+rot = lambda a: a * cos_v + rotate_half(a) * sin_v                 # the 2-D rotation of every patch
+probs_v = softmax(rot(q_v) @ rot(k_v).transpose(0, 2, 1) / np.sqrt(Dhv))   # [Hv, N, N]: no mask
+by_hand = linear((probs_v @ v_v).transpose(1, 0, 2).reshape(N, -1), b0.proj, b0.proj_bias)   # [N, Dv]
+print("attention probabilities", probs_v.shape, "| vs vision_attention:",
+      rounding(float(np.abs(by_hand - vision_attention(normed_v, b0, Hv, cos_v, sin_v, [N])).max()), 1e-4))
+for block in vw.blocks:
+    x = vision_block(x, block, vc, cos_v, sin_v, [N])              # [N, Dv]
+image_grid_thw = np.array([grid])                                  # [I=1, 3]
+features, last = model.vision.encode(pixel_values, image_grid_thw, output_last_hidden_state=True)
+print("after", vc.depth, "blocks", x.shape, "| vs model.vision.encode:", rounding(float(np.abs(x - last).max())))
+
+# Two images in one call: each one's patches attend only to their own, so each gets what it gets alone.
+other_pixels, other_grid = preprocess_image(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).resize((20, 20)), ic)
+both = model.vision.encode(np.concatenate([pixel_values, other_pixels]), np.array([grid, other_grid]))
+alone = np.concatenate([features, model.vision.encode(other_pixels, np.array([other_grid]))])
+print(f"grids {grid} and {other_grid} together vs alone:", rounding(float(np.abs(both - alone).max()), 1e-4))'''),
+    ("code", '''r, c = 3, 5
+fig, axes = plt.subplots(1, Hv, figsize=(4.2 * Hv, 3))
+for head, ax in enumerate(np.atleast_1d(axes)):
+    seen = np.zeros((gh, gw))                                      # [gh, gw]
+    seen[rows, cols] = probs_v[head, index[r, c]]                  # the row of patch (r, c), back on the grid
+    im = ax.imshow(seen, cmap="viridis")
+    ax.plot(c, r, "r+", ms=12)
+    ax.set_title(f"Block 0, head {head}: patch ({r}, {c}) attends to")
+    ax.set_xlabel("patch column"); ax.set_ylabel("patch row")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: the patch marked + spreads its attention over the whole picture, in both directions (it
+sees patches below and to the right of it, unlike a text token). The weights are random here, so the pattern
+means nothing; in a trained tower a head may look at neighbours, edges or a whole object.
+
+## 9. The merger: 2 x 2 patches become one token
+
+A LayerNorm, then each run of m^2 = 4 consecutive rows (one merge block, thanks to the order of step 4)
+concatenated into one vector of 4 Dv numbers, and an MLP (erf GELU; the blocks used tanh) to the language
+model's width D. The picture's N patches become N / 4 tokens. Fed in raster order instead, the encoder runs
+without complaint and gives other features: the order is the data."""),
+    ("code", '''from minillm.plain.vision import image_to_tokens
+from minillm.vision.encoder import merger
+
+tokens = merger(x, vw, m)                                          # [N/4, D]
+print(f"{N} patches of width Dv={vc.hidden_size} -> merger input {(N // m ** 2, m * m * vc.hidden_size)} "
+      f"-> {tokens.shape}: one token of the language model's width per 2 x 2 block")
+print("token 0 holds patches (row, col):", list(zip(rows[:4].tolist(), cols[:4].tolist())))
+print("vs model.vision.encode:", rounding(float(np.abs(tokens - features).max())))
+print("vs the one-screen minillm/plain/vision.py:",
+      rounding(float(np.abs(image_to_tokens(pixel_values, gh, gw, vw, vc) - features).max()), 1e-4))
+raster = model.vision.encode(pixel_values[index.ravel()], image_grid_thw)   # the same patches, raster order
+print(f"the same patches in raster order: the features move by {np.abs(raster - features).max() / np.abs(features).max():.2f}"
+      " times their largest value")'''),
+    ("md", """## 10. Where the image tokens sit in the prompt
+
+The chat template writes one `<|vision_start|><|image_pad|><|vision_end|>` per image, whatever its size. The
+processor (`load_processor`) then repeats the pad token once per merged patch, so the prompt holds one slot per
+feature, and the model writes feature k over the k-th pad token's embedding."""),
+    ("code", '''question = [{"type": "image", "image": image}, {"type": "text", "text": "What is in the picture?"}]
+messages = [{"role": "user", "content": question}]
+print("the template renders:", repr(tok.apply_chat_template([{"role": "user", "content": [{"type": "image"}, question[1]]}],
+                                                              add_generation_prompt=True)))
+enc = proc.apply_chat_template(messages, add_generation_prompt=True)
+ids = enc["input_ids"]                                             # [T]
+is_pad = ids == vc.image_token_id                                  # [T]
+print(f"input_ids {ids.shape}: {int(is_pad.sum())} <|image_pad|> tokens (= {gh} * {gw} / {m * m}),",
+      "pixel_values", enc["pixel_values"].shape, "image_grid_thw", enc["image_grid_thw"].tolist())
+print("pixel_values as computed above:", rounding(float(np.abs(enc["pixel_values"] - pixel_values).max())))
+shown, previous = [], None
+for i in ids.tolist():                                             # runs of pad tokens shown as one
+    piece = tok.decode([i])
+    if i == vc.image_token_id and previous == i:
+        shown[-1][1] += 1
+    else:
+        shown.append([piece, 1])
+    previous = i
+print("the prompt:", "".join(p if k == 1 else f"{p} x {k}" for p, k in shown).replace("\\n", "⏎"))'''),
+    ("md", """## 11. Three positions per token: multimodal RoPE
+
+A text token at position p gets the position (p, p, p): time, height, width. The image tokens all start from
+the position s the next text token would have had, and add their frame, their merged row and their merged
+column: (s + 0, s + row, s + col). The text after the image continues from the image's largest position + 1,
+that is s + max(rows, columns) of merged patches, not s + the number of image tokens. Each rotary frequency
+of the language model then turns with one of the three components (`mrope_section`, dealt out interleaved:
+t, h, w, t, h, w, ...). For text, the three components are equal, so it is ordinary RoPE."""),
+    ("code", '''from minillm.vision.positions import mrope_components, mrope_positions
+
+mrope, next_position, _ = mrope_positions(ids, np.ones(len(ids), bool), [tuple(grid)], vc.image_token_id, m)   # [3, T]
+first, last_pad = int(np.flatnonzero(is_pad)[0]), int(np.flatnonzero(is_pad)[-1])
+hm, wm = gh // m, gw // m
+print(f"positions {mrope.shape}; the image: {hm} x {wm} merged patches from s = {first}")
+print(f"{'index':>5}  {'token':<18} {'t':>3} {'h':>3} {'w':>3}")
+for i in [first - 2, first - 1, first, first + 1, first + wm - 1, first + wm, last_pad, last_pad + 1, last_pad + 2]:
+    print(f"{i:>5}  {tok.decode([int(ids[i])])!r:<18} {mrope[0, i]:>3} {mrope[1, i]:>3} {mrope[2, i]:>3}")
+print(f"after the image: {first} + max({hm}, {wm}) = {first + max(hm, wm)}, not {first} + {hm * wm}; "
+      f"the next token generated takes {next_position} (the last prompt token's + 1)")
+section = model.vision.mrope_section
+print(f"mrope_section {section}: the {cfg.rotary_dim // 2} rotary frequencies read (0 t, 1 h, 2 w):",
+      mrope_components(cfg.rotary_dim // 2, section))'''),
+    ("code", '''image_pos = mrope[:, is_pad].reshape(3, -1, hm, wm)[:, 0]          # [3, hm, wm]: frame 0
+fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+for comp, (ax, name) in enumerate(zip(axes, ("time", "height", "width"))):
+    ax.imshow(resized, extent=(0, wm, hm, 0), alpha=0.6)
+    for rr in range(hm):
+        for cc in range(wm):
+            ax.text(cc + 0.5, rr + 0.5, str(image_pos[comp, rr, cc]), ha="center", va="center", fontsize=9)
+    ax.set_title(f"M-RoPE {name} position of each image token")
+    ax.set_xlabel("merged column"); ax.set_ylabel("merged row")
+plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: time is the same for every token of a still image; height grows down the rows and width
+along the columns, both starting from s. Two image tokens in the same row share their height position, so
+the rotary angles between them measure their horizontal distance, as the 2-D RoPE did inside the tower.
+
+## 12. What the language model's attention does with the image tokens
+
+`model.forward(ids, pixel_values=..., image_grid_thw=...)` does all of the above: the encoder's features replace
+the pad tokens' embeddings (`multimodal_inputs`), and the (t, h, w) positions give the rotary angles. Then
+the layers run as for text: they never know which tokens came from an image. Below, the first
+full-attention layer's attention probabilities recomputed from the model's own hidden state (checked against
+`gated_self_attention`), and where the prompt's last token looks among the image tokens."""),
+    ("code", '''from minillm.model.activations import sigmoid
+from minillm.model.attention import attention_probs, merge_heads
+from minillm.model.gated_attention import gated_self_attention, project_gated_qkv
+from minillm.model.masks import causal_mask
+from minillm.model.norm import zero_centred_rms_norm
+from minillm.vision.multimodal import multimodal_inputs
+
+T = len(ids)
+logits, hidden = model.forward(ids, pixel_values=enc["pixel_values"], image_grid_thw=enc["image_grid_thw"],
+                               output_hidden_states=True)          # [T, V], L+1 x [T, D]
+embeds, (cos_t, sin_t), _ = multimodal_inputs(model, ids[None], np.ones((1, T), bool), np.zeros(1, np.int64),
+                                              enc["pixel_values"], enc["image_grid_thw"])   # [1, T, D], [1, T, R] x2
+print("the pad slots hold the features:", rounding(float(np.abs(embeds[0, is_pad] - features).max())),
+      "| embeddings vs hidden[0]:", rounding(float(np.abs(embeds[0] - hidden[0]).max())))
+layer = next(i for i in range(cfg.num_hidden_layers) if not cfg.is_linear_attention(i))
+wl, H, K, eps = model.weights.layers[layer], cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps
+normed = zero_centred_rms_norm(hidden[layer][None], wl.input_layernorm, eps)   # [1, T, D] the layer's input, normed
+q, k, v, gate = project_gated_qkv(normed, wl.self_attn, H, K, eps, cos_t, sin_t)   # [1, H|K, T, Dh], [1, T, H*Dh]
+probs = attention_probs(q, k, causal_mask(T, 0))                   # [1, K, H/K, T, T]
+out = (probs @ v[:, :, None]).reshape(1, H, T, -1)                  # [1, H, T, Dh]
+by_hand = linear(merge_heads(out) * sigmoid(gate), wl.self_attn.o_proj)   # [1, T, D]
+engine = gated_self_attention(normed, wl.self_attn, H, K, eps, cos_t, sin_t, causal_mask(T, 0))
+print(f"layer {layer} ({cfg.layer_types[layer]}): probabilities {probs.shape} | vs gated_self_attention:",
+      rounding(float(np.abs(by_hand - engine).max()), 1e-4))
+last_token = probs.reshape(H, T, T)[:, -1]                         # [H, T]: what the last token attends to
+print(f"the last token {tok.decode([int(ids[-1])])!r} puts {last_token[:, is_pad].sum(-1).round(3)} of its attention "
+      f"(per head) on the {int(is_pad.sum())} image tokens")'''),
+    ("code", '''fig, axes = plt.subplots(1, H, figsize=(3.6 * H, 2.8))
+for head, ax in enumerate(np.atleast_1d(axes)):
+    on_image = last_token[head, is_pad].reshape(hm, wm)            # [hm, wm]: image tokens in raster order
+    ax.imshow(resized, extent=(0, wm, hm, 0))
+    im = ax.imshow(on_image, extent=(0, wm, hm, 0), cmap="magma", alpha=0.6)
+    ax.set_title(f"Layer {layer}, head {head}", fontsize=10)
+    ax.set_xlabel("merged column"); ax.set_ylabel("merged row")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+fig.suptitle(f"Attention of the last token {tok.decode([int(ids[-1])])!r} over the image's tokens")
+plt.tight_layout(); plt.show()'''),
+    ("md", """What to see: each head spreads the last token's attention over the image tokens differently: some
+cells (image regions) draw more than others, and the share on the image differs per head (printed above).
+With random weights the hot spots are chance. Point the first cell at a real Qwen3.5 checkpoint (and the
+picture cell at a photo) to see whether its heads pick out the regions the question is about."""),
+] + your_turn("10", [
+    ('smart_resize', "The target size of the resize (`minillm/vision/processor.py`).",
+     '''def my_smart_resize(height, width, factor, min_pixels, max_pixels):
+    """-> (h, w): each a multiple of factor, h * w within [min_pixels, max_pixels], aspect ratio kept"""
+    # hint: round each side to the nearest multiple; too many pixels: divide both by beta = sqrt(hw / max_pixels)
+    # and round down (floor); too few: multiply by beta = sqrt(min_pixels / hw) and round up (ceil)
+    raise NotImplementedError'''),
+    ('image_positions', "The M-RoPE positions of one image's tokens, and the next text position "
+     "(`minillm/vision/positions.py`).",
+     '''def my_image_positions(start, t, gh, gw, m):
+    """an image of grid (t, gh, gw) placed at position start -> (positions [3, t*gh/m*gw/m], next position)"""
+    # hint: np.meshgrid over frames, merged rows, merged columns (indexing="ij"); the next text position is
+    # start + max(gh / m, gw / m)
+    raise NotImplementedError'''),
+])
+
+
 NOTEBOOKS = {
     "01_forward_pass_tour.ipynb": TOUR,
     "02_attention_and_rope.ipynb": ROPE,
@@ -1803,4 +2223,5 @@ NOTEBOOKS = {
     "07_training.ipynb": TRAINING,
     "08_mixture_of_experts.ipynb": MOE,
     "09_fine_tuning.ipynb": FINE_TUNING,
+    "10_vision.ipynb": VISION,
 }

@@ -23,7 +23,8 @@ from notebook_sources import NOTEBOOKS  # noqa: E402
 
 NAMES = sorted(NOTEBOOKS)
 OTHER_MODEL = {"06_linear_attention.ipynb": "tiny-qwen3.5-hub",  # a notebook about Qwen3.5 needs a Qwen3.5 model
-               "08_mixture_of_experts.ipynb": "tiny-qwen3.5-moe"}  # and one about experts a MoE
+               "08_mixture_of_experts.ipynb": "tiny-qwen3.5-moe",  # and one about experts a MoE
+               "10_vision.ipynb": "tiny-qwen3.5-vision"}  # and one about images a vision tower (the only one)
 
 
 def committed(name: str) -> nbformat.NotebookNode:
@@ -197,5 +198,5 @@ def test_no_notebook_drops_the_yarn_attention_scaling():
     for name, cells in NOTEBOOKS.items():
         source = "\n".join(text for kind, text in cells if kind == "code")
         assert not re.search(r",\s*_\s*=\s*rope_frequencies\(", source), f"{name} discards the attention scaling"
-        for args in re.findall(r"rope_cos_sin\((.*)\)", source):
+        for args in re.findall(r"\brope_cos_sin\((.*)\)", source):  # (not vision_rope_cos_sin: no YaRN there)
             assert "scaling" in args, f"{name}: rope_cos_sin({args}) without the attention scaling"

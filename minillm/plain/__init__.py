@@ -19,6 +19,7 @@ Reading order (docs/LEARNING_PATH.md has the line counts and the engine modules 
     hybrid.py       plain_hybrid_forward           a whole Qwen3.5 / Qwen3-Next: DeltaNet + gated attention
     deltanet_backward.py  deltanet_backward        how the delta rule learns: its backward, token by token
     lora.py               lora_linear              LoRA: a frozen projection plus a trained low-rank path, both ways
+    vision.py             image_to_tokens          how an image becomes tokens: patches, positions, ViT blocks, merger
     data_parallel.py      data_parallel_loss_and_grads   N workers, one gradient: each its rows, weighed and summed
     ring_allreduce.py     ring_allreduce           how N workers sum their gradients, 2(N-1)/N of a buffer each
     zero1.py              zero1_adamw_step         ZeRO-1: each worker keeps and updates 1/N of AdamW's moments
