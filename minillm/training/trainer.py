@@ -46,6 +46,7 @@ from ..model.transformer import Model
 from .adamw import AdamWState, adamw_step, clip_grad_norm
 from .data import TokenFile
 from .init import init_weights
+from .resume_checks import kept_log_lines, read_master, read_moments, read_state
 from .loss import cross_entropy
 from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
 
@@ -250,7 +251,7 @@ class Trainer:
                               self.cfg.tokenizer, trainer_state)
 
     def _restore(self, ckpt: Path) -> None:
-        state = json.loads((ckpt / "trainer_state" / "state.json").read_text(encoding="utf-8"))
+        state = read_state(ckpt, self.cfg.steps)  # every field checked (resume_checks.py), as are the files below
         saved = state["recipe"]
         for key in ("model", "seed", "batch_size", "context", "accumulation"):
             mine = asdict(self.cfg)[key]
@@ -266,21 +267,15 @@ class Trainer:
         if jump and not self.allow_schedule_change:
             raise TrainingError(f"{ckpt}: cannot resume: {jump}. Pass --allow-schedule-change (Trainer("
                                 f"allow_schedule_change=True)) to continue anyway, or keep the saved settings")
-        master = SafetensorsFile(ckpt / "trainer_state" / "master.safetensors")
-        self.model = Model(self.config, build_weights(self.config, master.get_float32))
-        optim = SafetensorsFile(ckpt / "trainer_state" / "optimizer.safetensors")
-        self.opt = AdamWState(step=state["adam_step"],
-                              m={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("m.")},
-                              v={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("v.")})
-        self.rng = np.random.default_rng()
-        self.rng.bit_generator.state = state["rng"]
+        self.model = Model(self.config, read_master(ckpt / "trainer_state" / "master.safetensors", self.config))
+        shapes = {k: a.shape for k, a in named_tensors(self.model.weights).items()}
+        m, v = read_moments(ckpt / "trainer_state" / "optimizer.safetensors", shapes)
+        self.opt = AdamWState(step=state["adam_step"], m=m, v=v)
+        self.rng = state["rng"]
         self.step, self.elapsed = state["step"], state["elapsed"]
         # Steps logged after the last save (a run stopped between saves) are trained again: drop their lines.
-        log = self.out / "log.jsonl"
-        if log.is_file():
-            kept = [x for x in log.read_text(encoding="utf-8").splitlines()
-                    if x.strip() and json.loads(x)["step"] <= self.step]
-            log.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+        kept = kept_log_lines(self.out / "log.jsonl", self.step)
+        (self.out / "log.jsonl").write_text("".join(x + "\n" for x in kept), encoding="utf-8")
 
     # -- the loop -----------------------------------------------------------------------------------------
 
