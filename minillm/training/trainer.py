@@ -46,6 +46,7 @@ from ..model.transformer import Model
 from .adamw import AdamWState, adamw_step, clip_grad_norm
 from .data import TokenFile
 from .init import init_weights
+from .run_dir import check_run_dir
 from .resume_checks import kept_log_lines, read_master, read_moments, read_state
 from .loss import cross_entropy
 from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
@@ -182,6 +183,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
                  allow_schedule_change: bool = False):
         self.cfg, self.out, self.progress = cfg, Path(out), progress
+        check_run_dir(self.out)  # a file, /dev/null, a NUL byte, ... refused before anything is read or written
         self.allow_schedule_change = allow_schedule_change  # on resume: may the steps trained get other rates?
         self.config = parse_config(cfg.model, source="recipe model")
         self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
