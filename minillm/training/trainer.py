@@ -37,6 +37,7 @@ import numpy as np
 
 from ..backward.transformer import ROUTER_AUX_LOSS_COEF, loss_and_grads
 from ..checkpoint.config import parse_config
+from ..checkpoint.generation_config import parse_generation_config
 from ..checkpoint.fields import REQUIRED, FieldReader
 from ..checkpoint.safetensors_file import SafetensorsFile
 from ..checkpoint.saving import save_model_dir
@@ -45,6 +46,7 @@ from ..errors import InputError, TrainingError
 from ..model.transformer import Model
 from .adamw import AdamWState, adamw_step, clip_grad_norm
 from .data import TokenFile
+from .divergence import check_update
 from .init import init_weights
 from .run_dir import check_run_dir
 from .resume_checks import kept_log_lines, read_master, read_moments, read_state
@@ -117,6 +119,7 @@ class TrainConfig:
             raise InputError(f"{source}: betas must be a list of two numbers in [0, 1), found {betas!r}")
         pair = FieldReader({"beta1": betas[0], "beta2": betas[1]}, f"{source}: betas", InputError)
         values["betas"] = tuple(pair(name, float, low=0, high=0.999999) for name in ("beta1", "beta2"))
+        parse_generation_config(values.get("generation_config", {}), f"{source}: generation_config")  # as load_model
         cfg = cls(**values)
         cfg.check(source)
         return cfg
@@ -293,7 +296,7 @@ class Trainer:
                 loss, g = loss_and_grads(self.model, ids, **self._router_options())
             if not math.isfinite(loss):
                 raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped. The last good checkpoint "
-                                    f"is {self.out / 'checkpoint'} (step {self._saved_step()})")
+                                    f"is {self._last_good()}")
             total += loss / cfg.accumulation
             if grads is None:
                 grads = g
@@ -306,6 +309,7 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as above
             norm = clip_grad_norm(grads, cfg.clip)
             adamw_step(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay)
+        check_update(self.params, norm, self.step + 1, self._last_good())  # the loss was checked before the update
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
 
@@ -318,6 +322,9 @@ class Trainer:
         if coef is None:
             coef = self.cfg.model.get("router_aux_loss_coef", ROUTER_AUX_LOSS_COEF)
         return {"output_router_logits": True, "router_aux_loss_coef": coef}
+
+    def _last_good(self) -> str:
+        return f"{self.out / 'checkpoint'} (step {self._saved_step()})"
 
     def _saved_step(self):
         try:
