@@ -44,3 +44,14 @@ def test_the_named_last_good_checkpoint_is_finite(tmp_path):
 def test_a_recipe_whose_generation_config_load_model_would_refuse_is_refused_before_training(tmp_path, generation_config):
     with pytest.raises(MinillmError, match="generation_config"):
         TrainConfig.from_dict(recipe(tmp_path, generation_config=generation_config))
+
+
+def test_gradient_accumulation_averages_the_micro_batches_like_one_larger_batch(tmp_path):
+    """accumulation 2 x batch 1 sees the same two windows as 1 x batch 2 (the same random draws), and the mean of
+    two equal-length windows' mean losses is the mean over both: the same gradient norm, the same update."""
+    one = Trainer(TrainConfig.from_dict(recipe(tmp_path, batch_size=2, accumulation=1, val_tokens=None)),
+                  tmp_path / "a", progress=False).run(max_steps=1)[0]
+    two = Trainer(TrainConfig.from_dict(recipe(tmp_path, batch_size=1, accumulation=2, val_tokens=None)),
+                  tmp_path / "b", progress=False).run(max_steps=1)[0]
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
