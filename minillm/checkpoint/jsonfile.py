@@ -38,7 +38,7 @@ def read_small_file(file: str | Path, error: type[Exception], limit: int = MAX_J
     try:
         info = os.stat(file)
         if not stat.S_ISREG(info.st_mode):
-            raise error(f"{_shown(file)}: expected {what}, found {_file_type(info.st_mode)}")
+            raise error(f"{_shown(file)}: expected {what}, found {file_type(info.st_mode)}")
         if info.st_size > limit:
             raise error(f"{_shown(file)}: {info.st_size:,} bytes is too large for {what} (limit {limit:,})")
         fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -51,7 +51,7 @@ def read_small_file(file: str | Path, error: type[Exception], limit: int = MAX_J
     return data
 
 
-def _file_type(mode: int) -> str:
+def file_type(mode: int) -> str:
     kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character "
              "device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
     return next((name for test, name in kinds if test(mode)), "not a regular file")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint.jsonfile import file_type
 from ..errors import InputError
 
 
@@ -88,9 +89,7 @@ def check_npy_header(path: Path) -> None:
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
-            kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a directory" if stat.S_ISDIR(
-                info.st_mode) else "not a regular file"
-            raise InputError(f"{path}: expected a .npy token file, found {kind}")
+            raise InputError(f"{path}: expected a .npy token file, found {file_type(info.st_mode)}")
         with open(path, "rb") as f:
             version = np.lib.format.read_magic(f)
             read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
