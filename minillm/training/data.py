@@ -91,6 +91,9 @@ def check_npy_header(path: Path) -> None:
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"{path}: expected a .npy token file, found {file_type(info.st_mode)}")
         with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                return  # not a .npy file (an .npz archive, ...): np.load says what it is
+            f.seek(0)
             version = np.lib.format.read_magic(f)
             read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
             if version not in read:
