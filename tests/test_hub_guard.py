@@ -81,3 +81,11 @@ def test_a_commit_hash_followed_by_a_subfolder_is_not_a_commit(cache):
     (snapshot / "sub").mkdir()
     with pytest.raises(MinillmError):
         minillm.load_model(f"{REPO}@{snapshot.name}/sub")
+
+
+def test_a_revision_that_is_an_absolute_path_is_refused_without_reading_that_file(cache, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("SECRET-CONTENT")
+    with pytest.raises(MinillmError, match="not a branch, tag or commit hash") as e:
+        minillm.load_model(f"{REPO}@{secret}")
+    assert "SECRET" not in str(e.value)
