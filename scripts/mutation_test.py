@@ -331,11 +331,26 @@ MUTATIONS: list[Mutation] = [
     M("moe", "minillm/model/gated_deltanet.py", "    groups = qkvz.reshape(B, T, Hk, 2 * Dk + 2 * r * Dv)",
       "    groups = qkvz.reshape(B, T, 2 * Dk + 2 * r * Dv, Hk).swapaxes(-1, -2)",
       "Qwen3-Next's in_proj_qkvz groups read the wrong way round"),
+    # issue 31: the guard on the new surfaces (tests/test_*_guard.py)
+    M("hub", HUB, 'if ".." in revision.split("/") or revision.startswith("/") or', 'if ".." in revision.split("/") or',
+      "issue 31: a revision @/absolute/path is not refused"),
+    M("hub", PATHS, 'return path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--")',
+      'return path.parent.name == "snapshots"', "issue 31: the models-- condition on a snapshots/ grandparent"),
+    M("hub", HUB, "if not is_ref and (ref.exists() or ref.is_symlink()):", "if False:",
+      "issue 31: a ref that is a FIFO or a device reaches snapshot_download"),
+    M("training", "minillm/training/resume_checks.py", '"adam_step", path, 1 if step else 0, INT_MAX)',
+      '"adam_step", path, -INT_MAX, INT_MAX)', "issue 31: resume accepts adam_step -1"),
+    M("training", TRAINER, "        check_update(self.params, norm, self.step + 1, self._last_good())", "        pass",
+      "issue 31: weights not checked after the update (a NaN checkpoint is saved)"),
+    M("training", TRAINER, "grads[k] /= np.float32(cfg.accumulation)", "grads[k] *= np.float32(1)",
+      "issue 31: gradient accumulation sums instead of averaging"),
+    M("generation", "minillm/generation/speculative_checks.py", "    draft = draft[:max(0, max_tokens)]", "    pass",
+      "issue 31: a drafter's extra drafts are not cut to max_tokens"),
 ]
 
 # The tests to run first for each area (the rest of the suite follows).
 AREA_TESTS = {
-    "generation": ["test_behaviour_generation.py", "test_generation.py"],
+    "generation": ["test_speculative_guard.py", "test_behaviour_generation.py", "test_generation.py"],
     "sampling": ["test_behaviour_generation.py", "test_sampling.py"],
     "chat": ["test_chat.py", "test_behaviour_cache.py"],
     "cache": ["test_behaviour_cache.py", "test_generation.py"],
@@ -345,10 +360,11 @@ AREA_TESTS = {
     "tokenizer": ["test_behaviour_text.py", "test_tokenizer.py"],
     "template": ["test_behaviour_text.py", "test_tokenizer.py"],
     "loader": ["test_behaviour_loader.py", "test_loader.py", "test_bad_input.py"],
-    "hub": ["test_hub.py"],
+    "hub": ["test_hub_guard.py", "test_hub.py"],
     "moe": ["test_moe_properties.py", "test_moe.py"],
     "cli": ["test_cli.py"],
-    "training": ["test_training.py"],
+    "training": ["test_resume_guard.py", "test_divergence_guard.py", "test_train_inputs_guard.py",
+                 "test_training.py"],
 }
 
 

@@ -55,6 +55,7 @@ from .block import LayerActivations, decoder_layer_backward, decoder_layer_forwa
 from .embedding import embed_backward
 from .hybrid import HybridLayerActivations, hybrid_decoder_layer_backward, hybrid_decoder_layer_forward
 from .linear import linear_backward
+from .memory import check_activation_memory
 from .moe import MoEActivations, load_balancing_loss
 from .norm import rms_norm_backward, zero_centred_rms_norm_backward
 
@@ -220,6 +221,7 @@ def loss_and_grads(model: Model, ids, labels=None, output_router_logits: bool = 
     if T > cfg.max_position_embeddings:
         raise InputError(f"ids have {T} positions, more than the model's context: max_position_embeddings is "
                          f"{cfg.max_position_embeddings}")
+    check_activation_memory(cfg, *ids_BT.shape)  # memory.py: refused before the forward allocates
 
     logits, saved = model_forward(model, ids_BT, checkpoint)  # [B, T, V]
     loss = cross_entropy(logits, labels_BT)

@@ -114,8 +114,11 @@ class QwenConfig:
 
     @property
     def is_hybrid(self) -> bool:
-        """Qwen3.5: some layers are linear attention (Gated DeltaNet) instead of softmax attention."""
-        return "linear_attention" in self.layer_types
+        """Qwen3.5 / Qwen3-Next: layers of linear attention (Gated DeltaNet) and of *gated* softmax attention.
+
+        Decided by model_type, not by the presence of a linear layer: a config whose layers are all full
+        attention is still Qwen3.5 (gated q_proj [2*H*Dh, D], partial RoPE, (1 + w) norms), not Qwen3."""
+        return self.model_type in HYBRID_MODEL_TYPES
 
     def is_linear_attention(self, layer_idx: int) -> bool:
         return self.layer_types[layer_idx] == "linear_attention"

@@ -42,10 +42,16 @@ def load_generation_config(directory: str | Path) -> GenerationConfig:
     file = checkpoint_file(directory, "generation_config.json", ConfigError)
     if file is None:
         return GenerationConfig()
+    return parse_generation_config(read_json_object(file, ConfigError), str(directory / "generation_config.json"))
+
+
+def parse_generation_config(raw: dict, source: str) -> GenerationConfig:
+    """A generation_config.json object, checked field by field (the trainer checks a recipe's with it too)."""
     from ..generation.sampling import SETTINGS, check_setting  # the ranges sampling needs, in one place
 
-    raw = read_json_object(file, ConfigError)
-    get = FieldReader(raw, str(directory / "generation_config.json"))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a JSON object, found {type(raw).__name__}")
+    get = FieldReader(raw, source)
     sampling = {}
     for name, (kind, _, _) in SETTINGS.items():
         value = get(name, kind, None)

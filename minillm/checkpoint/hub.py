@@ -95,8 +95,8 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
     if parsed is None:
         return path
     repo_id, revision = parsed
-    if ".." in revision.split("/") or revision.startswith("/"):
-        raise CheckpointError(f"{name_or_path}: revision {revision!r} is not a branch, tag or commit hash")
+    if ".." in revision.split("/") or revision.startswith("/") or not revision.isprintable():
+        raise CheckpointError(f"{name_or_path!r}: revision {revision!r} is not a branch, tag or commit hash")
 
     cache = hub_cache_dir()
     snapshot = cached_snapshot(cache, repo_id, revision)
@@ -134,6 +134,8 @@ def cached_snapshot(cache: Path, repo_id: str, revision: str = "main") -> Path |
     ref = repo / "refs" / revision
     try:
         is_ref = ref.is_file()
+        if not is_ref and (ref.exists() or ref.is_symlink()):  # a FIFO, a device, a dangling link: never opened
+            raise CheckpointError(f"{ref}: this ref of the Hugging Face cache is not a regular file; refused")
     except (OSError, ValueError):  # a revision name too long for the file system
         is_ref = False
     if is_ref:

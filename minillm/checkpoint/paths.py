@@ -62,12 +62,30 @@ def checkpoint_directory(path, error: type[Exception]) -> Path:
 
 
 def allowed_roots(directory: Path) -> list[Path]:
-    """Where the files of ``directory`` may really live: itself, and its Hugging Face cache repo folder."""
+    """Where the files of ``directory`` may really live: itself, and its Hugging Face cache repo folder.
+
+    A directory *named* as a snapshot (``models--org--name/snapshots/<rev>``) is judged by that name, not by
+    where it resolves: its files may live only inside its own ``models--org--name/``, so a snapshot (or a
+    repository folder) that is a symlink to elsewhere, or to another repository's snapshot, reads nothing.
+    """
+    given = Path(os.path.abspath(directory))
+    if is_hub_snapshot(given):
+        repo = given.parent.parent
+        if os.path.islink(repo) or os.path.islink(given.parent):  # the cache folder itself leads elsewhere
+            return [repo / "snapshots" / "(a symlink: nothing inside is trusted)"]
+        real_repo = Path(os.path.realpath(repo))
+        real = Path(os.path.realpath(given))
+        return [real_repo] if real_repo in real.parents else [given / "(a symlink leaving its repository)"]
     root = Path(os.path.realpath(directory))
     roots = [root]
-    if root.parent.name == "snapshots" and root.parent.parent.name.startswith("models--"):
+    if is_hub_snapshot(root):
         roots.append(root.parent.parent)  # models--org--name/: snapshots/<rev>/<file> -> ../../blobs/<hash>
     return roots
+
+
+def is_hub_snapshot(path: Path) -> bool:
+    """``.../models--org--name/snapshots/<rev>``: both names, not only one (a run's ``x/snapshots/run1`` is not)."""
+    return path.parent.name == "snapshots" and path.parent.parent.name.startswith("models--")
 
 
 def checkpoint_file(directory: Path, name: str, error: type[Exception], label: str | None = None) -> Path | None:

@@ -38,6 +38,8 @@ from collections import deque
 
 import numpy as np
 
+from ..errors import InputError
+
 FORGET = 0.9  # each outcome of a kind multiplies its old counts by this (about the last 10 weigh in)
 TIMINGS = 5  # a pass length's cost: the fastest of its last TIMINGS timings ...
 MIN_TIMINGS = 2  # ... once it has this many (until then the other lengths, or the prior, stand in)
@@ -101,7 +103,12 @@ class DraftLength:
     """
 
     def __init__(self, max_tokens: int = 10, clock=time.perf_counter):
-        self.max_tokens = max_tokens
+        from .speculative_checks import MAX_DRAFT_TOKENS  # its counts are arrays of max_tokens + 1: bounded
+        if not isinstance(max_tokens, (int, np.integer)) or isinstance(max_tokens, (bool, np.bool_)) or \
+                not 1 <= max_tokens <= MAX_DRAFT_TOKENS:
+            raise InputError(f"DraftLength(max_tokens) must be an integer in 1..{MAX_DRAFT_TOKENS}, found "
+                             f"{type(max_tokens).__name__} {max_tokens!r}")
+        self.max_tokens = int(max_tokens)
         self.kept: dict = {}  # kind -> [K + 1]: kept[i] ~ drafts kept at position i + 1 (forgetting)
         self.seen: dict = {}  # kind -> [K + 1]: ... and checked there (or learned for free)
         self.timings: dict[int, deque] = {}  # pass length T -> its last TIMINGS durations (seconds)

@@ -30,10 +30,10 @@ import numpy as np
 from ..errors import InputError
 
 
-def check_count(name: str, value, low: int) -> int:
-    """A drafting setting: an integer >= low, or a clear InputError naming it."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, found {type(value).__name__} {value!r}")
+def check_count(name: str, value, low: int, high: int = 2 ** 31 - 1) -> int:
+    """A drafting setting: an integer in low..high (32 bits, as a config field), or a clear InputError naming it."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)) or not low <= value <= high:
+        raise InputError(f"{name} must be an integer >= {low} (at most {high}), found {type(value).__name__} {value!r}")
     return int(value)
 
 

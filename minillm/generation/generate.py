@@ -32,6 +32,7 @@ from ..errors import InputError, MinillmWarning
 from ..checkpoint.generation_config import GenerationConfig
 from ..model.transformer import check_attention_mask, check_cache, check_token_ids
 from .draft_length import DraftLength
+from .speculative_checks import MAX_DRAFT_TOKENS, check_drafter
 from .drafting import PromptLookupDrafter, check_count
 from .sampling import SamplingParams, sample
 from .speculative import SpeculativeStats, speculative_decode
@@ -76,7 +77,7 @@ def check_draft_schedule(schedule, drafter) -> DraftLength | None:
         if schedule == "constant":
             return None
         longest = getattr(drafter, "num_tokens", None)  # a drafter may say how long its drafts get
-        return DraftLength(longest) if longest is not None else DraftLength()
+        return DraftLength(min(longest, MAX_DRAFT_TOKENS)) if longest is not None else DraftLength()
     raise InputError(f'draft_schedule must be "adaptive", "constant" or a DraftLength, found {schedule!r}')
 
 
@@ -136,7 +137,11 @@ def stream_generate(model, ids, max_new_tokens: int, *, attention_mask=None, tem
                       MinillmWarning, stacklevel=2)
     schedule = None
     if drafter is not None:
+        check_drafter(drafter)  # speculative_checks.py: the drafter's output is checked at each pass too
         schedule = check_draft_schedule(draft_schedule, drafter)
+    if speculative_stats is not None and not isinstance(speculative_stats, SpeculativeStats):
+        raise InputError(f"speculative_stats must be a SpeculativeStats (or None), found "
+                         f"{type(speculative_stats).__name__}")
     if drafter is not None and B != 1:
         raise InputError(f"speculative decoding (prompt_lookup_num_tokens / drafter) runs one sequence at a time: "
                          f"expected ids of 1 row, found {B}")

@@ -44,6 +44,7 @@ import numpy as np
 from ..model.activations import softmax
 from .draft_length import DraftLength
 from .sampling import SamplingParams, process_logits, sample
+from .speculative_checks import MAX_DRAFT_TOKENS, checked_draft, draft_kind
 
 
 @dataclass
@@ -120,8 +121,9 @@ def speculative_decode(model, cache, logits: np.ndarray, history: list[int], see
 
         # Draft (at most what is left minus the model's own token), and run [token, d1..dk] in one pass.
         started = schedule.clock() if schedule is not None else 0.0  # a pass's cost includes drafting it
-        proposed = [int(d) for d in drafter.propose(np.array(history), max_new_tokens - made - 1)]  # [K]
-        kind = getattr(drafter, "last_ngram_size", None)  # how the drafter found it (draft_length.py)
+        left = min(max_new_tokens - made - 1, MAX_DRAFT_TOKENS)  # what can be used (speculative_checks.py)
+        proposed = checked_draft(drafter.propose(np.array(history), left), left, len(seen[0]))  # [K <= left]
+        kind = draft_kind(drafter)  # how the drafter found it (draft_length.py)
         draft = proposed[:schedule.choose(len(proposed), kind)] if schedule is not None else proposed  # [k]
         ids = np.array([[token] + draft])  # [1, 1+k]
         start = cache.length

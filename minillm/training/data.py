@@ -10,10 +10,14 @@ stream, and the model learns to start afresh after it.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint.jsonfile import file_type
 from ..errors import InputError
 
 
@@ -36,13 +40,15 @@ class TokenFile:
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(f"{self.path}: the token file does not exist. {how_to_make(self.path)}")
+        check_npy_header(self.path)  # before np.load: a FIFO would block it, a huge shape overflow it
         try:
             self.tokens = np.load(self.path, mmap_mode="r", allow_pickle=False)  # [N], not read yet
         except (OSError, ValueError, EOFError) as e:
             raise InputError(f"{self.path}: not a readable .npy token file ({e})") from None
         if not isinstance(self.tokens, np.ndarray):  # np.load gives an NpzFile for an .npz archive
             raise InputError(f"{self.path}: expected a .npy file holding one array, found an .npz archive")
-        if self.tokens.ndim != 1 or not np.issubdtype(self.tokens.dtype, np.integer):
+        # dtype.kind, not np.integer: NumPy counts timedelta64 as a signed integer type
+        if self.tokens.ndim != 1 or self.tokens.dtype.kind not in "iu":
             raise InputError(f"{self.path}: expected a 1-D array of integer token ids, found shape "
                              f"{list(self.tokens.shape)} of {self.tokens.dtype}")
         if len(self.tokens) < 2:
@@ -75,9 +81,36 @@ class TokenFile:
 
     def fixed_windows(self, count: int, length: int) -> np.ndarray:
         """``count`` evenly spaced windows (the same every call: for evaluation).   -> [count, T] int64"""
+        if length > len(self.tokens):  # as random_windows: a shorter window would be evaluated silently
+            raise InputError(f"{self.path}: {len(self.tokens)} tokens, shorter than one window of {length}")
         last = max(0, len(self.tokens) - length)
         if count > last + 1:
             raise InputError(f"{self.path}: {count} evaluation windows asked for, but {len(self.tokens)} tokens hold "
                              f"only {last + 1} distinct windows of {length}")
         starts = np.linspace(0, last, num=count).astype(np.int64)  # [count]
         return np.stack([self.tokens[s:s + length] for s in starts]).astype(np.int64)  # [count, T]
+
+
+def check_npy_header(path: Path) -> None:
+    """Refuse what ``np.load`` would hang or overflow on: anything but a regular file (a FIFO blocks ``open``),
+    and a header whose shape claims more bytes than the file holds (2**62 ids: OverflowError in np.memmap)."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: expected a .npy token file, found {file_type(info.st_mode)}")
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                return  # not a .npy file (an .npz archive, ...): np.load says what it is
+            f.seek(0)
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read:
+                return  # np.load says what is wrong with it
+            shape, _, dtype = read[version](f, max_header_size=10000)
+            data_bytes = info.st_size - f.tell()
+    except (OSError, ValueError, EOFError) as e:
+        raise InputError(f"{path}: not a readable .npy token file ({e})") from None
+    claimed = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    if claimed > data_bytes:
+        raise InputError(f"{path}: its header claims shape {list(shape)} of {dtype} ({claimed:,} bytes), but the "
+                         f"file holds {data_bytes:,} bytes of data: truncated or not a token file")

@@ -42,6 +42,7 @@ import numpy as np
 
 from ..backward.transformer import ROUTER_AUX_LOSS_COEF, loss_and_grads
 from ..checkpoint.config import parse_config
+from ..checkpoint.generation_config import parse_generation_config
 from ..checkpoint.fields import REQUIRED, FieldReader
 from ..checkpoint.safetensors_file import SafetensorsFile
 from ..checkpoint.saving import save_model_dir
@@ -51,7 +52,10 @@ from ..model.transformer import Model
 from .adamw import AdamWState
 from .data import TokenFile
 from .distributed import DataParallel, blank_weights
+from .divergence import check_update
 from .init import init_weights
+from .run_dir import check_run_dir
+from .resume_checks import kept_log_lines, read_master, read_moments, read_state
 from .loss import cross_entropy
 from .samples import check_samples
 from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
@@ -125,6 +129,7 @@ class TrainConfig:
             raise InputError(f"{source}: betas must be a list of two numbers in [0, 1), found {betas!r}")
         pair = FieldReader({"beta1": betas[0], "beta2": betas[1]}, f"{source}: betas", InputError)
         values["betas"] = tuple(pair(name, float, low=0, high=0.999999) for name in ("beta1", "beta2"))
+        parse_generation_config(values.get("generation_config", {}), f"{source}: generation_config")  # as load_model
         cfg = cls(**values)
         cfg.check(source)
         return cfg
@@ -192,6 +197,7 @@ class Trainer:
                  allow_schedule_change: bool = False, parallel: DataParallel | None = None):
         self.dp = parallel or DataParallel()  # this process alone, or one rank of N (distributed.py)
         self.cfg, self.out, self.progress = cfg, Path(out), progress and self.dp.is_root
+        check_run_dir(self.out)  # a file, /dev/null, a NUL byte, ... refused before anything is read or written
         self.allow_schedule_change = allow_schedule_change  # on resume: may the steps trained get other rates?
         self.config = parse_config(cfg.model, source="recipe model")
         self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
@@ -271,7 +277,7 @@ class Trainer:
         return path
 
     def _restore(self, ckpt: Path) -> None:
-        state = json.loads((ckpt / "trainer_state" / "state.json").read_text(encoding="utf-8"))
+        state = read_state(ckpt, self.cfg.steps)  # every field checked (resume_checks.py), as are the files below
         saved = state["recipe"]
         for key in ("model", "seed", "batch_size", "context", "accumulation"):
             mine = asdict(self.cfg)[key]
@@ -287,11 +293,15 @@ class Trainer:
         if jump and not self.allow_schedule_change:
             raise TrainingError(f"{ckpt}: cannot resume: {jump}. Pass --allow-schedule-change (Trainer("
                                 f"allow_schedule_change=True)) to continue anyway, or keep the saved settings")
-        master = SafetensorsFile(ckpt / "trainer_state" / "master.safetensors")
-        self.model = Model(self.config, build_weights(self.config, master.get_float32))
-        self.opt, self.rng = restore_optimizer_and_sampler(ckpt / "trainer_state", state)
+        self.model = Model(self.config, read_master(ckpt / "trainer_state" / "master.safetensors", self.config))
+        shapes = {k: a.shape for k, a in named_tensors(self.model.weights).items()}
+        m, v = read_moments(ckpt / "trainer_state" / "optimizer.safetensors", shapes)
+        self.opt = AdamWState(step=state["adam_step"], m=m, v=v)
+        self.rng = state["rng"]
         self.step, self.elapsed = state["step"], state["elapsed"]
-        drop_log_lines_after(self.out / "log.jsonl", self.step)
+        # Steps logged after the last save (a run stopped between saves) are trained again: drop their lines.
+        kept = kept_log_lines(self.out / "log.jsonl", self.step)
+        (self.out / "log.jsonl").write_text("".join(x + "\n" for x in kept), encoding="utf-8")
 
     # -- the loop -----------------------------------------------------------------------------------------
 
@@ -309,7 +319,7 @@ class Trainer:
                 loss, g = loss_and_grads(self.model, ids, **self._router_options())
             if not math.isfinite(loss):
                 raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped. The last good checkpoint "
-                                    f"is {self.out / 'checkpoint'} (step {self._saved_step()})")
+                                    f"is {self._last_good()}")
             total += loss * share / cfg.accumulation
             if share != 1.0:  # the mean over this rank's tokens, weighed as their part of the global batch
                 for k in g:
@@ -326,6 +336,7 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as above
             # sum the ranks' gradients, clip_grad_norm, adamw_step (ZeRO-1: on this rank's shard of the moments)
             norm = self.dp.update(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay, cfg.clip)
+        check_update(self.params, norm, self.step + 1, self._last_good())  # the loss was checked before the update
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
 
@@ -338,6 +349,9 @@ class Trainer:
         if coef is None:
             coef = self.cfg.model.get("router_aux_loss_coef", ROUTER_AUX_LOSS_COEF)
         return {"output_router_logits": True, "router_aux_loss_coef": coef}
+
+    def _last_good(self) -> str:
+        return f"{self.out / 'checkpoint'} (step {self._saved_step()})"
 
     def _saved_step(self):
         try:

@@ -1,0 +1,144 @@
+"""What a resumed run reads back, validated before a step is trained: its own files are untrusted input too.
+
+    OUT/checkpoint/trainer_state/state.json          {"step", "adam_step", "elapsed", "rng", "recipe"}
+    OUT/checkpoint/trainer_state/master.safetensors  the float32 weights: every name and shape of the config
+    OUT/checkpoint/trainer_state/optimizer.safetensors  "m.<name>", "v.<name>": one of each per weight, its shape
+    OUT/log.jsonl                                    one JSON object per step: {"step", "loss", "tokens", ...}
+
+A file edited by hand, truncated by a full disk, or replaced by a FIFO must not become a ZeroDivisionError in
+AdamW's bias correction (``adam_step: -1``), a run at a negative learning rate (``step: -100``), a silent reset
+of the moments (the resume would no longer be exact) or a hang: each check below names the file and the field.
+The trainer calls these from ``Trainer._restore``; they only read.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint.config import QwenConfig
+from ..checkpoint.fields import INT_MAX, show
+from ..checkpoint.jsonfile import parse_json, read_small_file
+from ..checkpoint.safetensors_file import SafetensorsFile
+from ..checkpoint.weights import ModelWeights, build_weights, expected_shapes
+from ..errors import MinillmError, TrainingError
+
+MAX_STATE_BYTES = 16 * 1024 * 1024  # state.json holds a few numbers, the RNG state and the recipe: kilobytes
+MAX_LOG_BYTES = 1024 * 1024 * 1024  # log.jsonl: ~200 bytes a step, so this is millions of steps
+
+
+def read_state(ckpt: Path, steps: int) -> dict:
+    """trainer_state/state.json of ``ckpt``, every field checked; ``steps`` is the resumed run's length."""
+    path = ckpt / "trainer_state" / "state.json"
+    if not path.exists() and not path.is_symlink():
+        raise TrainingError(f"{path}: cannot resume: the trainer state file is missing")
+    state = parse_json(read_small_file(path, TrainingError, MAX_STATE_BYTES, "a trainer state file"),
+                       str(path), TrainingError)
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path}: expected a JSON object, found {type(state).__name__}")
+    step = _int(state, "step", path, 0, steps)
+    adam_step = _int(state, "adam_step", path, 1 if step else 0, INT_MAX)  # bias correction divides by 1 - b^t
+    elapsed = state.get("elapsed")
+    if not (_is_number(elapsed) and math.isfinite(elapsed) and elapsed >= 0):
+        raise TrainingError(f"{path}: field 'elapsed' must be a finite number of seconds >= 0, found {show(elapsed)}")
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = state.get("rng")
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise TrainingError(f"{path}: field 'rng' is not a NumPy random generator state ({e})") from None
+    recipe = state.get("recipe")
+    if not isinstance(recipe, dict):
+        raise TrainingError(f"{path}: field 'recipe' must be a JSON object of settings, found {show(recipe)}")
+    from .trainer import TrainConfig  # the same checks as a recipe file (trainer.py imports this module)
+    try:
+        TrainConfig.from_dict(recipe, source=f"{path}: field 'recipe'")
+    except MinillmError as e:
+        raise TrainingError(str(e)) from None
+    return {"step": step, "adam_step": adam_step, "elapsed": float(elapsed), "rng": rng, "recipe": recipe}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(state: dict, name: str, path: Path, low: int, high: int) -> int:
+    value = state.get(name)
+    if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+        raise TrainingError(f"{path}: field {name!r} must be an integer in {low}..{high}, found {show(value)}"
+                            + (" (past the run's steps: pass a larger --steps to train on)"
+                               if name == "step" and isinstance(value, int) and value > high else ""))
+    return value
+
+
+def read_master(path: Path, config: QwenConfig) -> ModelWeights:
+    """The float32 master weights: exactly the tensors the config implies, each of its shape, all finite."""
+    return build_weights(config, checked_tensors(path, expected_shapes(config), "weight"))
+
+
+def read_moments(path: Path, shapes: dict[str, tuple[int, ...]]) -> tuple[dict, dict]:
+    """AdamW's two moments: "m.<name>" and "v.<name>" for every weight in ``shapes``, finite, v >= 0."""
+    get = checked_tensors(path, {f"{k}.{name}": s for k in "mv" for name, s in shapes.items()}, "moment")
+    m = {name: get(f"m.{name}") for name in shapes}  # name -> [shape of the weight]
+    v = {name: get(f"v.{name}") for name in shapes}
+    for name, a in v.items():
+        if a.size and float(a.min()) < 0:
+            raise TrainingError(f"{path}: second moment 'v.{name}' has a negative entry ({float(a.min())}); "
+                                f"it is a running mean of squares")
+    return m, v
+
+
+def checked_tensors(path: Path, shapes: dict[str, tuple[int, ...]], what: str):
+    """``get(name)`` for build_weights: the file must hold exactly ``shapes``' names; each read is shape- and
+    finiteness-checked, so a wrong file fails here, naming the tensor, not deep inside AdamW or RMSNorm."""
+    try:
+        file = SafetensorsFile(path)
+    except MinillmError as e:
+        raise TrainingError(f"cannot resume: {e}") from None
+    missing = sorted(set(shapes) - set(file.tensors))
+    extra = sorted(set(file.tensors) - set(shapes))
+    if missing or extra:
+        raise TrainingError(f"{path}: cannot resume: " + "; ".join(
+            text for text in (f"missing {what}(s) {show(missing)}" if missing else "",
+                              f"unexpected tensor(s) {show(extra)}" if extra else "") if text))
+
+    def get(name: str) -> np.ndarray:
+        found = tuple(file.tensors[name].shape)
+        if found != tuple(shapes[name]):
+            raise TrainingError(f"{path}: tensor {name!r}: expected shape {list(shapes[name])}, found {list(found)}")
+        try:
+            array = file.get_float32(name)  # [shape]
+        except MinillmError as e:
+            raise TrainingError(f"cannot resume: {e}") from None
+        if not np.isfinite(array).all():
+            raise TrainingError(f"{path}: tensor {name!r} holds NaN or infinite values")
+        return array
+
+    return get
+
+
+def kept_log_lines(log: Path, step: int) -> list[str]:
+    """log.jsonl's lines up to ``step`` (steps logged after the last save are trained again), each checked to be
+    an object with the integer "step" and the numbers "loss" and "tokens" the loss curve plots."""
+    if not log.exists() and not log.is_symlink():
+        return []
+    text = read_small_file(log, TrainingError, MAX_LOG_BYTES, "a JSONL log").decode("utf-8", errors="replace")
+    kept = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        entry = parse_json(line, f"{log}: line {number}", TrainingError)
+        if not isinstance(entry, dict):
+            raise TrainingError(f"{log}: line {number}: expected a JSON object, found {type(entry).__name__}")
+        if not isinstance(entry.get("step"), int) or isinstance(entry.get("step"), bool):
+            raise TrainingError(f"{log}: line {number}: field 'step' must be an integer, found "
+                                f"{show(entry.get('step'))}")
+        if entry["step"] > step:
+            continue
+        for name in ("loss", "tokens"):
+            if not _is_number(entry.get(name)):
+                raise TrainingError(f"{log}: line {number}: field {name!r} must be a number, found "
+                                    f"{show(entry.get(name))}")
+        kept.append(line)
+    return kept

@@ -1,0 +1,57 @@
+"""Training that diverges stops, naming the step, and never writes a NaN checkpoint (issue 31, class 3); a recipe
+whose generation_config load_model would refuse is refused before training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import minillm
+from minillm.errors import MinillmError, TrainingError
+from minillm.tools.cli import main
+from minillm.training.trainer import TrainConfig, Trainer
+from test_training import recipe
+
+
+@pytest.mark.parametrize("setting", [{"lr": 1e10, "min_lr": 1e10}, {"weight_decay": 1e30}])
+def test_a_diverging_run_exits_non_zero_naming_the_step_and_saves_no_nan_checkpoint(tmp_path, capsys, setting):
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe(tmp_path, steps=4, save_every=1, warmup=0, **setting)))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "step " in err and ("not finite" in err or "nan" in err.lower() or "inf" in err)
+    ckpt = tmp_path / "run" / "checkpoint"
+    if ckpt.exists():  # a checkpoint that was written is a good one
+        model = minillm.load_model(ckpt)
+        for name, a in minillm.checkpoint.weights.named_tensors(model.weights).items():
+            assert np.isfinite(a).all(), name
+
+
+def test_the_named_last_good_checkpoint_is_finite(tmp_path):
+    trainer = Trainer(TrainConfig.from_dict(recipe(tmp_path, steps=6, save_every=1)), tmp_path / "run", progress=False)
+    trainer.run(max_steps=1)
+    trainer.cfg.lr = trainer.cfg.min_lr = 1e10  # the run turns bad after a good save
+    with pytest.raises(TrainingError, match=r"step \d+: .*last good checkpoint .*\(step [12]\)"):
+        trainer.run()
+    model = minillm.load_model(tmp_path / "run" / "checkpoint")
+    for name, a in minillm.checkpoint.weights.named_tensors(model.weights).items():
+        assert np.isfinite(a).all(), name
+
+
+@pytest.mark.parametrize("generation_config", [{"temperature": -1}, {"top_p": 2.0}, {"max_new_tokens": -3}])
+def test_a_recipe_whose_generation_config_load_model_would_refuse_is_refused_before_training(tmp_path, generation_config):
+    with pytest.raises(MinillmError, match="generation_config"):
+        TrainConfig.from_dict(recipe(tmp_path, generation_config=generation_config))
+
+
+def test_gradient_accumulation_averages_the_micro_batches_like_one_larger_batch(tmp_path):
+    """accumulation 2 x batch 1 sees the same two windows as 1 x batch 2 (the same random draws), and the mean of
+    two equal-length windows' mean losses is the mean over both: the same gradient norm, the same update."""
+    one = Trainer(TrainConfig.from_dict(recipe(tmp_path, batch_size=2, accumulation=1, val_tokens=None)),
+                  tmp_path / "a", progress=False).run(max_steps=1)[0]
+    two = Trainer(TrainConfig.from_dict(recipe(tmp_path, batch_size=1, accumulation=2, val_tokens=None)),
+                  tmp_path / "b", progress=False).run(max_steps=1)[0]
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
