@@ -340,7 +340,7 @@ MUTATIONS: list[Mutation] = [
       "issue 31: a ref that is a FIFO or a device reaches snapshot_download"),
     M("training", "minillm/training/resume_checks.py", '"adam_step", path, 1 if step else 0, INT_MAX)',
       '"adam_step", path, -INT_MAX, INT_MAX)', "issue 31: resume accepts adam_step -1"),
-    M("training", TRAINER, "        check_update(self.params, norm, self.step + 1, self._last_good())", "        pass",
+    M("training", TRAINER, "        check_update(self.params, norm, self.step + 1, self._last_good)", "        pass",
       "issue 31: weights not checked after the update (a NaN checkpoint is saved)"),
     M("training", TRAINER, "grads[k] /= np.float32(cfg.accumulation)", "grads[k] *= np.float32(1)",
       "issue 31: gradient accumulation sums instead of averaging"),

@@ -9,18 +9,20 @@ stops the run naming the step, before the next save could write it over the last
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 
 from ..errors import TrainingError
 
 
-def check_update(params: dict[str, np.ndarray], grad_norm: float, step: int, last_good: str) -> None:
-    """After step ``step``'s update: the gradient norm and every weight must be finite."""
+def check_update(params: dict[str, np.ndarray], grad_norm: float, step: int, last_good: Callable[[], str]) -> None:
+    """After step ``step``'s update: the gradient norm and every weight must be finite. ``last_good()`` names the
+    last good checkpoint; it reads the run's files, so it is called only when the check fails (not every step)."""
     if not math.isfinite(grad_norm):
         raise TrainingError(f"step {step}: the gradient norm is {grad_norm}; stopped (the run diverged: lower lr). "
-                            f"The last good checkpoint is {last_good}")
+                            f"The last good checkpoint is {last_good()}")
     bad = next((name for name, p in params.items() if not np.isfinite(p).all()), None)
     if bad is not None:
         raise TrainingError(f"step {step}: the update made weight {bad!r} non-finite (NaN or infinite); stopped "
-                            f"(the run diverged: lower lr or weight_decay). The last good checkpoint is {last_good}")
+                            f"(the run diverged: lower lr or weight_decay). The last good checkpoint is {last_good()}")

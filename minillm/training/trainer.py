@@ -336,7 +336,7 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as above
             # sum the ranks' gradients, clip_grad_norm, adamw_step (ZeRO-1: on this rank's shard of the moments)
             norm = self.dp.update(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay, cfg.clip)
-        check_update(self.params, norm, self.step + 1, self._last_good())  # the loss was checked before the update
+        check_update(self.params, norm, self.step + 1, self._last_good)  # the loss was checked before the update
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
 
