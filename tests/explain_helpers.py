@@ -6,15 +6,12 @@ import base64
 import functools
 import json
 import re
-import warnings
-from pathlib import Path
 
 import numpy as np
 
 import minillm
-from minillm.checkpoint.bundled import DEFAULT_MODEL_NAME
-
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+# The checkpoints by name, each loaded once per session: the suite's own helpers (conftest.py).
+from conftest import checkpoint_dir as checkpoint, reference as checkpoint_reference, tiny_model as checkpoint_model
 
 # 64+ tokens on every bundled tokenizer, English and Chinese (the bilingual model's two languages)
 PROMPT = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in "
@@ -22,29 +19,9 @@ PROMPT = ("It is a truth universally acknowledged, that a single man in possessi
           "on his first entering a neighbourhood, this truth is so well fixed in the minds of the surrounding families")
 
 
-def checkpoint(name: str) -> Path:
-    """A bundled checkpoint's folder: the offline default where the package keeps it, the others in weights/."""
-    return minillm.default_model_path() if name == DEFAULT_MODEL_NAME else WEIGHTS / name
-
-
-@functools.lru_cache(maxsize=None)
-def checkpoint_model(name: str) -> minillm.Model:
-    """Each checkpoint loaded once per session (tests must not modify it)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", minillm.CheckpointWarning)
-        return minillm.load_model(checkpoint(name))
-
-
 @functools.lru_cache(maxsize=None)
 def checkpoint_tokenizer(name: str) -> minillm.Tokenizer:
     return minillm.load_tokenizer(checkpoint(name))
-
-
-@functools.lru_cache(maxsize=None)
-def checkpoint_reference(name: str) -> dict[str, np.ndarray]:
-    """transformers' outputs for the checkpoint (reference.npz, written by the fixture scripts)."""
-    with np.load(checkpoint(name) / "reference.npz") as f:
-        return {k: f[k] for k in f.files}
 
 
 def page_json(page: str) -> dict:
