@@ -34,6 +34,7 @@ from minillm.training.trainer import TrainConfig, Trainer
 from conftest import ROOT, WEIGHTS
 
 WEIGHT_ATOL, MOMENT_RTOL, LOSS_RTOL = 1e-4, 1e-3, 1e-6
+LR_STEP = 1e-3  # the fine-tuning tests' lr: the most AdamW moves a weight in one step (about)
 TIMEOUT = 300  # seconds for one mpiexec job: a few seconds normally, minutes on a loaded machine; never a hang
 
 
@@ -109,8 +110,11 @@ def one_process(config: Path, out: Path) -> Path:
 
 
 @pytest.mark.parametrize("zero1", [False, True], ids=["adamw", "zero1"])
-def test_two_processes_end_with_the_weights_of_one_process_on_the_same_global_batch(tmp_path, zero1):
-    config = recipe(tmp_path)
+@pytest.mark.parametrize("accumulation", [2, 1], ids=["2-micro-batches", "1-micro-batch"])
+def test_two_processes_end_with_the_weights_of_one_process_on_the_same_global_batch(tmp_path, zero1, accumulation):
+    """With one micro-batch a rank's weight n_r / n is applied as its gradients are packed for the allreduce;
+    with two, to each micro-batch's gradients before they are added."""
+    config = recipe(tmp_path, accumulation=accumulation)
     # 0.01 MB buckets: 2621 floats, so tensors share buckets, span several, and ZeRO-1's parts cut through them
     train_mpi(2, config, tmp_path / "two", "--bucket-mb", "0.01", *(["--zero1"] if zero1 else []))
     assert_same_run(tmp_path / "two", one_process(config, tmp_path / "one"), world_sizes=[2] * 4)
@@ -224,3 +228,80 @@ def test_zero1_workers_each_updating_their_part_take_exactly_the_adamw_step(work
         for k in params:
             np.testing.assert_array_equal(ours[k], params[k], err_msg=k)
     assert sum(s["m"].size for s in shards) == total  # each moment held once, by one worker
+
+
+# -- fine-tuning: `mpiexec -n 2 minillm finetune` -------------------------------------------------------------
+
+QUESTIONS = ["Hi", "What is two plus two?", "Name a color", "Where is Paris?", "Tell me a joke", "How are you?",
+             "What time is it?", "Say something"]  # of different lengths: each rank pads its rows to its longest
+
+
+def finetune_args(tmp_path: Path, **overrides) -> list[str]:
+    """3 conversations per batch (ranks hold 1 and 2, with different numbers of scored tokens), 4 steps."""
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
+                                                      {"role": "assistant", "content": "Arr, matey!"}]}) + "\n"
+                             for q in QUESTIONS))
+    flags = dict(model=str(WEIGHTS / "tiny-qwen3"), data=str(chats), eval_fraction=0.25, lora_rank=8,
+                 lora_alpha=16, steps=4, batch_size=3, lr=1e-3, warmup=1, eval_every=2, save_every=2,
+                 weight_decay=0.1)
+    flags.update(overrides)
+    return [x for k, v in flags.items() for x in ([f"--{k.replace('_', '-')}"] if v is True else
+                                                  [f"--{k.replace('_', '-')}", str(v)])]
+
+
+def finetune_state(run: Path, full: bool) -> tuple[dict, dict, list[dict]]:
+    """The run's trained tensors (the adapter's, or every weight), AdamW moments and log records."""
+    folder = run / "checkpoint"
+    trained = SafetensorsFile(folder / "model" / "model.safetensors" if full else
+                              folder / "adapter" / "adapter_model.safetensors")
+    moments = SafetensorsFile(folder / "trainer_state" / "optimizer.safetensors")
+    return ({k: trained.get_float32(k) for k in trained.tensors}, {k: moments.get_float32(k) for k in moments.tensors},
+            [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()])
+
+
+def finetune_one_process(args: list[str], out: Path) -> Path:
+    from minillm.tools.cli import main
+    assert main(["finetune", *args, "--out", str(out)]) == 0
+    return out
+
+
+def assert_same_finetune(ours: Path, reference: Path, world_sizes: list[int], full: bool = False) -> None:
+    """As assert_same_run, but the weights: all but 1 in 1000 within WEIGHT_ATOL (a tenth of a step at lr 1e-3),
+    and every one within LR_STEP (one step). LoRA's B starts at 0, so at the first steps many of A's gradient
+    entries are sums that nearly cancel: there a 1e-7 rounding difference is a sizable part of the entry, and
+    AdamW, which divides by the entry's own RMS (or eps), turns it into a sizable part of that entry's step
+    (measured: 1 entry of the adapter's 29,184 moved by 0.14 of a step, the rest under 1.2e-5; a bug (other
+    rows, a mean over ranks) moves the loss by more than 1e-6 and most entries by whole steps)."""
+    (w, m, log), (w1, m1, log1) = finetune_state(ours, full), finetune_state(reference, full)
+    assert sorted(w) == sorted(w1) and sorted(m) == sorted(m1)
+    apart = np.concatenate([np.abs(w[name] - w1[name]).ravel() for name in sorted(w1)])  # [every trained element]
+    worst = max(w1, key=lambda name: np.abs(w[name] - w1[name]).max())
+    assert (apart > WEIGHT_ATOL).mean() <= 1e-3, f"{(apart > WEIGHT_ATOL).sum()} of {apart.size} elements apart"
+    assert apart.max() <= LR_STEP, f"{worst}: {apart.max()} apart, more than one step"
+    for name in m1:
+        np.testing.assert_allclose(m[name], m1[name], rtol=0, atol=MOMENT_RTOL * np.abs(m1[name]).max(), err_msg=name)
+    assert [x["step"] for x in log] == [x["step"] for x in log1]
+    for key in ("loss", "grad_norm", "val_loss"):
+        np.testing.assert_allclose([x[key] for x in log if key in x], [x[key] for x in log1 if key in x],
+                                   rtol=LOSS_RTOL, err_msg=key)
+    assert [x["world_size"] for x in log] == world_sizes
+
+
+@pytest.mark.parametrize("flags", [(), ("--zero1",), ("--full",)], ids=["lora", "lora-zero1", "full"])
+def test_two_processes_finetune_to_the_adapter_of_one_process(tmp_path, flags):
+    """LoRA: only the adapter's gradients are summed (0.001 MB buckets: they span several); --full: every weight."""
+    args = finetune_args(tmp_path)
+    done = run_mpi(2, "finetune", *args, "--out", str(tmp_path / "two"), "--bucket-mb", "0.001", *flags)
+    assert done.returncode == 0, done.stderr
+    reference = finetune_one_process(args + [x for x in flags if x == "--full"], tmp_path / "one")
+    assert_same_finetune(tmp_path / "two", reference, world_sizes=[2] * 4, full="--full" in flags)
+
+
+def test_a_finetune_resumed_with_another_number_of_processes_is_the_one_process_run(tmp_path):
+    args = finetune_args(tmp_path)
+    out = str(tmp_path / "run")
+    done = run_mpi(2, "finetune", *args, "--out", out, "--max-steps", "2", "--bucket-mb", "0.001", "--zero1")
+    assert done.returncode == 0, done.stderr
+    finetune_one_process(args + ["--resume"], tmp_path / "run")  # the last two steps alone
+    assert_same_finetune(tmp_path / "run", finetune_one_process(args, tmp_path / "one"), world_sizes=[2, 2, 1, 1])

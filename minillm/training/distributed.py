@@ -239,10 +239,15 @@ def make_buckets(shapes: dict[str, tuple[int, ...]], bucket_elements: int, size:
     return buckets
 
 
-def pack(bucket: Bucket, arrays: dict[str, np.ndarray], buf: np.ndarray, first: int = 0, stop: int | None = None):
-    """buf[first:stop] <- the tensors' elements there (all of the bucket by default).   -> buf[:bucket.size]"""
+def pack(bucket: Bucket, arrays: dict[str, np.ndarray], buf: np.ndarray, first: int = 0, stop: int | None = None,
+         weight: float = 1.0):
+    """buf[first:stop] <- the tensors' elements there (all of the bucket by default), times ``weight`` (in
+    float32, as ``a *= np.float32(weight)`` would: the copy and the product in one pass).   -> buf[:bucket.size]"""
     for name, lo, hi, at in bucket.slices(first, stop):
-        buf[at:at + hi - lo] = _flat(arrays[name])[lo:hi]
+        if weight == 1.0:
+            buf[at:at + hi - lo] = _flat(arrays[name])[lo:hi]
+        else:
+            np.multiply(_flat(arrays[name])[lo:hi], np.float32(weight), out=buf[at:at + hi - lo])
     return buf[:bucket.size]
 
 
@@ -288,7 +293,8 @@ class DataParallel:
             raise InputError(f"--bucket-mb must be a number > 0, found {bucket_mb}")
         self.comm, self.zero1 = comm or Communicator(), zero1
         self.bucket_elements = max(1, int(bucket_mb * 2 ** 20) // 4)  # float32
-        self.comm_seconds = self.wait_seconds = 0.0  # of the last update: in collectives, and waiting for the slowest
+        # of the last update: in collectives, waiting for the slowest rank, and in clip + AdamW
+        self.comm_seconds = self.wait_seconds = self.optimizer_seconds = 0.0
         self.buckets: list[Bucket] = []
 
     @property
@@ -324,7 +330,7 @@ class DataParallel:
         mine = np.array([(next_token_targets(x) != IGNORE_INDEX).sum() for x in labels], np.float64)  # [A]
         total = mine.copy()  # [A]
         self.comm.allreduce(total)
-        return [float(a) / float(b) for a, b in zip(mine, total)]
+        return [float(a) / float(b) if b else 0.0 for a, b in zip(mine, total)]  # (nothing scored: loss_and_grads says so)
 
     def sum(self, value: float) -> float:
         """The sum over every rank of a number (the weighted losses: the global batch's mean loss)."""
@@ -335,9 +341,14 @@ class DataParallel:
     # -- the optimizer step --------------------------------------------------------------------------------
 
     def update(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], opt, lr: float,
-               betas: tuple[float, float], eps: float, weight_decay: float, clip: float) -> float:
-        """Sum ``grads`` (this rank's weighted share) over the ranks, clip by the global norm, take the AdamW
-        step on ``params`` in place. Returns the gradient norm before clipping."""
+               betas: tuple[float, float], eps: float, weight_decay: float, clip: float, weight: float = 1.0) -> float:
+        """Sum ``grads`` over the ranks, each rank's first multiplied by its ``weight`` (its token share n_r / n,
+        when the caller has not weighed them itself), clip by the global norm, take the AdamW step on ``params``
+        in place. Returns the gradient norm before clipping.
+
+        The weight is applied while the gradients are copied into the bucket buffer (``pack``): the same float32
+        products as ``g *= weight`` beforehand, without a pass over every gradient of its own.
+        """
         for name, g in grads.items():  # the buckets read and write the gradients through flat views
             if not g.flags.c_contiguous:
                 grads[name] = np.ascontiguousarray(g)  # [shape]
@@ -346,25 +357,30 @@ class DataParallel:
             self.comm.barrier()  # the slowest rank's lag counts as waiting, not as the allreduce's cost
         synced = time.perf_counter()
         if self.zero1:
-            norm = self._zero1_update(params, grads, opt, lr, betas, eps, weight_decay, clip)
+            norm = self._zero1_update(params, grads, opt, lr, betas, eps, weight_decay, clip, weight)
         else:
-            self.allreduce(grads)
+            self.allreduce(grads, weight)
             self.comm_seconds = time.perf_counter() - synced
             norm = clip_grad_norm(grads, clip)
             adamw_step(params, grads, opt, lr, betas, eps, weight_decay)
         self.wait_seconds = synced - start
+        self.optimizer_seconds = time.perf_counter() - synced - self.comm_seconds
         return norm
 
-    def allreduce(self, grads: dict[str, np.ndarray]) -> None:
-        """Each gradient <- its sum over the ranks, in place, one bucket at a time."""
+    def allreduce(self, grads: dict[str, np.ndarray], weight: float = 1.0) -> None:
+        """Each gradient <- the sum over the ranks of weight x it, in place, one bucket at a time."""
         if self.size == 1:
+            if weight != 1.0:
+                for g in grads.values():
+                    g *= np.float32(weight)
             return  # the sum over one rank: the gradient itself
         buf = np.empty(min(self.bucket_elements, sum(b.size for b in self.buckets)), np.float32)  # [bucket]
         for bucket in self.buckets:
-            self.comm.allreduce(pack(bucket, grads, buf))  # in place, on the buffer's memory
+            self.comm.allreduce(pack(bucket, grads, buf, weight=weight))  # in place, on the buffer's memory
             unpack(bucket, buf, grads)
 
-    def _zero1_update(self, params, grads, opt: ShardedAdamWState, lr, betas, eps, weight_decay, clip) -> float:
+    def _zero1_update(self, params, grads, opt: ShardedAdamWState, lr, betas, eps, weight_decay, clip,
+                      weight: float = 1.0) -> float:
         """Reduce-scatter the gradients, AdamW on this rank's part of each bucket, allgather the weights."""
         started = time.perf_counter()
         buf = np.empty(min(self.bucket_elements, sum(b.size for b in self.buckets)), np.float32)  # [bucket]
@@ -372,7 +388,7 @@ class DataParallel:
         at = 0
         for bucket in self.buckets:
             n = bucket.counts[self.rank]
-            self.comm.reduce_scatter(pack(bucket, grads, buf), bucket.counts, g[at:at + n])
+            self.comm.reduce_scatter(pack(bucket, grads, buf, weight=weight), bucket.counts, g[at:at + n])
             at += n
         squares = self.sum(sum(float(np.dot(g[a:a + hi - lo], g[a:a + hi - lo])) for _, lo, hi, a, _ in self.shard))
         communicated = time.perf_counter() - started
@@ -404,6 +420,12 @@ class DataParallel:
             for name, lo, hi, a in bucket.slices(*bucket.part(self.rank)):
                 self.shard.append((name, lo, hi, at + a - bucket.part(self.rank)[0], decays(name, params[name])))
             at += bucket.counts[self.rank]
+        layout = {k: (p.shape, p.dtype.str) for k, p in params.items()}  # the tensors every rank must hold alike
+        theirs = self.comm.broadcast_object(layout)  # rank 0's: a mismatch here would garble the broadcasts below
+        if theirs != layout:
+            name = next((k for k in sorted(set(theirs) | set(layout)) if theirs.get(k) != layout.get(k)), "?")
+            raise TrainingError(f"rank {self.rank}'s trained tensors differ from rank 0's: {name} is "
+                                f"{layout.get(name, 'missing')} here, {theirs.get(name, 'missing')} on rank 0")
         for p in params.values():
             self.comm.broadcast(p)
         state = self.comm.broadcast_object({"rng": rng.bit_generator.state, "counters": counters,
@@ -463,4 +485,5 @@ class DataParallel:
         """What the log records of each step: the number of processes, and their time in collectives."""
         if self.size == 1:
             return {"world_size": 1}
-        return {"world_size": self.size, "comm_s": round(self.comm_seconds, 4), "wait_s": round(self.wait_seconds, 4)}
+        return {"world_size": self.size, "comm_s": round(self.comm_seconds, 4), "wait_s": round(self.wait_seconds, 4),
+                "optimizer_s": round(self.optimizer_seconds, 4)}

@@ -20,6 +20,13 @@ A run directory OUT holds:
 
 Resuming restores the adapter (or the F32 weights), both AdamW moments, the step and the sampler's random state,
 so a resumed run continues exactly where the checkpoint was written.
+
+On N processes (``mpiexec -n N minillm finetune ...``, ``parallel=DataParallel(world())``, training/distributed.py,
+as `minillm train`): every rank draws the same batch_size conversations and pads and trains ITS rows of them
+(``rows``), weighs its gradient by its share of the batch's scored tokens (``token_shares``: the -100 labels of
+prompts and padding are not counted), and ``update`` sums the trained tensors' gradients (with LoRA the adapter's
+alone: the frozen base has none) before the same AdamW step on every rank. Rank 0 alone evaluates, logs and
+saves; a resume may change N; --zero1 shards the moments. Alone, ``parallel`` changes nothing.
 """
 
 from __future__ import annotations
@@ -44,8 +51,9 @@ from ..checkpoint.weights import named_tensors
 from ..errors import CheckpointError, InputError, TrainingError
 from ..text.tokenizer import load_tokenizer
 from ..training.loss import cross_entropy
-from .adamw import AdamWState, adamw_step, clip_grad_norm
+from .adamw import AdamWState
 from .chat_data import encode_conversations, pad_batch, read_conversations
+from .distributed import DataParallel
 from .schedule import learning_rate
 from .trainer import drop_log_lines_after, plot_loss_curve, restore_optimizer_and_sampler, show_progress
 
@@ -94,11 +102,15 @@ class FinetuneConfig:
 class Finetuner:
     """A fine-tuning run: the model (with its adapter), the data, the optimizer, the step."""
 
-    def __init__(self, cfg: FinetuneConfig, out: str | Path, resume: bool = False, progress: bool = True):
+    def __init__(self, cfg: FinetuneConfig, out: str | Path, resume: bool = False, progress: bool = True,
+                 parallel: DataParallel | None = None):
         cfg.check()
-        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.dp = parallel or DataParallel()  # one process, unless `mpiexec -n N` (cmd_finetune: world())
+        self.cfg, self.out, self.progress = cfg, Path(out), progress and self.dp.is_root
         ckpt = self.out / "checkpoint"
-        if resume:
+        self.rows = self.dp.rows(cfg.batch_size)  # this rank's rows of each batch (None: all of them)
+        root = self.dp.is_root  # rank 0 alone checks and writes the run directory; the others get its state (dp.start)
+        if resume and root:
             if not (ckpt / "trainer_state" / "state.json").is_file():
                 raise TrainingError(f"{self.out}: nothing to resume (no checkpoint/trainer_state/state.json)")
             saved = json.loads((self.out / "finetune.json").read_text(encoding="utf-8"))
@@ -106,35 +118,50 @@ class Finetuner:
                 if saved.get(key) != asdict(cfg)[key]:
                     raise TrainingError(f"{ckpt}: cannot resume: {key} differs from the saved run "
                                         f"(saved {saved.get(key)!r}, now {asdict(cfg)[key]!r})")
-        elif self.out.exists() and any(self.out.iterdir()):
+        elif root and not resume and self.out.exists() and any(self.out.iterdir()):
             raise TrainingError(f"{self.out}: directory is not empty; use --resume to continue that run, "
                                 f"or choose a new directory")
 
+        if not root:
+            self.dp.comm.barrier()  # a Hub id: rank 0 downloads it once (just below), then the others read its cache
         self.tokenizer = load_tokenizer(_base_dir(cfg.model))
+        if root:
+            self.dp.comm.barrier()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CheckpointWarning)  # a stored tied head, ...: not the user's concern here
-            if resume and cfg.full:
+            if resume and cfg.full and root:
                 self.model = load_model(ckpt / "model")
                 self.model.path = _base_dir(cfg.model)
             else:
                 self.model = load_model(cfg.model)
         if cfg.full:
             self.params = named_tensors(self.model.weights)  # every weight, the model's own arrays
-        elif resume:
-            self.params = load_adapter(self.model, ckpt / "adapter").tensors()
         else:
-            self.params = attach_lora(self.model, cfg.lora_rank, cfg.lora_alpha, cfg.target, cfg.lora_dropout,
-                                      cfg.use_rslora, cfg.seed).tensors()  # the adapter's arrays, updated in place
+            spec = (cfg.lora_rank, cfg.lora_alpha, cfg.target, cfg.lora_dropout, cfg.use_rslora)
+            if resume and root:
+                adapter = load_adapter(self.model, ckpt / "adapter")
+                c = adapter.config
+                spec = (c.r, c.lora_alpha, c.target_modules, c.lora_dropout, c.use_rslora)
+            # On N ranks, the adapter rank 0 has (a resumed run's, as saved) is the one every rank attaches; its
+            # values are rank 0's too (dp.start, below)
+            spec = self.dp.comm.broadcast_object(spec)
+            if not (resume and root):
+                adapter = attach_lora(self.model, *spec, seed=cfg.seed)
+            self.params = adapter.tensors()  # the adapter's arrays, updated in place
         self.pad_id = self.model.config.eos_token_ids[0] if self.model.config.eos_token_ids else 0
         self.max_length = min(cfg.max_length, self.model.config.max_position_embeddings)  # the model's context
         self.train_set, self.eval_set = self._data()
-        if resume:
+        if resume and root:
             self._restore(ckpt)
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "finetune.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
+            if root:
+                self.out.mkdir(parents=True, exist_ok=True)
+                (self.out / "finetune.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
             self.opt, self.rng, self.step, self.elapsed = AdamWState(), np.random.default_rng(cfg.seed), 0, 0.0
             self.tokens = 0
+        # rank 0's trained tensors, moments, sampler and counters on every rank (alone: nothing changes)
+        self.opt, (self.step, self.elapsed, self.tokens) = self.dp.start(self.params, self.opt, self.rng,
+                                                                          (self.step, self.elapsed, self.tokens))
 
     def _data(self):
         cfg = self.cfg
@@ -152,8 +179,11 @@ class Finetuner:
 
     # -- saving and resuming ------------------------------------------------------------------------------
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
         """OUT/checkpoint/, whole or not at all: the adapter (or model), the optimizer and the state."""
+        moments = self.dp.moments_to_save(self.params, self.opt)  # every rank takes part (ZeRO-1: shards to rank 0)
+        if not self.dp.is_root:
+            return self.dp.comm.barrier()  # wait while rank 0 writes: nothing here can cut its write short
         final = self.out / "checkpoint"
         tmp = self.out / f"checkpoint.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -165,8 +195,8 @@ class Finetuner:
             save_adapter(self.model, tmp / "adapter")
         (tmp / "trainer_state").mkdir()
         write_safetensors(tmp / "trainer_state" / "optimizer.safetensors",
-                          {**{"m." + k: a for k, a in self.opt.m.items()},
-                           **{"v." + k: a for k, a in self.opt.v.items()}})
+                          {**{"m." + k: a for k, a in moments[0].items()},
+                           **{"v." + k: a for k, a in moments[1].items()}})
         state = {"step": self.step, "elapsed": self.elapsed, "adam_step": self.opt.step, "tokens": self.tokens,
                  "rng": self.rng.bit_generator.state}
         (tmp / "trainer_state" / "state.json").write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
@@ -175,6 +205,7 @@ class Finetuner:
             final.rename(old)
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
+        self.dp.comm.barrier()
         return final
 
     def _restore(self, ckpt: Path) -> None:
@@ -198,30 +229,39 @@ class Finetuner:
     def train_step(self) -> dict:
         cfg = self.cfg
         lr = learning_rate(self.step, cfg.steps, cfg.learning_rate(), min(cfg.warmup, cfg.steps - 1), 0.0)
-        rows = self.rng.integers(0, len(self.train_set), cfg.batch_size)
-        ids, labels = pad_batch([self.train_set[r] for r in rows], self.pad_id)  # [B, T]
+        rows = self.rng.integers(0, len(self.train_set), cfg.batch_size)  # every rank draws the same B
+        mine = rows if self.rows is None else rows[self.rows]  # ... and trains its own rows of them
+        ids, labels = pad_batch([self.train_set[r] for r in mine], self.pad_id)  # [B_r, T_r] (padded to its longest)
+        share, = self.dp.token_shares([labels])  # n_r / n: this rank's part of the batch's scored targets
         adapter = self.model.adapter
-        if adapter is not None:
-            adapter.set_dropout_seed(cfg.seed * 1_000_003 + self.step)  # the same masks in forward and backward
+        if adapter is not None:  # the same masks in forward and backward; on N ranks, each rank its own draws
+            adapter.set_dropout_seed((cfg.seed * 1_000_003 + self.step) * self.dp.size + self.dp.rank)
         try:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss, grads = loss_and_grads(self.model, ids, labels=labels, checkpoint=cfg.gradient_checkpointing)
+            if share == 0.0 and self.dp.size > 1:  # its rows score nothing (another rank's do): adds 0, weight 0
+                loss, grads = 0.0, {k: np.zeros_like(p) for k, p in self.params.items()}
+            else:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    loss, grads = loss_and_grads(self.model, ids, labels=labels,
+                                                 checkpoint=cfg.gradient_checkpointing)
         finally:
             if adapter is not None:
                 adapter.set_dropout_seed(None)
         if not math.isfinite(loss):
             raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped (lower --lr)")
-        norm = clip_grad_norm(grads, cfg.clip)
-        adamw_step(self.params, grads, self.opt, lr, weight_decay=cfg.weight_decay)
+        loss = self.dp.sum(loss * share)  # the mean over the global batch's scored targets (alone: the loss)
+        # sum the ranks' gradients, each weighed by its share; clip_grad_norm; AdamW (torch's defaults for betas, eps)
+        norm = self.dp.update(self.params, grads, self.opt, lr, (0.9, 0.999), 1e-8, cfg.weight_decay, cfg.clip, share)
         self.step += 1
-        return {"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_in_batch": int(ids.size)}
+        tokens = ids.size if self.dp.size == 1 else int(self.dp.sum(ids.size))  # padded ids, every rank's
+        return {"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_in_batch": tokens}
 
     def run(self, max_steps: int | None = None) -> list[dict]:
         """Train until cfg.steps (or ``max_steps`` more); write the result at the end."""
         cfg, lines = self.cfg, []
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
         start_step, started = self.step, time.perf_counter()
-        with open(self.out / "log.jsonl", "a", encoding="utf-8") as log:
+        path = self.out / "log.jsonl" if self.dp.is_root else os.devnull  # rank 0 logs
+        with open(path, "a", encoding="utf-8") as log:
             while self.step < stop:
                 t0 = time.perf_counter()
                 line = self.train_step()
@@ -229,8 +269,8 @@ class Finetuner:
                 self.elapsed += dt
                 self.tokens += line["tokens_in_batch"]
                 line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
-                            tokens=self.tokens)
-                if self.eval_set and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                            tokens=self.tokens, **self.dp.log_fields())
+                if self.eval_set and self.dp.is_root and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                     line["val_loss"] = self.evaluate()
                 log.write(json.dumps(line) + "\n")
                 log.flush()
@@ -241,7 +281,7 @@ class Finetuner:
                     show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
         if self.progress:
             print(file=sys.stderr)
-        if self.step == cfg.steps:
+        if self.step == cfg.steps and self.dp.is_root:
             result = self.out / ("model" if cfg.full else "adapter")
             shutil.rmtree(result, ignore_errors=True)
             shutil.copytree(self.out / "checkpoint" / result.name, result)
@@ -290,6 +330,10 @@ def add_finetune_arguments(sub) -> None:
                    help="recompute each layer's activations in the backward: less memory, about 1/3 more time")
     f.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     f.add_argument("--max-steps", type=int, help="stop after this many more steps (the schedule is unchanged)")
+    f.add_argument("--zero1", action="store_true", help="under mpiexec: shard AdamW's moments across the "
+                   "processes (ZeRO-1), each keeps 1/N of them (docs/DISTRIBUTED.md)")
+    f.add_argument("--bucket-mb", type=float, help="under mpiexec: gradients are summed through a buffer of this "
+                   "many MB (default 16)")
     f.set_defaults(run=cmd_finetune)
 
     m = sub.add_parser("merge", help="fold a LoRA adapter into its base model: a full checkpoint directory")
@@ -303,11 +347,18 @@ def add_finetune_arguments(sub) -> None:
 def cmd_finetune(args) -> int:
     from ..checkpoint.adapter import parse_targets
 
+    from .distributed import world
+
     fields = FinetuneConfig.__dataclass_fields__
     chosen = {k: v for k, v in vars(args).items() if k in fields and k != "target"}
-    cfg = FinetuneConfig(**chosen, target=parse_targets(args.target), use_rslora=args.rslora)
-    tuner = Finetuner(cfg, args.out, resume=args.resume)
-    tuner.run(max_steps=args.max_steps)
+    comm = world()  # `mpiexec -n N minillm finetune ...`: this is one of N ranks; else the process alone
+    with comm.failure_stops_every_rank():  # under mpiexec: an error here ends every rank, naming this one
+        cfg = FinetuneConfig(**chosen, target=parse_targets(args.target), use_rslora=args.rslora)
+        parallel = DataParallel(comm, zero1=args.zero1, bucket_mb=args.bucket_mb)
+        tuner = Finetuner(cfg, args.out, resume=args.resume, parallel=parallel)
+        tuner.run(max_steps=args.max_steps)
+    if comm.rank != 0:
+        return 0
     result = args.out / ("model" if cfg.full else "adapter")
     done = tuner.step == cfg.steps
     print(f"step {tuner.step}/{cfg.steps}: " + (f"{'model' if cfg.full else 'adapter'} in {result}" if done else

@@ -312,6 +312,9 @@ class Trainer:
                    for _ in range(cfg.accumulation)]
         shares = self.dp.token_shares(batches)  # this rank's part of each batch's scored targets (alone: 1.0)
         total, grads = 0.0, None
+        # One micro-batch: its weight n_r / n is applied as the gradients are packed for the allreduce (update's
+        # ``weight``), saving a pass over them; with several, each is weighed here before they are added.
+        weight = shares[0] if cfg.accumulation == 1 else 1.0
         for ids, share in zip(batches, shares):
             # A diverging run (a far too large lr) overflows float32 on its way to a non-finite loss, which is
             # reported just below, naming the step; NumPy's overflow warnings on the way would only be noise.
@@ -321,7 +324,7 @@ class Trainer:
                 raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped. The last good checkpoint "
                                     f"is {self._last_good()}")
             total += loss * share / cfg.accumulation
-            if share != 1.0:  # the mean over this rank's tokens, weighed as their part of the global batch
+            if share != 1.0 and cfg.accumulation > 1:  # this rank's mean, weighed as its part of the global batch
                 for k in g:
                     g[k] *= np.float32(share)
             if grads is None:
@@ -335,7 +338,8 @@ class Trainer:
         total = self.dp.sum(total)  # the global batch's mean loss
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as above
             # sum the ranks' gradients, clip_grad_norm, adamw_step (ZeRO-1: on this rank's shard of the moments)
-            norm = self.dp.update(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay, cfg.clip)
+            norm = self.dp.update(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay, cfg.clip,
+                                  weight)
         check_update(self.params, norm, self.step + 1, self._last_good)  # the loss was checked before the update
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
