@@ -305,3 +305,12 @@ def test_a_finetune_resumed_with_another_number_of_processes_is_the_one_process_
     assert done.returncode == 0, done.stderr
     finetune_one_process(args + ["--resume"], tmp_path / "run")  # the last two steps alone
     assert_same_finetune(tmp_path / "run", finetune_one_process(args, tmp_path / "one"), world_sizes=[2, 2, 1, 1])
+
+
+def test_finetune_help_names_the_data_parallel_flags(capsys):
+    from minillm.tools.cli import main
+    with pytest.raises(SystemExit) as done:
+        main(["finetune", "--help"])
+    assert done.value.code == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--zero1" in shown and "--bucket-mb" in shown and "(default: 10% of --data)" in shown

@@ -1,12 +1,14 @@
 """Data parallelism on MPI: N processes train one model exactly as one process would, each on a slice of every batch.
 
     mpiexec -n N minillm train --config R --out D        # the same program, started N times; rank r = 0 .. N-1
+    mpiexec -n N minillm finetune --model M --data J --out D          # fine-tuning too (finetune.py), LoRA or --full
 
     every rank, every step:
         draw the global batch's B window starts       the same seed on every rank -> the same B starts
         read its own rows  B*r//N .. B*(r+1)//N        [B_r, T] from the memory-mapped token file (data.py)
         loss_and_grads on them                         the mean over ITS n_r scored targets
-        weigh by n_r / n                               n = every rank's n_r (one allreduce of the counts)
+        weigh by n_r / n                               n = every rank's n_r (one allreduce of the counts); the
+                                                       gradients are weighed as they are packed into a bucket
         allreduce (sum) of the gradients, in buckets   now every rank holds one process's gradient ...
         clip + AdamW                                   ... so every rank takes the same step: replicas stay equal
     rank 0 alone: evaluation, the log, the checkpoints (the others wait at a barrier while it writes)
@@ -283,8 +285,8 @@ class DataParallel:
     """The data-parallel side of a training step: which rows this rank reads, how its loss and gradients are
     weighed, then summed (in buckets) and applied, and what rank 0 broadcasts at the start and gathers to save.
 
-    Used by training/trainer.py; anything that trains with loss_and_grads (a fine-tuning loop, with labels of
-    -100 on the prompt) reuses it as is: ``rows`` to slice each batch, ``token_shares`` on its labels, ``update``.
+    Used by training/trainer.py and training/finetune.py (labels of -100 on the prompts and the padding): ``rows``
+    to slice each batch, ``token_shares`` on its labels, ``update`` with the share as ``weight``.
     """
 
     def __init__(self, comm: Communicator | None = None, zero1: bool = False, bucket_mb: float | None = None):

@@ -313,7 +313,7 @@ def add_finetune_arguments(sub) -> None:
     f.add_argument("--model", required=True, help="base checkpoint directory or Hub id")
     f.add_argument("--data", required=True, help='JSONL, one {"messages": [{"role": ..., "content": ...}, ...]} a line')
     f.add_argument("--out", type=Path, required=True, help="run directory (adapter/ or model/, checkpoint/, log.jsonl)")
-    f.add_argument("--eval-data", help=f"held-out conversations (default: {d.eval_fraction:.0%} of --data)")
+    f.add_argument("--eval-data", help=f"held-out conversations (default: {d.eval_fraction * 100:.0f}%% of --data)")
     f.add_argument("--eval-fraction", type=float, default=d.eval_fraction)
     f.add_argument("--full", action="store_true", help="train every weight instead of a LoRA adapter")
     f.add_argument("--lora-rank", type=int, default=d.lora_rank)
