@@ -248,9 +248,9 @@ class Finetuner:
                 adapter.set_dropout_seed(None)
         if not math.isfinite(loss):
             raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped (lower --lr)")
-        loss = self.dp.sum(loss * share)  # the mean over the global batch's scored targets (alone: the loss)
         # sum the ranks' gradients, each weighed by its share; clip_grad_norm; AdamW (torch's defaults for betas, eps)
         norm = self.dp.update(self.params, grads, self.opt, lr, (0.9, 0.999), 1e-8, cfg.weight_decay, cfg.clip, share)
+        loss = self.dp.sum(loss * share)  # the mean over the global batch's scored targets (alone: the loss)
         self.step += 1
         tokens = ids.size if self.dp.size == 1 else int(self.dp.sum(ids.size))  # padded ids, every rank's
         return {"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_in_batch": tokens}

@@ -335,11 +335,13 @@ class Trainer:
         if cfg.accumulation > 1:
             for k in grads:
                 grads[k] /= np.float32(cfg.accumulation)
-        total = self.dp.sum(total)  # the global batch's mean loss
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as above
             # sum the ranks' gradients, clip_grad_norm, adamw_step (ZeRO-1: on this rank's shard of the moments)
             norm = self.dp.update(self.params, grads, self.opt, lr, cfg.betas, cfg.eps, cfg.weight_decay, cfg.clip,
                                   weight)
+        # the global batch's mean loss; summed after the update, so that a faster rank's wait for the slower one
+        # is at update's barrier (wait_s in the log), not hidden in this sum
+        total = self.dp.sum(total)
         check_update(self.params, norm, self.step + 1, self._last_good)  # the loss was checked before the update
         self.step += 1
         return {"step": self.step, "loss": total, "lr": lr, "grad_norm": norm}
