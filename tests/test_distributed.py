@@ -144,10 +144,17 @@ def test_a_rank_that_fails_mid_run_ends_the_job_with_its_error_and_the_last_chec
     assert [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
 
 
-def test_more_processes_than_windows_in_a_batch_is_refused_once(tmp_path):
-    done = run_mpi(2, "train", "--config", str(recipe(tmp_path, batch_size=1)), "--out", str(tmp_path / "run"))
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_more_processes_than_windows_in_a_batch_is_refused_once(tmp_path, command):
+    if command == "train":
+        args = ["--config", str(recipe(tmp_path, batch_size=1))]
+    else:
+        args = finetune_args(tmp_path, batch_size=1)
+    done = run_mpi(2, command, *args, "--out", str(tmp_path / "run"))
     assert done.returncode != 0
     assert done.stderr.count("batch_size 1 is smaller than the 2 processes") == 1
+    assert "Traceback" not in done.stderr  # the aborting rank stops there, not at the caller's next line
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 # -- without MPI: the same code on one process -------------------------------------------------------------

@@ -169,7 +169,9 @@ class MPICommunicator(Communicator):
                 print(f"minillm: error: {where} failed: {type(e).__name__}: {e}", file=sys.stderr)
             sys.stdout.flush()
             sys.stderr.flush()
-            self.comm.Abort(130 if isinstance(e, KeyboardInterrupt) else 1)
+            code = 130 if isinstance(e, KeyboardInterrupt) else 1
+            self.comm.Abort(code)
+            os._exit(code)  # MPICH's Abort may return while the launcher ends the job: never run the caller's next line
 
 
 def world() -> Communicator:
