@@ -277,7 +277,8 @@ def test_speculative_sampling_keeps_the_joint_distribution_of_two_tokens():
 
 # ---------------------------------------------------------------------------------------------- a few rows
 
-@pytest.mark.parametrize("N, out", [(2, 1000), (3, 1000), (8, 1000), (2, 12001), (5, 9000), (8, 7777)])
+@pytest.mark.parametrize("N, out", [(2, 1000), (3, 1000), (8, 1000), (2, 12001), (5, 9000), (8, 7777), (1, 12001),
+                                    (1, 30000)])
 def test_a_few_rows_give_the_plain_product(N, out):
     """One block (out 1000), and many blocks shared between threads plus a remainder smaller than a block."""
     rng = np.random.default_rng(N)
@@ -285,6 +286,28 @@ def test_a_few_rows_give_the_plain_product(N, out):
     w = rng.standard_normal((out, 96)).astype(np.float32)
     np.testing.assert_allclose(few_rows_matmul(x, w), x @ w.T, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(fast_linear(x[None], w, np.ones(out, np.float32))[0], x @ w.T + 1, rtol=1e-5, atol=1e-4)
+
+
+def test_a_product_finishes_without_the_helper_threads_when_they_never_come(monkeypatch):
+    """Shares go first come first served: the calling thread takes every share a helper has not taken, so a
+    helper held up on a busy core (here: never running at all) cannot keep a decode step waiting."""
+    import threading
+    from minillm.model import fast_linear as linear_module
+
+    class Absent:  # a pool whose helpers never pick up the work
+        jobs = type("Queue", (), {"put": lambda self, job: None})()
+
+    monkeypatch.setattr(linear_module, "_pool", Absent())
+    monkeypatch.setattr(linear_module, "THREADS", 2)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 256)).astype(np.float32)  # [1, in]
+    w = rng.standard_normal((20000, 256)).astype(np.float32)  # [out, in]: 5 M weights, many shares
+    result = []
+    worker = threading.Thread(target=lambda: result.append(few_rows_matmul(x, w)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert result, "the product waited for a helper that never ran"
+    np.testing.assert_allclose(result[0], x @ w.T, rtol=1e-5, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- draft length
