@@ -530,3 +530,23 @@ def test_the_guard_stops_drafting_that_makes_fewer_tokens_than_its_time_would_an
         schedule.record(k + 1, 1.0 if k == 0 else 1.5, known=0, kept=0)
     plain_runs = [r for r in runs if r > 0]
     assert plain_runs[:2] == [BACKOFF, 2 * BACKOFF]
+
+
+def test_a_length_that_is_very_dear_is_probed_once_and_then_avoided_until_its_timing_expires():
+    """On a busy core a pass over 9+ tokens (OpenBLAS's threaded product, not the few-rows one) cost 15-27
+    one-token steps (measured). Drafts kept 19 times in 20: the schedule tries a long pass once, then keeps to
+    8 tokens or fewer until that timing expires (EXPIRE passes), then probes once more."""
+    from minillm.generation.draft_length import EXPIRE
+    rng = np.random.default_rng(0)
+    schedule = DraftLength(32)
+    dear = lambda T: 1 + 0.12 * (T - 1) if T <= 8 else 27.0  # noqa: E731
+    chosen = []
+    for _ in range(EXPIRE + 100):
+        k = schedule.choose(32)
+        kept = 0
+        while kept < k and rng.random() < 0.95:
+            kept += 1
+        schedule.record(k + 1, dear(k + 1), known=min(kept + 1, k), kept=kept)
+        chosen.append(k)
+    long_passes = np.flatnonzero(np.array(chosen) >= 8)
+    assert len(long_passes[long_passes < EXPIRE]) == 1 and len(long_passes) <= 3

@@ -22,7 +22,7 @@ and k = 0 (a plain step) whenever no k beats 1. Both factors are learned while d
 * cost(T): what a pass over T tokens costs relative to a one-token step, drafting included. Each timed pass
   over T > 1 tokens gives one sample, its seconds divided by the median of the last REFERENCE one-token steps
   (so a sample compares times taken close together, and a machine that gets busier or calmer as a whole
-  moves both); cost(T) is the median of T's last TIMINGS samples, once it has MIN_TIMINGS of them. Medians,
+  moves both); cost(T) is the median of T's last TIMINGS samples. Medians,
   because a wall clock on a shared machine has spikes both ways: one pass held up by another process, one
   one-token step timed in a quiet moment, must not move the estimate (the fastest of the last few, used
   before, let one quick one-token step make every draft look expensive, and one slow one make drafting look
@@ -58,7 +58,10 @@ FORGET = 0.9  # each outcome of a kind multiplies its old counts by this (about 
 REFERENCE = 5  # a one-token step's cost: the median of the last REFERENCE timed one-token steps
 REFERENCE_EVERY = 64  # ... at least one of them within the last this many passes (else the next pass is one)
 TIMINGS = 7  # a pass length's cost: the median of its last TIMINGS samples (relative to the reference) ...
-MIN_TIMINGS = 2  # ... once it has this many (until then the other lengths, or the prior, stand in)
+MIN_TIMINGS = 1  # ... once it has this many (until then the other lengths, or the prior, stand in): one is
+#   enough, as a sample expires: a slow first timing bars its length for EXPIRE passes, not for good, while a
+#   length that really is dear (a pass over 9+ tokens through OpenBLAS's threaded product on a busy core:
+#   15-27 one-token steps, measured) costs one probe, not two
 EXPIRE = 256  # a sample older than this many passes is forgotten (the length is measured again)
 GUARD_WINDOW = 8  # the guard: tokens per unit of time over the last this many passes that checked a draft
 BACKOFF, MAX_BACKOFF = 8, 256  # plain steps after the guard trips (doubling each time it trips again)
@@ -174,8 +177,7 @@ class DraftLength:
 
     def ratios(self) -> dict[int, float]:
         """Each measured pass length's cost in one-token steps: the median of its samples from the last EXPIRE
-        passes, once it has MIN_TIMINGS of them (a single slow first timing would otherwise bar that length
-        for good); the one-token step itself costs 1."""
+        passes, once it has MIN_TIMINGS of them; the one-token step itself costs 1."""
         ratios = {1: 1.0} if self.steps else {}
         for T, samples in self.timings.items():
             fresh = [r for at, r in samples if self.passes - at < EXPIRE]
