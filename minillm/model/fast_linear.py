@@ -138,7 +138,8 @@ def rows_matmul(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     for 2 to 16. And one row through OpenBLAS's threaded matrix-vector product collapses when another
     process keeps a core busy: OpenBLAS's threads spin (sched_yield) between calls, so the scheduler counts
     them as CPU hogs, and each of a step's ~170 products waits for its helper's next time slice: decode of
-    the 0.5B shapes fell 3-5x with one other job running (docs/PERFORMANCE.md, "a busy machine").
+    the 0.5B shapes ran 2.7-4x slower than through this pool on a loaded machine (docs/PERFORMANCE.md, "A busy
+    machine").
 
     Four measured choices make these products cheap, and steady on a busy machine:
     1. Blocks of W's rows small enough that OpenBLAS runs each in one thread without packing: for N >= 2,
