@@ -277,7 +277,8 @@ def test_speculative_sampling_keeps_the_joint_distribution_of_two_tokens():
 
 # ---------------------------------------------------------------------------------------------- a few rows
 
-@pytest.mark.parametrize("N, out", [(2, 1000), (3, 1000), (8, 1000), (2, 12001), (5, 9000), (8, 7777)])
+@pytest.mark.parametrize("N, out", [(2, 1000), (3, 1000), (8, 1000), (2, 12001), (5, 9000), (8, 7777), (1, 12001),
+                                    (1, 30000)])
 def test_a_few_rows_give_the_plain_product(N, out):
     """One block (out 1000), and many blocks shared between threads plus a remainder smaller than a block."""
     rng = np.random.default_rng(N)
@@ -285,6 +286,28 @@ def test_a_few_rows_give_the_plain_product(N, out):
     w = rng.standard_normal((out, 96)).astype(np.float32)
     np.testing.assert_allclose(few_rows_matmul(x, w), x @ w.T, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(fast_linear(x[None], w, np.ones(out, np.float32))[0], x @ w.T + 1, rtol=1e-5, atol=1e-4)
+
+
+def test_a_product_finishes_without_the_helper_threads_when_they_never_come(monkeypatch):
+    """Shares go first come first served: the calling thread takes every share a helper has not taken, so a
+    helper held up on a busy core (here: never running at all) cannot keep a decode step waiting."""
+    import threading
+    from minillm.model import fast_linear as linear_module
+
+    class Absent:  # a pool whose helpers never pick up the work
+        jobs = type("Queue", (), {"put": lambda self, job: None})()
+
+    monkeypatch.setattr(linear_module, "_pool", Absent())
+    monkeypatch.setattr(linear_module, "THREADS", 2)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 256)).astype(np.float32)  # [1, in]
+    w = rng.standard_normal((20000, 256)).astype(np.float32)  # [out, in]: 5 M weights, many shares
+    result = []
+    worker = threading.Thread(target=lambda: result.append(few_rows_matmul(x, w)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert result, "the product waited for a helper that never ran"
+    np.testing.assert_allclose(result[0], x @ w.T, rtol=1e-5, atol=1e-4)
 
 
 # ---------------------------------------------------------------------------------------------- draft length
@@ -444,3 +467,86 @@ def test_prompt_lookup_finds_what_its_definition_finds(history, k, n):
     d = PromptLookupDrafter(num_tokens=k, max_ngram_size=n)
     draft = d.propose(np.array(history), 100).tolist()
     assert (draft, d.last_ngram_size) == lookup_by_definition(history, k, n)
+
+
+# ---------------------------------------------------------------------------------------------- a noisy clock
+
+def test_one_quick_one_token_step_does_not_make_every_draft_look_expensive():
+    """Pass costs are medians relative to the one-token steps timed lately: one step timed in a quiet moment
+    (0.2 of the others) leaves a 5-token pass at 1.5 steps. (The fastest of the last few, as before, made it
+    7.5 steps, and drafting of well-kept drafts stopped.)"""
+    schedule = DraftLength(4)
+    for seconds in (1.0, 1.0, 0.2, 1.0, 1.0):
+        schedule.record(1, seconds, known=1, kept=1)
+        schedule.record(5, 1.5, known=4, kept=4)
+    assert schedule.costs()[4] == pytest.approx(1.5)
+    assert schedule.choose(4) == 4
+
+
+def drive(schedule, cost, passes, rng, keep=0.75):
+    """Run the schedule for ``passes`` passes on a modelled clock: a pass over T tokens takes cost(T) seconds,
+    each drafted token is kept with probability ``keep`` (until the first rejection). Returns each pass's k."""
+    chosen = []
+    for _ in range(passes):
+        k = schedule.choose(4)
+        kept = 0
+        while kept < k and rng.random() < keep:
+            kept += 1
+        schedule.record(k + 1, cost(k + 1), known=min(kept + 1, k), kept=kept)
+        chosen.append(k)
+    return np.array(chosen)
+
+
+def test_the_schedule_falls_back_to_plain_steps_when_drafted_passes_get_expensive_and_probes_again_later():
+    """Drafts kept 3 times in 4 throughout. Passes over several tokens cost 1 + 0.1 (T - 1) steps, then (another
+    process takes a core: the few-rows product waits on it) 6 steps for a while, then 1 + 0.1 (T - 1) again.
+    The schedule drafts, falls back to plain steps within a few passes of the change, and drafts again once
+    the expensive timings have expired (EXPIRE passes): the re-probe."""
+    rng = np.random.default_rng(0)
+    schedule = DraftLength(4)
+    cheap = drive(schedule, lambda T: 1 + 0.1 * (T - 1), 100, rng)
+    expensive = drive(schedule, lambda T: 1.0 if T == 1 else 6.0, 200, rng)
+    again = drive(schedule, lambda T: 1 + 0.1 * (T - 1), 500, rng)
+    assert (cheap[20:] > 0).mean() > 0.9  # drafting while it pays
+    assert (expensive[20:] > 0).mean() < 0.05  # plain steps while a pass over several tokens costs 6
+    assert (again[-200:] > 0).mean() > 0.9  # probed again, and drafting once more
+
+
+def test_the_guard_stops_drafting_that_makes_fewer_tokens_than_its_time_would_and_tries_again_later():
+    """Passes over 5 tokens at 1.5 steps that emit one token each, their drafts' outcomes unknown to the kept
+    rates (known = 0): only the guard sees drafting lose. After GUARD_WINDOW such passes: BACKOFF plain steps,
+    then a draft again; after the next GUARD_WINDOW losing passes twice as many plain steps."""
+    from minillm.generation.draft_length import BACKOFF, GUARD_WINDOW
+    schedule = DraftLength(4)
+    schedule.record(1, 1.0, known=0, kept=0)
+    schedule.record(1, 1.0, known=0, kept=0)
+    runs = []  # lengths of the runs of plain steps between drafted passes
+    for _ in range(3 * GUARD_WINDOW + 3 * BACKOFF + 2 * BACKOFF):
+        k = schedule.choose(4)
+        if k == 0:
+            runs[-1:] = [runs[-1] + 1] if runs and runs[-1] > 0 else [1]
+        elif runs and runs[-1] > 0:
+            runs.append(0)
+        schedule.record(k + 1, 1.0 if k == 0 else 1.5, known=0, kept=0)
+    plain_runs = [r for r in runs if r > 0]
+    assert plain_runs[:2] == [BACKOFF, 2 * BACKOFF]
+
+
+def test_a_length_that_is_very_dear_is_probed_once_and_then_avoided_until_its_timing_expires():
+    """On a busy core a pass over 9+ tokens (OpenBLAS's threaded product, not the few-rows one) cost 15-27
+    one-token steps (measured). Drafts kept 19 times in 20: the schedule tries a long pass once, then keeps to
+    8 tokens or fewer until that timing expires (EXPIRE passes), then probes once more."""
+    from minillm.generation.draft_length import EXPIRE
+    rng = np.random.default_rng(0)
+    schedule = DraftLength(32)
+    dear = lambda T: 1 + 0.12 * (T - 1) if T <= 8 else 27.0  # noqa: E731
+    chosen = []
+    for _ in range(EXPIRE + 100):
+        k = schedule.choose(32)
+        kept = 0
+        while kept < k and rng.random() < 0.95:
+            kept += 1
+        schedule.record(k + 1, dear(k + 1), known=min(kept + 1, k), kept=kept)
+        chosen.append(k)
+    long_passes = np.flatnonzero(np.array(chosen) >= 8)
+    assert len(long_passes[long_passes < EXPIRE]) == 1 and len(long_passes) <= 3

@@ -19,11 +19,25 @@ and k = 0 (a plain step) whenever no k beats 1. Both factors are learned while d
   acceptance probability (speculative.py), so the count has the right mean. So keep[1] is learned even
   while no token is checked at all, and drafting resumes when the text starts repeating.
   Then E[tokens] = 1 + keep[1] + keep[1] keep[2] + ... + keep[1] ... keep[k].
-* cost(T): the measured seconds of passes over T tokens, drafting included (the fastest of the last few,
-  from the second on: noise only ever adds time). A length never measured is interpolated between
-  measured ones, or extrapolated: below along their average slope, above at most at the prior slope (so
-  that longer passes get tried). Before any measurement each extra token is assumed to add
-  COST_PER_TOKEN of a step, an optimistic guess that the first passes correct.
+* cost(T): what a pass over T tokens costs relative to a one-token step, drafting included. Each timed pass
+  over T > 1 tokens gives one sample, its seconds divided by the median of the last REFERENCE one-token steps
+  (so a sample compares times taken close together, and a machine that gets busier or calmer as a whole
+  moves both); cost(T) is the median of T's last TIMINGS samples. Medians,
+  because a wall clock on a shared machine has spikes both ways: one pass held up by another process, one
+  one-token step timed in a quiet moment, must not move the estimate (the fastest of the last few, used
+  before, let one quick one-token step make every draft look expensive, and one slow one make drafting look
+  free for as long as no plain step came to correct it). The reference is kept fresh: when no plain step
+  was timed in the last REFERENCE_EVERY passes, the next pass is one. Samples expire after EXPIRE passes,
+  so a length measured during a busy spell is measured again later (the re-probe). A length never measured
+  is interpolated between measured ones, or extrapolated: below along their average slope, above at most at
+  the prior slope (so that longer passes get tried). Before any measurement each extra token is assumed to
+  add COST_PER_TOKEN of a step, an optimistic guess that the first passes correct.
+
+And a guard on what drafting delivered, not what it was expected to: over the last GUARD_WINDOW passes that
+checked a draft, the tokens they emitted against what they cost (cost(T) above, in one-token steps). Below
+one (drafting made fewer tokens per unit of time than plain steps would), drafting stops for a while
+(BACKOFF passes, doubled each time it fails again, up to MAX_BACKOFF) and is then tried again; the kept
+rates keep learning in the meantime (below), so it starts again at once where the text begins to repeat.
 
 The schedule changes only how many tokens are checked per pass, never which tokens come out: greedy output
 is plain decoding's whatever k is chosen (speculative.py). transformers' assisted generation has a simpler
@@ -41,8 +55,16 @@ import numpy as np
 from ..errors import InputError
 
 FORGET = 0.9  # each outcome of a kind multiplies its old counts by this (about the last 10 weigh in)
-TIMINGS = 5  # a pass length's cost: the fastest of its last TIMINGS timings ...
-MIN_TIMINGS = 2  # ... once it has this many (until then the other lengths, or the prior, stand in)
+REFERENCE = 5  # a one-token step's cost: the median of the last REFERENCE timed one-token steps
+REFERENCE_EVERY = 64  # ... at least one of them within the last this many passes (else the next pass is one)
+TIMINGS = 7  # a pass length's cost: the median of its last TIMINGS samples (relative to the reference) ...
+MIN_TIMINGS = 1  # ... once it has this many (until then the other lengths, or the prior, stand in): one is
+#   enough, as a sample expires: a slow first timing bars its length for EXPIRE passes, not for good, while a
+#   length that really is dear (a pass over 9+ tokens through OpenBLAS's threaded product on a busy core:
+#   15-27 one-token steps, measured) costs one probe, not two
+EXPIRE = 256  # a sample older than this many passes is forgotten (the length is measured again)
+GUARD_WINDOW = 8  # the guard: tokens per unit of time over the last this many passes that checked a draft
+BACKOFF, MAX_BACKOFF = 8, 256  # plain steps after the guard trips (doubling each time it trips again)
 COST_PER_TOKEN = 0.1  # before measuring: a pass over T tokens costs 1 + 0.1 (T - 1) steps
 PRIOR_KEPT, PRIOR_SEEN = 1.0, 2.0  # the pooled rate starts at 1/2, as if one of two drafts had been kept
 POOLED_WEIGHT = 2.0  # a position's rate is pulled towards the pooled one as if it were seen this many times
@@ -111,9 +133,13 @@ class DraftLength:
         self.max_tokens = int(max_tokens)
         self.kept: dict = {}  # kind -> [K + 1]: kept[i] ~ drafts kept at position i + 1 (forgetting)
         self.seen: dict = {}  # kind -> [K + 1]: ... and checked there (or learned for free)
-        self.timings: dict[int, deque] = {}  # pass length T -> its last TIMINGS durations (seconds)
+        self.passes = 0  # passes recorded so far (the clock samples expire by)
+        self.steps: deque = deque(maxlen=REFERENCE)  # (pass, seconds) of the last timed one-token steps
+        self.timings: dict[int, deque] = {}  # pass length T > 1 -> (pass, seconds / reference) of its last passes
+        self.recent: deque = deque(maxlen=GUARD_WINDOW)  # (T, tokens emitted) of the last passes with a draft
+        self.resume_at, self.backoff = 0, BACKOFF  # the guard: plain steps until this pass; the next backoff
         self.clock = clock
-        self._costs_for, self._costs = None, None  # interpolate_costs(...) for these seconds(), kept
+        self._costs_for, self._costs = None, None  # interpolate_costs(...) for these ratios(), kept
 
     def keep_rates(self, k: int, kind=None) -> np.ndarray:
         """keep[i] for i = 1 .. k, for drafts of this kind.   -> [k]
@@ -136,23 +162,41 @@ class DraftLength:
         k = min(available, self.max_tokens)
         if k == 0:
             return 0
-        seconds = self.seconds()
-        if seconds != self._costs_for:  # the costs move only when a pass length's fastest timing does
-            self._costs_for, self._costs = seconds, interpolate_costs(seconds, self.max_tokens + 1)
-        return best_draft_length(self.keep_rates(k, kind), self._costs[:k + 1])
+        if self.passes < self.resume_at:  # the guard tripped: plain steps for a while
+            return 0
+        if self.passes and (not self.steps or self.passes - self.steps[-1][0] >= REFERENCE_EVERY):
+            return 0  # a one-token step to time: the reference the other lengths are measured against
+        return best_draft_length(self.keep_rates(k, kind), self.costs()[:k + 1])
 
-    def seconds(self) -> dict[int, float]:
-        """Each measured pass length's cost: the fastest of its recent timings (a timing is only ever
-        lengthened by noise: another process, a page fault, a first call that sets something up), once it
-        has MIN_TIMINGS of them: a single slow first timing would otherwise bar that length for good."""
-        return {T: min(times) for T, times in self.timings.items() if len(times) >= MIN_TIMINGS}
+    def costs(self) -> np.ndarray:
+        """cost(T) for T = 1 .. max_tokens + 1, in one-token steps (interpolate_costs of ratios()).   -> [K + 1]"""
+        ratios = self.ratios()
+        if ratios != self._costs_for:  # the costs move only when a length's median does
+            self._costs_for, self._costs = ratios, interpolate_costs(ratios, self.max_tokens + 1)
+        return self._costs
+
+    def ratios(self) -> dict[int, float]:
+        """Each measured pass length's cost in one-token steps: the median of its samples from the last EXPIRE
+        passes, once it has MIN_TIMINGS of them; the one-token step itself costs 1."""
+        ratios = {1: 1.0} if self.steps else {}
+        for T, samples in self.timings.items():
+            fresh = [r for at, r in samples if self.passes - at < EXPIRE]
+            if len(fresh) >= MIN_TIMINGS:
+                ratios[T] = float(np.median(fresh))
+        return ratios
 
     def record(self, T: int, seconds: float | None, known: int, kept: int, kind=None) -> None:
         """A pass over T tokens took ``seconds`` (None: not timed). Drafted positions 1 .. ``known`` of a draft
         of this kind have a known outcome (checked, or learned for free from the model's own token), and the
         first ``kept`` of them were kept."""
-        if seconds is not None:
-            self.timings.setdefault(T, deque(maxlen=TIMINGS)).append(seconds)
+        self.passes += 1
+        if seconds is not None and T == 1:
+            self.steps.append((self.passes, seconds))
+        elif seconds is not None and self.steps:  # relative to the one-token steps timed lately
+            reference = float(np.median([s for _, s in self.steps]))
+            self.timings.setdefault(T, deque(maxlen=TIMINGS)).append((self.passes, seconds / reference))
+        if T > 1:
+            self._guard(T, 1 + min(kept, T - 1))
         if known == 0:
             return
         kept_counts = self.kept.setdefault(kind, np.zeros(self.max_tokens + 1))  # [K + 1]
@@ -161,3 +205,17 @@ class DraftLength:
         seen_counts *= FORGET
         seen_counts[:known] += 1.0
         kept_counts[:kept] += 1.0
+
+    def _guard(self, T: int, tokens: int) -> None:
+        """After a pass that checked a draft: if the last GUARD_WINDOW such passes made fewer tokens than plain
+        steps would have in their time, make plain steps for a while (and longer each time in a row)."""
+        self.recent.append((T, tokens))
+        if len(self.recent) < GUARD_WINDOW:
+            return
+        cost = self.costs()
+        spent = sum(cost[min(t, len(cost)) - 1] for t, _ in self.recent)  # in one-token steps
+        if sum(n for _, n in self.recent) >= spent:
+            self.backoff = BACKOFF  # drafting pays: the next trip starts from the shortest backoff
+            return
+        self.resume_at, self.backoff = self.passes + self.backoff, min(2 * self.backoff, MAX_BACKOFF)
+        self.recent.clear()
