@@ -92,12 +92,9 @@ def instrument() -> None:
     wrap(gated_deltanet, "chunked_gated_delta_rule", "linear-attn delta rule (state update)")
     for name in ("silu", "l2_normalize", "write_strength_and_log_decay", "gated_rms_norm"):
         wrap(gated_deltanet, name, "linear-attn gates and norms")
-    # the engine's one-token path of the linear-attention layer, where it exists (gated_deltanet.py)
-    wrap(gated_deltanet, "project_one_token", "linear-attn projections")
-    wrap(gated_deltanet, "conv_step", "linear-attn conv")
+    # the engine's one-token step of the linear-attention layer (gated_deltanet_decode_step), where it exists
+    wrap(gated_deltanet, "causal_conv1d_step", "linear-attn conv")
     wrap(gated_deltanet, "delta_rule_decode_step", "linear-attn delta rule (state update)")
-    wrap(gated_deltanet, "gates_one_token", "linear-attn gates and norms")
-    wrap(gated_deltanet, "gated_rms_norm_one_token", "linear-attn gates and norms")
 
 
 def report(title: str, total: float, steps: int) -> None:
