@@ -112,12 +112,9 @@ def decode_weights(model) -> list[np.ndarray]:
     """Every matrix one decode step multiplies by, in order (a bare matvec each: no Python math in between)."""
     found = []
     for layer in model.weights.layers:
-        parts = [layer.linear_attn, layer.self_attn, getattr(layer, "mlp", None)]
-        for part in parts:
-            if part is not None:
+        for part in (getattr(layer, name, None) for name in ("linear_attn", "self_attn", "mlp")):
+            if part is not None:  # (a mixture of experts' stacked [E, ...] weights are left out)
                 found += [a for a in vars(part).values() if isinstance(a, np.ndarray) and a.ndim == 2]
-        if hasattr(layer, "q_proj"):  # a dense layer keeps its attention under its own names
-            found += [a for a in vars(layer).values() if isinstance(a, np.ndarray) and a.ndim == 2]
     return found + [model.weights.lm_head]
 
 
@@ -126,7 +123,7 @@ def floor_rounds(model, rounds: int, steps: int) -> None:
     weights = decode_weights(model)
     xs = [np.random.default_rng(0).standard_normal((1, w.shape[1]), dtype=np.float32) for w in weights]
     floor_bytes = decode_bytes_per_token(model.config)
-    ids = np.random.default_rng(0).integers(0, 150000, 128)[None]
+    ids = np.random.default_rng(0).integers(0, min(150000, model.config.vocab_size), 128)[None]
     cache = model.new_cache(1, 128 + rounds * steps + 8)
     token = prefill(model, ids, np.ones_like(ids, bool), cache).argmax(-1)
     bandwidth, chain, step = [], [], []
@@ -166,7 +163,7 @@ def main() -> None:
     if args.floor or model.config.is_hybrid:
         floor_rounds(model, args.rounds, 8)
     instrument()
-    ids = np.random.default_rng(0).integers(0, 150000, 128)[None]
+    ids = np.random.default_rng(0).integers(0, min(150000, model.config.vocab_size), 128)[None]
     valid = np.ones_like(ids, bool)
     prefill(model, ids, valid, model.new_cache(1, 200))  # warm up
     TIMES.clear()
