@@ -23,10 +23,12 @@ Memory and time per token are constant, whatever the context length.
 
 Two forms, tested equal (tests/test_qwen35_properties.py):
 
-* ``recurrent_gated_delta_rule``: the loop above, one token at a time. The form to read, and the one a
-  generation step uses.
+* ``recurrent_gated_delta_rule``: the loop above, one token at a time. The form to read.
 * ``chunked_gated_delta_rule``: the same numbers for a chunk of n tokens at once, in matrix products, so
   that a long prompt runs at matmul speed (the form transformers and the FLA kernels use for prefill).
+
+(``delta_rule_decode_step`` is the engine's generation step: ``delta_rule_step`` with the memory read once
+and updated in place, tested equal to the recurrence.)
 
 Shapes (one row of the batch per b, one value head per h): q, k [B, Hv, T, Dk] (L2-normalised, q also
 scaled by 1/sqrt(Dk)), v [B, Hv, T, Dv], g and beta [B, Hv, T], S [B, Hv, Dk, Dv]. All float32.
