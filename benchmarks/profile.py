@@ -145,7 +145,8 @@ def floor_rounds(model, rounds: int, steps: int) -> None:
     print(f"\ndecode against its bandwidth floor, {rounds} interleaved rounds (medians):")
     print(f"  floor: {floor_bytes / 1e9:.3f} GB of float32 weights per token / {bw / 1e9:.1f} GB/s (2 threads) "
           f"= {floor * 1000:.1f} ms")
-    print(f"  bare matvec chain (x @ W.T for every weight, no Python): {c * 1000:.1f} ms = {floor / c:.2f} of the floor")
+    print(f"  bare matvec chain (x @ W.T for every weight, no Python): {c * 1000:.1f} ms "
+          f"= {floor / c:.2f} of the floor")
     print(f"  decode step: {s * 1000:.1f} ms = {1 / s:.2f} tok/s = {floor / s:.2f} of the floor "
           f"(the step spends {1000 * (s - c):.1f} ms beyond the chain)")
 
