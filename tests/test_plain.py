@@ -21,6 +21,7 @@ import pytest
 import minillm
 from minillm.checkpoint.rope_config import RopeConfig
 from minillm.checkpoint.weights import named_tensors
+from minillm.model.cache import new_linear_state
 from minillm.model.gated_deltanet import gated_deltanet
 from minillm.model.moe import sparse_moe_block
 from minillm.model.norm import rms_norm, zero_centred_rms_norm
@@ -121,6 +122,23 @@ def test_plain_gated_deltanet_equals_the_engines_layer_chunked_and_recurrent(nam
                 want = gated_deltanet(x[None], layer.linear_attn, c.linear_num_key_heads, c.linear_num_value_heads,
                                       c.rms_norm_eps, chunked=chunked)[0]
                 assert got.dtype == np.float32 and rel_error(got, want) < 5e-6
+            checked += 1
+    assert checked >= 2
+
+
+@pytest.mark.parametrize("name", HYBRID)
+def test_plain_gated_deltanet_equals_the_engines_generation_steps(name):
+    """A prompt of 5 tokens, then one token per call through the layer's state (the engine's fused decode step)."""
+    m, inputs = layer_inputs(name)
+    c, checked = m.config, 0
+    for layer, x, _ in inputs:
+        if layer.linear_attn is not None:
+            got = plain_gated_deltanet(layer.linear_attn, c, x)  # [T, D]
+            state = new_linear_state(c, 1)
+            step = lambda part: gated_deltanet(part[None], layer.linear_attn, c.linear_num_key_heads,
+                                               c.linear_num_value_heads, c.rms_norm_eps, state)[0]  # [T', D]
+            want = np.concatenate([step(x[:5])] + [step(x[t:t + 1]) for t in range(5, len(x))])  # [T, D]
+            assert got.dtype == want.dtype == np.float32 and rel_error(got, want) < 5e-6
             checked += 1
     assert checked >= 2
 

@@ -223,13 +223,20 @@ def _conv_state_off_by_one(x, weight, state):
     return out, extended[:, x.shape[1] - 1:-1]  # the window saved one token too early
 
 
+def _conv_step_state_off_by_one(x, weight, state):  # the one-token step (the engine's decode path), same mistake
+    window = np.concatenate([state, x[:, None]], axis=1)
+    out = _causal_conv1d_step(x, weight, state)
+    state[...] = window[:, :-1]  # the window saved one token too early
+    return out
+
+
 _np_repeat = np.repeat
 from minillm.model import conv as _conv, gated_attention as _ga, gated_deltanet as _gd, hybrid as _hy  # noqa: E402
 from minillm.model import transformer as _tr  # noqa: E402
 from minillm.model.activations import silu as _silu  # noqa: E402
 from minillm.model.norm import rms_norm as _rms_norm  # noqa: E402
 
-_causal_conv1d = _conv.causal_conv1d
+_causal_conv1d, _causal_conv1d_step = _conv.causal_conv1d, _conv.causal_conv1d_step
 MISTAKES = {
     "zero-centred norms read as plain gains (no 1 + w)": [(_hy, "zero_centred_rms_norm", _rms_norm),
                                                           (_ga, "zero_centred_rms_norm", _rms_norm),
@@ -237,8 +244,11 @@ MISTAKES = {
     "1 + w in the gated norm too": [(_gd, "gated_rms_norm", lambda x, z, w, eps: _rms_norm(x, 1 + w, eps) * _silu(z))],
     "no attention output gate": [(_ga, "sigmoid", np.ones_like)],
     "tile instead of repeat for value heads": [(np, "repeat", _tile_value_heads)],
-    "conv taps reversed": [(_gd, "causal_conv1d", lambda x, w, s: _causal_conv1d(x, w[:, ::-1], s))],
-    "conv state off by one": [(_gd, "causal_conv1d", _conv_state_off_by_one)],
+    "conv taps reversed": [(_gd, "causal_conv1d", lambda x, w, s: _causal_conv1d(x, w[:, ::-1], s)),
+                           (_gd, "causal_conv1d_step", lambda x, w, s: _causal_conv1d_step(x, w[:, ::-1], s))],
+    "conv state off by one": [(_gd, "causal_conv1d", _conv_state_off_by_one),
+                              (_gd, "causal_conv1d_step", _conv_step_state_off_by_one)],
+    "conv state off by one in the decode step only": [(_gd, "causal_conv1d_step", _conv_step_state_off_by_one)],
 }
 
 

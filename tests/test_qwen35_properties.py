@@ -13,8 +13,9 @@ from hypothesis import given, settings, strategies as st
 
 import minillm
 from minillm.model.attention import AttentionWeights, self_attention
-from minillm.model.conv import causal_conv1d
-from minillm.model.delta_rule import chunked_gated_delta_rule, delta_rule_step, recurrent_gated_delta_rule
+from minillm.model.conv import causal_conv1d, causal_conv1d_step
+from minillm.model.delta_rule import (chunked_gated_delta_rule, delta_rule_decode_step, delta_rule_step,
+                                      recurrent_gated_delta_rule)
 from minillm.model.gated_attention import GatedAttentionWeights, gated_self_attention
 from minillm.model.gated_deltanet import l2_normalize
 from minillm.model.norm import gated_rms_norm, rms_norm, zero_centred_rms_norm
@@ -56,6 +57,23 @@ def test_recurrent_and_chunked_delta_rule_are_the_same_function(seed, B, Hv, T, 
     out32, state32 = chunked_gated_delta_rule(*x32, chunk_size=chunk)
     assert out32.dtype == state32.dtype == np.float32
     np.testing.assert_allclose(out32, out_r, rtol=0, atol=1e-4 * max(1.0, np.abs(out_r).max()))
+
+
+@FAST
+@given(seed=seeds, B=st.integers(1, 2), Hv=st.integers(1, 3), T=st.integers(1, 12), Dk=st.sampled_from([1, 4, 16]),
+       Dv=st.sampled_from([1, 5, 16]), flush=st.booleans())
+def test_the_in_place_decode_step_equals_the_recurrence_token_by_token(seed, B, Hv, T, Dk, Dv, flush):
+    """The engine's generation step (one read of the memory, updated in place) gives the recurrence's outputs and
+    memory, in float64 to rounding; ``flush``: a head decays below e^-60 (its memory flushed to 0 exactly)."""
+    q, k, v, g, beta, state = delta_rule_inputs(seed, B, Hv, T, Dk, Dv, np.float64)
+    if flush:
+        g[:, 0, T // 2] = -70.0
+    out_r, state_r = recurrent_gated_delta_rule(q, k, v, g, beta, state)
+    memory = state.copy()
+    out = np.stack([delta_rule_decode_step(q[:, :, t], k[:, :, t], v[:, :, t], g[:, :, t], beta[:, :, t], memory)
+                    for t in range(T)], axis=2)  # [B, Hv, T, Dv]; memory updated in place
+    np.testing.assert_allclose(out, out_r, rtol=0, atol=1e-10 * max(1.0, np.abs(out_r).max()))
+    np.testing.assert_allclose(memory, state_r, rtol=0, atol=1e-10 * max(1.0, np.abs(state_r).max()))
 
 
 @FAST
@@ -126,6 +144,17 @@ def test_causal_conv_over_two_calls_with_the_carried_state_equals_one_call(seed,
     first, state = causal_conv1d(x[:, :cut], weight, zeros)
     second, state = causal_conv1d(x[:, cut:], weight, state)
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-12)
+    np.testing.assert_array_equal(state, end)
+
+
+@FAST
+@given(seed=seeds, B=st.integers(1, 2), T=st.integers(1, 8), C=st.integers(1, 6), W=st.integers(1, 5))
+def test_the_conv_one_token_at_a_time_with_its_state_shifted_in_place_equals_one_call(seed, B, T, C, W):
+    rng = np.random.default_rng(seed)
+    x, weight, state = rng.standard_normal((B, T, C)), rng.standard_normal((C, W)), rng.standard_normal((B, W - 1, C))
+    whole, end = causal_conv1d(x, weight, state)
+    steps = np.stack([causal_conv1d_step(x[:, t], weight, state) for t in range(T)], axis=1)  # state shifted in place
+    np.testing.assert_allclose(steps, whole, rtol=0, atol=1e-12)
     np.testing.assert_array_equal(state, end)
 
 

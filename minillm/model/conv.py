@@ -33,3 +33,17 @@ def causal_conv1d(x: np.ndarray, weight: np.ndarray, state: np.ndarray) -> tuple
     for j in range(1, W):
         out += extended[:, j:j + T] * weight[:, j]  # [B, T, C]; tap W-1 is the current token
     return out, extended[:, T:]  # [B, T, C], [B, W-1, C]: the last W-1 inputs, for the next call
+
+
+def causal_conv1d_step(x: np.ndarray, weight: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """``causal_conv1d`` for one new token per row, the state shifted IN PLACE (the engine's decode path).
+
+    x [B, C], weight [C, W], state [B, W-1, C] (overwritten by the new last W-1 inputs) -> out [B, C]
+
+    What it fuses: the window [state ; x] is multiplied by the W taps at once and summed over them, instead of
+    W products and W-1 sums of one-token slices, and no state is concatenated and copied back; the same numbers
+    up to float32 rounding (tests/test_qwen35_properties.py).
+    """
+    window = np.concatenate([state, x[:, None]], axis=1)  # [B, W, C]: inputs t-W+1 .. t; tap W-1 is the current token
+    state[...] = window[:, 1:]  # [B, W-1, C]: the last W-1 inputs, for the next token
+    return (window * weight.T).sum(axis=1)  # [B, W, C] * [W, C] summed over the taps -> [B, C]

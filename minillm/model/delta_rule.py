@@ -23,10 +23,12 @@ Memory and time per token are constant, whatever the context length.
 
 Two forms, tested equal (tests/test_qwen35_properties.py):
 
-* ``recurrent_gated_delta_rule``: the loop above, one token at a time. The form to read, and the one a
-  generation step uses.
+* ``recurrent_gated_delta_rule``: the loop above, one token at a time. The form to read.
 * ``chunked_gated_delta_rule``: the same numbers for a chunk of n tokens at once, in matrix products, so
   that a long prompt runs at matmul speed (the form transformers and the FLA kernels use for prefill).
+
+(``delta_rule_decode_step`` is the engine's generation step: ``delta_rule_step`` with the memory read once
+and updated in place, tested equal to the recurrence.)
 
 Shapes (one row of the batch per b, one value head per h): q, k [B, Hv, T, Dk] (L2-normalised, q also
 scaled by 1/sqrt(Dk)), v [B, Hv, T, Dv], g and beta [B, Hv, T], S [B, Hv, Dk, Dv]. All float32.
@@ -60,6 +62,30 @@ def delta_rule_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray, 
     state += k[..., :, None] * delta[..., None, :]  # [B, Hv, Dk, Dv]       4. S + k delta^T (our own array)
     out = (q[..., None, :] @ state)[..., 0, :]  # [B, Hv, Dv]               5. q^T S, after the write
     return out, state
+
+
+def delta_rule_decode_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray, beta: np.ndarray,
+                           state: np.ndarray) -> np.ndarray:
+    """``delta_rule_step`` for a generation step: the memory is read once and updated IN PLACE.
+    q, k [B, Hv, Dk], v [B, Hv, Dv], g, beta [B, Hv], state [B, Hv, Dk, Dv] (overwritten) -> out [B, Hv, Dv]
+
+    What it fuses (the engine's decode path; same numbers as delta_rule_step up to float32 rounding,
+    tests/test_qwen35_properties.py): written step by step, one token makes five passes over the memory
+    (1 MB per layer and row in Qwen3.5-0.8B) and allocates two new ones, 18 layers per token. Decaying is a
+    scale, so the two reads can both be taken from the OLD memory S, in ONE product [k; q] @ S:
+
+        k^T (e^g S)             = e^g (k^T S)                            step 2, before the decay
+        q^T (e^g S + k d^T)     = e^g (q^T S) + (q . k) d                step 5, without re-reading the new S
+
+    and the memory is then decayed and written where it lies (steps 1 and 4: S *= e^g, S += k d^T).
+    """
+    decay = decay_factor(g)  # [B, Hv]: e^g, flushed to 0 below e^-60
+    read = np.stack([k, q], axis=-2) @ state  # [B, Hv, 2, Dk] @ [B, Hv, Dk, Dv] -> [B, Hv, 2, Dv]: k^T S, q^T S
+    delta = (v - decay[..., None] * read[..., 0, :]) * beta[..., None]  # [B, Hv, Dv]   3. beta (v - k^T e^g S)
+    out = decay[..., None] * read[..., 1, :] + (q * k).sum(axis=-1, keepdims=True) * delta  # [B, Hv, Dv]   5.
+    state *= decay[..., None, None]  # [B, Hv, Dk, Dv]                                           1. in place
+    state += np.einsum("bhk,bhv->bhkv", k, delta)  # [B, Hv, Dk, Dv]: k d^T (einsum: 1.5x the broadcast product)  4.
+    return out
 
 
 def recurrent_gated_delta_rule(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray, beta: np.ndarray,

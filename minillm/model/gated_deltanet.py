@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .activations import sigmoid, silu, softplus
-from .conv import causal_conv1d
-from .delta_rule import chunked_gated_delta_rule, recurrent_gated_delta_rule
+from .conv import causal_conv1d, causal_conv1d_step
+from .delta_rule import chunked_gated_delta_rule, delta_rule_decode_step, recurrent_gated_delta_rule
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from .norm import gated_rms_norm
 
@@ -143,6 +143,9 @@ def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, n
         # decays to 0). That is exact for LEFT padding only: a pad after real tokens would still decay them.
         x = x * valid[..., None]  # [B, T, D]
 
+    if T == 1 and state is not None:  # a generation step: the same math in fewer NumPy calls (below)
+        return gated_deltanet_decode_step(x, w, Hk, Hv, Dk, Dv, eps, state)
+
     mixed, z, b, a = input_projections(x, w, Hk, Hv, Dk, Dv)  # [B, T, C], [B, T, Hv, Dv], [B, T, Hv] x2
 
     C, W = w.conv1d.shape[0], w.conv1d.shape[-1]
@@ -171,3 +174,32 @@ def gated_deltanet(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, n
 
     o = gated_rms_norm(o.transpose(0, 2, 1, 3), z, w.norm, eps)  # [B, T, Hv, Dv]: per head, gated by z
     return linear(o.reshape(B, T, Hv * Dv), w.out_proj)  # [B, T, Hv*Dv] -> [B, T, D]
+
+
+def gated_deltanet_decode_step(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int, num_value_heads: int,
+                               Dk: int, Dv: int, eps: float, state: LinearAttentionState) -> np.ndarray:
+    """``gated_deltanet`` for ONE new token per row, continuing ``state`` (updated in place).   x [B, 1, D] -> [B, 1, D]
+
+    The engine's decode path: the same math as gated_deltanet with T = 1 and the recurrent delta rule (the same
+    numbers up to float32 rounding, tests/test_plain.py), in fewer NumPy calls and memory passes, as a
+    generation step runs it for every linear-attention layer (18 in Qwen3.5-0.8B) on arrays of a few KB,
+    plus the 1 MB memory S per layer and row. What it fuses:
+    * the conv reads one window [state ; x] and shifts the state in place (conv.causal_conv1d_step);
+    * q and k are L2-normalised in one call (they are the first 2 Hk Dk channels of the conv's output);
+    * the delta rule reads the memory once and updates it in place (delta_rule.delta_rule_decode_step).
+    """
+    B, _, _ = x.shape
+    Hk, Hv = num_key_heads, num_value_heads
+    mixed, z, b, a = input_projections(x, w, Hk, Hv, Dk, Dv)  # [B, 1, C], [B, 1, Hv, Dv], [B, 1, Hv] x2
+    mixed = silu(causal_conv1d_step(mixed[:, 0], w.conv1d[:, 0, :], state.conv))  # [B, C]
+
+    qk = l2_normalize(mixed[:, :2 * Hk * Dk].reshape(B, 2, Hk, Dk))  # [B, 2, Hk, Dk]: q and k, unit length
+    q, k = qk[:, 0] * np.float32(Dk ** -0.5), qk[:, 1]  # [B, Hk, Dk] each: q also scaled by 1/sqrt(Dk)
+    v = mixed[:, 2 * Hk * Dk:].reshape(B, Hv, Dv)  # [B, Hv, Dv]
+    if Hv != Hk:  # value head h reads key head h // (Hv / Hk): repeat, never tile (see the box above)
+        q, k = np.repeat(q, Hv // Hk, axis=1), np.repeat(k, Hv // Hk, axis=1)  # [B, Hv, Dk] each
+    beta, g = write_strength_and_log_decay(b[:, 0], a[:, 0], w)  # [B, Hv] each
+
+    o = delta_rule_decode_step(q, k, v, g, beta, state.recurrent)  # [B, Hv, Dv]; state.recurrent updated
+    o = gated_rms_norm(o, z[:, 0], w.norm, eps)  # [B, Hv, Dv]: per head, gated by z
+    return linear(o.reshape(B, 1, Hv * Dv), w.out_proj)  # [B, 1, Hv*Dv] -> [B, 1, D]
