@@ -13,7 +13,7 @@
 #    (nice -n 10, -j$JOBS); the binaries land in $DATA/llama.cpp-build/bin/.
 # 4. if MODEL_DIR (default $DATA/qwen2.5-coder-0.5b-instruct, made by scripts/fetch_real_checkpoint.py)
 #    exists, converts the checkpoint (with $REF_PYTHON: torch + transformers, and the vendored gguf-py put on
-#    PYTHONPATH, not installed) to a float32 GGUF with llama.cpp's own convert_hf_to_gguf.py --outtype f32 ($DATA/qwen2.5-coder-0.5b-instruct-f32.gguf).
+#    PYTHONPATH, not installed; sentencepiece installed there if missing) to a float32 GGUF with llama.cpp's own convert_hf_to_gguf.py --outtype f32 ($DATA/qwen2.5-coder-0.5b-instruct-f32.gguf).
 set -euo pipefail
 
 DATA=${DATA:-/work/data}
@@ -56,6 +56,8 @@ echo "built: $BUILD/bin/llama-bench $BUILD/bin/llama-simple"
 
 if [ -d "$MODEL_DIR" ] && [ ! -f "$GGUF_F32" ]; then
     echo "converting $MODEL_DIR to a float32 GGUF with llama.cpp's convert_hf_to_gguf.py"
+    # convert_hf_to_gguf.py imports sentencepiece before it finds Qwen's tokenizer is BPE (tokenizer.json)
+    "$REF_PYTHON" -c "import sentencepiece" 2>/dev/null || "$REF_PYTHON" -m pip install -q sentencepiece
     # the vendored gguf-py on the path (not installed: the reference venv keeps its own gguf for transformers)
     PYTHONPATH="$SRC/gguf-py" nice -n 10 "$REF_PYTHON" "$SRC/convert_hf_to_gguf.py" "$MODEL_DIR" --outtype f32 --outfile "$GGUF_F32.partial"
     mv "$GGUF_F32.partial" "$GGUF_F32"
