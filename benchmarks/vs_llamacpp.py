@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # benchmarks/ holds a profile.py that would shadow the standard library's (which torch imports)
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 DEFAULT_MODEL = "/work/data/qwen2.5-coder-0.5b-instruct"
+HUB_FALLBACKS = ("Qwen/Qwen2.5-Coder-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct")  # if DEFAULT_MODEL is missing
 DECODE_TOKENS = 64
 PREFILL_TOKENS = (128, 512)
 BUSY_JOB = """
@@ -178,6 +179,8 @@ class LlamaBench:
     def __init__(self, binary: Path, gguf: Path, threads: int):
         self.cmd = [str(binary), "-m", str(gguf), "-p", ",".join(map(str, PREFILL_TOKENS)),
                     "-n", str(DECODE_TOKENS), "-r", "1", "-t", str(threads), "-o", "json"]
+        commit = Path(binary).resolve().parents[1] / "COMMIT"  # scripts/build_llama_cpp.sh writes it
+        self.commit = commit.read_text().strip()[:7] if commit.is_file() else None
         self.version = "?"
 
     def measure(self) -> dict[str, float]:
@@ -195,8 +198,10 @@ def parse_llama_bench(stdout: str, bench=None) -> dict[str, float]:
     out = {}
     for rec in json.loads(stdout):
         if bench is not None:
-            bench.version = f"llama.cpp build {rec.get('build_commit', '?')} ({rec.get('build_number', '?')}), " \
-                            f"{rec.get('cpu_info', '')}".strip()
+            commit = rec.get("build_commit", "unknown")
+            if commit == "unknown" and bench.commit:  # built outside a git checkout: the sdist's record
+                commit = bench.commit
+            bench.version = f"llama.cpp commit {commit}, {rec.get('backends', '?')}, {rec.get('cpu_info', '')}"
         if rec["n_gen"] > 0 and rec["n_prompt"] == 0:
             out["decode"] = float(rec["avg_ts"])
         elif rec["n_prompt"] > 0 and rec["n_gen"] == 0:
@@ -231,14 +236,28 @@ def medians(rounds: list[dict]) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
 
 
+def default_model() -> str:
+    """DEFAULT_MODEL if it is there, else the first of HUB_FALLBACKS already in the Hugging Face cache."""
+    if Path(DEFAULT_MODEL).is_dir():
+        return DEFAULT_MODEL
+    from minillm.checkpoint.hub import cached_snapshot, hub_cache_dir
+
+    for hub_id in HUB_FALLBACKS:
+        if cached_snapshot(hub_cache_dir(), hub_id) is not None:
+            return hub_id
+    raise SystemExit(f"vs_llamacpp: no checkpoint: {DEFAULT_MODEL} is missing (make it with "
+                     f"scripts/fetch_real_checkpoint.py) and none of {', '.join(HUB_FALLBACKS)} is in the Hugging "
+                     f"Face cache; pass --model DIR or a Hub id")
+
+
 def has_transformers(python: str) -> bool:
     return subprocess.run([python, "-c", "import torch, transformers"], capture_output=True).returncode == 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint directory or Hub id (HF cache) "
-                                                          f"(default {DEFAULT_MODEL})")
+    p.add_argument("--model", help=f"checkpoint directory or Hub id (HF cache) (default {DEFAULT_MODEL}, else "
+                                   f"{' or '.join(HUB_FALLBACKS)} if in the Hugging Face cache)")
     p.add_argument("--llama-bench", type=Path, help="llama-bench binary (scripts/build_llama_cpp.sh builds one)")
     p.add_argument("--gguf", type=Path, help="the GGUF llama-bench runs: the float32 one of the same checkpoint")
     p.add_argument("--reference-python", default=sys.executable,
@@ -270,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     from minillm.checkpoint.hub import resolve_model_path
     from minillm.tools.bench import decode_bytes_per_token, machine_name, prefill_flops
 
-    path = resolve_model_path(args.model)
+    path = resolve_model_path(args.model or default_model())
     cfg = load_config(path)
     env = dict(os.environ)
     if args.threads:

@@ -50,6 +50,7 @@ cmake -S "$SRC" -B "$BUILD" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON
+cp "$SRC/COMMIT" "$BUILD/COMMIT"  # llama-bench reports "unknown" outside a git checkout: vs_llamacpp.py reads this
 nice -n 10 cmake --build "$BUILD" --config Release -j"$JOBS" --target llama-bench llama-simple
 "$BUILD/bin/llama-bench" --help > /dev/null
 echo "built: $BUILD/bin/llama-bench $BUILD/bin/llama-simple"
