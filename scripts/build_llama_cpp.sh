@@ -13,7 +13,11 @@
 #    (nice -n 10, -j$JOBS); the binaries land in $DATA/llama.cpp-build/bin/.
 # 4. if MODEL_DIR (default $DATA/qwen2.5-coder-0.5b-instruct, made by scripts/fetch_real_checkpoint.py)
 #    exists, converts the checkpoint (with $REF_PYTHON: torch + transformers, and the vendored gguf-py put on
-#    PYTHONPATH, not installed; sentencepiece installed there if missing) to a float32 GGUF with llama.cpp's own convert_hf_to_gguf.py --outtype f32 ($DATA/qwen2.5-coder-0.5b-instruct-f32.gguf).
+#    PYTHONPATH, not installed; sentencepiece installed there if missing) to a float32 GGUF with llama.cpp's
+#    own convert_hf_to_gguf.py --outtype f32: $DATA/qwen2.5-coder-0.5b-instruct-f32.gguf.
+# The build takes about 10 minutes of two quiet cores (over an hour on a loaded machine). llama-bench reports its
+# commit as "unknown" outside a git checkout, so the commit is also copied to $DATA/llama.cpp-build/COMMIT.
+# Don't edit this file while it runs: bash reads a script as it goes.
 set -euo pipefail
 
 DATA=${DATA:-/work/data}
@@ -50,7 +54,7 @@ cmake -S "$SRC" -B "$BUILD" -G Ninja \
     -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
     -DBUILD_SHARED_LIBS=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON
-cp "$SRC/COMMIT" "$BUILD/COMMIT"  # llama-bench reports "unknown" outside a git checkout: vs_llamacpp.py reads this
+mkdir -p "$BUILD" && cp "$SRC/COMMIT" "$BUILD/COMMIT"  # vs_llamacpp.py reads it
 nice -n 10 cmake --build "$BUILD" --config Release -j"$JOBS" --target llama-bench llama-simple
 "$BUILD/bin/llama-bench" --help > /dev/null
 echo "built: $BUILD/bin/llama-bench $BUILD/bin/llama-simple"
