@@ -427,7 +427,7 @@ def run_suite(repo: Path, area: str | None, timeout: float, verbose: bool,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--area", help=f"only this area ({', '.join(sorted(AREA_TESTS))})")
-    p.add_argument("--only", help="only mutations whose label contains this text")
+    p.add_argument("--only", help="only mutations whose label contains this text (or one of several, a|b)")
     p.add_argument("--timeout", type=float, default=600, help="seconds per suite run (a timeout counts as killed)")
     p.add_argument("--report", type=Path, help="also write the table as Markdown to this file")
     p.add_argument("--list", action="store_true", help="list the mutations and exit")
@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = tuple(filter(None, args.skip.split(",")))
 
     chosen = [m for m in SETS[args.set] if (not args.area or m.area == args.area)
-              and (not args.only or args.only.lower() in m.label.lower())]
+              and (not args.only or any(o.lower() in m.label.lower() for o in args.only.split("|")))]
     if args.list:  # also checks that every fragment is still found exactly once
         for i, m in enumerate(chosen, 1):
             found = (ROOT / m.file).read_text(encoding="utf-8").count(m.original)
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         copy_repository(repo)
         wanted = {m: mutant_tests(m, args.area_tests_only) for m in chosen}
         baseline = () if not all(wanted.values()) else tuple(sorted(set().union(*wanted.values())))
-        outcome, seconds, failed = run_suite(repo, None, args.timeout, args.verbose, skip, baseline)
+        outcome, seconds, failed = run_suite(repo, None, 4 * args.timeout, args.verbose, skip, baseline)
         if outcome != "survived":
             print(f"the unmutated suite does not pass in the copy ({outcome}: {failed}); fix that first")
             return 2

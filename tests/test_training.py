@@ -41,6 +41,7 @@ def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
     assert learning_rate(10, **kw) == pytest.approx(1.0)  # cosine starts at the peak
     assert learning_rate(60, **kw) == pytest.approx(0.55)  # halfway: floor + (peak - floor) / 2
     assert learning_rate(110, **kw) == pytest.approx(0.1)  # the end: the floor
+    assert learning_rate(111, **kw) == learning_rate(200, **kw) == pytest.approx(0.1)  # past the end: the floor
 
 
 def test_wsd_warms_up_holds_the_peak_then_decays_linearly_to_the_floor():
@@ -51,6 +52,7 @@ def test_wsd_warms_up_holds_the_peak_then_decays_linearly_to_the_floor():
     assert wsd_learning_rate(90, **kw) == pytest.approx(1.0)  # the decay starts at the peak
     assert wsd_learning_rate(100, **kw) == pytest.approx(0.55)  # halfway through the decay
     assert wsd_learning_rate(110, **kw) == pytest.approx(0.1)  # the end: the floor
+    assert wsd_learning_rate(111, **kw) == wsd_learning_rate(200, **kw) == pytest.approx(0.1)  # past it: the floor
 
 
 def test_a_wsd_run_lengthened_on_resume_is_the_longer_run(tmp_path):
