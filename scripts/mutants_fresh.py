@@ -191,7 +191,9 @@ def fresh_mutations(M) -> list:
         M("finetune", CHAT_DATA, "scored |= (starts >= a) & (starts < b)", "scored |= (starts >= a) & (starts <= b)",
           "fresh: the token after an assistant span is scored too", tests=T_FINETUNE),
         M("finetune", CHAT_DATA, "if (ex.labels[1:] == IGNORE).all():", "if (ex.labels == IGNORE).all():",
-          "fresh: a conversation whose only scored token is position 0 is kept", tests=T_FINETUNE),
+          "fresh: a conversation whose only scored token is position 0 is kept", tests=T_FINETUNE,
+          equivalent="position 0 is never scored: a ChatML conversation starts with '<|im_start|>', and a reply "
+                     "is scored only after its '<|im_start|>assistant\\n' header"),
         M("finetune", CHAT_DATA, "labels = np.full((len(examples), T), IGNORE, np.int64)",
           "labels = np.full((len(examples), T), pad_id, np.int64)", "fresh: padding is scored (labels = pad id)",
           tests=T_FINETUNE),

@@ -209,3 +209,45 @@ def test_an_undamaged_finetune_still_resumes_to_the_end(stopped_run):
     assert tuner.step == 1 and tuner.tokens > 0
     tuner.run()
     assert tuner.step == 2 and [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
+# -- the settings' edges: warmup longer than the run, the last step off save_every, held-out fractions --------
+
+def test_a_warmup_longer_than_the_run_is_cut_so_the_run_reaches_its_peak(chats, tmp_path):
+    """warmup is capped at steps - 1: a 2-step run with warmup 10 trains at the peak (step 0 ends the warmup,
+    step 1 starts the cosine at the peak), instead of never getting past a fifth of it."""
+    cfg = settings(chats, steps=2, warmup=10, lr=1e-3, eval_every=100, save_every=100)
+    lines = Finetuner(cfg, tmp_path / "run", progress=False).run()
+    assert [line["lr"] for line in lines] == [1e-3, 1e-3]
+
+
+def test_a_run_whose_steps_are_not_a_multiple_of_save_every_saves_and_returns_its_last_step(chats, tmp_path):
+    from minillm.checkpoint.safetensors_file import SafetensorsFile
+    cfg = settings(chats, steps=3, save_every=2, eval_every=100, target=["q_proj"], lora_rank=2)
+    tuner = Finetuner(cfg, tmp_path / "run", progress=False)
+    tuner.run()
+    state = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state" / "state.json").read_text())
+    assert state["step"] == 3
+    saved = SafetensorsFile(tmp_path / "run" / "adapter" / "adapter_model.safetensors")
+    for name, array in tuner.model.adapter.tensors().items():  # the result is the trained adapter, not step 2's
+        np.testing.assert_array_equal(saved.get_float32(name), array, err_msg=name)
+
+
+def test_eval_fraction_zero_holds_out_nothing_and_one_is_refused(chats, tmp_path):
+    tuner = Finetuner(settings(chats, eval_fraction=0.0), tmp_path / "run", progress=False)
+    assert tuner.eval_set == [] and len(tuner.train_set) == len(QUESTIONS)
+    with pytest.raises(InputError, match="eval_fraction"):
+        Finetuner(settings(chats, eval_fraction=1.0), tmp_path / "other", progress=False)
+
+
+def test_the_held_out_loss_is_the_mean_over_scored_tokens_and_max_length_is_capped_by_the_model(chats, tmp_path):
+    from minillm.training.loss import cross_entropy
+    tuner = Finetuner(settings(chats, eval_fraction=0.5, batch_size=3, max_length=10 ** 9), tmp_path / "run",
+                      progress=False)
+    assert tuner.max_length == tuner.model.config.max_position_embeddings
+    total, count = 0.0, 0
+    for ex in tuner.eval_set:  # one conversation at a time: no padding, each weighed by its scored tokens
+        n = int((ex.labels[1:] != -100).sum())
+        total += cross_entropy(tuner.model.forward(ex.ids[None]), ex.labels[None]) * n
+        count += n
+    assert len(tuner.eval_set) == 4 and tuner.evaluate() == pytest.approx(total / count, rel=1e-5)
