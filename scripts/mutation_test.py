@@ -428,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--area", help=f"only this area ({', '.join(sorted(AREA_TESTS))})")
     p.add_argument("--only", help="only mutations whose label contains this text (or one of several, a|b)")
+    p.add_argument("--exclude", help="leave out mutations whose label contains this text (or one of several, a|b)")
+    p.add_argument("--from", dest="start", type=int, default=1,
+                   help="start at this mutation of the chosen ones (1-based; to continue a campaign)")
     p.add_argument("--timeout", type=float, default=600, help="seconds per suite run (a timeout counts as killed)")
     p.add_argument("--report", type=Path, help="also write the table as Markdown to this file")
     p.add_argument("--list", action="store_true", help="list the mutations and exit")
@@ -445,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = [m for m in SETS[args.set] if (not args.area or m.area == args.area)
               and (not args.only or any(o.lower() in m.label.lower() for o in args.only.split("|")))]
+    chosen = [m for m in chosen[max(0, args.start - 1):]  # --from counts before --exclude
+              if not (args.exclude and any(o.lower() in m.label.lower() for o in args.exclude.split("|")))]
     if args.list:  # also checks that every fragment is still found exactly once
         for i, m in enumerate(chosen, 1):
             found = (ROOT / m.file).read_text(encoding="utf-8").count(m.original)
