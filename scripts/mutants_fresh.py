@@ -206,7 +206,9 @@ def fresh_mutations(M) -> list:
         # ------------------------------------------------------------ generation/speculative*.py, draft_length, drafting
         M("speculative", SPEC, "if t in stops or made + j + 1 == max_new_tokens:",
           "if t in stops or made + j == max_new_tokens:", "fresh: speculative stop off by one (max_new_tokens)",
-          tests=T_SPEC),
+          tests=T_SPEC, equivalent="the draft is cut to max_new_tokens - made - 1 first (checked_draft), so `new` "
+                                   "never runs past max_new_tokens and this cut never bites; the next mutant removes "
+                                   "that cap, and the guard tests catch it"),
         M("speculative", SPEC_CHECKS, "    draft = draft[:max(0, max_tokens)]", "    draft = draft[:]",
           "fresh: a drafter that ignores max_tokens is not cut", tests=T_SPEC),
         M("speculative", SPEC, "left = min(max_new_tokens - made - 1, MAX_DRAFT_TOKENS)",
