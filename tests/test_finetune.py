@@ -236,7 +236,7 @@ def test_a_run_whose_steps_are_not_a_multiple_of_save_every_saves_and_returns_it
 def test_eval_fraction_zero_holds_out_nothing_and_one_is_refused(chats, tmp_path):
     tuner = Finetuner(settings(chats, eval_fraction=0.0), tmp_path / "run", progress=False)
     assert tuner.eval_set == [] and len(tuner.train_set) == len(QUESTIONS)
-    with pytest.raises(InputError, match="eval_fraction"):
+    with pytest.raises(InputError, match=r"eval_fraction must be in \[0, 1\)"):
         Finetuner(settings(chats, eval_fraction=1.0), tmp_path / "other", progress=False)
 
 

@@ -79,3 +79,11 @@ def test_a_drafter_is_asked_for_no_more_tokens_than_can_be_used():
     generate(Recording(), max_new_tokens=4)
     prompt = 5
     assert asked == [(prompt + made, 4 - made - 1) for made in (1, 2, 3)]
+
+
+def test_a_drafted_id_equal_to_the_vocab_size_and_a_num_tokens_of_0_are_refused():
+    vocab = tiny_model("tiny-qwen3").config.vocab_size
+    with pytest.raises(InputError, match=f"token id {vocab}, out of range"):
+        generate(Returns(np.array([vocab])))
+    with pytest.raises(InputError, match="num_tokens must be an integer >= 1"):
+        generate(Returns(np.array([1]), num_tokens=0))
