@@ -61,9 +61,13 @@ def test_directory_without_config_json(tmp_path):
         minillm.load_model(tmp_path)
 
 
-def test_path_that_is_not_a_directory(tmp_path):
-    with expect(minillm.CheckpointError, "not a directory"):
-        minillm.load_model(tmp_path / "nothing")
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_path_that_is_not_a_directory(tmp_path, kind):
+    path = tmp_path / "nothing"
+    if kind == "a file":  # exists, but is no checkpoint directory
+        path.write_text("{}")
+    with expect(minillm.CheckpointError, "not a directory", "nothing"):
+        minillm.load_model(path)
 
 
 def test_config_json_that_is_not_json(ckpt):
@@ -224,6 +228,61 @@ def test_shard_path_leaving_the_checkpoint_directory_is_refused(sharded, evil):
     index["weight_map"][first] = evil
     (sharded / "model.safetensors.index.json").write_text(json.dumps(index))
     with expect(minillm.CheckpointError, "leaves the checkpoint directory", evil):
+        minillm.load_model(sharded)
+
+
+def test_an_absolute_shard_name_is_refused_even_when_it_points_inside_the_checkpoint(sharded):
+    """paths.py's rule: a name from a file must be relative; an absolute one is refused by name, wherever it leads."""
+    index = _index(sharded)
+    name, shard = next(iter(index["weight_map"].items()))
+    absolute = str((sharded / shard).resolve())
+    index["weight_map"] = {n: absolute if s == shard else s for n, s in index["weight_map"].items()}
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(index))
+    with expect(minillm.CheckpointError, "shard path", "leaves the checkpoint directory; refused"):
+        minillm.load_model(sharded)
+
+
+def test_a_shard_that_is_a_fifo_is_refused_without_opening_it(sharded):
+    """A FIFO blocks whoever opens it: it is refused by its type. (If the loader did open it, the writer below
+    feeds it bytes that are no safetensors file, so a broken check fails this test instead of hanging it.)"""
+    import errno
+    import os
+    import threading
+    import time
+    shard = sharded / "model-00002-of-00003.safetensors"
+    shard.unlink()
+    os.mkfifo(shard)
+    done = threading.Event()
+
+    def writer():  # opens the FIFO only if a reader has: O_NONBLOCK fails with ENXIO until then
+        while not done.is_set():
+            try:
+                fd = os.open(shard, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    return
+                time.sleep(0.01)
+                continue
+            os.write(fd, b"not a safetensors file")
+            os.close(fd)
+            return
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with expect(minillm.CheckpointError, "model-00002-of-00003.safetensors", "FIFO"):
+            minillm.load_model(sharded)
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("shard", [["model-00001-of-00003.safetensors"], {"a": 1}])
+def test_an_index_whose_shard_names_are_not_text_is_refused_naming_the_weight_map(sharded, shard):
+    index = _index(sharded)
+    index["weight_map"][next(iter(index["weight_map"]))] = shard
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(index))
+    with expect(minillm.CheckpointError, "model.safetensors.index.json", "weight_map"):
         minillm.load_model(sharded)
 
 

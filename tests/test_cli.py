@@ -189,3 +189,57 @@ def test_the_cli_module_runs_as_a_script():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "--decay-steps" in done.stdout
+
+
+def test_verify_tolerance_is_the_largest_relative_error_allowed_equal_passes(capsys):
+    """--tolerance is "relative error allowed": a worst error equal to it passes, one a hair above it fails."""
+    from minillm.tools.verify import compare_to_reference, format_error_table, load_reference
+    path = WEIGHTS / "tiny-qwen2"
+    rows = compare_to_reference(minillm.load_model(path), load_reference(path / "reference.npz"))
+    worst = max(r.rel_error for r in rows)
+    assert worst > 0
+    assert main(["verify", str(path), str(path / "reference.npz"), "--tolerance", repr(worst)]) == 0
+    out = capsys.readouterr().out
+    assert "OK: worst relative error" in out and "over tolerance" not in out
+    assert "over tolerance" not in format_error_table(rows, worst)  # the worst row itself is not over it
+    below = float(np.nextafter(worst, 0))
+    assert main(["verify", str(path), str(path / "reference.npz"), "--tolerance", repr(below)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: worst relative error" in out and "over tolerance" in out
+
+
+def test_verify_rows_of_an_all_zero_reference_have_scale_one():
+    from minillm.tools.verify import _row
+    row = _row("x", np.full((2, 3), 0.5, np.float32), np.zeros((2, 3), np.float32))
+    assert (row.max_abs_error, row.scale, row.rel_error) == (0.5, 1.0, 0.5)
+
+
+def test_a_reference_member_claiming_more_than_deflate_can_hold_is_refused_before_reading(tmp_path):
+    """A zip's directory states each member's sizes: a deflated member of a few bytes whose stated size (and
+    .npy header) claims 400 MB cannot hold them (DEFLATE expands at most 1032x); refused before NumPy allocates."""
+    import struct
+    import zipfile
+    from minillm.tools.verify import load_reference
+    path = tmp_path / "ref.npz"
+    claimed = (100_000_000,)  # float32: 400 MB
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+    header["shape"] = claimed
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("input_ids.npy", _npy(np.arange(3)))
+        z.writestr("hidden_0.npy", _npy(np.zeros((3, 2), np.float32)))
+        z.writestr("logits.npy", buf.getvalue() + b"\0" * 64)
+    data = bytearray(path.read_bytes())
+    entry = data.index(b"PK\x01\x02", data.index(b"PK\x01\x02", data.index(b"PK\x01\x02") + 1) + 1)  # logits'
+    data[entry + 24:entry + 28] = struct.pack("<I", 400_000_000 + len(buf.getvalue()))  # its stated size
+    path.write_bytes(bytes(data))
+    assert zipfile.ZipFile(path).getinfo("logits.npy").file_size > 400_000_000
+    with pytest.raises(minillm.CheckpointError, match=r"'logits' claims shape \[100000000\]"):
+        load_reference(path)
+
+
+def _npy(array) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()

@@ -55,3 +55,20 @@ def test_gradient_accumulation_averages_the_micro_batches_like_one_larger_batch(
                   tmp_path / "b", progress=False).run(max_steps=1)[0]
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
     assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_update_stops_on_any_non_finite_weight_or_gradient_norm(bad):
+    from minillm.training.divergence import check_update
+    asked = []
+    def last_good():
+        asked.append(1)
+        return "run/checkpoint (step 2)"
+    params = {"a.weight": np.ones(3, np.float32), "b.weight": np.array([1.0, bad, 2.0], np.float32)}
+    with pytest.raises(TrainingError, match=r"step 3: the update made weight 'b\.weight' non-finite.*step 2"):
+        check_update(params, 1.0, 3, last_good)
+    with pytest.raises(TrainingError, match=r"step 3: the gradient norm is .*step 2"):
+        check_update({"a.weight": np.ones(3, np.float32)}, float(bad), 3, last_good)
+    assert len(asked) == 2
+    check_update({"a.weight": np.ones(3, np.float32)}, 1e30, 3, last_good)  # large but finite: fine
+    assert len(asked) == 2  # the run's files are read only when the check fails

@@ -78,9 +78,31 @@ def test_an_id_with_a_newline_or_an_absolute_revision_gives_a_one_line_error(cac
 
 def test_a_commit_hash_followed_by_a_subfolder_is_not_a_commit(cache):
     snapshot = add_snapshot(cache, REPO, WEIGHTS / "tiny-qwen2")
-    (snapshot / "sub").mkdir()
-    with pytest.raises(MinillmError):
+    shutil.copytree(WEIGHTS / "tiny-qwen2", snapshot / "sub")  # a whole checkpoint there: it must not be loaded
+    with pytest.raises(MinillmError, match="not in the Hugging Face cache"):
         minillm.load_model(f"{REPO}@{snapshot.name}/sub")
+
+
+def test_a_revision_with_dot_dot_is_refused_without_reading_what_it_names(cache, tmp_path):
+    (tmp_path / "secret").write_text("SECRET-CONTENT")  # refs/../../../secret from the repository folder
+    add_snapshot(cache, REPO, WEIGHTS / "tiny-qwen2")
+    with pytest.raises(MinillmError, match="not a branch, tag or commit hash") as e:
+        minillm.load_model(f"{REPO}@../../../secret")
+    assert "SECRET" not in str(e.value)
+
+
+def test_a_snapshot_symlinked_out_of_its_repository_reads_nothing_even_links_back_to_its_blobs(cache, tmp_path):
+    """The snapshot is judged by its name: one that resolves outside models--org--name/ reads nothing, even
+    files that lead back into that folder's blobs/."""
+    snapshot = add_snapshot(cache, REPO, WEIGHTS / "tiny-qwen2")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for link in snapshot.iterdir():
+        (elsewhere / link.name).symlink_to(link.resolve())  # absolute links into the repository's blobs/
+    shutil.rmtree(snapshot)
+    snapshot.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(MinillmError, match="leaves the checkpoint directory"):
+        minillm.load_model(REPO)
 
 
 def test_a_revision_that_is_an_absolute_path_is_refused_without_reading_that_file(cache, tmp_path):
@@ -89,3 +111,43 @@ def test_a_revision_that_is_an_absolute_path_is_refused_without_reading_that_fil
     with pytest.raises(MinillmError, match="not a branch, tag or commit hash") as e:
         minillm.load_model(f"{REPO}@{secret}")
     assert "SECRET" not in str(e.value)
+
+
+def test_a_ref_holding_a_hash_followed_by_more_text_is_refused(cache):
+    snapshot = add_snapshot(cache, REPO, WEIGHTS / "tiny-qwen2")
+    shutil.copytree(WEIGHTS / "tiny-qwen2", snapshot / "sub")  # what "<hash>/sub" would name
+    (snapshot.parent.parent / "refs" / "main").write_text(f"{snapshot.name}/sub")
+    with pytest.raises(MinillmError, match="expected a commit hash"):
+        minillm.load_model(REPO)
+
+
+def test_a_dangling_ref_symlink_is_reported_as_such(cache):
+    snapshot = add_snapshot(cache, REPO, WEIGHTS / "tiny-qwen2")
+    ref = snapshot.parent.parent / "refs" / "main"
+    ref.unlink()
+    ref.symlink_to(cache / "nowhere")
+    with pytest.raises(MinillmError, match=r"refs/main: this ref .* is not a regular file"):
+        minillm.load_model(REPO)
+
+
+def test_a_ref_naming_a_snapshot_that_is_not_there_is_not_in_the_cache(cache):
+    snapshot = add_snapshot(cache, REPO, WEIGHTS / "tiny-qwen2")
+    shutil.rmtree(snapshot)
+    with pytest.raises(MinillmError, match="not in the Hugging Face cache"):
+        minillm.load_model(REPO)
+
+
+@pytest.mark.parametrize("value", ["true", "On", "yes"])
+def test_offline_mode_takes_huggingface_hubs_true_values_in_any_case(cache, monkeypatch, value):
+    calls = fake_huggingface_hub(monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    with pytest.raises(MinillmError, match="HF_HUB_OFFLINE"):
+        minillm.load_model(REPO)
+    assert calls == []
+
+
+def test_a_snapshot_missing_one_of_its_indexed_shards_is_incomplete(cache):
+    files = [p.name for p in (WEIGHTS / "tiny-qwen3").iterdir() if p.name != "model-00002-of-00003.safetensors"]
+    add_snapshot(cache, REPO, WEIGHTS / "tiny-qwen3", files=[f for f in files if not f.endswith(".npz")])
+    with pytest.raises(MinillmError, match="incomplete.*model-00002-of-00003.safetensors"):
+        minillm.load_model(REPO)

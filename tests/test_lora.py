@@ -219,7 +219,7 @@ def broken_adapter(tmp_path, change_config=None, change_tensors=None):
     ("modules_to_save", ["lm_head"], "modules_to_save"),
     ("rank_pattern", {"q_proj": 2}, "per-module ranks"),
     ("peft_type", "IA3", "peft_type"),
-    ("r", 0, "r"),
+    ("r", 0, "r: expected an integer >= 1"),
     ("target_modules", ["lm_head"], "lm_head"),
     ("target_modules", "nothing.*", "matches none"),
 ])
@@ -228,6 +228,21 @@ def test_unsupported_or_bad_adapter_config_is_refused_naming_the_field(tmp_path,
     with pytest.raises(CheckpointError, match="adapter_config.json") as info:
         load("tiny-qwen2", adapter)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("dropout", [1.0, -0.1, 1.5])
+def test_attach_lora_refuses_a_dropout_outside_0_to_1(dropout):
+    """p = 1 drops every input and scales by 1 / (1 - p): a division by zero, refused as any p outside [0, 1)."""
+    with pytest.raises(InputError, match="lora_dropout"):
+        attach_lora(load("tiny-qwen3"), r=2, lora_alpha=4, lora_dropout=dropout)
+
+
+def test_an_adapter_config_without_task_type_loads_as_peft_loads_it(tmp_path):
+    """PEFT's task_type is optional (a LoraConfig without one is a plain LoraModel): absent, the adapter is the same."""
+    adapter = broken_adapter(tmp_path, change_config=lambda c: c.pop("task_type"))
+    ids = np.arange(12)
+    np.testing.assert_array_equal(load("tiny-qwen2", adapter).forward(ids),
+                                  load("tiny-qwen2", LORA / "qwen2-qv-r4" / "adapter").forward(ids))
 
 
 def test_adapter_tensor_of_the_wrong_shape_is_named(tmp_path):

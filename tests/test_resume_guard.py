@@ -40,7 +40,7 @@ def edit_state(run, **changes):
 
 @pytest.mark.parametrize("field, value", [("step", -100), ("step", 3.5), ("step", "2"), ("step", None),
                                           ("step", float("nan")), ("step", 99), ("adam_step", -1),
-                                          ("adam_step", 0), ("elapsed", "soon"), ("elapsed", float("inf")),
+                                          ("adam_step", 0), ("elapsed", "soon"), ("elapsed", float("inf")), ("elapsed", -1.0),
                                           ("rng", {"bit_generator": "PCG64"}), ("rng", [1, 2]), ("recipe", []),
                                           ("recipe", {"seed": 3})])
 def test_a_damaged_state_json_field_is_refused_naming_the_file_and_the_field(saved_run, field, value):

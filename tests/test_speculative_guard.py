@@ -64,3 +64,26 @@ def test_a_drafter_that_ignores_max_tokens_stops_at_max_new_tokens_with_plain_gr
     plain = generate(max_new_tokens=5)
     flood = Returns(lambda history: np.ones(100_000, np.int64))
     assert generate(flood, max_new_tokens=5, draft_schedule=schedule) == plain
+
+
+def test_a_drafter_is_asked_for_no_more_tokens_than_can_be_used():
+    """After each emitted token, what is left is max_new_tokens - made, one of which is the model's own: so a
+    drafter is asked for at most max_new_tokens - made - 1 (the last pass asks for none it could not use)."""
+    asked = []
+
+    class Recording:
+        def propose(self, history, max_tokens):
+            asked.append((len(history), max_tokens))
+            return np.array([], np.int64)  # nothing proposed: every pass is a plain step
+
+    generate(Recording(), max_new_tokens=4)
+    prompt = 5
+    assert asked == [(prompt + made, 4 - made - 1) for made in (1, 2, 3)]
+
+
+def test_a_drafted_id_equal_to_the_vocab_size_and_a_num_tokens_of_0_are_refused():
+    vocab = tiny_model("tiny-qwen3").config.vocab_size
+    with pytest.raises(InputError, match=f"token id {vocab}, out of range"):
+        generate(Returns(np.array([vocab])))
+    with pytest.raises(InputError, match="num_tokens must be an integer >= 1"):
+        generate(Returns(np.array([1]), num_tokens=0))

@@ -76,3 +76,24 @@ def test_validation_tokens_shorter_than_one_window_are_refused_like_training_tok
     assert train(tmp_path, "--out", str(tmp_path / "run")) == 1
     err = capsys.readouterr().err
     assert "short.npy" in err and "window" in err
+
+
+def test_a_token_file_needs_two_tokens_one_input_and_one_target(tmp_path):
+    np.save(tmp_path / "one.npy", np.array([5], np.uint16))
+    with pytest.raises(InputError, match=r"one\.npy: holds 1 tokens; need at least 2"):
+        TokenFile(tmp_path / "one.npy", 100)
+    np.save(tmp_path / "two.npy", np.array([5, 6], np.uint16))
+    assert len(TokenFile(tmp_path / "two.npy", 100)) == 2
+
+
+def test_a_file_of_exactly_one_window_gives_that_window_and_every_distinct_window_can_be_evaluated(tmp_path):
+    np.save(tmp_path / "t.npy", np.arange(20, dtype=np.uint16))
+    tokens = TokenFile(tmp_path / "t.npy", 100)
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(tokens.random_windows(rng, 3, 20), np.tile(np.arange(20), (3, 1)))
+    starts = tokens.random_windows(rng, 200, 16)[:, 0]  # 20 - 16 + 1 = 5 possible starts, the last one included
+    assert sorted(set(starts.tolist())) == [0, 1, 2, 3, 4]
+    windows = tokens.fixed_windows(5, 16)  # all 5 distinct windows
+    np.testing.assert_array_equal(windows[:, 0], [0, 1, 2, 3, 4])
+    with pytest.raises(InputError, match="only 5 distinct windows"):
+        tokens.fixed_windows(6, 16)

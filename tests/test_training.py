@@ -41,6 +41,7 @@ def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
     assert learning_rate(10, **kw) == pytest.approx(1.0)  # cosine starts at the peak
     assert learning_rate(60, **kw) == pytest.approx(0.55)  # halfway: floor + (peak - floor) / 2
     assert learning_rate(110, **kw) == pytest.approx(0.1)  # the end: the floor
+    assert learning_rate(111, **kw) == learning_rate(200, **kw) == pytest.approx(0.1)  # past the end: the floor
 
 
 def test_wsd_warms_up_holds_the_peak_then_decays_linearly_to_the_floor():
@@ -51,6 +52,7 @@ def test_wsd_warms_up_holds_the_peak_then_decays_linearly_to_the_floor():
     assert wsd_learning_rate(90, **kw) == pytest.approx(1.0)  # the decay starts at the peak
     assert wsd_learning_rate(100, **kw) == pytest.approx(0.55)  # halfway through the decay
     assert wsd_learning_rate(110, **kw) == pytest.approx(0.1)  # the end: the floor
+    assert wsd_learning_rate(111, **kw) == wsd_learning_rate(200, **kw) == pytest.approx(0.1)  # past it: the floor
 
 
 def test_a_wsd_run_lengthened_on_resume_is_the_longer_run(tmp_path):
@@ -247,3 +249,37 @@ def test_a_failed_save_leaves_no_partial_directory(tmp_path, monkeypatch):
     with pytest.raises(minillm.CheckpointError, match="disk full"):
         save_model_dir(tmp_path / "ckpt", {"model_type": "qwen3"}, {}, "F32")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_last_step_is_saved_and_evaluated_when_steps_is_not_a_multiple_of_the_intervals(tmp_path):
+    trainer = Trainer(TrainConfig.from_dict(recipe(tmp_path, steps=3, save_every=2, eval_every=2)), tmp_path / "run",
+                      progress=False)
+    lines = trainer.run()
+    state = json.loads((tmp_path / "run" / "checkpoint" / "trainer_state" / "state.json").read_text())
+    assert state["step"] == 3  # not the step-2 save: the run's end is its last checkpoint
+    assert [("val_loss" in line) for line in lines] == [False, True, True]  # every eval_every, and the last step
+
+
+def test_tokens_seen_count_every_micro_batch(tmp_path):
+    lines = Trainer(TrainConfig.from_dict(recipe(tmp_path, steps=2, accumulation=3)), tmp_path / "run",
+                    progress=False).run()
+    assert [line["tokens"] for line in lines] == [1 * 2 * 16 * 3, 2 * 2 * 16 * 3]  # step x batch x context x accum.
+
+
+def test_resuming_with_another_accumulation_is_refused_naming_it(tmp_path):
+    Trainer(TrainConfig.from_dict(recipe(tmp_path)), tmp_path / "run", progress=False).run(max_steps=2)
+    with pytest.raises(TrainingError, match="accumulation differs from the saved run"):
+        Trainer(TrainConfig.from_dict(recipe(tmp_path, accumulation=2)), tmp_path / "run", resume=True,
+                progress=False)
+
+
+def test_a_schedule_change_that_alters_only_the_last_trained_step_is_refused(tmp_path):
+    """warmup 1: steps 0 and 1 (the peak, where the cosine starts) have the same rate whatever the total; step 2
+    does not. So a run saved after 3 steps and resumed longer differs from the saved one at its last step only."""
+    assert learning_rate(1, 4, 1e-3, 1, 1e-4) == learning_rate(1, 8, 1e-3, 1, 1e-4)
+    assert learning_rate(2, 4, 1e-3, 1, 1e-4) != learning_rate(2, 8, 1e-3, 1, 1e-4)
+    Trainer(TrainConfig.from_dict(recipe(tmp_path, warmup=1, save_every=3)), tmp_path / "run",
+            progress=False).run(max_steps=3)
+    with pytest.raises(TrainingError, match="changes the learning-rate schedule"):
+        Trainer(TrainConfig.from_dict(recipe(tmp_path, warmup=1, save_every=3, steps=8)), tmp_path / "run",
+                resume=True, progress=False)
