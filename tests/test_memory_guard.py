@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -36,3 +37,10 @@ def test_the_memory_left_counts_the_address_space_limit_of_the_process():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "True", out.stderr
+
+
+def test_the_memory_left_is_counted_in_bytes():
+    # /proc/meminfo gives kB: the budget is at least the free physical memory (MemAvailable counts it and more),
+    # which sysconf gives in pages. Read as bytes, the budget would be 1024 times too small.
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert memory.available_bytes() >= free // 2

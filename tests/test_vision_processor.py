@@ -112,3 +112,10 @@ def test_a_missing_or_malformed_preprocessor_config_is_a_config_error_naming_the
     (tmp_path / "preprocessor_config.json").write_text('{"image_std": [0.5, 0, 0.5]}')
     with pytest.raises(ConfigError, match="image_std must be positive"):
         load_image_processor_config(tmp_path)
+
+
+def test_a_very_wide_image_under_a_small_budget_keeps_one_patch_of_height():
+    # The shrink rounds each side down; a side shorter than one patch after shrinking stays at one patch.
+    # Expected values: transformers' smart_resize (qwen2_vl, PIL backend) on the same arguments.
+    assert smart_resize(100, 10000, 32, 32 * 32, 51200) == (32, 2240)
+    assert smart_resize(10000, 100, 32, 32 * 32, 51200) == (2240, 32)
