@@ -1,85 +1,190 @@
-"""Where the time goes: a per-token breakdown of decode and prefill into matmuls, attention, LM head, rest.
+"""Where the time goes: per-op prefill profiles (128 and 512 tokens), the matmul floor at the same shapes, decode.
 
-    python benchmarks/profile.py --shape qwen2.5-0.5b        # after `minillm bench --shape ...` built it
-    python benchmarks/profile.py --model ~/models/Qwen3-0.6B
+    python benchmarks/profile.py --model /work/data/q25-shape          # any checkpoint directory
+    python benchmarks/profile.py --shape qwen2.5-0.5b                  # builds benchmarks/out/qwen2.5-0.5b if missing
+    python benchmarks/profile.py --model PATH --tokens 128 512 --repeats 5 --decode 0
 
-It wraps minillm's own functions with timers (in this script only; the library is untouched), runs a
-128-token prefill and 64 decode steps, and prints milliseconds per step for each part:
-  projections  q/k/v/o and gate/up/down matmuls (linear)
-  attention    scores, mask, softmax, weighted values (scaled_dot_product_attention)
-  LM head      the final [D] x [D, V] product (lm_head)
-  norms, RoPE, SwiGLU activation, cache writes and Python: the rest of forward()
+It wraps minillm's own functions with timers (in this script only; the library is untouched) and charges each
+op its exclusive time (a wrapped function's time minus that of the wrapped functions it calls):
+  projections    every linear product, by weight (q/k/v, o, gate/up, down; a fused one by its fused name)
+  attention      scores, mask, softmax, weighted values (scaled_dot_product_attention)
+  SwiGLU         silu(gate) * up: the MLP minus its projections
+  norms, RoPE    rms_norm (input / post-attention / final), apply_rope
+  heads, cache   the attention sub-layer minus the above: split / merge heads, the KV cache writes
+  residual adds  the decoder layer minus its two sub-layers
+  LM head        the last position only ([1, D] x [D, V]), as generation asks for
+  other          embedding, mask, RoPE tables, Python: the rest of forward()
+
+The floor, measured in the same run, next to the profile:
+  * the matmul floor: a large float32 product (2048 x 2048 x 2048, all threads), FLOP/s. The prefill's FLOPs (every
+    projection, the LM head on one position, the attention products over the causal triangle) over that rate is the
+    time the prefill would take at the floor; ``fraction of the floor`` = that time / the measured prefill time.
+  * the same GEMMs alone: each projection product the prefill made, at its exact shape ([128, 896] x [896, 4864], ...)
+    with the model's own weights, timed by itself (best of several), summed over the calls. It says how much of the
+    gap is OpenBLAS at these shapes and how much is everything around the products.
+Medians over ``--repeats`` prefills, the floors measured before and after (the better kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
+sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository, not benchmarks/ (profile.py would shadow)
 
-import minillm
-import minillm.model.attention as attention
-import minillm.model.block as block
-import minillm.model.mlp as mlp
-import minillm.model.transformer as model_module
-from minillm.tools.bench import ROOT
-from minillm.generation.generate import prefill
+import numpy as np  # noqa: E402
+
+import minillm  # noqa: E402
+import minillm.model.attention as attention  # noqa: E402
+import minillm.model.block as block  # noqa: E402
+import minillm.model.mlp as mlp  # noqa: E402
+import minillm.model.moe as moe  # noqa: E402
+import minillm.model.transformer as model_module  # noqa: E402
+from minillm.generation.generate import prefill  # noqa: E402
+from minillm.tools.bench import ROOT, build_random_checkpoint, measure_matmul  # noqa: E402
 
 TIMES: dict[str, float] = defaultdict(float)
+CALLS: list[tuple[str, int, np.ndarray]] = []  # (label, rows, weight) of every projection product of a prefill
+_stack: list[float] = []  # time spent in wrapped children of each open wrapped call
+LABELS: dict[int, str] = {}  # id(weight array) -> its name
 
 
-def timed(part: str, fn):
+def timed(part, fn):
+    """fn, charging its exclusive time to ``part`` (a name, or a function of the arguments giving one)."""
     def wrapper(*args, **kwargs):
+        _stack.append(0.0)
         t = time.perf_counter()
         out = fn(*args, **kwargs)
-        TIMES[part] += time.perf_counter() - t
+        elapsed = time.perf_counter() - t
+        children = _stack.pop()
+        if _stack:
+            _stack[-1] += elapsed
+        TIMES[part(*args) if callable(part) else part] += elapsed - children
         return out
     return wrapper
 
 
-def instrument() -> None:
-    attention.linear = timed("projections", attention.linear)
-    mlp.linear = timed("projections", mlp.linear)
-    attention.scaled_dot_product_attention = timed("attention", attention.scaled_dot_product_attention)
-    model_module.lm_head = timed("LM head", model_module.lm_head)
-    block.rms_norm = timed("norms", block.rms_norm)
-    attention.rms_norm = timed("norms", attention.rms_norm)  # Qwen3 q/k-norm
-    mlp.silu = timed("SwiGLU activation", mlp.silu)
+def projection_label(x, weight, *rest) -> str:
+    label = LABELS.get(id(weight), f"other product {list(weight.shape)}")
+    CALLS.append((label, int(np.prod(x.shape[:-1])), weight))
+    return "projection " + label
+
+
+def instrument(model) -> None:
+    for layer in model.weights.layers:
+        for part in (layer.self_attn, layer.mlp):
+            for name, value in vars(part).items():
+                if isinstance(value, np.ndarray) and value.ndim == 2:
+                    LABELS[id(value)] = name
+    LABELS[id(model.weights.lm_head)] = "lm_head"
+    attention.linear = timed(projection_label, attention.linear)
+    mlp.linear = timed(projection_label, mlp.linear)
+    model_module.linear = timed(projection_label, model_module.linear)  # the LM head's product
     attention.apply_rope = timed("RoPE", attention.apply_rope)
+    attention.rms_norm = timed("norms", attention.rms_norm)  # Qwen3's q/k-norm
+    attention.scaled_dot_product_attention = timed("attention (scores, softmax, values)",
+                                                   attention.scaled_dot_product_attention)
+    attention.project_qkv = timed("heads, cache writes", attention.project_qkv)
+    block.self_attention = timed("heads, cache writes", block.self_attention)
+    block.rms_norm = timed("norms", block.rms_norm)
+    mlp.silu = timed("SwiGLU (silu(gate) * up)", mlp.silu)
+    moe.swiglu_mlp = timed("SwiGLU (silu(gate) * up)", moe.swiglu_mlp)
+    model_module.decoder_layer = timed("residual adds", model_module.decoder_layer)
+    model_module.lm_head = timed("LM head", model_module.lm_head)
+    model_module.Model.final_norm = timed("norms", model_module.Model.final_norm)
 
 
-def report(title: str, total: float, steps: int) -> None:
-    print(f"\n{title}: {total / steps * 1000:.1f} ms per step")
-    rest = total - sum(TIMES.values())
-    for part, t in sorted({**TIMES, "other (cache, embedding, Python)": rest}.items(), key=lambda kv: -kv[1]):
-        print(f"  {part:<34}{t / steps * 1000:>8.2f} ms  {100 * t / total:5.1f}%")
-    TIMES.clear()
+def prefill_flops(cfg, T: int) -> float:
+    """FLOPs a T-token prefill needs: every projection on T rows, the LM head on one, attention over the triangle."""
+    D, F, H, K, Dh, L = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads,
+                         cfg.head_dim, cfg.num_hidden_layers)
+    per_token = 2 * (D * H * Dh + 2 * D * K * Dh + H * Dh * D + 3 * D * F)  # q, k, v, o, gate, up, down
+    causal_pairs = T * (T + 1) / 2  # (query, key) pairs a causal prefill scores
+    attention_flops = 2 * 2 * H * Dh * causal_pairs  # q k^T and probs v
+    return L * (T * per_token + attention_flops) + 2 * D * cfg.vocab_size
+
+
+def gemm_alone_seconds(calls, repeats: int = 7) -> float:
+    """Each distinct (weight, rows) product of ``calls`` timed alone (best of ``repeats``), summed over the calls."""
+    rng = np.random.default_rng(0)
+    total, seen = 0.0, {}
+    for label, rows, weight in calls:
+        key = (label, rows, weight.shape)
+        if key not in seen:
+            x = rng.standard_normal((rows, weight.shape[1]), dtype=np.float32)  # [rows, in]
+            best = float("inf")
+            for _ in range(repeats + 1):
+                t = time.perf_counter()
+                x @ weight.T  # [rows, in] @ [in, out]
+                best = min(best, time.perf_counter() - t)
+            seen[key] = best
+        total += seen[key]
+    return total
+
+
+def profile_prefill(model, T: int, repeats: int, floor_gflops: float) -> dict:
+    ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), T)[None]  # [1, T]
+    valid = np.ones_like(ids, bool)
+    prefill(model, ids, valid, model.new_cache(1, T + 8))  # warm up
+    runs, totals = defaultdict(list), []
+    for _ in range(repeats):
+        TIMES.clear()
+        CALLS.clear()
+        cache = model.new_cache(1, T + 8)
+        t = time.perf_counter()
+        prefill(model, ids, valid, cache)
+        total = time.perf_counter() - t
+        totals.append(total)
+        for part, s in {**TIMES, "other (embedding, mask, RoPE tables, Python)": total - sum(TIMES.values())}.items():
+            runs[part].append(s)
+    calls = list(CALLS)
+    total = float(np.median(totals))
+    parts = {part: float(np.median(s)) for part, s in runs.items()}
+    flops = prefill_flops(model.config, T)
+    gemm = gemm_alone_seconds([c for c in calls if c[0] != "lm_head"])
+    projections = sum(s for p, s in parts.items() if p.startswith("projection ") and "lm_head" not in p)
+    print(f"\nprefill of {T} tokens: {total * 1000:.1f} ms (median of {repeats}), {T / total:.0f} tok/s, "
+          f"{flops / total / 1e9:.0f} GFLOP/s = {flops / total / 1e9 / floor_gflops:.2f} of the matmul floor "
+          f"({floor_gflops:.0f} GFLOP/s: {T / (flops / floor_gflops / 1e9):.0f} tok/s)")
+    for part, s in sorted(parts.items(), key=lambda kv: -kv[1]):
+        print(f"  {part:<46}{s * 1000:>9.2f} ms  {100 * s / total:5.1f}%")
+    print(f"  projections together: {projections * 1000:.1f} ms; the same GEMMs alone: {gemm * 1000:.1f} ms "
+          f"({projections / gemm:.2f}x); at the matmul floor they would take "
+          f"{sum(2 * r * w.shape[0] * w.shape[1] for lbl, r, w in calls if lbl != 'lm_head') / floor_gflops / 1e6:.1f} ms")
+    return {"tokens": T, "total_s": total, "parts_s": parts, "gemm_alone_s": gemm, "flops": flops}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--shape", default="qwen2.5-0.5b")
-    p.add_argument("--model", type=Path)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--shape", default="qwen2.5-0.5b", help="a shape of minillm bench (built if --model is not given)")
+    p.add_argument("--model", type=Path, help="a checkpoint directory")
+    p.add_argument("--tokens", type=int, nargs="+", default=[128, 512], help="prompt lengths to profile")
+    p.add_argument("--repeats", type=int, default=5, help="prefills per length (medians)")
+    p.add_argument("--decode", type=int, default=16, help="decode steps to profile after the prefill (0: none)")
     args = p.parse_args()
-    path = args.model or ROOT / "benchmarks" / "out" / args.shape
+    path = args.model or build_random_checkpoint(args.shape, ROOT / "benchmarks" / "out" / args.shape)
     model = minillm.load_model(path)
-    instrument()
-    ids = np.random.default_rng(0).integers(0, 150000, 128)[None]
-    valid = np.ones_like(ids, bool)
-    prefill(model, ids, valid, model.new_cache(1, 200))  # warm up
-    TIMES.clear()
-    cache = model.new_cache(1, 200)
-    t = time.perf_counter()
-    logits = prefill(model, ids, valid, cache)
-    report(f"prefill of {ids.shape[1]} tokens", time.perf_counter() - t, 1)
-    token = logits.argmax(-1)
-    t = time.perf_counter()
-    for _ in range(64):
-        token = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1].argmax(-1)
-    report("decode (one token, 64 steps averaged)", time.perf_counter() - t, 64)
+    instrument(model)
+    floor = measure_matmul()
+    for T in args.tokens:
+        profile_prefill(model, T, args.repeats, floor)
+    floor = max(floor, measure_matmul())
+    print(f"\nmatmul floor (2048^3 float32, all threads, best of before/after): {floor:.0f} GFLOP/s")
+    if args.decode:
+        ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), 128)[None]
+        cache = model.new_cache(1, 128 + args.decode + 1)
+        token = prefill(model, ids, np.ones_like(ids, bool), cache).argmax(-1)  # [1]
+        TIMES.clear()
+        t = time.perf_counter()
+        for _ in range(args.decode):
+            token = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1].argmax(-1)
+        total = time.perf_counter() - t
+        print(f"\ndecode (one token after 128, {args.decode} steps averaged): {total / args.decode * 1000:.1f} ms per step")
+        for part, s in sorted({**TIMES, "other": total - sum(TIMES.values())}.items(), key=lambda kv: -kv[1]):
+            print(f"  {part:<46}{s / args.decode * 1000:>9.2f} ms  {100 * s / total:5.1f}%")
 
 
 if __name__ == "__main__":
