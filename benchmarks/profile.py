@@ -3,6 +3,8 @@
     python benchmarks/profile.py --model /work/data/q25-shape          # any checkpoint directory
     python benchmarks/profile.py --shape qwen2.5-0.5b                  # builds benchmarks/out/qwen2.5-0.5b if missing
     python benchmarks/profile.py --model PATH --tokens 128 512 --repeats 5 --decode 0
+    python benchmarks/profile.py --model PATH --readable          # the path before model/prefill.py, profiled
+    python benchmarks/profile.py --model PATH --ab 10             # readable path vs engine, interleaved rounds
 
 It wraps minillm's own functions with timers (in this script only; the library is untouched) and charges each
 op its exclusive time (a wrapped function's time minus that of the wrapped functions it calls):
@@ -42,10 +44,12 @@ import minillm.model.attention as attention  # noqa: E402
 import minillm.model.block as block  # noqa: E402
 import minillm.model.mlp as mlp  # noqa: E402
 import minillm.model.moe as moe  # noqa: E402
+import minillm.model.prefill as engine  # noqa: E402
 import minillm.model.transformer as model_module  # noqa: E402
 from minillm.generation.generate import prefill  # noqa: E402
-from minillm.tools.bench import ROOT, build_random_checkpoint, measure_matmul  # noqa: E402
+from minillm.tools.bench import ROOT, build_random_checkpoint  # noqa: E402
 
+CLOCK = time.perf_counter  # --cpu-time: time.thread_time (this thread's CPU seconds, whatever else the machine runs)
 TIMES: dict[str, float] = defaultdict(float)
 CALLS: list[tuple[str, int, np.ndarray]] = []  # (label, rows, weight) of every projection product of a prefill
 _stack: list[float] = []  # time spent in wrapped children of each open wrapped call
@@ -56,9 +60,9 @@ def timed(part, fn):
     """fn, charging its exclusive time to ``part`` (a name, or a function of the arguments giving one)."""
     def wrapper(*args, **kwargs):
         _stack.append(0.0)
-        t = time.perf_counter()
+        t = CLOCK()
         out = fn(*args, **kwargs)
-        elapsed = time.perf_counter() - t
+        elapsed = CLOCK() - t
         children = _stack.pop()
         if _stack:
             _stack[-1] += elapsed
@@ -80,6 +84,16 @@ def instrument(model) -> None:
                 if isinstance(value, np.ndarray) and value.ndim == 2:
                     LABELS[id(value)] = name
     LABELS[id(model.weights.lm_head)] = "lm_head"
+    for layer in model.weights.layers:  # the engine's fused arrays (model/prefill.py), when the loader made them
+        for name, parts in (("q/k/v fused", ("q_proj", "k_proj", "v_proj")), ("gate/up fused", ("gate_proj", "up_proj"))):
+            part = layer.self_attn if name.startswith("q") else layer.mlp
+            fused = engine.fused_weight(*(getattr(part, n) for n in parts))
+            if fused is not None:
+                LABELS[id(fused)] = name
+    engine.fused_product = timed(projection_label, engine.fused_product)
+    engine.fast_linear = timed(projection_label, engine.fast_linear)  # down_proj after the fused gate/up
+    engine.silu_times_up_in_place = timed("SwiGLU (silu(gate) * up)", engine.silu_times_up_in_place)
+    engine.rope_in_place = timed("RoPE", engine.rope_in_place)
     attention.linear = timed(projection_label, attention.linear)
     mlp.linear = timed(projection_label, mlp.linear)
     model_module.linear = timed(projection_label, model_module.linear)  # the LM head's product
@@ -95,6 +109,19 @@ def instrument(model) -> None:
     model_module.decoder_layer = timed("residual adds", model_module.decoder_layer)
     model_module.lm_head = timed("LM head", model_module.lm_head)
     model_module.Model.final_norm = timed("norms", model_module.Model.final_norm)
+
+
+def measure_matmul(n: int = 2048, repeats: int = 5) -> float:
+    """float32 matmul throughput, GFLOP/s: n x n times n x n (all BLAS threads), best of ``repeats`` (by CLOCK)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = CLOCK()
+        a @ b
+        best = min(best, CLOCK() - t)
+    return 2 * n ** 3 / best / 1e9
 
 
 def prefill_flops(cfg, T: int) -> float:
@@ -117,9 +144,9 @@ def gemm_alone_seconds(calls, repeats: int = 7) -> float:
             x = rng.standard_normal((rows, weight.shape[1]), dtype=np.float32)  # [rows, in]
             best = float("inf")
             for _ in range(repeats + 1):
-                t = time.perf_counter()
+                t = CLOCK()
                 x @ weight.T  # [rows, in] @ [in, out]
-                best = min(best, time.perf_counter() - t)
+                best = min(best, CLOCK() - t)
             seen[key] = best
         total += seen[key]
     return total
@@ -134,9 +161,9 @@ def profile_prefill(model, T: int, repeats: int, floor_gflops: float) -> dict:
         TIMES.clear()
         CALLS.clear()
         cache = model.new_cache(1, T + 8)
-        t = time.perf_counter()
+        t = CLOCK()
         prefill(model, ids, valid, cache)
-        total = time.perf_counter() - t
+        total = CLOCK() - t
         totals.append(total)
         for part, s in {**TIMES, "other (embedding, mask, RoPE tables, Python)": total - sum(TIMES.values())}.items():
             runs[part].append(s)
@@ -157,6 +184,42 @@ def profile_prefill(model, T: int, repeats: int, floor_gflops: float) -> dict:
     return {"tokens": T, "total_s": total, "parts_s": parts, "gemm_alone_s": gemm, "flops": flops}
 
 
+def readable_path(model):
+    """The same model run the way it was before the prefill engine (model/prefill.py): every projection its own
+    array (so no fused product), and attention over the whole T x T square. For A/B rounds and a 'before' profile."""
+    for layer in model.weights.layers:
+        for part in (layer.self_attn, layer.mlp):
+            for name, value in vars(part).items():
+                if isinstance(value, np.ndarray) and value.base is not None:
+                    setattr(part, name, value.copy())  # its own array: prefill.stacked finds no fused weight
+    engine.ATTENTION_BLOCK = 1 << 30  # never more queries than that: one block, the whole square
+    return model
+
+
+def ab_rounds(path: Path, tokens: list[int], rounds: int) -> None:
+    """Interleaved rounds in one process: the readable path (A) and the engine (B), one prefill each per round."""
+    block = engine.ATTENTION_BLOCK
+    a, b = readable_path(minillm.load_model(path)), minillm.load_model(path)
+    engine.ATTENTION_BLOCK = block
+    for T in tokens:
+        ids = np.random.default_rng(0).integers(0, min(b.config.vocab_size, 150000), T)[None]  # [1, T]
+        valid = np.ones_like(ids, bool)
+        times = {"A": [], "B": []}
+        for r in range(rounds + 1):
+            for name, model in (("A", a), ("B", b)):
+                engine.ATTENTION_BLOCK = (1 << 30) if name == "A" else block
+                cache = model.new_cache(1, T + 8)
+                t = CLOCK()
+                prefill(model, ids, valid, cache)
+                if r:  # round 0 warms up
+                    times[name].append(CLOCK() - t)
+        engine.ATTENTION_BLOCK = block
+        A, B = np.array(times["A"]), np.array(times["B"])
+        print(f"prefill of {T} tokens, {rounds} interleaved rounds: readable path {T / np.median(A):.0f} tok/s, "
+              f"engine {T / np.median(B):.0f} tok/s (medians); engine / readable speed per round: median "
+              f"{np.median(A / B):.2f}x, range {np.min(A / B):.2f}-{np.max(A / B):.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shape", default="qwen2.5-0.5b", help="a shape of minillm bench (built if --model is not given)")
@@ -164,9 +227,24 @@ def main() -> None:
     p.add_argument("--tokens", type=int, nargs="+", default=[128, 512], help="prompt lengths to profile")
     p.add_argument("--repeats", type=int, default=5, help="prefills per length (medians)")
     p.add_argument("--decode", type=int, default=16, help="decode steps to profile after the prefill (0: none)")
+    p.add_argument("--readable", action="store_true",
+                   help="profile the path before the prefill engine (separate q/k/v, gate/up; the whole square)")
+    p.add_argument("--ab", type=int, metavar="ROUNDS",
+                   help="only time the readable path against the engine, in this many interleaved rounds")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="count this thread's CPU time, not wall time: a busy machine's measure of work. Runs all in "
+                        "one thread: set OPENBLAS_NUM_THREADS=1 too (the engine's element-wise threads are turned off)")
     args = p.parse_args()
+    if args.cpu_time:
+        global CLOCK
+        CLOCK, engine.THREADS = time.thread_time, 1
     path = args.model or build_random_checkpoint(args.shape, ROOT / "benchmarks" / "out" / args.shape)
+    if args.ab:
+        ab_rounds(path, args.tokens, args.ab)
+        return
     model = minillm.load_model(path)
+    if args.readable:
+        readable_path(model)
     instrument(model)
     floor = measure_matmul()
     for T in args.tokens:
@@ -178,10 +256,10 @@ def main() -> None:
         cache = model.new_cache(1, 128 + args.decode + 1)
         token = prefill(model, ids, np.ones_like(ids, bool), cache).argmax(-1)  # [1]
         TIMES.clear()
-        t = time.perf_counter()
+        t = CLOCK()
         for _ in range(args.decode):
             token = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1].argmax(-1)
-        total = time.perf_counter() - t
+        total = CLOCK() - t
         print(f"\ndecode (one token after 128, {args.decode} steps averaged): {total / args.decode * 1000:.1f} ms per step")
         for part, s in sorted({**TIMES, "other": total - sum(TIMES.values())}.items(), key=lambda kv: -kv[1]):
             print(f"  {part:<46}{s / args.decode * 1000:>9.2f} ms  {100 * s / total:5.1f}%")
