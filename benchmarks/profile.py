@@ -1,183 +1,268 @@
-"""Where the time goes: a per-token breakdown of decode and prefill into matmuls, attention, LM head, rest.
+"""Where the time goes: per-op prefill profiles (128 and 512 tokens), the matmul floor at the same shapes, decode.
 
-    python benchmarks/profile.py --shape qwen2.5-0.5b        # after `minillm bench --shape ...` built it
-    python benchmarks/profile.py --shape qwen3.5-0.8b        # the hybrid: linear-attention parts shown apart
-    python benchmarks/profile.py --model ~/models/Qwen3-0.6B
+    python benchmarks/profile.py --model /work/data/q25-shape          # any checkpoint directory
+    python benchmarks/profile.py --shape qwen2.5-0.5b                  # builds benchmarks/out/qwen2.5-0.5b if missing
+    python benchmarks/profile.py --model PATH --tokens 128 512 --repeats 5 --decode 0
+    python benchmarks/profile.py --model PATH --readable          # the path before model/prefill.py, profiled
+    python benchmarks/profile.py --model PATH --ab 10             # readable path vs engine, interleaved rounds
 
-It wraps minillm's own functions with timers (in this script only; the library is untouched), runs a
-128-token prefill and 64 decode steps, and prints milliseconds per step and calls per step for each part.
-A wrapped function's time excludes the wrapped functions it calls (each millisecond is counted once):
-  projections  q/k/v/o and gate/up/down matmuls (linear); for Qwen3.5 also in_proj_* / out_proj
-  attention    scores, mask, softmax, weighted values (scaled_dot_product_attention)
-  LM head      the final [D] x [D, V] product (lm_head)
-  norms, RoPE, SwiGLU activation, cache writes and Python: the rest of forward()
-Qwen3.5's linear-attention layers add: the delta-rule state update, the short conv, and their gates and norms
-(the L2 norms of q and k, beta and g, the gated RMSNorm, SiLU).
+It wraps minillm's own functions with timers (in this script only; the library is untouched) and charges each
+op its exclusive time (a wrapped function's time minus that of the wrapped functions it calls):
+  projections    every linear product, by weight (q/k/v, o, gate/up, down; a fused one by its fused name)
+  attention      scores, mask, softmax, weighted values (scaled_dot_product_attention)
+  SwiGLU         silu(gate) * up: the MLP minus its projections
+  norms, RoPE    rms_norm (input / post-attention / final), apply_rope
+  heads, cache   the attention sub-layer minus the above: split / merge heads, the KV cache writes
+  residual adds  the decoder layer minus its two sub-layers
+  LM head        the last position only ([1, D] x [D, V]), as generation asks for
+  other          embedding, mask, RoPE tables, Python: the rest of forward()
 
-For a hybrid model (or with --floor) it then times, in interleaved rounds in the same process (medians), the
-decode step, the machine's two-thread read bandwidth (as `minillm bench` measures it) and the bare chain of
-matrix-vector products a decode step makes (every weight it reads, x @ W.T, no Python in between): the
-bandwidth floor, what OpenBLAS's matrix-vector product alone reaches, and what the whole step reaches.
+The floor, measured in the same run, next to the profile:
+  * the matmul floor: a large float32 product (2048 x 2048 x 2048, all threads), FLOP/s. The prefill's FLOPs (every
+    projection, the LM head on one position, the attention products over the causal triangle) over that rate is the
+    time the prefill would take at the floor; ``fraction of the floor`` = that time / the measured prefill time.
+  * the same GEMMs alone: each projection product the prefill made, at its exact shape ([128, 896] x [896, 4864], ...)
+    with the model's own weights, timed by itself (best of several), summed over the calls. It says how much of the
+    gap is OpenBLAS at these shapes and how much is everything around the products.
+Medians over ``--repeats`` prefills, the floors measured before and after (the better kept).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
+sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository, not benchmarks/ (profile.py would shadow)
 
-import minillm
-import minillm.model.attention as attention
-import minillm.model.block as block
-import minillm.model.gated_attention as gated_attention
-import minillm.model.gated_deltanet as gated_deltanet
-import minillm.model.hybrid as hybrid
-import minillm.model.mlp as mlp
-import minillm.model.transformer as model_module
-from minillm.tools.bench import ROOT, decode_bytes_per_token, measure_bandwidth
-from minillm.generation.generate import prefill
+import numpy as np  # noqa: E402
 
-TIMES: dict[str, float] = defaultdict(float)  # part -> seconds, exclusive of the wrapped functions it calls
-CALLS: dict[str, int] = defaultdict(int)
-_stack: list[float] = []  # per active wrapped call: time spent in the wrapped calls it made
+import minillm  # noqa: E402
+import minillm.model.attention as attention  # noqa: E402
+import minillm.model.block as block  # noqa: E402
+import minillm.model.mlp as mlp  # noqa: E402
+import minillm.model.moe as moe  # noqa: E402
+import minillm.model.prefill as engine  # noqa: E402
+import minillm.model.transformer as model_module  # noqa: E402
+from minillm.generation.generate import prefill  # noqa: E402
+from minillm.tools.bench import ROOT, build_random_checkpoint  # noqa: E402
+
+CLOCK = time.perf_counter  # --cpu-time: time.thread_time (this thread's CPU seconds, whatever else the machine runs)
+TIMES: dict[str, float] = defaultdict(float)
+CALLS: list[tuple[str, int, np.ndarray]] = []  # (label, rows, weight) of every projection product of a prefill
+_stack: list[float] = []  # time spent in wrapped children of each open wrapped call
+LABELS: dict[int, str] = {}  # id(weight array) -> its name
 
 
-def timed(part: str, fn):
+def timed(part, fn):
+    """fn, charging its exclusive time to ``part`` (a name, or a function of the arguments giving one)."""
     def wrapper(*args, **kwargs):
         _stack.append(0.0)
-        t = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            spent = time.perf_counter() - t
-            inner = _stack.pop()
-            TIMES[part] += spent - inner
-            CALLS[part] += 1
-            if _stack:
-                _stack[-1] += spent
-    wrapper.__wrapped__ = fn
+        t = CLOCK()
+        out = fn(*args, **kwargs)
+        elapsed = CLOCK() - t
+        children = _stack.pop()
+        if _stack:
+            _stack[-1] += elapsed
+        TIMES[part(*args) if callable(part) else part] += elapsed - children
+        return out
     return wrapper
 
 
-def wrap(module, name: str, part: str) -> None:
-    if hasattr(module, name):  # a name a later version may not have is skipped, so old and new code both profile
-        setattr(module, name, timed(part, getattr(module, name)))
+def projection_label(x, weight, *rest) -> str:
+    label = LABELS.get(id(weight), f"other product {list(weight.shape)}")
+    CALLS.append((label, int(np.prod(x.shape[:-1])), weight))
+    return "projection " + label
 
 
-def instrument() -> None:
-    wrap(attention, "linear", "projections")
-    wrap(mlp, "linear", "projections")
-    wrap(attention, "scaled_dot_product_attention", "attention")
-    wrap(model_module, "lm_head", "LM head")
-    wrap(block, "rms_norm", "norms")
-    wrap(attention, "rms_norm", "norms")  # Qwen3 q/k-norm
-    wrap(mlp, "silu", "SwiGLU activation")
-    wrap(attention, "apply_rope", "RoPE")
-    # Qwen3.5: the full-attention layers (gated_attention.py) ...
-    wrap(gated_attention, "linear", "projections")
-    wrap(gated_attention, "scaled_dot_product_attention", "attention")
-    wrap(gated_attention, "zero_centred_rms_norm", "norms")  # q/k-norm
-    wrap(gated_attention, "apply_partial_rope", "RoPE")
-    wrap(gated_attention, "sigmoid", "attention output gate")
-    wrap(hybrid, "zero_centred_rms_norm", "norms")
-    wrap(model_module, "zero_centred_rms_norm", "norms")  # the final norm
-    # ... and the linear-attention layers (gated_deltanet.py, conv.py, delta_rule.py)
-    wrap(gated_deltanet, "linear", "linear-attn projections")
-    wrap(gated_deltanet, "causal_conv1d", "linear-attn conv")
-    wrap(gated_deltanet, "recurrent_gated_delta_rule", "linear-attn delta rule (state update)")
-    wrap(gated_deltanet, "chunked_gated_delta_rule", "linear-attn delta rule (state update)")
-    for name in ("silu", "l2_normalize", "write_strength_and_log_decay", "gated_rms_norm"):
-        wrap(gated_deltanet, name, "linear-attn gates and norms")
-    # the engine's one-token step of the linear-attention layer (gated_deltanet_decode_step), where it exists
-    wrap(gated_deltanet, "causal_conv1d_step", "linear-attn conv")
-    wrap(gated_deltanet, "delta_rule_decode_step", "linear-attn delta rule (state update)")
-
-
-def report(title: str, total: float, steps: int) -> None:
-    print(f"\n{title}: {total / steps * 1000:.1f} ms per step")
-    rest = total - sum(TIMES.values())
-    print(f"  {'part':<42}{'ms':>8}{'share':>8}{'calls':>8}")
-    for part, t in sorted({**TIMES, "other (cache, embedding, Python)": rest}.items(), key=lambda kv: -kv[1]):
-        calls = f"{CALLS[part] / steps:>8.0f}" if part in CALLS else ""
-        print(f"  {part:<42}{t / steps * 1000:>8.2f}{100 * t / total:>7.1f}%{calls}")
-    TIMES.clear()
-    CALLS.clear()
-
-
-def decode_weights(model) -> list[np.ndarray]:
-    """Every matrix one decode step multiplies by, in order (a bare matvec each: no Python math in between)."""
-    found = []
+def instrument(model) -> None:
     for layer in model.weights.layers:
-        for part in (getattr(layer, name, None) for name in ("linear_attn", "self_attn", "mlp")):
-            if part is not None:  # (a mixture of experts' stacked [E, ...] weights are left out)
-                found += [a for a in vars(part).values() if isinstance(a, np.ndarray) and a.ndim == 2]
-    return found + [model.weights.lm_head]
+        for part in (layer.self_attn, layer.mlp):
+            for name, value in vars(part).items():
+                if isinstance(value, np.ndarray) and value.ndim == 2:
+                    LABELS[id(value)] = name
+    LABELS[id(model.weights.lm_head)] = "lm_head"
+    for layer in model.weights.layers:  # the engine's fused arrays (model/prefill.py), when the loader made them
+        for name, parts in (("q/k/v fused", ("q_proj", "k_proj", "v_proj")), ("gate/up fused", ("gate_proj", "up_proj"))):
+            part = layer.self_attn if name.startswith("q") else layer.mlp
+            fused = engine.fused_weight(*(getattr(part, n) for n in parts))
+            if fused is not None:
+                LABELS[id(fused)] = name
+    engine.fused_product = timed(projection_label, engine.fused_product)
+    engine.fast_linear = timed(projection_label, engine.fast_linear)  # down_proj after the fused gate/up
+    engine.silu_times_up_in_place = timed("SwiGLU (silu(gate) * up)", engine.silu_times_up_in_place)
+    engine.rope_in_place = timed("RoPE", engine.rope_in_place)
+    attention.linear = timed(projection_label, attention.linear)
+    mlp.linear = timed(projection_label, mlp.linear)
+    model_module.linear = timed(projection_label, model_module.linear)  # the LM head's product
+    attention.apply_rope = timed("RoPE", attention.apply_rope)
+    attention.rms_norm = timed("norms", attention.rms_norm)  # Qwen3's q/k-norm
+    attention.scaled_dot_product_attention = timed("attention (scores, softmax, values)",
+                                                   attention.scaled_dot_product_attention)
+    attention.project_qkv = timed("heads, cache writes", attention.project_qkv)
+    block.self_attention = timed("heads, cache writes", block.self_attention)
+    block.rms_norm = timed("norms", block.rms_norm)
+    mlp.silu = timed("SwiGLU (silu(gate) * up)", mlp.silu)
+    moe.swiglu_mlp = timed("SwiGLU (silu(gate) * up)", moe.swiglu_mlp)
+    model_module.decoder_layer = timed("residual adds", model_module.decoder_layer)
+    model_module.lm_head = timed("LM head", model_module.lm_head)
+    model_module.Model.final_norm = timed("norms", model_module.Model.final_norm)
 
 
-def floor_rounds(model, rounds: int, steps: int) -> None:
-    """Interleaved rounds: bandwidth, the bare matvec chain, decode steps. Medians; fractions of the floor."""
-    weights = decode_weights(model)
-    xs = [np.random.default_rng(0).standard_normal((1, w.shape[1]), dtype=np.float32) for w in weights]
-    floor_bytes = decode_bytes_per_token(model.config)
-    ids = np.random.default_rng(0).integers(0, min(150000, model.config.vocab_size), 128)[None]
-    cache = model.new_cache(1, 128 + rounds * steps + 8)
-    token = prefill(model, ids, np.ones_like(ids, bool), cache).argmax(-1)
-    bandwidth, chain, step = [], [], []
-    for _ in range(rounds):
-        bandwidth.append(measure_bandwidth(2, 1.0, repeats=3) * 1e9)
-        best = float("inf")
-        for _ in range(2):
-            t = time.perf_counter()
-            for x, w in zip(xs, weights):
-                x @ w.T
-            best = min(best, time.perf_counter() - t)
-        chain.append(best)
-        t = time.perf_counter()
-        for _ in range(steps):
-            token = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1].argmax(-1)
-        step.append((time.perf_counter() - t) / steps)
-    bw, c, s = statistics.median(bandwidth), statistics.median(chain), statistics.median(step)
-    floor = floor_bytes / bw
-    print(f"\ndecode against its bandwidth floor, {rounds} interleaved rounds (medians):")
-    print(f"  floor: {floor_bytes / 1e9:.3f} GB of float32 weights per token / {bw / 1e9:.1f} GB/s (2 threads) "
-          f"= {floor * 1000:.1f} ms")
-    print(f"  bare matvec chain (x @ W.T for every weight, no Python): {c * 1000:.1f} ms "
-          f"= {floor / c:.2f} of the floor")
-    print(f"  decode step: {s * 1000:.1f} ms = {1 / s:.2f} tok/s = {floor / s:.2f} of the floor "
-          f"(the step spends {1000 * (s - c):.1f} ms beyond the chain)")
+def measure_matmul(n: int = 2048, repeats: int = 5) -> float:
+    """float32 matmul throughput, GFLOP/s: n x n times n x n (all BLAS threads), best of ``repeats`` (by CLOCK)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = CLOCK()
+        a @ b
+        best = min(best, CLOCK() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def prefill_flops(cfg, T: int) -> float:
+    """FLOPs a T-token prefill needs: every projection on T rows, the LM head on one, attention over the triangle."""
+    D, F, H, K, Dh, L = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads,
+                         cfg.head_dim, cfg.num_hidden_layers)
+    per_token = 2 * (D * H * Dh + 2 * D * K * Dh + H * Dh * D + 3 * D * F)  # q, k, v, o, gate, up, down
+    causal_pairs = T * (T + 1) / 2  # (query, key) pairs a causal prefill scores
+    attention_flops = 2 * 2 * H * Dh * causal_pairs  # q k^T and probs v
+    return L * (T * per_token + attention_flops) + 2 * D * cfg.vocab_size
+
+
+def gemm_alone_seconds(calls, repeats: int = 7) -> float:
+    """Each distinct (weight, rows) product of ``calls`` timed alone (best of ``repeats``), summed over the calls."""
+    rng = np.random.default_rng(0)
+    total, seen = 0.0, {}
+    for label, rows, weight in calls:
+        key = (label, rows, weight.shape)
+        if key not in seen:
+            x = rng.standard_normal((rows, weight.shape[1]), dtype=np.float32)  # [rows, in]
+            best = float("inf")
+            for _ in range(repeats + 1):
+                t = CLOCK()
+                x @ weight.T  # [rows, in] @ [in, out]
+                best = min(best, CLOCK() - t)
+            seen[key] = best
+        total += seen[key]
+    return total
+
+
+def profile_prefill(model, T: int, repeats: int, floor_gflops: float) -> dict:
+    ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), T)[None]  # [1, T]
+    valid = np.ones_like(ids, bool)
+    prefill(model, ids, valid, model.new_cache(1, T + 8))  # warm up
+    runs, totals = defaultdict(list), []
+    for _ in range(repeats):
+        TIMES.clear()
+        CALLS.clear()
+        cache = model.new_cache(1, T + 8)
+        t = CLOCK()
+        prefill(model, ids, valid, cache)
+        total = CLOCK() - t
+        totals.append(total)
+        for part, s in {**TIMES, "other (embedding, mask, RoPE tables, Python)": total - sum(TIMES.values())}.items():
+            runs[part].append(s)
+    calls = list(CALLS)
+    total = float(np.median(totals))
+    parts = {part: float(np.median(s)) for part, s in runs.items()}
+    flops = prefill_flops(model.config, T)
+    gemm = gemm_alone_seconds([c for c in calls if c[0] != "lm_head"])
+    projections = sum(s for p, s in parts.items() if p.startswith("projection ") and "lm_head" not in p)
+    print(f"\nprefill of {T} tokens: {total * 1000:.1f} ms (median of {repeats}), {T / total:.0f} tok/s, "
+          f"{flops / total / 1e9:.0f} GFLOP/s = {flops / total / 1e9 / floor_gflops:.2f} of the matmul floor "
+          f"({floor_gflops:.0f} GFLOP/s: {T / (flops / floor_gflops / 1e9):.0f} tok/s)")
+    for part, s in sorted(parts.items(), key=lambda kv: -kv[1]):
+        print(f"  {part:<46}{s * 1000:>9.2f} ms  {100 * s / total:5.1f}%")
+    print(f"  projections together: {projections * 1000:.1f} ms; the same GEMMs alone: {gemm * 1000:.1f} ms "
+          f"({projections / gemm:.2f}x); at the matmul floor they would take "
+          f"{sum(2 * r * w.shape[0] * w.shape[1] for lbl, r, w in calls if lbl != 'lm_head') / floor_gflops / 1e6:.1f} ms")
+    return {"tokens": T, "total_s": total, "parts_s": parts, "gemm_alone_s": gemm, "flops": flops}
+
+
+def readable_path(model):
+    """The same model run the way it was before the prefill engine (model/prefill.py): every projection its own
+    array (so no fused product), and attention over the whole T x T square. For A/B rounds and a 'before' profile."""
+    for layer in model.weights.layers:
+        for part in (layer.self_attn, layer.mlp):
+            for name, value in vars(part).items():
+                if isinstance(value, np.ndarray) and value.base is not None:
+                    setattr(part, name, value.copy())  # its own array: prefill.stacked finds no fused weight
+    engine.ATTENTION_BLOCK = 1 << 30  # never more queries than that: one block, the whole square
+    return model
+
+
+def ab_rounds(path: Path, tokens: list[int], rounds: int) -> None:
+    """Interleaved rounds in one process: the readable path (A) and the engine (B), one prefill each per round."""
+    block = engine.ATTENTION_BLOCK
+    a, b = readable_path(minillm.load_model(path)), minillm.load_model(path)
+    engine.ATTENTION_BLOCK = block
+    for T in tokens:
+        ids = np.random.default_rng(0).integers(0, min(b.config.vocab_size, 150000), T)[None]  # [1, T]
+        valid = np.ones_like(ids, bool)
+        times = {"A": [], "B": []}
+        for r in range(rounds + 1):
+            for name, model in (("A", a), ("B", b)):
+                engine.ATTENTION_BLOCK = (1 << 30) if name == "A" else block
+                cache = model.new_cache(1, T + 8)
+                t = CLOCK()
+                prefill(model, ids, valid, cache)
+                if r:  # round 0 warms up
+                    times[name].append(CLOCK() - t)
+        engine.ATTENTION_BLOCK = block
+        A, B = np.array(times["A"]), np.array(times["B"])
+        print(f"prefill of {T} tokens, {rounds} interleaved rounds: readable path {T / np.median(A):.0f} tok/s, "
+              f"engine {T / np.median(B):.0f} tok/s (medians); engine / readable speed per round: median "
+              f"{np.median(A / B):.2f}x, range {np.min(A / B):.2f}-{np.max(A / B):.2f}x")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--shape", default="qwen2.5-0.5b")
-    p.add_argument("--model", type=Path)
-    p.add_argument("--steps", type=int, default=64, help="decode steps profiled")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the floor comparison")
-    p.add_argument("--floor", action="store_true", help="also compare decode with the floor (always for hybrids)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--shape", default="qwen2.5-0.5b", help="a shape of minillm bench (built if --model is not given)")
+    p.add_argument("--model", type=Path, help="a checkpoint directory")
+    p.add_argument("--tokens", type=int, nargs="+", default=[128, 512], help="prompt lengths to profile")
+    p.add_argument("--repeats", type=int, default=5, help="prefills per length (medians)")
+    p.add_argument("--decode", type=int, default=16, help="decode steps to profile after the prefill (0: none)")
+    p.add_argument("--readable", action="store_true",
+                   help="profile the path before the prefill engine (separate q/k/v, gate/up; the whole square)")
+    p.add_argument("--ab", type=int, metavar="ROUNDS",
+                   help="only time the readable path against the engine, in this many interleaved rounds")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="count this thread's CPU time, not wall time: a busy machine's measure of work. Runs all in "
+                        "one thread: set OPENBLAS_NUM_THREADS=1 too (the engine's element-wise threads are turned off)")
     args = p.parse_args()
-    path = args.model or ROOT / "benchmarks" / "out" / args.shape
+    if args.cpu_time:
+        global CLOCK
+        CLOCK, engine.THREADS = time.thread_time, 1
+    path = args.model or build_random_checkpoint(args.shape, ROOT / "benchmarks" / "out" / args.shape)
+    if args.ab:
+        ab_rounds(path, args.tokens, args.ab)
+        return
     model = minillm.load_model(path)
-    if args.floor or model.config.is_hybrid:
-        floor_rounds(model, args.rounds, 8)
-    instrument()
-    ids = np.random.default_rng(0).integers(0, min(150000, model.config.vocab_size), 128)[None]
-    valid = np.ones_like(ids, bool)
-    prefill(model, ids, valid, model.new_cache(1, 200))  # warm up
-    TIMES.clear()
-    CALLS.clear()
-    cache = model.new_cache(1, 128 + args.steps + 1)
-    t = time.perf_counter()
-    logits = prefill(model, ids, valid, cache)
-    report(f"prefill of {ids.shape[1]} tokens", time.perf_counter() - t, 1)
-    token = logits.argmax(-1)
-    t = time.perf_counter()
-    for _ in range(args.steps):
-        token = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1].argmax(-1)
-    report(f"decode (one token, {args.steps} steps averaged)", time.perf_counter() - t, args.steps)
+    if args.readable:
+        readable_path(model)
+    instrument(model)
+    floor = measure_matmul()
+    for T in args.tokens:
+        profile_prefill(model, T, args.repeats, floor)
+    floor = max(floor, measure_matmul())
+    print(f"\nmatmul floor (2048^3 float32, all threads, best of before/after): {floor:.0f} GFLOP/s")
+    if args.decode:
+        ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), 128)[None]
+        cache = model.new_cache(1, 128 + args.decode + 1)
+        token = prefill(model, ids, np.ones_like(ids, bool), cache).argmax(-1)  # [1]
+        TIMES.clear()
+        t = CLOCK()
+        for _ in range(args.decode):
+            token = model.forward(token[:, None], cache=cache, logits_to_keep=1)[:, -1].argmax(-1)
+        total = CLOCK() - t
+        print(f"\ndecode (one token after 128, {args.decode} steps averaged): {total / args.decode * 1000:.1f} ms per step")
+        for part, s in sorted({**TIMES, "other": total - sum(TIMES.values())}.items(), key=lambda kv: -kv[1]):
+            print(f"  {part:<46}{s / args.decode * 1000:>9.2f} ms  {100 * s / total:5.1f}%")
 
 
 if __name__ == "__main__":

@@ -227,6 +227,7 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
     ``adapter``: a PEFT LoRA adapter directory (adapter.py); the model then computes base + adapter.
     """
     from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
+    from ..model.prefill import fuse_projections
 
     from ..vision.tower import read_vision_tower, usable_vision_config
 
@@ -237,6 +238,7 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
     if not any(n.startswith("model.visual.") for n in files):
         vision_config = None  # no vision_config, or one without the tower's weights (a text-only export)
     weights, unexpected = read_checkpoint(path, config, progress, vision_used=vision_config is not None)
+    fuse_projections(weights.layers)  # q/k/v and gate/up as rows of one array each: one product per prompt pass
     model = Model(config, weights, path=path, unexpected_tensors=unexpected,
                   generation_config=load_generation_config(path))
     if vision_config is not None:  # Qwen3.5 sees: the vision tower, model.visual.* (minillm/vision)

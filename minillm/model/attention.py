@@ -43,6 +43,7 @@ import numpy as np
 from .activations import softmax
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from .norm import rms_norm
+from . import prefill  # a prompt's pass: fused q/k/v product, RoPE in place, causal attention in blocks
 from .rope import apply_rope
 
 # transformers' eager attention adds finfo(float32).min to masked scores rather than -inf, so a row with no
@@ -93,6 +94,8 @@ def scaled_dot_product_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, ma
     """
     B, H, T, Dh = q.shape
     K, S = k.shape[1], k.shape[2]
+    if T > prefill.ATTENTION_BLOCK and mask is not None and mask.shape[0] == 1:  # a long prompt, no padding
+        return prefill.causal_attention_in_blocks(q, k, v, mask)  # the same, skipping keys after each block
     probs = attention_probs(q, k, mask).reshape(B, K, H // K * T, S)  # [B, K, H/K*T, S]
     out = probs @ v  # [B, K, H/K*T, S] @ [B, K, S, Dh] -> [B, K, H/K*T, Dh]
     return out.reshape(B, H, T, Dh)  # [B, H, T, Dh]: back to one row block per query head
@@ -131,6 +134,11 @@ def project_qkv(x: np.ndarray, w: AttentionWeights, num_heads: int, num_kv_heads
 
     x [B, T, D] -> q [B, H, T, Dh], k [B, K, T, Dh] (normed and rotated), v [B, K, T, Dh]
     """
+    qkv_proj = prefill.fused_weight(w.q_proj, w.k_proj, w.v_proj) if prefill.many_rows(x) else None
+    if qkv_proj is not None:  # a prompt: q, k, v as one product (the weights fused at load), RoPE in place
+        qkv_bias = prefill.stacked(w.q_proj_bias, w.k_proj_bias, w.v_proj_bias) if w.q_proj_bias is not None else None
+        if w.q_proj_bias is None or qkv_bias is not None:
+            return prefill.project_qkv_fused(x, qkv_proj, qkv_bias, w, num_heads, num_kv_heads, eps, cos, sin)
     q = split_heads(linear(x, w.q_proj, w.q_proj_bias), num_heads)  # [B, T, D] -> [B, H, T, Dh]
     k = split_heads(linear(x, w.k_proj, w.k_proj_bias), num_kv_heads)  # [B, T, D] -> [B, K, T, Dh]
     v = split_heads(linear(x, w.v_proj, w.v_proj_bias), num_kv_heads)  # [B, T, D] -> [B, K, T, Dh]

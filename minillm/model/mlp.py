@@ -17,6 +17,7 @@ import numpy as np
 
 from .activations import silu
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
+from . import prefill  # a prompt's pass: gate and up as one product, silu * up in place
 
 
 @dataclass
@@ -30,6 +31,9 @@ class MLPWeights:
 
 def swiglu_mlp(x: np.ndarray, w: MLPWeights) -> np.ndarray:
     """down_proj(silu(gate_proj x) * up_proj x).   x [..., D] -> [..., D]"""
+    gate_up_proj = prefill.fused_weight(w.gate_proj, w.up_proj) if prefill.many_rows(x) else None
+    if gate_up_proj is not None:  # a prompt: the same, gate and up as one product (fused at load, prefill.py)
+        return prefill.swiglu_fused(x, gate_up_proj, w)
     gate = linear(x, w.gate_proj)  # [..., D] -> [..., F]
     up = linear(x, w.up_proj)  # [..., D] -> [..., F]
     return linear(silu(gate) * up, w.down_proj)  # [..., F] -> [..., D]
