@@ -1,0 +1,56 @@
+"""What the issue-31 fuzz campaign found on the new surfaces (scripts/fuzz_campaign.py --surface training ...),
+one test per class of bug, each fixed at its root.
+
+* attach_lora trusted its arguments: a string lora_dropout, a negative or text seed, a target list holding an
+  int, use_rslora "yes" were TypeErrors / ValueErrors from NumPy or silently truthy, and r=2**40 a MemoryError.
+  Its arguments are now the same settings as adapter_config.json's and go through the same checks
+  (adapter.lora_settings), and the adapter's size is checked against the memory left before it is allocated.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import fuzz_harness as fh
+import minillm
+from minillm.errors import InputError
+from conftest import WEIGHTS
+
+
+def fresh(name: str = "tiny-qwen2") -> minillm.Model:
+    return minillm.load_model(WEIGHTS / name)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"lora_dropout": "x"}, ["lora_dropout", "expected float"]),
+    ({"seed": -1}, ["seed", ">= 0"]),
+    ({"seed": "x"}, ["seed"]),
+    ({"use_rslora": "yes"}, ["use_rslora", "expected bool"]),
+    ({"target_modules": 5}, ["target_modules"]),
+    ({"target_modules": [5]}, ["target_modules", "module names"]),
+    ({"lora_alpha": float("inf")}, ["lora_alpha", "finite"]),
+    ({"r": 2 ** 40}, ["r", "65,536"]),
+    ({"r": True}, ["r"]),
+])
+def test_attach_lora_arguments_are_checked_as_the_adapter_files_fields_are(kwargs, words):
+    with pytest.raises(InputError) as e:
+        minillm.attach_lora(fresh(), **{"r": 2, **kwargs})
+    for w in words:
+        assert w in str(e.value)
+
+
+@pytest.mark.parametrize("targets, count", [("all-linear", 3 * 7), (r".*\.q_proj", 3)])
+def test_attach_lora_takes_a_peft_regular_expression_as_target_modules(targets, count):
+    model = fresh()
+    adapter = minillm.attach_lora(model, r=2, target_modules=targets)
+    assert len(adapter.modules) == count
+    loss, grads = minillm.loss_and_grads(model, [1, 2, 3, 4])
+    assert len(grads) == 2 * count
+
+
+def test_a_lora_rank_too_large_for_the_memory_left_is_refused_before_it_is_allocated():
+    def run(work):
+        minillm.attach_lora(fh.Shared.model("tiny-qwen2"), r=2 ** 16)  # ~1.2 GiB of adapter
+    outcome = fh.run_case(fh.Case("known", "", run), 20.0, address_space=1 << 30)
+    assert outcome.kind == fh.ERROR, outcome
+    assert "choose a smaller r" in outcome.detail
