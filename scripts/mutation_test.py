@@ -6,12 +6,20 @@
     python scripts/mutation_test.py --list               # the mutations, without running anything
     python scripts/mutation_test.py --report out.md      # also write the kill table as Markdown
     python scripts/mutation_test.py --skip test_training.py,test_backward.py   # a faster campaign
+    python scripts/mutation_test.py --set fresh          # only the fresh mutants (scripts/mutants_fresh.py)
+    python scripts/mutation_test.py --area-tests-only    # each mutant against its area's (or its own) tests only
 
 Each mutation is (area, file, a fragment of one line, its replacement, a label). The tool copies the repository
 to a temporary directory once, checks the unmutated suite passes there, then for each mutation writes the
 mutated file into the copy, runs pytest (``-x``: the first failure is enough; the test files of the mutation's
 area run first), and restores the file. Your working tree is never modified. A mutation whose fragment is not
 found exactly once is reported as STALE: the code moved, so update the fragment.
+
+Two sets: the list below ("existing") and scripts/mutants_fresh.py ("fresh": mutants of the modules added for
+issue 31, written by someone reading those modules fresh, without sight of this list). ``--set`` picks them
+(default: both). A fresh mutant names its own test files and runs only those; an existing one runs the whole
+suite, its area's files first, unless ``--area-tests-only`` (then only its area's files: fast, but re-run any
+survivor without it before calling it a survivor).
 
 A mutant is KILLED when the suite fails (or times out), SURVIVED when it passes. Some mutants cannot be killed
 because they do not change behaviour (an "equivalent" mutant, e.g. a bound check that a later check repeats);
@@ -44,6 +52,7 @@ class Mutation:
     replacement: str
     label: str
     equivalent: str = ""  # why the mutant cannot change behaviour (left out of the score), if it cannot
+    tests: tuple[str, ...] = ()  # run only these test files (tests/...), if given; else the suite, area first
 
 
 M = Mutation
@@ -368,6 +377,13 @@ AREA_TESTS = {
 }
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutants_fresh import fresh_mutations  # noqa: E402  (a sibling script, not a package)
+
+FRESH: list[Mutation] = fresh_mutations(Mutation)
+SETS = {"existing": MUTATIONS, "fresh": FRESH, "all": MUTATIONS + FRESH}
+
+
 def copy_repository(dst: Path) -> None:
     """The tracked files (or, outside git, everything but caches and virtual environments)."""
     try:
@@ -383,17 +399,19 @@ def copy_repository(dst: Path) -> None:
             shutil.copy2(src, dst / name)
 
 
-def test_files(repo: Path, area: str | None, skip: tuple[str, ...] = ()) -> list[str]:
+def test_files(repo: Path, area: str | None, skip: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> list[str]:
     everything = sorted(p.name for p in (repo / "tests").glob("test_*.py") if p.name not in skip)
+    if only:  # a mutant's own test files (or its area's, with --area-tests-only)
+        return [f"tests/{t}" for t in everything if t in only]
     first = [t for t in AREA_TESTS.get(area, []) if t in everything]
     return [f"tests/{t}" for t in first + [t for t in everything if t not in first]]
 
 
 def run_suite(repo: Path, area: str | None, timeout: float, verbose: bool,
-              skip: tuple[str, ...] = ()) -> tuple[str, float, str]:
+              skip: tuple[str, ...] = (), only: tuple[str, ...] = ()) -> tuple[str, float, str]:
     """('killed' | 'survived' | 'timeout', seconds, the first failing test or '')."""
     env = {**os.environ, "PYTHONPATH": str(repo), "PYTHONDONTWRITEBYTECODE": "1", "CI": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *test_files(repo, area, skip)]
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *test_files(repo, area, skip, only)]
     start = time.perf_counter()
     try:
         run = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout)
@@ -415,12 +433,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="list the mutations and exit")
     p.add_argument("--skip", default="", help="test files to leave out, comma-separated (e.g. test_training.py); "
                    "re-run any survivor without it before calling it a survivor")
+    p.add_argument("--set", choices=sorted(SETS), default="all",
+                   help="existing: the list in this file; fresh: scripts/mutants_fresh.py; all (default): both")
+    p.add_argument("--area-tests-only", action="store_true",
+                   help="run each existing mutant against its area's test files only (fresh ones always run "
+                        "their own): fast; re-run any survivor without it")
     p.add_argument("-v", "--verbose", action="store_true", help="show the tail of pytest's output")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so the temporary copy is removed when killed
     skip = tuple(filter(None, args.skip.split(",")))
 
-    chosen = [m for m in MUTATIONS if (not args.area or m.area == args.area)
+    chosen = [m for m in SETS[args.set] if (not args.area or m.area == args.area)
               and (not args.only or args.only.lower() in m.label.lower())]
     if args.list:  # also checks that every fragment is still found exactly once
         for i, m in enumerate(chosen, 1):
@@ -433,11 +456,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="minillm-mutants-") as tmp:
         repo = Path(tmp)
         copy_repository(repo)
-        outcome, seconds, failed = run_suite(repo, None, args.timeout, args.verbose, skip)
+        wanted = {m: mutant_tests(m, args.area_tests_only) for m in chosen}
+        baseline = () if not all(wanted.values()) else tuple(sorted(set().union(*wanted.values())))
+        outcome, seconds, failed = run_suite(repo, None, args.timeout, args.verbose, skip, baseline)
         if outcome != "survived":
             print(f"the unmutated suite does not pass in the copy ({outcome}: {failed}); fix that first")
             return 2
-        print(f"baseline: the suite passes in {seconds:.0f} s; {len(chosen)} mutations"
+        print(f"baseline: the {'tests used' if baseline else 'suite'} pass in {seconds:.0f} s; {len(chosen)} mutations"
               + (f"; leaving out {', '.join(skip)}" if skip else ""), flush=True)
         for i, m in enumerate(chosen, 1):
             path = repo / m.file
@@ -449,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                 where = f"{m.file}:{source[:source.index(m.original)].count(chr(10)) + 1}"
                 path.write_text(source.replace(m.original, m.replacement), encoding="utf-8")
                 try:
-                    result, seconds, failed = run_suite(repo, m.area, args.timeout, args.verbose, skip)
+                    result, seconds, failed = run_suite(repo, m.area, args.timeout, args.verbose, skip, wanted[m])
                 finally:
                     path.write_text(source, encoding="utf-8")
             if result == "survived" and m.equivalent:
@@ -463,6 +488,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         args.report.write_text(table + "\n", encoding="utf-8")
     return 0
+
+
+def mutant_tests(m: Mutation, area_only: bool) -> tuple[str, ...]:
+    """The test files a mutant runs against: its own, else (with --area-tests-only) its area's; () = the suite."""
+    return m.tests or (tuple(AREA_TESTS.get(m.area, ())) if area_only else ())
 
 
 def format_table(rows) -> str:

@@ -112,3 +112,100 @@ def test_a_resumed_full_finetune_ends_with_the_weights_of_an_uninterrupted_one(c
     for name, array in whole.params.items():
         np.testing.assert_allclose(resumed.params[name], array, rtol=1e-5, atol=1e-7, err_msg=name)
     assert resumed.model.path == whole.model.path  # the base's tokenizer and config, not the checkpoint's copy
+
+
+# -- resume reads its own files back as untrusted input (issue 31, class 1), through the trainer's checks -------
+
+@pytest.fixture
+def stopped_run(chats, tmp_path):
+    """A LoRA run of 2 steps stopped after its save at step 1: what --resume reads."""
+    cfg = settings(chats, steps=2, save_every=1, eval_every=1, target=["q_proj", "v_proj"], lora_rank=4)
+    Finetuner(cfg, tmp_path / "run", progress=False).run(max_steps=1)
+    return cfg, tmp_path / "run"
+
+
+def finetune_state(run):
+    return run / "checkpoint" / "trainer_state" / "state.json"
+
+
+def rewrite_moments(run, change):
+    from minillm.checkpoint.safetensors_file import SafetensorsFile
+    from minillm.checkpoint.saving import write_safetensors
+    path = run / "checkpoint" / "trainer_state" / "optimizer.safetensors"
+    file = SafetensorsFile(path)
+    tensors = {name: file.get_float32(name) for name in file.tensors}
+    change(tensors)
+    write_safetensors(path, tensors)
+
+
+@pytest.mark.parametrize("damage, where", [
+    ("missing", "state.json"), ("not json", "state.json"), ("a list", "state.json"),
+    ("step -100", "'step'"), ("step past the end", "'step'"), ("adam_step -1", "'adam_step'"),
+    ("tokens -1", "'tokens'"), ("no tokens", "'tokens'"), ("rng", "'rng'"), ("elapsed nan", "'elapsed'")])
+def test_a_finetune_resume_refuses_a_damaged_state_json_naming_the_file_and_the_field(stopped_run, damage, where):
+    cfg, run = stopped_run
+    path = finetune_state(run)
+    state = json.loads(path.read_text())
+    if damage == "missing":
+        path.unlink()
+    elif damage == "not json":
+        path.write_text("{not json")
+    elif damage == "a list":
+        path.write_text("[1, 2]")
+    else:
+        field, _, value = damage.partition(" ")
+        changed = {"step -100": {"step": -100}, "step past the end": {"step": 99}, "adam_step -1": {"adam_step": -1},
+                   "tokens -1": {"tokens": -1}, "rng": {"rng": [1, 2]}, "elapsed nan": {"elapsed": "NaN"}}
+        if damage == "no tokens":
+            del state["tokens"]
+        else:
+            state.update(changed[damage])
+        path.write_text(json.dumps(state).replace('"NaN"', "NaN"))
+    with pytest.raises(TrainingError) as e:
+        Finetuner(cfg, run, resume=True, progress=False)
+    assert "state.json" in str(e.value) and where in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("damage", ["shape", "missing", "extra", "negative v", "nan"])
+def test_a_finetune_resume_refuses_moments_that_do_not_match_the_adapter(stopped_run, damage):
+    cfg, run = stopped_run
+    name = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+    def change(t):
+        assert f"m.{name}" in t, sorted(t)[:4]
+        if damage == "shape":
+            t[f"m.{name}"] = t[f"m.{name}"][:-1]
+        elif damage == "missing":
+            del t[f"v.{name}"]
+        elif damage == "extra":
+            t["m.base_model.model.extra.weight"] = np.zeros(3, np.float32)
+        elif damage == "negative v":
+            t[f"v.{name}"][0, 0] = -1.0
+        else:
+            t[f"m.{name}"][0, 0] = np.nan
+    rewrite_moments(run, change)
+    with pytest.raises(TrainingError, match=r"optimizer\.safetensors.*(lora_A|extra)"):
+        Finetuner(cfg, run, resume=True, progress=False)
+
+
+def test_a_finetune_resume_refuses_a_damaged_log_or_settings_file(stopped_run):
+    cfg, run = stopped_run
+    log = run / "log.jsonl"
+    good = log.read_text()
+    log.write_text(good + "{oops\n")
+    with pytest.raises(TrainingError, match=r"log\.jsonl: line 2"):
+        Finetuner(cfg, run, resume=True, progress=False)
+    log.write_text(good)
+    (run / "finetune.json").write_text("[]")
+    with pytest.raises(TrainingError, match=r"finetune\.json: expected a JSON object"):
+        Finetuner(cfg, run, resume=True, progress=False)
+    (run / "finetune.json").unlink()
+    with pytest.raises(TrainingError, match=r"finetune\.json.*missing"):
+        Finetuner(cfg, run, resume=True, progress=False)
+
+
+def test_an_undamaged_finetune_still_resumes_to_the_end(stopped_run):
+    cfg, run = stopped_run
+    tuner = Finetuner(cfg, run, resume=True, progress=False)
+    assert tuner.step == 1 and tuner.tokens > 0
+    tuner.run()
+    assert tuner.step == 2 and [json.loads(x)["step"] for x in (run / "log.jsonl").read_text().splitlines()] == [1, 2]

@@ -19,7 +19,9 @@ A run directory OUT holds:
     loss_curve.png         at the end (needs matplotlib)
 
 Resuming restores the adapter (or the F32 weights), both AdamW moments, the step and the sampler's random state,
-so a resumed run continues exactly where the checkpoint was written.
+so a resumed run continues exactly where the checkpoint was written. What it reads back is checked as the
+trainer's resume checks it (resume_checks.py: state.json's fields, log.jsonl's lines, the moments' names and
+shapes against the weights trained), so a damaged file is refused naming the file and the field.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from ..training.loss import cross_entropy
 from .adamw import AdamWState, adamw_step, clip_grad_norm
 from .chat_data import encode_conversations, pad_batch, read_conversations
 from .schedule import learning_rate
-from .trainer import drop_log_lines_after, plot_loss_curve, restore_optimizer_and_sampler, show_progress
+from .resume_checks import keep_log_until, read_moments, read_settings, read_state
+from .trainer import plot_loss_curve, show_progress
 
 
 @dataclass
@@ -99,13 +102,14 @@ class Finetuner:
         self.cfg, self.out, self.progress = cfg, Path(out), progress
         ckpt = self.out / "checkpoint"
         if resume:
-            if not (ckpt / "trainer_state" / "state.json").is_file():
-                raise TrainingError(f"{self.out}: nothing to resume (no checkpoint/trainer_state/state.json)")
-            saved = json.loads((self.out / "finetune.json").read_text(encoding="utf-8"))
+            if not ckpt.is_dir():
+                raise TrainingError(f"{self.out}: nothing to resume (no checkpoint/ directory)")
+            saved = read_settings(self.out / "finetune.json")
             for key in ("model", "data", "full", "seed", "batch_size", "max_length", "eval_data", "eval_fraction"):
                 if saved.get(key) != asdict(cfg)[key]:
                     raise TrainingError(f"{ckpt}: cannot resume: {key} differs from the saved run "
                                         f"(saved {saved.get(key)!r}, now {asdict(cfg)[key]!r})")
+            state = read_state(ckpt, cfg.steps, counters=("tokens",), recipe=False)  # before the model is loaded
         elif self.out.exists() and any(self.out.iterdir()):
             raise TrainingError(f"{self.out}: directory is not empty; use --resume to continue that run, "
                                 f"or choose a new directory")
@@ -129,7 +133,7 @@ class Finetuner:
         self.max_length = min(cfg.max_length, self.model.config.max_position_embeddings)  # the model's context
         self.train_set, self.eval_set = self._data()
         if resume:
-            self._restore(ckpt)
+            self._restore(ckpt, state)
         else:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "finetune.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
@@ -177,11 +181,14 @@ class Finetuner:
         shutil.rmtree(old, ignore_errors=True)
         return final
 
-    def _restore(self, ckpt: Path) -> None:
-        state = json.loads((ckpt / "trainer_state" / "state.json").read_text(encoding="utf-8"))
-        self.opt, self.rng = restore_optimizer_and_sampler(ckpt / "trainer_state", state)
+    def _restore(self, ckpt: Path, state: dict) -> None:
+        """The optimizer, sampler and counters from ``state`` (read_state: checked); the moments are checked
+        against the weights trained (the adapter's, or every weight with --full)."""
+        shapes = {name: a.shape for name, a in self.params.items()}
+        m, v = read_moments(ckpt / "trainer_state" / "optimizer.safetensors", shapes)
+        self.opt, self.rng = AdamWState(step=state["adam_step"], m=m, v=v), state["rng"]
         self.step, self.elapsed, self.tokens = state["step"], state["elapsed"], state["tokens"]
-        drop_log_lines_after(self.out / "log.jsonl", self.step)
+        keep_log_until(self.out / "log.jsonl", self.step)
 
     # -- the loop -----------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """What a resumed run reads back, validated before a step is trained: its own files are untrusted input too.
 
     OUT/checkpoint/trainer_state/state.json          {"step", "adam_step", "elapsed", "rng", "recipe"}
+                                                     (fine-tuning: "tokens" instead of "recipe")
     OUT/checkpoint/trainer_state/master.safetensors  the float32 weights: every name and shape of the config
     OUT/checkpoint/trainer_state/optimizer.safetensors  "m.<name>", "v.<name>": one of each per weight, its shape
     OUT/log.jsonl                                    one JSON object per step: {"step", "loss", "tokens", ...}
@@ -8,7 +9,8 @@
 A file edited by hand, truncated by a full disk, or replaced by a FIFO must not become a ZeroDivisionError in
 AdamW's bias correction (``adam_step: -1``), a run at a negative learning rate (``step: -100``), a silent reset
 of the moments (the resume would no longer be exact) or a hang: each check below names the file and the field.
-The trainer calls these from ``Trainer._restore``; they only read.
+Both resumes read through here: ``Trainer._restore`` (trainer.py) and ``Finetuner._restore`` (finetune.py), each
+naming the fields its runs save; they only read.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ MAX_STATE_BYTES = 16 * 1024 * 1024  # state.json holds a few numbers, the RNG st
 MAX_LOG_BYTES = 1024 * 1024 * 1024  # log.jsonl: ~200 bytes a step, so this is millions of steps
 
 
-def read_state(ckpt: Path, steps: int) -> dict:
-    """trainer_state/state.json of ``ckpt``, every field checked; ``steps`` is the resumed run's length."""
+def read_state(ckpt: Path, steps: int, counters: tuple[str, ...] = (), recipe: bool = True) -> dict:
+    """trainer_state/state.json of ``ckpt``, every field checked; ``steps`` is the resumed run's length.
+
+    Every run saves "step", "adam_step", "elapsed" and "rng"; ``counters`` names its other integer fields (>= 0:
+    fine-tuning's "tokens"), ``recipe`` whether it saves its settings as "recipe" (the trainer does).
+    """
     path = ckpt / "trainer_state" / "state.json"
     if not path.exists() and not path.is_symlink():
         raise TrainingError(f"{path}: cannot resume: the trainer state file is missing")
@@ -48,6 +54,15 @@ def read_state(ckpt: Path, steps: int) -> dict:
         rng.bit_generator.state = state.get("rng")
     except (TypeError, ValueError, KeyError, OverflowError) as e:
         raise TrainingError(f"{path}: field 'rng' is not a NumPy random generator state ({e})") from None
+    read = {"step": step, "adam_step": adam_step, "elapsed": float(elapsed), "rng": rng}
+    for name in counters:
+        read[name] = _int(state, name, path, 0, 2 ** 63 - 1)
+    if recipe:
+        read["recipe"] = _recipe(state, path)
+    return read
+
+
+def _recipe(state: dict, path: Path) -> dict:
     recipe = state.get("recipe")
     if not isinstance(recipe, dict):
         raise TrainingError(f"{path}: field 'recipe' must be a JSON object of settings, found {show(recipe)}")
@@ -56,7 +71,18 @@ def read_state(ckpt: Path, steps: int) -> dict:
         TrainConfig.from_dict(recipe, source=f"{path}: field 'recipe'")
     except MinillmError as e:
         raise TrainingError(str(e)) from None
-    return {"step": step, "adam_step": adam_step, "elapsed": float(elapsed), "rng": rng, "recipe": recipe}
+    return recipe
+
+
+def read_settings(path: Path) -> dict:
+    """A run's saved settings file (fine-tuning's finetune.json): a JSON object, read as untrusted input."""
+    if not path.exists() and not path.is_symlink():
+        raise TrainingError(f"{path}: cannot resume: the run's settings file is missing")
+    settings = parse_json(read_small_file(path, TrainingError, MAX_STATE_BYTES, "a settings file"), str(path),
+                          TrainingError)
+    if not isinstance(settings, dict):
+        raise TrainingError(f"{path}: expected a JSON object of settings, found {type(settings).__name__}")
+    return settings
 
 
 def _is_number(value) -> bool:
@@ -116,6 +142,13 @@ def checked_tensors(path: Path, shapes: dict[str, tuple[int, ...]], what: str):
         return array
 
     return get
+
+
+def keep_log_until(log: Path, step: int) -> None:
+    """Steps logged after the last save (a run stopped between saves) are trained again: rewrite log.jsonl with
+    only its lines up to ``step``, each checked (``kept_log_lines``). The one write of this module."""
+    kept = kept_log_lines(log, step)
+    log.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
 
 
 def kept_log_lines(log: Path, step: int) -> list[str]:

@@ -55,7 +55,7 @@ from .distributed import DataParallel, blank_weights
 from .divergence import check_update
 from .init import init_weights
 from .run_dir import check_run_dir
-from .resume_checks import kept_log_lines, read_master, read_moments, read_state
+from .resume_checks import keep_log_until, read_master, read_moments, read_state
 from .loss import cross_entropy
 from .samples import check_samples
 from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
@@ -299,9 +299,7 @@ class Trainer:
         self.opt = AdamWState(step=state["adam_step"], m=m, v=v)
         self.rng = state["rng"]
         self.step, self.elapsed = state["step"], state["elapsed"]
-        # Steps logged after the last save (a run stopped between saves) are trained again: drop their lines.
-        kept = kept_log_lines(self.out / "log.jsonl", self.step)
-        (self.out / "log.jsonl").write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+        keep_log_until(self.out / "log.jsonl", self.step)  # the steps logged after the save are trained again
 
     # -- the loop -----------------------------------------------------------------------------------------
 
@@ -405,25 +403,6 @@ def show_progress(line: dict, steps: int, stop: int, done: int, seconds: float) 
     val = f" val {line['val_loss']:.3f}" if "val_loss" in line else ""
     print(f"\rstep {line['step']}/{steps}  loss {line['loss']:.3f}{val}  {line['tokens_per_s']:.0f} tok/s  "
           f"left {_clock(eta)}   ", end="", file=sys.stderr, flush=True)
-
-
-def restore_optimizer_and_sampler(state_dir: Path, state: dict) -> tuple[AdamWState, np.random.Generator]:
-    """Both AdamW moments (optimizer.safetensors: m.<name>, v.<name>) and the data sampler's random state."""
-    optim = SafetensorsFile(state_dir / "optimizer.safetensors")
-    opt = AdamWState(step=state["adam_step"],
-                     m={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("m.")},
-                     v={k[2:]: optim.get_float32(k) for k in optim.tensors if k.startswith("v.")})
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state["rng"]
-    return opt, rng
-
-
-def drop_log_lines_after(log: Path, step: int) -> None:
-    """Steps logged after the last save (a run stopped between saves) are trained again: drop their lines."""
-    if log.is_file():
-        kept = [x for x in log.read_text(encoding="utf-8").splitlines()
-                if x.strip() and json.loads(x)["step"] <= step]
-        log.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
 
 
 def plot_loss_curve(log_path: Path, png_path: Path) -> bool:
