@@ -1737,6 +1737,7 @@ def _no_network() -> None:
     socket.create_connection = refuse
     socket.getaddrinfo = refuse
     os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # unroutable anyway: the discard port on this machine
+    time.sleep = lambda seconds: None  # huggingface_hub backs off 1+2+4+8+8 s between refused tries: skip the waits
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "1")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "1")
 
@@ -2262,11 +2263,120 @@ def _finetune_resume_case(draw) -> Case:
                 "valid" if kind == "untouched" else "refuse" if refuse else "any")
 
 
+DATA_KINDS = ["valid", "fifo", "dev zero", "link to dev zero", "directory", "missing", "empty", "not JSON",
+              "deep JSON", "no assistant", "bad role", "content int", "huge line", "not UTF-8", "NUL path",
+              "list line", "5000-digit", "one conversation"]
+FINETUNE_FLAGS = {"--lr": ["1e10", "1e30", "nan", "inf", "-1", "0", "1e-3"], "--weight-decay": ["1e30", "nan", "-1"],
+                  "--lora-rank": ["0", "-1", "1099511627776", "65536", "1"], "--lora-alpha": ["nan", "0", "-1", "inf"],
+                  "--lora-dropout": ["1", "-0.5", "nan", "0.5"], "--steps": ["0", "-1", "1", "3"],
+                  "--batch-size": ["0", "-1", "2", "1000000000000"], "--max-length": ["0", "-1", "1", "2", "8"],
+                  "--warmup": ["-1", "5", "1000000000"], "--clip": ["0", "-1", "nan", "inf"],
+                  "--eval-every": ["0", "-1"], "--save-every": ["0", "-1", "5"], "--seed": ["-1", "99999999999999999999999"],
+                  "--eval-fraction": ["0", "1", "-0.1", "nan", "0.99"], "--target": ["", "q", "nope", ",", "all"],
+                  "--max-steps": ["0", "-1", "1"]}
+
+
+def _chat_file(path: Path, kind: str, work: Path) -> str:
+    good = [{"messages": [{"role": "user", "content": f"say {w}"}, {"role": "assistant", "content": f"{w} {w}"}]}
+            for w in ("one", "two", "three", "four", "five")]
+    lines = [json.dumps(c) for c in good]
+    if kind in ("fifo", "directory", "missing", "empty"):
+        _special(path, kind, work)
+    elif kind == "dev zero":
+        return "/dev/zero"
+    elif kind == "link to dev zero":
+        _special(path, "dev zero", work)
+    elif kind == "NUL path":
+        return str(path) + "\x00"
+    else:
+        extra = {"valid": None, "not JSON": "{", "deep JSON": "[" * 100_000 + "]" * 100_000,
+                 "no assistant": json.dumps({"messages": [{"role": "user", "content": "x"}]}),
+                 "bad role": json.dumps({"messages": [{"role": 5, "content": "x"}]}),
+                 "content int": json.dumps({"messages": [{"role": "assistant", "content": 5}]}),
+                 "huge line": json.dumps({"messages": [{"role": "user", "content": "x" * 3_000_000},
+                                                       {"role": "assistant", "content": "y"}]}),
+                 "list line": "[1, 2]", "5000-digit": "9" * 5000, "not UTF-8": None, "one conversation": None}[kind]
+        if kind == "one conversation":
+            lines = lines[:1]
+        text = "\n".join(lines + ([extra] if extra else [])) + "\n"
+        path.write_bytes(text.encode() + (b"\xff\xfe\n" if kind == "not UTF-8" else b""))
+    return str(path)
+
+
+def _finetune_cli_case(draw) -> Case:
+    """``minillm finetune`` with hostile data files, --out and flags (LoRA or --full on tiny-qwen3, 1-3 steps)."""
+    data_kind = draw(st.sampled_from(DATA_KINDS)) if draw(st.booleans()) else "valid"
+    out_kind = draw(st.sampled_from(OUT_KINDS)) if draw(st.integers(0, 3)) == 0 else "new"
+    flags = draw(st.dictionaries(st.sampled_from(sorted(FINETUNE_FLAGS)), st.just(None), max_size=2))
+    flags = {k: draw(st.sampled_from(FINETUNE_FLAGS[k])) for k in flags}
+    full = draw(st.integers(0, 3)) == 0
+    eval_data = draw(st.sampled_from([None, None, "valid", "fifo", "dev zero", "empty", "not JSON"]))
+
+    def run(work: Path):
+        data = _chat_file(work / "chats.jsonl", data_kind, work)
+        argv = ["finetune", "--model", str(WEIGHTS / TRAIN_BASE), "--data", data, "--steps", "2", "--batch-size", "1",
+                "--max-length", "48", "--lora-rank", "2", "--warmup", "0", "--eval-every", "1", "--save-every", "1"]
+        if full:
+            argv.append("--full")
+        if eval_data:
+            argv += ["--eval-data", _chat_file(work / "eval.jsonl", eval_data, work)]
+        for k, v in flags.items():
+            argv += [k, v]
+        out = work / "run"
+        if out_kind == "file":
+            out.write_text("x")
+        elif out_kind == "/dev/null":
+            out = Path("/dev/null")
+        elif out_kind == "under a file":
+            (work / "f").write_text("x")
+            out = work / "f" / "run"
+        elif out_kind == "NUL":
+            out = Path(str(out) + "\x00x")
+        elif out_kind == "too long":
+            out = work / ("d/" * 3000)
+        elif out_kind == "component too long":
+            out = work / ("x" * 300)
+        elif out_kind == "non-empty dir":
+            out.mkdir()
+            (out / "x").write_text("x")
+        elif out_kind == "link to dir":
+            (work / "real").mkdir()
+            out.symlink_to(work / "real")
+        elif out_kind == "dangling link":
+            out.symlink_to(work / "nowhere")
+        elif out_kind == "fifo":
+            os.mkfifo(out)
+        elif out_kind == "under /proc":
+            out = Path("/proc/self/run")
+        elif out_kind == "existing empty dir":
+            out.mkdir()
+        code, _ = run_cli(argv + ["--out", str(out)], work)
+        if code == 0:
+            from minillm.checkpoint.safetensors_file import SafetensorsFile
+            state = out / "checkpoint" / "trainer_state" / "optimizer.safetensors"
+            files = [state] + sorted((out / "checkpoint").rglob("*model*.safetensors"))
+            for f in files:
+                if f.is_file():
+                    st_file = SafetensorsFile(f)
+                    for k in st_file.tensors:
+                        if not np.isfinite(st_file.get_float32(k)).all():
+                            raise Violation(f"finetune exited 0 but saved non-finite {f.name}: {k}")
+
+    valid = data_kind in ("valid", "one conversation") and out_kind in ("new", "existing empty dir", "link to dir") \
+        and not flags and eval_data in (None, "valid")
+    refuse = (data_kind not in ("valid", "one conversation", "huge line")
+              or out_kind in ("file", "/dev/null", "under a file", "NUL", "too long", "non-empty dir", "fifo",
+                              "under /proc", "component too long")
+              or eval_data in ("fifo", "dev zero", "empty", "not JSON"))
+    return Case("training", f"minillm finetune data {data_kind} eval {eval_data} out {out_kind} full={full} "
+                            f"{short(flags, 100)}", run, "valid" if valid else "refuse" if refuse else "any")
+
+
 @st.composite
 def training_cases(draw) -> Case:
     maker = draw(st.sampled_from([_recipe_setting_case, _recipe_setting_case, _valid_recipe_case, _train_paths_case,
                                   _train_paths_case, _resume_case, _resume_case, _resume_case,
-                                  _finetune_resume_case]))
+                                  _finetune_resume_case, _finetune_cli_case, _finetune_cli_case]))
     return maker(draw)
 
 
@@ -2532,8 +2642,8 @@ OFFLINE = ["1", None, "0", "yes", "TRUE", ""]
 
 def _hub_cache_case(draw) -> Case:
     repo_id = draw(st.sampled_from(HUB_IDS)) if draw(st.integers(0, 2)) == 0 else draw(st.sampled_from(HUB_IDS[:3]))
-    layout = draw(st.sampled_from(CACHE_LAYOUTS))
-    offline = draw(st.sampled_from(OFFLINE))
+    layout = draw(st.sampled_from(CACHE_LAYOUTS)) if draw(st.integers(0, 2)) else "normal"
+    offline = draw(st.sampled_from(OFFLINE)) if draw(st.booleans()) else "1"
     base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3.5-hub"]))
     loader = draw(st.sampled_from(["load_model", "load_model", "load_tokenizer", "resolve_model_path", "cli"]))
 
@@ -2630,11 +2740,13 @@ def _hub_cache_case(draw) -> Case:
     if layout == "refs/main other commit" and repo_id != "org/m@" + COMMIT:
         valid = False  # refs/main names a snapshot that does not exist
     refuse = layout in ("snapshot links outside", "snapshot links to another repo", "repo links outside",
-                        "snapshots dir links outside", "blob links outside", "file links to another repo",
+                        "snapshots dir links outside", "file links to another repo",
                         "no snapshot", "snapshot is a file", "cache is a file",
                         "cache missing") and repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT) \
         or layout.startswith("refs/main ") and layout != "refs/main other commit" and repo_id in ("org/m",
                                                                                                  "org/m@main")
+    if layout == "blob links outside" and loader != "load_tokenizer":  # (config.json's blob; no tokenizer file)
+        refuse = refuse or repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT)
     if layout == "index names an outside shard" and base == "tiny-qwen3.5-hub" and loader != "load_tokenizer":
         refuse = refuse or repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT)  # (tiny-qwen2 has no index)
     if layout in ("incomplete snapshot",) and loader != "load_tokenizer":
@@ -2833,30 +2945,26 @@ def _batch(kind: str, cfg, rng) -> object:
 
 
 def _labels(kind: str, ids, cfg, rng):
-    a = np.asarray(ids) if not isinstance(ids, (list, type(None))) or kind == "none" else ids
     try:
-        shape = np.shape(a)
-    except ValueError:
+        shape = np.shape(ids)
+    except ValueError:  # ragged
         shape = ()
     if kind == "none":
         return None
     if kind == "ids":
         return ids
-    if kind == "all -100":
-        return np.full(shape, -100)
     if kind == "one scored":
         lab = np.full(shape, -100)
         if lab.size:
             lab.reshape(-1)[-1] = 1
         return lab
-    if kind == "-101":
-        return np.full(shape, -101)
-    if kind == "vocab":
-        return np.full(shape, cfg.vocab_size)
+    # broadcast views: a [10**5, 10**5] batch's labels take no memory here
+    value = {"all -100": np.int64(-100), "-101": np.int64(-101), "vocab": np.int64(cfg.vocab_size),
+             "floats": np.float64(0.0)}
+    if kind in value:
+        return np.broadcast_to(value[kind], shape)
     if kind == "shape":
-        return np.zeros(tuple(s + 1 for s in shape), np.int64)
-    if kind == "floats":
-        return np.zeros(shape, float)
+        return np.broadcast_to(np.int64(0), tuple(s + 1 for s in shape))
     if kind == "1-D for 2-D":
         return np.zeros(shape[-1:], np.int64)
     return ["x"] * (shape[-1] if shape else 1)
@@ -2883,7 +2991,8 @@ def _train_api_case(draw) -> Case:
             minillm.attach_lora(model, **lora)
             expected = model.adapter.tensors() if hasattr(model.adapter, "tensors") else {}
         else:
-            expected = named_tensors(model.weights)
+            stored = getattr(model, "stored_name", None) or (lambda k: k)  # the multimodal layout's names
+            expected = {stored(k): a for k, a in named_tensors(model.weights).items()}
         loss, grads = minillm.loss_and_grads(model, ids, labels=lab, **router)
         if not math.isfinite(loss):
             raise Violation(f"loss_and_grads returned a non-finite loss {loss}")

@@ -54,3 +54,44 @@ def test_a_lora_rank_too_large_for_the_memory_left_is_refused_before_it_is_alloc
     outcome = fh.run_case(fh.Case("known", "", run), 20.0, address_space=1 << 30)
     assert outcome.kind == fh.ERROR, outcome
     assert "choose a smaller r" in outcome.detail
+
+
+# ------------------------------------------------------------------------------------- fine-tuning's files
+
+def _finetune(work, **changes):
+    from minillm.training.finetune import FinetuneConfig, Finetuner
+    cfg = fh.finetune_settings(work)
+    cfg.update(changes)
+    out = cfg.pop("out", work / "run")
+    Finetuner(FinetuneConfig(**cfg), out, progress=False).run(max_steps=1)
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("fifo", ["FIFO"]), ("dev zero", ["character device"]), ("directory", ["directory"]),
+    ("deep", ["nested too deeply"]), ("digits", ["not valid JSON"]),
+])
+def test_chat_data_is_read_as_untrusted_input(kind, words):
+    """A FIFO as --data or --eval-data hung forever, /dev/zero was read until MemoryError, a line nested
+    100,000 deep was a RecursionError: the chat data is read as every other input file (jsonfile.py)."""
+    def run(work):
+        data = work / "bad.jsonl"
+        if kind == "deep":
+            data.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+        elif kind == "digits":
+            data.write_text("9" * 5000 + "\n")
+        else:
+            fh._special(data, kind, work)
+        _finetune(work, eval_data=str(data))
+    outcome = fh.run_case(fh.Case("known", "", run), 20.0)
+    assert outcome.kind == fh.ERROR, outcome
+    for w in ["bad.jsonl", *words]:
+        assert w in outcome.detail
+
+
+@pytest.mark.parametrize("out", ["file", "under a file", "/dev/null"])
+def test_a_finetune_run_directory_that_cannot_be_one_is_refused_first(tmp_path, out):
+    """--out a file (or under one, or /dev/null) was a NotADirectoryError half-way (after loading the model)."""
+    target = {"file": tmp_path / "f", "under a file": tmp_path / "f" / "run", "/dev/null": "/dev/null"}[out]
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="run directory"):
+        _finetune(tmp_path, out=target)

@@ -48,6 +48,7 @@ from ..text.tokenizer import load_tokenizer
 from ..training.loss import cross_entropy
 from .adamw import AdamWState, adamw_step, clip_grad_norm
 from .chat_data import encode_conversations, pad_batch, read_conversations
+from .run_dir import check_run_dir
 from .schedule import learning_rate
 from .resume_checks import keep_log_until, read_moments, read_settings, read_state
 from .trainer import plot_loss_curve, show_progress
@@ -100,6 +101,7 @@ class Finetuner:
     def __init__(self, cfg: FinetuneConfig, out: str | Path, resume: bool = False, progress: bool = True):
         cfg.check()
         self.cfg, self.out, self.progress = cfg, Path(out), progress
+        check_run_dir(self.out)  # a file, /dev/null, a NUL byte, ...: refused before anything is read or written
         ckpt = self.out / "checkpoint"
         if resume:
             if not ckpt.is_dir():
