@@ -1,4 +1,4 @@
-"""Fuzzing minillm as a hostile user would: five surfaces, every input run in a forked child with limits.
+"""Fuzzing minillm as a hostile user would: ten surfaces, every input run in a forked child with limits.
 
     surface      what is fuzzed
     -----------  ---------------------------------------------------------------------------------------------
@@ -7,6 +7,20 @@
     text         tokenizer.json, tokenizer_config.json, chat_template.jinja, template bodies, chat messages
     api          Python API arguments: generate, forward, caches, sampling, seeds, stop ids, encode / decode
     cli          the minillm command: arguments, broken checkpoints, reference files, a failing stdout
+  issue 31's new surfaces:
+    training     recipes (types, ranges, lr 1e10, ...), --out / --config / token files of every kind, resume
+                 after its state.json, log.jsonl, moments or master weights were damaged (valid: bit-identical to
+                 the uninterrupted run), fine-tuning's resume, chat data and flags
+    hybrid       Qwen3.5 / Qwen3-Next / Qwen3.5-MoE config fields and tensors; valid layer mixes (all full
+                 attention too), experts, top-k, partial RoPE with random weights, checked against the cached
+                 path, the plain layer and chunked prefill; padded batches and caches on the hybrid models
+    hub          Hub ids (newlines, .., absolute, @commit/sub) and Hugging Face cache layouts (symlinked
+                 snapshots and repository folders, refs/main a FIFO or /dev/zero), HF_HUB_OFFLINE set or not,
+                 with every socket refused in the child (no input can reach the network)
+    speculative  drafters returning None, NaN, 2-D arrays, strings, too many drafts; num_tokens, DraftLength,
+                 speculative_stats, prompt_lookup_num_tokens; greedy output must equal plain greedy output
+    train_api    loss_and_grads on every architecture with hostile batches, labels, router options and LoRA
+                 adapters; the loss must equal the cross-entropy of forward's logits
 
 The property: every input ends in a result or a minillm error, within the time and memory limits. Each input
 runs in a forked child with an address-space limit (RLIMIT_AS) and a timeout, so a hang, an abort or an
@@ -2613,11 +2627,73 @@ def _explicit_layer_types_case(draw) -> Case:
     return Case("hybrid", f"valid {base} layer_types {how}", run, "valid")
 
 
+HYBRID_API = ["padded batch", "chunked prefill", "cache of another model", "cache too small", "cache batch 2",
+              "logits_to_keep", "new_cache sizes", "generate twice on one cache", "stream and stop"]
+
+
+def _hybrid_api_case(draw) -> Case:
+    """Generation on the hybrid and MoE models: the definitions (a padded row is the row alone, a chunked prefill
+    is one prefill, logits_to_keep keeps the last rows) and hostile caches and sizes."""
+    name = draw(st.sampled_from(HYBRID_BASES[:3]))
+    what = draw(st.sampled_from(HYBRID_API))
+    value = draw(st.sampled_from([0, 1, 2, 3, 5, -1, 10 ** 12, 1.5, None, "2"]))
+    seed = draw(st.integers(0, 50))
+
+    def run(work: Path):
+        model = Shared.model(name)
+        V = model.config.vocab_size
+        rng = np.random.default_rng(seed)
+        a, b = rng.integers(0, V, 5), rng.integers(0, V, 3)
+        alone = lambda ids: list(minillm.generate(model, ids, 4, temperature=0.0, stop_token_ids=[]))  # noqa: E731
+        if what == "padded batch":
+            ids = np.stack([a, np.concatenate([np.zeros(2, np.int64), b])])  # [2, 5]: row 1 left-padded
+            mask = np.array([[1] * 5, [0, 0, 1, 1, 1]])
+            out = minillm.generate(model, ids, 4, temperature=0.0, stop_token_ids=[], attention_mask=mask)
+            if [list(r) for r in out] != [alone(a), alone(b)]:
+                raise Violation(f"padded batch {[list(r) for r in out]} != rows alone {[alone(a), alone(b)]}")
+        elif what == "chunked prefill":
+            out = list(minillm.generate(model, a, 4, temperature=0.0, stop_token_ids=[], prefill_chunk_size=value))
+            if out != alone(a):
+                raise Violation(f"prefill_chunk_size={value!r}: {out} != {alone(a)}")
+        elif what == "cache of another model":
+            other = Shared.model(HYBRID_BASES[(HYBRID_BASES.index(name) + 1) % 3])
+            minillm.generate(model, a, 2, cache=other.new_cache(1, 16))
+        elif what == "cache too small":
+            minillm.generate(model, a, 4, cache=model.new_cache(1, 3), temperature=0.0)
+        elif what == "cache batch 2":
+            minillm.generate(model, a, 2, cache=model.new_cache(2, 16))
+        elif what == "logits_to_keep":
+            whole = model.forward(a)
+            kept = model.forward(a, logits_to_keep=value)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= len(a) and \
+                    not np.allclose(kept, whole[-value:], rtol=1e-4, atol=1e-5):
+                raise Violation(f"logits_to_keep={value} is not the last rows of the logits")
+        elif what == "new_cache sizes":
+            model.new_cache(value, value)
+        elif what == "generate twice on one cache":
+            cache = model.new_cache(1, 32)
+            first = list(minillm.generate(model, a, 3, temperature=0.0, stop_token_ids=[], cache=cache))
+            minillm.generate(model, b, 3, temperature=0.0, stop_token_ids=[], cache=cache)
+            if first != alone(a)[:3]:
+                raise Violation("a fresh cache passed in changed the tokens")
+        else:
+            out = list(itertools.islice(minillm.stream_generate(model, a, 10 ** 9, stop_token_ids=[]), 3))
+            if len(out) != 3:
+                raise Violation("stream_generate stopped early")
+
+    valid = what in ("padded batch", "generate twice on one cache", "stream and stop") or \
+        what == "chunked prefill" and value in (1, 2, 3, 5, None) or \
+        what == "logits_to_keep" and value in (0, 1, 2, 3, 5)
+    refuse = what == "cache batch 2"  # (a cache of another model of the same shapes is usable: "any")
+    return Case("hybrid", f"{name} {what} value={value!r} seed={seed}", run,
+                "valid" if valid else "refuse" if refuse else "any")
+
+
 @st.composite
 def hybrid_cases(draw) -> Case:
     maker = draw(st.sampled_from([_hybrid_field_case, _hybrid_field_case, _hybrid_field_case, _hybrid_tensor_case,
                                   _hybrid_tensor_case, _valid_hybrid_case, _valid_hybrid_case,
-                                  _explicit_layer_types_case]))
+                                  _explicit_layer_types_case, _hybrid_api_case, _hybrid_api_case]))
     return maker(draw)
 
 
@@ -2900,9 +2976,40 @@ def _speculative_case(draw) -> Case:
                 "valid" if valid else "refuse" if refuse else "any")
 
 
+def _speculative_cli_case(draw) -> Case:
+    """``minillm generate --speculative K --ngram-size N --draft-schedule S`` (and chat) with hostile values; greedy
+    output must equal plain greedy output."""
+    model = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3.5"]))
+    k = draw(st.sampled_from(["1", "3", "10", "0", "-1", "2147483647", "9223372036854775808", "1.5", "x"]))
+    n = draw(st.sampled_from([None, "1", "2", "0", "-1", "2147483647"]))
+    schedule = draw(st.sampled_from([None, "adaptive", "constant"]))
+    command = draw(st.sampled_from(["generate", "generate", "chat"]))
+
+    def run(work: Path):
+        base = [command] + (["the cat sat on the mat. the cat sat on the"] if command == "generate" else []) + \
+            ["--model", str(WEIGHTS / model), "--max-new-tokens", "6", "--temperature", "0"]
+        extra = ["--speculative", k] + (["--ngram-size", n] if n else []) + (["--draft-schedule", schedule]
+                                                                              if schedule else [])
+        stdin = "the cat sat on the mat. the cat sat on the\n"
+        code, _ = run_cli(base + extra, work, "file", stdin)
+        spec_out = (work / "stdout").read_text(errors="replace")
+        (work / "stdout").unlink()
+        (work / "stderr").unlink()
+        code, _ = run_cli(base, work, "file", stdin)
+        plain_out = (work / "stdout").read_text(errors="replace")
+        if spec_out.split("\n")[:2] != plain_out.split("\n")[:2]:  # the text (statistics lines may follow)
+            raise Violation(f"speculative greedy text {spec_out[:80]!r} differs from plain {plain_out[:80]!r}")
+
+    valid = k in ("1", "3", "10") and n in (None, "1", "2") and model and True
+    refuse = k in ("0", "-1", "9223372036854775808", "1.5", "x") or n in ("0", "-1")
+    return Case("speculative", f"minillm {command} --model {model} --speculative {k} --ngram-size {n} "
+                               f"--draft-schedule {schedule}", run, "valid" if valid else "refuse" if refuse else "any")
+
+
 @st.composite
 def speculative_cases(draw) -> Case:
-    return _speculative_case(draw)
+    maker = draw(st.sampled_from([_speculative_case, _speculative_case, _speculative_case, _speculative_cli_case]))
+    return maker(draw)
 
 
 # ------------------------------------------------------------------------------------------------ train_api

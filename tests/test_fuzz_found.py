@@ -9,6 +9,7 @@ one test per class of bug, each fixed at its root.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import fuzz_harness as fh
@@ -95,3 +96,16 @@ def test_a_finetune_run_directory_that_cannot_be_one_is_refused_first(tmp_path, 
     (tmp_path / "f").write_text("x")
     with pytest.raises(InputError, match="run directory"):
         _finetune(tmp_path, out=target)
+
+
+# ------------------------------------------------------------------------------------- loss_and_grads' size check
+
+def test_a_batch_too_large_is_refused_by_its_shape_before_its_ids_are_scanned():
+    """A [10**5, 10**5] batch viewed from one id (np.broadcast_to) takes no memory, but scanning its 10**10 ids
+    for their range took minutes before the memory check refused it: the size is checked first."""
+    def run(work):
+        ids = np.broadcast_to(np.int64(1), (10 ** 5, 10 ** 5))
+        minillm.loss_and_grads(fh.Shared.model("tiny-qwen2"), ids)
+    outcome = fh.run_case(fh.Case("known", "", run), timeout=3.0)
+    assert outcome.kind == fh.ERROR, outcome
+    assert "GiB of activations" in outcome.detail

@@ -214,6 +214,8 @@ def loss_and_grads(model: Model, ids, labels=None, output_router_logits: bool = 
     ``checkpoint=True``: gradient checkpointing of the dense layers (the same numbers, less memory, more time).
     """
     cfg = model.config
+    if isinstance(ids, np.ndarray) and ids.ndim in (1, 2):  # the size first: a [10**5, 10**5] view (np.broadcast_to)
+        check_activation_memory(cfg, *(1,) * (2 - ids.ndim), *ids.shape)  # takes no memory, but minutes to scan
     ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
     labels = check_labels(ids if labels is None else labels, ids.shape, cfg.vocab_size)  # like ids, int64
     ids_BT, labels_BT = (ids[None], labels[None]) if ids.ndim == 1 else (ids, labels)  # [B, T] each
