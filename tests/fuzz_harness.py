@@ -2820,7 +2820,8 @@ def _hub_cache_case(draw) -> Case:
                         "no snapshot", "snapshot is a file", "cache is a file",
                         "cache missing") and repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT) \
         or layout.startswith("refs/main ") and layout != "refs/main other commit" and repo_id in ("org/m",
-                                                                                                 "org/m@main")
+                                                                                                 "org/m@main") \
+        and not (loader == "cli" and layout in ("refs/main other commit",))
     if layout == "blob links outside" and loader != "load_tokenizer":  # (config.json's blob; no tokenizer file)
         refuse = refuse or repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT)
     if layout == "index names an outside shard" and base == "tiny-qwen3.5-hub" and loader != "load_tokenizer":

@@ -109,3 +109,24 @@ def test_a_batch_too_large_is_refused_by_its_shape_before_its_ids_are_scanned():
     outcome = fh.run_case(fh.Case("known", "", run), timeout=3.0)
     assert outcome.kind == fh.ERROR, outcome
     assert "GiB of activations" in outcome.detail
+
+
+# ------------------------------------------------------------------------------------- the Hub cache's refs
+
+@pytest.mark.parametrize("content", [b"0123456789abcdef0123456789abcdef01234567", b"SECRET-FIRST-BYTES of a file"])
+def test_a_ref_that_links_out_of_its_repository_is_not_read(tmp_path, monkeypatch, content):
+    """refs/main linked to a file elsewhere was read: its commit hash obeyed, or its first bytes shown in the error
+    (a link to /etc/shadow). A ref is a file of its own repository folder, or it is refused unread."""
+    import hub_cache
+    snapshot = hub_cache.add_snapshot(tmp_path / "hub", "org/m", WEIGHTS / "tiny-qwen2",
+                                      commit="0123456789abcdef0123456789abcdef01234567")
+    outside = tmp_path / "outside"
+    outside.write_bytes(content)
+    ref = snapshot.parent.parent / "refs" / "main"
+    ref.unlink()
+    ref.symlink_to(outside)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(minillm.CheckpointError, match="leads out of its repository") as e:
+        minillm.load_model("org/m")
+    assert b"SECRET" not in str(e.value).encode()
