@@ -130,3 +130,41 @@ def test_a_ref_that_links_out_of_its_repository_is_not_read(tmp_path, monkeypatc
     with pytest.raises(minillm.CheckpointError, match="leads out of its repository") as e:
         minillm.load_model("org/m")
     assert b"SECRET" not in str(e.value).encode()
+
+
+# ------------------------------------------------------------------------------------- fine-tuning's run
+
+def test_a_diverging_finetune_stops_at_the_step_not_with_a_numpy_warning():
+    """lr 1e10: the evaluation overflowed float32 (a RuntimeWarning, an error under -W error) and nothing checked
+    the weights after the update. Now as in the trainer: the update is checked, the evaluation runs quietly,
+    and the run stops with a TrainingError naming the step (or ends with finite weights)."""
+    def run(work):
+        _finetune(work, lr=1e10, steps=3)
+    outcome = fh.run_case(fh.Case("known", "", run), 20.0)
+    assert outcome.kind in (fh.ERROR, fh.RESULT), outcome
+    if outcome.kind == fh.ERROR:
+        assert "step" in outcome.detail
+
+
+def test_a_finetune_batch_too_large_for_memory_is_refused_before_a_step():
+    def run(work):
+        _finetune(work, batch_size=10 ** 12)
+    outcome = fh.run_case(fh.Case("known", "", run), 20.0)
+    assert outcome.kind == fh.ERROR, outcome
+    assert "GiB of activations" in outcome.detail
+
+
+@pytest.mark.parametrize("elapsed", [fh.Raw("1" + "0" * 400, "10**400"), float("nan"), -1])
+def test_a_resume_elapsed_time_that_is_not_a_duration(tmp_path, elapsed):
+    """state.json's "elapsed": 10**400 was an OverflowError in math.isfinite."""
+    import json
+    import shutil
+    from minillm.training.resume_checks import read_state
+    source, recipe, _ = fh.Runs.half()
+    ckpt = shutil.copytree(source / "run" / "checkpoint", tmp_path / "checkpoint")
+    path = ckpt / "trainer_state" / "state.json"
+    state = json.loads(path.read_text())
+    state["elapsed"] = elapsed
+    fh.write_text(path, fh.to_json(state))
+    with pytest.raises(minillm.MinillmError, match="elapsed"):
+        read_state(ckpt, 2)

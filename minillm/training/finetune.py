@@ -48,6 +48,8 @@ from ..text.tokenizer import load_tokenizer
 from ..training.loss import cross_entropy
 from .adamw import AdamWState, adamw_step, clip_grad_norm
 from .chat_data import encode_conversations, pad_batch, read_conversations
+from ..backward.memory import check_activation_memory
+from .divergence import check_update
 from .run_dir import check_run_dir
 from .schedule import learning_rate
 from .resume_checks import keep_log_until, read_moments, read_settings, read_state
@@ -134,6 +136,8 @@ class Finetuner:
         self.pad_id = self.model.config.eos_token_ids[0] if self.model.config.eos_token_ids else 0
         self.max_length = min(cfg.max_length, self.model.config.max_position_embeddings)  # the model's context
         self.train_set, self.eval_set = self._data()
+        longest = max((len(ex.ids) for ex in self.train_set), default=1)  # a batch: padded to its longest
+        check_activation_memory(self.model.config, cfg.batch_size, longest)  # before a step allocates [B, T]
         if resume:
             self._restore(ckpt, state)
         else:
@@ -221,7 +225,9 @@ class Finetuner:
         if not math.isfinite(loss):
             raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped (lower --lr)")
         norm = clip_grad_norm(grads, cfg.clip)
-        adamw_step(self.params, grads, self.opt, lr, weight_decay=cfg.weight_decay)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
+            adamw_step(self.params, grads, self.opt, lr, weight_decay=cfg.weight_decay)
+        check_update(self.params, norm, self.step + 1, lambda: str(self.out / "checkpoint"))  # as the trainer
         self.step += 1
         return {"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm, "tokens_in_batch": int(ids.size)}
 
@@ -240,7 +246,8 @@ class Finetuner:
                 line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
                             tokens=self.tokens)
                 if self.eval_set and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                    line["val_loss"] = self.evaluate()
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging run: the
+                        line["val_loss"] = self.evaluate()  # next step's loss check stops it, naming the step
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 lines.append(line)
