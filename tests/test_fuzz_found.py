@@ -168,3 +168,13 @@ def test_a_resume_elapsed_time_that_is_not_a_duration(tmp_path, elapsed):
     fh.write_text(path, fh.to_json(state))
     with pytest.raises(minillm.MinillmError, match="elapsed"):
         read_state(ckpt, 2)
+
+
+def test_a_training_micro_batch_too_large_for_memory_is_refused_before_its_windows_are_drawn():
+    """batch_size 2**20: a million windows were drawn one by one (a Python loop) before the step's memory check."""
+    def run(work):
+        from minillm.training.trainer import TrainConfig, Trainer
+        Trainer(TrainConfig.from_dict(fh.train_recipe(work, batch_size=2 ** 20)), work / "run", progress=False).run()
+    outcome = fh.run_case(fh.Case("known", "", run), timeout=2.0)
+    assert outcome.kind == fh.ERROR, outcome
+    assert "GiB of activations" in outcome.detail

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backward.memory import check_activation_memory
 from ..backward.transformer import ROUTER_AUX_LOSS_COEF, loss_and_grads
 from ..checkpoint.config import parse_config
 from ..checkpoint.generation_config import parse_generation_config
@@ -200,6 +201,8 @@ class Trainer:
         check_run_dir(self.out)  # a file, /dev/null, a NUL byte, ... refused before anything is read or written
         self.allow_schedule_change = allow_schedule_change  # on resume: may the steps trained get other rates?
         self.config = parse_config(cfg.model, source="recipe model")
+        # a micro-batch the memory cannot hold is refused now, not after drawing its [B, T] windows (2**20 rows)
+        check_activation_memory(self.config, cfg.batch_size, cfg.context)
         self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
         self.rows = self.dp.rows(cfg.batch_size)  # this rank's rows of each batch (None: all of them)
         self.val_windows = None
