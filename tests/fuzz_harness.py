@@ -2288,7 +2288,7 @@ DATA_KINDS = ["valid", "fifo", "dev zero", "link to dev zero", "directory", "mis
               "deep JSON", "no assistant", "bad role", "content int", "huge line", "not UTF-8", "NUL path",
               "list line", "5000-digit", "one conversation"]
 FINETUNE_FLAGS = {"--lr": ["1e10", "1e30", "nan", "inf", "-1", "0", "1e-3"], "--weight-decay": ["1e30", "nan", "-1"],
-                  "--lora-rank": ["0", "-1", "1099511627776", "65536", "1"], "--lora-alpha": ["nan", "0", "-1", "inf"],
+                  "--lora-rank": ["0", "-1", "1099511627776", "1"], "--lora-alpha": ["nan", "0", "-1", "inf"],
                   "--lora-dropout": ["1", "-0.5", "nan", "0.5"], "--steps": ["0", "-1", "1", "3"],
                   "--batch-size": ["0", "-1", "2", "1000000000000"], "--max-length": ["0", "-1", "1", "2", "8"],
                   "--warmup": ["-1", "5", "1000000000"], "--clip": ["0", "-1", "nan", "inf"],
@@ -2545,7 +2545,7 @@ def _build_checkpoint(raw: dict, d: Path, seed: int = 0) -> None:
     from minillm.checkpoint.weights import named_tensors
     from minillm.training.init import init_weights
     cfg = parse_config(raw, source="fuzz config")
-    save_model_dir(d, raw, named_tensors(init_weights(cfg, seed, std=0.2)), "F32")
+    save_model_dir(d, raw, named_tensors(init_weights(cfg, seed)), "F32")  # std 0.02, as a training run starts
 
 
 def _check_against_definitions(model, ids: np.ndarray) -> None:
@@ -2750,9 +2750,11 @@ def _hub_cache_case(draw) -> Case:
         snapshot = hub_cache.add_snapshot(cache, "org/m", WEIGHTS / base, commit=COMMIT)
         repo = snapshot.parent.parent
         outside = work / "outside"
-        shutil.copytree(WEIGHTS / "tiny-qwen2", outside, ignore=shutil.ignore_patterns("*.npz"))
-        (outside / "chat_template.jinja").write_text(OUTSIDE_SECRET)
-        other = hub_cache.add_snapshot(cache, "other/m", WEIGHTS / "tiny-qwen2", commit=OTHER_COMMIT)
+        if "outside" in layout:  # the copies only the layout uses (a case's time is mostly copying files)
+            shutil.copytree(WEIGHTS / "tiny-qwen2", outside, ignore=shutil.ignore_patterns("*.npz"))
+            (outside / "chat_template.jinja").write_text(OUTSIDE_SECRET)
+        if "another repo" in layout:
+            other = hub_cache.add_snapshot(cache, "other/m", WEIGHTS / "tiny-qwen2", commit=OTHER_COMMIT)
         ref = repo / "refs" / "main"
         if layout == "snapshot links outside":
             shutil.rmtree(snapshot)
@@ -2985,7 +2987,8 @@ def _speculative_case(draw) -> Case:
     valid = (not hostile and (how == "prompt lookup" or how == "drafter" and behaviour in WELL_BEHAVED
                               and attrs in ({}, {"num_tokens": 3}, {"last_ngram_size": 2},
                                             {"last_ngram_size": None})))
-    refuse = how == "drafter" and (behaviour in BAD_DRAFTS or "propose" in attrs) and args["max_new_tokens"] in (
+    refuse = how == "drafter" and (behaviour in BAD_DRAFTS or "propose" in attrs and behaviour != "prompt lookup") \
+        and args["max_new_tokens"] in (
         5, 12) and not hostile
     return Case("speculative", f"{name} {how} {behaviour or ''} attrs={short(attrs)} args={short(args, 150)} "
                                f"seed={seed} prompt={prompt_kind}", run,
@@ -3047,7 +3050,8 @@ LORA = [None, None, {"r": 2}, {"r": 2, "target_modules": ["q_proj", "v_proj"]}, 
         {"r": 2, "target_modules": ["in_proj_qkvz", "out_proj"]}, {"r": 2, "target_modules": ["experts"]},
         {"r": 2, "lora_dropout": "x"}, {"r": 2, "seed": -1}, {"r": 2, "seed": "x"}, {"r": 2, "use_rslora": "yes"},
         {"r": 2, "target_modules": 5}, {"r": 2, "target_modules": [5]}, {"r": 2, "target_modules": "all-linear"},
-        {"r": 2, "target_modules": ".*q_proj"}, {"r": 2 ** 16}, {"r": 2, "lora_alpha": "32"}, {"r": True}]
+        {"r": 2, "target_modules": ".*q_proj"}, {"r": 2, "lora_alpha": "32"}, {"r": True}]  # (r=2**16: valid and
+# merely slow, minutes of products; its memory bound is tests/test_fuzz_found.py's)
 
 
 def _batch(kind: str, cfg, rng) -> object:
@@ -3076,6 +3080,8 @@ def _labels(kind: str, ids, cfg, rng):
         return None
     if kind == "ids":
         return ids
+    if kind == "one scored" and math.prod(shape) > 10 ** 7:
+        return np.broadcast_to(np.int64(-100), shape)  # (a [10**5, 10**5] batch: refused by its size first)
     if kind == "one scored":
         lab = np.full(shape, -100)
         if lab.size:

@@ -178,3 +178,58 @@ def test_a_training_micro_batch_too_large_for_memory_is_refused_before_its_windo
     outcome = fh.run_case(fh.Case("known", "", run), timeout=2.0)
     assert outcome.kind == fh.ERROR, outcome
     assert "GiB of activations" in outcome.detail
+
+
+# ------------------------------------------------------------------------------------- the final campaign's finds
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"output_router_logits": True, "router_aux_loss_coef": "x"}, ["router_aux_loss_coef"]),
+    ({"output_router_logits": True, "router_aux_loss_coef": float("nan")}, ["router_aux_loss_coef"]),
+    ({"output_router_logits": "yes"}, ["output_router_logits"]),
+])
+def test_loss_and_grads_router_options_are_checked(kwargs, words):
+    """'x' was a TypeError in the product with the auxiliary loss, NaN a NaN loss returned as a result."""
+    with pytest.raises(InputError, match=words[0]):
+        minillm.loss_and_grads(minillm.load_model(WEIGHTS / "tiny-qwen3-moe"), [1, 2, 3], **kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["F16", "BF16"])
+def test_resume_refuses_master_weights_not_in_float32(tmp_path, dtype):
+    """An F16 master.safetensors was widened and used: the resume silently stopped being exact."""
+    import shutil
+    import safetensors.numpy
+    from minillm.checkpoint.safetensors_file import SafetensorsFile
+    from minillm.training.trainer import TrainConfig, Trainer
+    source, recipe, _ = fh.Runs.half()
+    out = shutil.copytree(source / "run", tmp_path / "run")
+    master = out / "checkpoint" / "trainer_state" / "master.safetensors"
+    f = SafetensorsFile(master)
+    tensors = {k: f.get_float32(k) for k in f.tensors}
+    if dtype == "F16":
+        safetensors.numpy.save_file({k: v.astype(np.float16) for k, v in tensors.items()}, str(master))
+    else:
+        from minillm.checkpoint.saving import write_safetensors
+        write_safetensors(master, tensors, "BF16")
+    with pytest.raises(minillm.MinillmError, match="expected dtype F32"):
+        Trainer(TrainConfig.from_dict(recipe), out, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("out", ["/proc/self/run", "dangling"])
+def test_a_run_directory_that_cannot_be_created(tmp_path, out):
+    """/proc/self/run or a dangling symlink passed check_run_dir and failed in mkdir (FileNotFoundError,
+    FileExistsError): the creation itself now names the run directory."""
+    from minillm.training.trainer import TrainConfig, Trainer
+    if out == "dangling":
+        out = tmp_path / "run"
+        out.symlink_to(tmp_path / "nowhere" / "x")
+    with pytest.raises(InputError, match="run directory"):
+        Trainer(TrainConfig.from_dict(fh.train_recipe(tmp_path)), out, progress=False)
+
+
+def test_a_training_context_of_one_token_is_refused():
+    """context 1: no target in a window; the data-parallel token shares divided by zero."""
+    import tempfile
+    from pathlib import Path
+    from minillm.training.trainer import TrainConfig
+    with pytest.raises(InputError, match="context"):
+        TrainConfig.from_dict(fh.train_recipe(Path(tempfile.mkdtemp()), context=1))

@@ -141,7 +141,10 @@ class Finetuner:
         if resume:
             self._restore(ckpt, state)
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:  # /proc/self/run, a dangling symlink: what check_run_dir cannot foresee
+                raise InputError(f"run directory (--out) {self.out}: cannot be created ({e.strerror or e})") from None
             (self.out / "finetune.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
             self.opt, self.rng, self.step, self.elapsed = AdamWState(), np.random.default_rng(cfg.seed), 0, 0.0
             self.tokens = 0

@@ -133,6 +133,9 @@ def checked_tensors(path: Path, shapes: dict[str, tuple[int, ...]], what: str):
 
     def get(name: str) -> np.ndarray:
         found = tuple(file.tensors[name].shape)
+        if file.tensors[name].dtype != "F32":  # the trainer writes float32: F16 or BF16 would resume inexactly
+            raise TrainingError(f"{path}: tensor {name!r}: expected dtype F32 (as the trainer writes it), found "
+                                f"{file.tensors[name].dtype}")
         if found != tuple(shapes[name]):
             raise TrainingError(f"{path}: tensor {name!r}: expected shape {list(shapes[name])}, found {list(found)}")
         try:
