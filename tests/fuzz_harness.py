@@ -2833,12 +2833,14 @@ def _hub_cache_case(draw) -> Case:
     if layout == "refs/main other commit" and repo_id != "org/m@" + COMMIT:
         valid = False  # refs/main names a snapshot that does not exist
     refuse = layout in ("snapshot links outside", "snapshot links to another repo", "repo links outside",
-                        "snapshots dir links outside", "file links to another repo",
+                        "snapshots dir links outside",
                         "no snapshot", "snapshot is a file", "cache is a file",
                         "cache missing") and repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT) \
         or layout.startswith("refs/main ") and layout != "refs/main other commit" and repo_id in ("org/m",
                                                                                                  "org/m@main") \
         and not (loader == "cli" and layout in ("refs/main other commit",))
+    if layout == "file links to another repo" and loader != "cli":  # (tokenizer_config.json: inspect reads none)
+        refuse = refuse or repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT)
     if layout == "blob links outside" and loader != "load_tokenizer":  # (config.json's blob; no tokenizer file)
         refuse = refuse or repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT)
     if layout == "index names an outside shard" and base == "tiny-qwen3.5-hub" and loader != "load_tokenizer":
