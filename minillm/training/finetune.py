@@ -239,27 +239,29 @@ class Finetuner:
         cfg, lines = self.cfg, []
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
         start_step, started = self.step, time.perf_counter()
-        with open(self.out / "log.jsonl", "a", encoding="utf-8") as log:
-            while self.step < stop:
-                t0 = time.perf_counter()
-                line = self.train_step()
-                dt = time.perf_counter() - t0
-                self.elapsed += dt
-                self.tokens += line["tokens_in_batch"]
-                line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
-                            tokens=self.tokens)
-                if self.eval_set and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging run: the
-                        line["val_loss"] = self.evaluate()  # next step's loss check stops it, naming the step
-                log.write(json.dumps(line) + "\n")
-                log.flush()
-                lines.append(line)
-                if self.step % cfg.save_every == 0 or self.step == stop:
-                    self.save()
-                if self.progress:
-                    show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
-        if self.progress:
-            print(file=sys.stderr)
+        try:  # the progress bar ends its line whatever happens, so an error starts on a line of its own
+            with open(self.out / "log.jsonl", "a", encoding="utf-8") as log:
+                while self.step < stop:
+                    t0 = time.perf_counter()
+                    line = self.train_step()
+                    dt = time.perf_counter() - t0
+                    self.elapsed += dt
+                    self.tokens += line["tokens_in_batch"]
+                    line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
+                                tokens=self.tokens)
+                    if self.eval_set and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging run: the
+                            line["val_loss"] = self.evaluate()  # next step's loss check stops it, naming the step
+                    log.write(json.dumps(line) + "\n")
+                    log.flush()
+                    lines.append(line)
+                    if self.step % cfg.save_every == 0 or self.step == stop:
+                        self.save()
+                    if self.progress:
+                        show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
+        finally:
+            if self.progress:
+                print(file=sys.stderr)
         if self.step == cfg.steps:
             result = self.out / ("model" if cfg.full else "adapter")
             shutil.rmtree(result, ignore_errors=True)
