@@ -1,6 +1,8 @@
-"""The long fuzz campaign: thousands of hostile inputs on minillm's five surfaces, and the table of outcomes.
+"""The long fuzz campaign: thousands of hostile inputs on minillm's ten surfaces, and the table of outcomes.
 
-    python scripts/fuzz_campaign.py                              # 2,000 inputs on each surface (10,000 in all)
+    python scripts/fuzz_campaign.py                              # 2,000 inputs on each surface (20,000 in all)
+    python scripts/fuzz_campaign.py --surface training --surface hybrid --surface hub --surface speculative \
+        --surface train_api                                      # issue 31's five (10,000 inputs)
     python scripts/fuzz_campaign.py --surface text --n 500       # one surface (repeat --surface for several)
     nice -n 19 python scripts/fuzz_campaign.py --seed 7 --json out.json
     python scripts/fuzz_campaign.py --merge text.json api.json ...  # one table from runs made separately
@@ -117,7 +119,7 @@ def root_causes(all_results) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--surface", action="append", choices=sorted(fh.SURFACES),
-                   help="surface to fuzz (repeatable; default: all five)")
+                   help="surface to fuzz (repeatable; default: all ten)")
     p.add_argument("--n", type=int, default=2000, help="inputs per surface (default 2000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=20.0, help="seconds per input (default 20)")

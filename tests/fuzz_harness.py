@@ -1,4 +1,4 @@
-"""Fuzzing minillm as a hostile user would: five surfaces, every input run in a forked child with limits.
+"""Fuzzing minillm as a hostile user would: ten surfaces, every input run in a forked child with limits.
 
     surface      what is fuzzed
     -----------  ---------------------------------------------------------------------------------------------
@@ -7,6 +7,20 @@
     text         tokenizer.json, tokenizer_config.json, chat_template.jinja, template bodies, chat messages
     api          Python API arguments: generate, forward, caches, sampling, seeds, stop ids, encode / decode
     cli          the minillm command: arguments, broken checkpoints, reference files, a failing stdout
+  issue 31's new surfaces:
+    training     recipes (types, ranges, lr 1e10, ...), --out / --config / token files of every kind, resume
+                 after its state.json, log.jsonl, moments or master weights were damaged (valid: bit-identical to
+                 the uninterrupted run), fine-tuning's resume, chat data and flags
+    hybrid       Qwen3.5 / Qwen3-Next / Qwen3.5-MoE config fields and tensors; valid layer mixes (all full
+                 attention too), experts, top-k, partial RoPE with random weights, checked against the cached
+                 path, the plain layer and chunked prefill; padded batches and caches on the hybrid models
+    hub          Hub ids (newlines, .., absolute, @commit/sub) and Hugging Face cache layouts (symlinked
+                 snapshots and repository folders, refs/main a FIFO or /dev/zero), HF_HUB_OFFLINE set or not,
+                 with every socket refused in the child (no input can reach the network)
+    speculative  drafters returning None, NaN, 2-D arrays, strings, too many drafts; num_tokens, DraftLength,
+                 speculative_stats, prompt_lookup_num_tokens; greedy output must equal plain greedy output
+    train_api    loss_and_grads on every architecture with hostile batches, labels, router options and LoRA
+                 adapters; the loss must equal the cross-entropy of forward's logits
 
 The property: every input ends in a result or a minillm error, within the time and memory limits. Each input
 runs in a forked child with an address-space limit (RLIMIT_AS) and a timeout, so a hang, an abort or an
@@ -231,8 +245,12 @@ class Shared:
 
     @classmethod
     def prepare(cls) -> None:
-        for name in ("tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa"):
+        for name in ("tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa", "tiny-qwen3-moe", "tiny-qwen3-next",
+                     "tiny-qwen3.5", "tiny-qwen3.5-moe", "trained-tiny-qwen3.5", "trained-tiny-qwen3-next",
+                     "trained-tiny-qwen3.5-moe"):
             cls.model(name)
+        Runs.half()  # the run directories the resume cases copy (issue 31 surfaces)
+        Runs.finetune_half()
         for name in ("tiny-qwen2", "tiny-qwen3"):
             cls.tokenizer(name)
 
@@ -1711,3 +1729,1431 @@ def cli_cases(draw) -> Case:
 
 SURFACES = {"checkpoint": checkpoint_cases(), "config": config_cases(), "text": text_cases(), "api": api_cases(),
             "cli": cli_cases()}
+
+
+# ================================================================================================ issue 31
+# The surfaces added by the training, Qwen3.5 / MoE, Hub-cache and speculative-decoding rounds: five more
+# strategies, each mixing hostile inputs with valid ones whose result is checked against a definition.
+
+SMALL_TOKENS = 400  # ids in a token file: enough windows of 8 for any batch a case draws
+
+
+def _no_network() -> None:
+    """In a child: every socket connection fails at once (a Hub case with HF_HUB_OFFLINE unset must not reach
+    the network; huggingface_hub then sees a refused connection, as on a machine without one)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("the fuzz harness allows no network")
+
+    socket.socket.connect = refuse
+    socket.socket.connect_ex = refuse
+    socket.create_connection = refuse
+    socket.getaddrinfo = refuse
+    os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # unroutable anyway: the discard port on this machine
+    time.sleep = lambda seconds: None  # huggingface_hub backs off 1+2+4+8+8 s between refused tries: skip the waits
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "1")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "1")
+
+
+def _special(path: Path, kind: str, work: Path, content: bytes | None = None) -> None:
+    """Replace ``path`` by a hostile kind of file (the one name every reader of the new surfaces must survive)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+    if kind == "missing":
+        return
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "dev null":
+        path.symlink_to("/dev/null")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "dangling":
+        path.symlink_to(work / "nowhere")
+    elif kind == "loop":
+        path.symlink_to(path.name)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "huge":
+        with open(path, "wb") as f:  # a sparse file: 3 GiB claimed, nothing written
+            f.truncate(3 << 30)
+    elif kind == "link outside":
+        target = work / f"outside-{path.name}"
+        target.write_bytes(content or b"{}")
+        path.symlink_to(target)
+    else:
+        raise ValueError(kind)
+
+
+SPECIAL_KINDS = ["missing", "fifo", "dev zero", "dev null", "directory", "dangling", "loop", "empty", "huge"]
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+TRAIN_BASE = "tiny-qwen3"
+
+
+def no_plots() -> None:
+    """In a training child: no loss-curve PNG (matplotlib takes a second to import and draw; the plot is not
+    what these surfaces fuzz, and plot_loss_curve already handles a missing matplotlib)."""
+    sys.modules["matplotlib"] = None
+    sys.modules["matplotlib.figure"] = None
+
+
+def train_recipe(work: Path, **changes) -> dict:
+    """A recipe of 2 steps on tiny-qwen3's config, batch 1 x 8 tokens, saving every step; files under ``work``."""
+    model = json.loads((WEIGHTS / TRAIN_BASE / "config.json").read_text())
+    tokens = (np.arange(SMALL_TOKENS) * 7 % model["vocab_size"]).astype(np.uint16)  # [N]
+    np.save(work / "train.npy", tokens)
+    np.save(work / "val.npy", tokens[:100])
+    recipe = dict(model=model, train_tokens=str(work / "train.npy"), val_tokens=str(work / "val.npy"), steps=2,
+                  batch_size=1, context=8, warmup=0, lr=1e-3, min_lr=1e-4, eval_every=1, eval_windows=2,
+                  save_every=1, seed=0)
+    recipe.update(changes)
+    return recipe
+
+
+def check_run_output(out: Path, steps_expected: int | None = None) -> None:
+    """What a run that exited 0 must have written: a checkpoint load_model accepts, with finite weights and
+    logits, whose state.json names the step trained to."""
+    ckpt = out / "checkpoint"
+    if not ckpt.is_dir():
+        return  # nothing saved (0 steps to train): nothing to check
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = minillm.load_model(ckpt)
+    except MinillmError as e:
+        raise Violation(f"training exited 0 but wrote a checkpoint load_model refuses: {e}") from None
+    bad = [k for k, a in model.weights.__dict__.items() if isinstance(a, np.ndarray) and not np.isfinite(a).all()]
+    if bad:
+        raise Violation(f"training exited 0 but saved non-finite weights: {bad[:3]}")
+    finite_forward(model, [1, 2, 3])
+    state = json.loads((ckpt / "trainer_state" / "state.json").read_text())
+    if steps_expected is not None and state["step"] != steps_expected:
+        raise Violation(f"training exited 0 at step {state['step']}, expected {steps_expected}")
+
+
+class Runs:
+    """Run directories made once in the parent (inherited by the children): the resume surface copies them."""
+
+    _dirs: dict = {}
+    _root: Path | None = None
+
+    @classmethod
+    def root(cls) -> Path:
+        if cls._root is None:
+            import atexit
+            cls._root = Path(tempfile.mkdtemp(prefix="minillm-fuzz-runs-"))
+            atexit.register(shutil.rmtree, cls._root, True)
+        return cls._root
+
+    @classmethod
+    def half(cls) -> tuple[Path, dict, dict]:
+        """A 2-step run stopped after step 1 (saved), its recipe, and the master weights of the whole 2 steps."""
+        if "half" not in cls._dirs:
+            from minillm.training.trainer import TrainConfig, Trainer
+            from minillm.checkpoint.weights import named_tensors
+            work = cls.root() / "half"
+            work.mkdir()
+            recipe = train_recipe(work)
+            whole = Trainer(TrainConfig.from_dict(recipe), work / "whole", progress=False)
+            whole.run()
+            final = {k: a.copy() for k, a in named_tensors(whole.model.weights).items()}
+            Trainer(TrainConfig.from_dict(recipe), work / "run", progress=False).run(max_steps=1)
+            cls._dirs["half"] = (work, recipe, final)
+        return cls._dirs["half"]
+
+    @classmethod
+    def finetune_half(cls) -> tuple[Path, dict]:
+        """A 2-step LoRA fine-tuning run on tiny-qwen3 stopped after step 1 (saved), and its settings."""
+        if "finetune" not in cls._dirs:
+            from minillm.training.finetune import FinetuneConfig, Finetuner
+            work = cls.root() / "finetune"
+            work.mkdir()
+            cfg = finetune_settings(work)
+            Finetuner(FinetuneConfig(**cfg), work / "run", progress=False).run(max_steps=1)
+            cls._dirs["finetune"] = (work, cfg)
+        return cls._dirs["finetune"]
+
+
+def finetune_settings(work: Path) -> dict:
+    chats = [{"messages": [{"role": "user", "content": f"say {w}"}, {"role": "assistant", "content": f"{w} {w}"}]}
+             for w in ("one", "two", "three", "four", "five")]
+    (work / "chats.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    return dict(model=str(WEIGHTS / TRAIN_BASE), data=str(work / "chats.jsonl"), steps=2, batch_size=1,
+                max_length=64, lora_rank=2, warmup=0, eval_every=1, save_every=1, eval_fraction=0.2)
+
+
+TRAIN_VALUES = {  # the values the issue names, then the usual hostile ones
+    "lr": [1e10, 1e30, 3.4e38, 1e-300, float("nan"), float("inf"), 0.0, -1.0, "0.001", True, 1e-3, 5e-3],
+    "weight_decay": [1e30, 1e10, 1e5, float("nan"), -0.1, 0.0, 0.1, "0.1"],
+    "eps": [1e-300, 5e-324, 0.0, 1e30, float("nan"), 1e-8, 1e-12],
+    "steps": [-1, 0, 1, 3, float("nan"), 1.5, 2 ** 31, 2 ** 62, 2 ** 70, "2", None, True],
+    "batch_size": [0, -1, 1, 2, 8, 2 ** 20, 2 ** 40, 1.5, "1"],
+    "context": [0, 1, 2, 8, 9, 100, 1000, 2 ** 20, -8],
+    "save_every": [0, -1, 1, 2, 3, 2 ** 40, 1.0, None],
+    "eval_every": [0, 1, 5, 2 ** 62, -1],
+    "eval_windows": [0, 1, 2, 50, 10 ** 6, 10 ** 12],
+    "accumulation": [0, 1, 2, 3, 2 ** 40],
+    "warmup": [-1, 0, 1, 2, 5, 10 ** 9, 1.5],
+    "min_lr": [0.0, 1e-4, 1e-3, 1.0, -1e-4, float("nan")],
+    "clip": [0.0, 1e-30, 1.0, 1e30, float("inf"), float("nan")],
+    "betas": [[0.9, 0.95], [1.0, 0.95], [0.9, 1.0], [-0.1, 0.9], [0.9], [0.9, 0.95, 0.99], "0.9", [float("nan"), 0.9]],
+    "schedule": ["cosine", "wsd", "linear", "", None, 5],
+    "decay_steps": [0, 1, 2, 3, -1, 2 ** 40],
+    "dtype": ["bf16", "f32", "f16", "", None],
+    "seed": [0, 1, -1, 2 ** 64, 2 ** 70, 1.5, "0"],
+    "generation_config": [{}, {"temperature": -1}, {"temperature": 0.7}, {"top_p": 0.0}, {"top_k": -5},
+                          {"do_sample": "yes"}, {"eos_token_id": 2 ** 63}, {"max_new_tokens": 10}, [1], None,
+                          {"temperature": float("nan")}, {"repetition_penalty": 0.0}],
+    "output_router_logits": [True, False, 1, "yes"],
+    "router_aux_loss_coef": [0.001, -1.0, float("nan"), 1e30],
+    "samples": [{}, {"prompts": ["hi"]}, {"prompts": 5}, [1], {"x": 1}],
+    "init_from": [None, "", "/dev/null", "/nonexistent", str(WEIGHTS / TRAIN_BASE), str(WEIGHTS / "tiny-qwen2"),
+                  "a\x00b", "x" * 5000],
+    "tokenizer": [None, "", str(WEIGHTS / TRAIN_BASE), "/dev/null", "/nonexistent", "a\x00b"],
+}
+VALID_SETTINGS = [{"lr": 5e-3}, {"dtype": "f32"}, {"schedule": "wsd", "decay_steps": 1}, {"warmup": 1},
+                  {"generation_config": {"temperature": 0.7, "top_p": 0.9}}, {"accumulation": 2}, {"batch_size": 2},
+                  {"save_every": 3}, {"eval_every": 5}, {"betas": [0.8, 0.9]}, {"weight_decay": 0.0},
+                  {"tokenizer": str(WEIGHTS / TRAIN_BASE)}, {"init_from": str(WEIGHTS / TRAIN_BASE)}]
+
+
+def _recipe_setting_case(draw) -> Case:
+    """The trainer API on a recipe with one or two hostile settings; 3 steps at most."""
+    names = draw(st.lists(st.sampled_from(sorted(TRAIN_VALUES)), min_size=1, max_size=2, unique=True))
+    edit = {n: draw(st.one_of(st.sampled_from(TRAIN_VALUES[n]), typed_ints, typed_floats, plain_json_values))
+            if draw(st.integers(0, 4)) == 0 else draw(st.sampled_from(TRAIN_VALUES[n])) for n in names}
+
+    def run(work: Path):
+        from minillm.training.trainer import TrainConfig, Trainer
+        recipe = train_recipe(work, **edit)
+        trainer = Trainer(TrainConfig.from_dict(recipe), work / "run", progress=False)
+        trainer.run(max_steps=3)
+        check_run_output(work / "run", trainer.step)
+
+    return Case("training", f"recipe {short(edit, 120)}", run)
+
+
+def _valid_recipe_case(draw) -> Case:
+    edit = draw(st.sampled_from(VALID_SETTINGS))
+
+    def run(work: Path):
+        from minillm.training.trainer import TrainConfig, Trainer
+        recipe = train_recipe(work, **edit)
+        trainer = Trainer(TrainConfig.from_dict(recipe), work / "run", progress=False)
+        trainer.run()
+        check_run_output(work / "run", recipe["steps"])
+
+    return Case("training", f"valid recipe {short(edit, 100)}", run, "valid")
+
+
+OUT_KINDS = ["new", "existing empty dir", "file", "/dev/null", "under a file", "NUL", "too long", "non-empty dir",
+             "link to dir", "dangling link", "fifo", "under /proc", "component too long"]
+CONFIG_KINDS = ["valid", "fifo", "dev zero", "link to dev zero", "NUL", "directory", "missing", "not JSON", "huge",
+                "empty", "list"]
+TOKEN_KINDS = ["valid", "fifo", "dev zero", "link to dev zero", "timedelta64", "datetime64", "lying header 2**62",
+               "lying header", "val shorter than a window", "train shorter than a window", "float", "2-D", "empty",
+               "directory", "bool", "object", "big-endian", "uint64", "int8 negative", "complex", "missing",
+               "fortran 2-D", "header only"]
+
+
+def _token_file(path: Path, kind: str, work: Path, vocab: int) -> None:
+    tokens = (np.arange(SMALL_TOKENS) * 7 % vocab).astype(np.uint16)
+    if kind in ("fifo", "directory", "missing", "dev zero"):
+        if kind == "dev zero":
+            kind = "dev null"  # a link to /dev/zero below; this one is /dev/null
+        _special(path, kind, work)
+    elif kind == "link to dev zero":
+        _special(path, "dev zero", work)
+    elif kind in ("lying header 2**62", "lying header", "header only"):
+        n = {"lying header 2**62": 2 ** 62, "lying header": 10 ** 6, "header only": 10}[kind]
+        fake = io.BytesIO()
+        np.lib.format.write_array_header_1_0(fake, {"descr": "<u2", "fortran_order": False, "shape": (n,)})
+        path.write_bytes(fake.getvalue() + (b"\0" * 16 if kind != "header only" else b""))
+    else:
+        array = {"valid": tokens, "timedelta64": tokens.astype("m8[s]"), "datetime64": tokens.astype("M8[s]"),
+                 "val shorter than a window": tokens[:5], "train shorter than a window": tokens[:5],
+                 "float": tokens.astype(np.float32), "2-D": tokens.reshape(20, -1), "empty": tokens[:0],
+                 "bool": tokens > 3, "object": tokens.astype(object), "big-endian": tokens.astype(">u4"),
+                 "uint64": tokens.astype(np.uint64), "int8 negative": -(tokens % 100).astype(np.int8),
+                 "complex": tokens.astype(np.complex64), "fortran 2-D": np.asfortranarray(tokens.reshape(20, -1))}[kind]
+        with open(path, "wb") as f:
+            np.lib.format.write_array(f, array, allow_pickle=True)
+
+
+def _train_paths_case(draw) -> Case:
+    """``minillm train`` with a hostile --out, --config, or token file (train or val)."""
+    out_kind = draw(st.sampled_from(OUT_KINDS))
+    config_kind = draw(st.sampled_from(CONFIG_KINDS))
+    which = draw(st.sampled_from(["train", "val"]))
+    token_kind = draw(st.sampled_from(TOKEN_KINDS))
+    if draw(st.booleans()):  # one hostile thing at a time, half the time
+        out_kind, config_kind = (out_kind, "valid") if draw(st.booleans()) else ("new", config_kind)
+        token_kind = "valid" if draw(st.booleans()) else token_kind
+    extra = draw(st.sampled_from([[], ["--steps", "1"], ["--max-steps", "1"], ["--lr", "1e10"],
+                                  ["--weight-decay", "1e30"], ["--steps", "-1"], ["--save-every", "0"],
+                                  ["--batch-size", "1000000000000"], ["--steps", "nan"]]))
+
+    def run(work: Path):
+        recipe = train_recipe(work)
+        vocab = recipe["model"]["vocab_size"]
+        _token_file(Path(recipe[f"{which}_tokens"]), token_kind, work, vocab)
+        config = work / "recipe.json"
+        write_text(config, to_json(recipe))
+        if config_kind == "NUL":
+            config_arg = str(config) + "\x00x"
+        elif config_kind == "valid":
+            config_arg = str(config)
+        else:
+            config_arg = str(work / "bad.json")
+            if config_kind in ("fifo", "directory", "missing", "empty", "huge"):
+                _special(work / "bad.json", config_kind, work)
+            elif config_kind == "dev zero":
+                config_arg = "/dev/zero"
+            elif config_kind == "link to dev zero":
+                _special(work / "bad.json", "dev zero", work)
+            elif config_kind == "not JSON":
+                (work / "bad.json").write_bytes(b"\xff{model:")
+            elif config_kind == "list":
+                (work / "bad.json").write_text("[1, 2]")
+        out = work / "run"
+        if out_kind == "existing empty dir":
+            out.mkdir()
+        elif out_kind == "file":
+            out.write_text("x")
+        elif out_kind == "/dev/null":
+            out = Path("/dev/null")
+        elif out_kind == "under a file":
+            (work / "f").write_text("x")
+            out = work / "f" / "run"
+        elif out_kind == "NUL":
+            out = Path(str(out) + "\x00x")
+        elif out_kind == "too long":
+            out = work / ("d/" * 3000)
+        elif out_kind == "component too long":
+            out = work / ("x" * 300)
+        elif out_kind == "non-empty dir":
+            out.mkdir()
+            (out / "x").write_text("x")
+        elif out_kind == "link to dir":
+            (work / "real").mkdir()
+            out.symlink_to(work / "real")
+        elif out_kind == "dangling link":
+            out.symlink_to(work / "nowhere")
+        elif out_kind == "fifo":
+            os.mkfifo(out)
+        elif out_kind == "under /proc":
+            out = Path("/proc/self/run")
+        code, _ = run_cli(["train", "--config", config_arg, "--out", str(out), *extra], work)
+        if code == 0:
+            check_run_output(out)
+
+    valid = (out_kind in ("new", "existing empty dir", "link to dir") and config_kind == "valid"
+             and token_kind == "valid" and extra in ([], ["--steps", "1"], ["--max-steps", "1"]))
+    refuse = (out_kind in ("file", "/dev/null", "under a file", "NUL", "too long", "non-empty dir", "fifo",
+                           "under /proc", "component too long")
+              or config_kind != "valid"
+              or token_kind not in ("valid", "big-endian", "uint64", "fortran 2-D")
+              and not (which == "train" and token_kind == "val shorter than a window")
+              or extra in (["--steps", "-1"], ["--save-every", "0"], ["--steps", "nan"]))
+    return Case("training", f"minillm train --out {out_kind} --config {config_kind} {which} tokens {token_kind} "
+                            f"{' '.join(extra)}", run, "valid" if valid else "refuse" if refuse else "any")
+
+
+STATE_FIELDS = {"step": [-100, -1, 0, 1, 2, 3, 100, float("nan"), 1.5, "1", None, True, 2 ** 70, [1]],
+                "adam_step": [-1, 0, 1, 2, 5, 2 ** 31, 2 ** 70, float("nan"), 1.5, None, "1", True],
+                "elapsed": [0, 1.5, -1.0, float("nan"), float("inf"), "1", None, 10 ** 400],
+                "rng": [None, {}, "x", 5, {"bit_generator": "MT19937"}, {"bit_generator": "PCG64", "state": {}},
+                        {"bit_generator": "PCG64", "state": {"state": -1, "inc": 1}, "has_uint32": 0, "uinteger": 0}],
+                "recipe": [None, {}, [], "x", {"model": {}}, "<lr 1e10>", "<batch_size 2>", "<steps 5>",
+                           "<model vocab 7>", "<seed 1>", "<schedule wsd>"]}
+TRAINER_FILES = ["checkpoint/trainer_state/state.json", "log.jsonl", "checkpoint/trainer_state/master.safetensors",
+                 "checkpoint/trainer_state/optimizer.safetensors", "checkpoint/model.safetensors",
+                 "checkpoint/config.json", "checkpoint/trainer_state", "checkpoint", "recipe.json"]
+LOG_LINES = ["", "not json", "[]", "5", '{"step": "1", "loss": 1.0, "tokens": 8}', '{"loss": 1.0}',
+             '{"step": 1}', '{"step": 1, "loss": "x", "tokens": 8}', '{"step": 1, "loss": NaN, "tokens": 8}',
+             '{"step": 99, "loss": 1.0, "tokens": 8}', '{"step": 0, "loss": 1.0, "tokens": 0}',
+             '{"step": 1, "loss": 2.0, "tokens": 8, "val_loss": "x"}', "\ufeff{}", '{"step": 1e400}',
+             '{"step": true, "loss": 1, "tokens": 1}', "\x00", '{"step": -5, "loss": 1, "tokens": 1}']
+TENSOR_EDITS = ["drop", "wrong shape", "NaN", "inf", "negative v", "extra", "F16", "I32", "transpose", "scalar"]
+
+
+def _edit_tensor_file(path: Path, edit: str, which: int) -> None:
+    from minillm.checkpoint.safetensors_file import SafetensorsFile
+    from minillm.checkpoint.saving import write_safetensors as write_st
+    f = SafetensorsFile(path)
+    tensors = {k: f.get_float32(k) for k in f.tensors}
+    names = sorted(tensors)
+    if edit == "negative v":
+        names = [k for k in names if k.startswith("v.")] or names
+    name = names[which % len(names)]
+    a = tensors[name]
+    if edit == "drop":
+        del tensors[name]
+    elif edit == "wrong shape":
+        tensors[name] = np.zeros(a.shape[:-1] + (a.shape[-1] + 1,), np.float32)
+    elif edit == "NaN":
+        a.flat[0] = np.nan
+    elif edit == "inf":
+        a.flat[-1] = np.inf
+    elif edit == "negative v":
+        a.flat[0] = -1.0
+    elif edit == "extra":
+        tensors["extra.weight"] = np.zeros(3, np.float32)
+    elif edit == "transpose":
+        tensors[name] = np.ascontiguousarray(a.T) if a.ndim == 2 and a.shape[0] != a.shape[1] else a[None]
+    elif edit == "scalar":
+        tensors[name] = np.float32(1.0).reshape(())
+    if edit in ("F16", "I32"):
+        from minillm.checkpoint.saving import write_safetensors as w
+        import safetensors.numpy
+        out = {k: (v.astype(np.float16 if edit == "F16" else np.int32) if k == name else v) for k, v in tensors.items()}
+        safetensors.numpy.save_file(out, str(path))
+        return
+    write_st(path, tensors)
+
+
+def _resume_case(draw) -> Case:
+    """Resume a run stopped at step 1 of 2 after one of its files was corrupted; untouched, it must resume
+    exactly (bit-identical to the uninterrupted run)."""
+    kind = draw(st.sampled_from(["field", "field", "state text", "file kind", "file kind", "log", "tensor",
+                                 "tensor", "untouched", "untouched", "cli"]))
+    field_name = value = target = text = edit = None
+    which = draw(st.integers(0, 100))
+    if kind == "field":
+        field_name = draw(st.sampled_from(sorted(STATE_FIELDS)))
+        value = draw(st.one_of(st.sampled_from(STATE_FIELDS[field_name]), plain_json_values)) \
+            if draw(st.integers(0, 3)) == 0 else draw(st.sampled_from(STATE_FIELDS[field_name]))
+    elif kind == "state text":
+        text = draw(st.sampled_from(CONFIG_TEXTS + ["\x00", "{" * 50_000]))
+    elif kind == "file kind":
+        target = draw(st.sampled_from(TRAINER_FILES))
+        edit = draw(st.sampled_from(SPECIAL_KINDS + ["link outside"]))
+    elif kind == "log":
+        text = draw(st.lists(st.sampled_from(LOG_LINES), min_size=1, max_size=3))
+    elif kind == "tensor":
+        target = draw(st.sampled_from(["master", "optimizer", "model"]))
+        edit = draw(st.sampled_from(TENSOR_EDITS))
+    elif kind == "cli":
+        edit = draw(st.sampled_from([[], ["--steps", "3"], ["--steps", "1"], ["--steps", "0"], ["--lr", "0.5"],
+                                     ["--batch-size", "2"], ["--allow-schedule-change", "--steps", "3"],
+                                     ["--max-steps", "0"], ["--max-steps", "-1"], ["--context", "4"]]))
+
+    def run(work: Path):
+        from minillm.training.trainer import TrainConfig, Trainer
+        from minillm.checkpoint.weights import named_tensors
+        source, recipe, final = Runs.half()
+        out = Path(shutil.copytree(source / "run", work / "run", symlinks=True))
+        state_path = out / "checkpoint" / "trainer_state" / "state.json"
+        if kind == "field":
+            state = json.loads(state_path.read_text())
+            v = value
+            if isinstance(v, str) and v.startswith("<"):
+                v = dict(state["recipe"])
+                if value == "<lr 1e10>":
+                    v["lr"] = 1e10
+                elif value == "<batch_size 2>":
+                    v["batch_size"] = 2
+                elif value == "<steps 5>":
+                    v["steps"] = 5
+                elif value == "<model vocab 7>":
+                    v["model"] = dict(v["model"], vocab_size=7)
+                elif value == "<seed 1>":
+                    v["seed"] = 1
+                elif value == "<schedule wsd>":
+                    v.update(schedule="wsd", decay_steps=1)
+            state[field_name] = v
+            write_text(state_path, to_json(state))
+        elif kind == "state text":
+            write_text(state_path, text)
+        elif kind == "file kind":
+            _special(out / target, edit, work, content=(state_path.read_bytes() if target.endswith(".json") else None))
+        elif kind == "log":
+            with open(out / "log.jsonl", "a") as f:
+                f.write("\n".join(text) + "\n")
+        elif kind == "tensor":
+            path = {"master": out / "checkpoint" / "trainer_state" / "master.safetensors",
+                    "optimizer": out / "checkpoint" / "trainer_state" / "optimizer.safetensors",
+                    "model": out / "checkpoint" / "model.safetensors"}[target]
+            _edit_tensor_file(path, edit, which)
+        if kind == "cli":
+            config = work / "recipe.json"
+            write_text(config, to_json(recipe))
+            code, _ = run_cli(["train", "--config", str(config), "--out", str(out), "--resume", *edit], work)
+            if code == 0:
+                check_run_output(out)
+            return
+        trainer = Trainer(TrainConfig.from_dict(recipe), out, resume=True, progress=False)
+        trainer.run()
+        check_run_output(out, recipe["steps"])
+        if kind == "untouched" or (kind == "tensor" and target == "model"):
+            mine = named_tensors(trainer.model.weights)
+            diff = [k for k in final if not np.array_equal(final[k], mine[k])]
+            if diff:
+                raise Violation(f"the resumed run is not the uninterrupted one: {len(diff)} tensors differ, e.g. "
+                                f"{diff[0]}")
+
+    refuse = (kind == "state text" or kind == "tensor" and target != "model"
+              or kind == "file kind" and target not in ("recipe.json", "checkpoint/model.safetensors",
+                                                        "checkpoint/config.json")  # resume reads neither
+              and not (target == "log.jsonl" and edit == "missing")
+              or kind == "field" and field_name in ("step", "adam_step") and not (
+                  isinstance(value, int) and not isinstance(value, bool) and (0 if field_name == "step" else 1)
+                  <= value <= (2 if field_name == "step" else 2 ** 31 - 1))
+              or kind == "log" and any(line not in ("", '{"step": 99, "loss": 1.0, "tokens": 8}',
+                                                    '{"step": 0, "loss": 1.0, "tokens": 0}',
+                                                    '{"step": 1, "loss": 2.0, "tokens": 8, "val_loss": "x"}',
+                                                    '{"step": -5, "loss": 1, "tokens": 1}')
+                                       for line in text))
+    label = {"field": f"{field_name}={short(value)}", "state text": short(text), "file kind": f"{target} {edit}",
+             "log": short(text), "tensor": f"{target} {edit}", "untouched": "", "cli": short(edit)}[kind]
+    return Case("training", f"resume, {kind}: {label}", run,
+                "valid" if kind == "untouched" else "refuse" if refuse else "any")
+
+
+FINETUNE_FILES = ["checkpoint/trainer_state/state.json", "log.jsonl", "checkpoint/trainer_state/optimizer.safetensors",
+                  "checkpoint/adapter/adapter_model.safetensors", "checkpoint/adapter/adapter_config.json",
+                  "finetune.json", "checkpoint"]
+
+
+def _finetune_resume_case(draw) -> Case:
+    """``Finetuner(resume=True)`` (minillm finetune --resume) after its files were corrupted."""
+    kind = draw(st.sampled_from(["field", "field", "file kind", "log", "tensor", "untouched", "settings"]))
+    field_name = value = target = edit = text = None
+    which = draw(st.integers(0, 100))
+    if kind == "field":
+        field_name = draw(st.sampled_from(["step", "adam_step", "elapsed", "rng", "tokens"]))
+        value = draw(st.sampled_from(STATE_FIELDS.get(field_name, [-1, 0, 8, float("nan"), "x", None, 2 ** 70])))
+    elif kind == "file kind":
+        target = draw(st.sampled_from(FINETUNE_FILES))
+        edit = draw(st.sampled_from(SPECIAL_KINDS + ["link outside"]))
+    elif kind == "log":
+        text = draw(st.lists(st.sampled_from(LOG_LINES), min_size=1, max_size=3))
+    elif kind == "tensor":
+        target = "checkpoint/trainer_state/optimizer.safetensors"
+        edit = draw(st.sampled_from(TENSOR_EDITS))
+    elif kind == "settings":
+        edit = draw(st.sampled_from([{"steps": 3}, {"lr": 1e10}, {"batch_size": 2}, {"steps": 1}]))
+
+    def run(work: Path):
+        from minillm.training.finetune import FinetuneConfig, Finetuner
+        source, cfg = Runs.finetune_half()
+        shutil.copy(source / "chats.jsonl", work / "chats.jsonl")
+        out = Path(shutil.copytree(source / "run", work / "run", symlinks=True))
+        cfg = dict(cfg, data=str(work / "chats.jsonl"))
+        saved = json.loads((out / "finetune.json").read_text())
+        saved["data"] = cfg["data"]
+        (out / "finetune.json").write_text(json.dumps(saved))
+        state_path = out / "checkpoint" / "trainer_state" / "state.json"
+        if kind == "field":
+            state = json.loads(state_path.read_text())
+            state[field_name] = value if not (isinstance(value, str) and value.startswith("<")) else None
+            write_text(state_path, to_json(state))
+        elif kind == "file kind":
+            _special(out / target, edit, work, content=(state_path.read_bytes() if target.endswith(".json") else None))
+        elif kind == "log":
+            with open(out / "log.jsonl", "a") as f:
+                f.write("\n".join(text) + "\n")
+        elif kind == "tensor":
+            _edit_tensor_file(out / target, edit, which)
+        elif kind == "settings":
+            cfg.update(edit)
+        tuner = Finetuner(FinetuneConfig(**cfg), out, resume=True, progress=False)
+        tuner.run()
+        if not all(np.isfinite(a).all() for a in tuner.params.values()):
+            raise Violation("the resumed fine-tuning exited 0 with non-finite weights")
+
+    refuse = (kind == "tensor" or kind == "file kind" and not (target == "log.jsonl" and edit == "missing")
+              or kind == "field" and field_name in ("step", "adam_step") and not (
+                  isinstance(value, int) and not isinstance(value, bool) and (0 if field_name == "step" else 1)
+                  <= value <= (2 if field_name == "step" else 2 ** 31 - 1))
+              or kind == "log" and any(line not in ("", '{"step": 99, "loss": 1.0, "tokens": 8}',
+                                                    '{"step": 0, "loss": 1.0, "tokens": 0}',
+                                                    '{"step": 1, "loss": 2.0, "tokens": 8, "val_loss": "x"}',
+                                                    '{"step": -5, "loss": 1, "tokens": 1}')
+                                       for line in text))
+    label = {"field": f"{field_name}={short(value)}", "file kind": f"{target} {edit}", "log": short(text),
+             "tensor": f"optimizer {edit}", "untouched": "", "settings": short(edit)}[kind]
+    return Case("training", f"finetune resume, {kind}: {label}", run,
+                "valid" if kind == "untouched" else "refuse" if refuse else "any")
+
+
+DATA_KINDS = ["valid", "fifo", "dev zero", "link to dev zero", "directory", "missing", "empty", "not JSON",
+              "deep JSON", "no assistant", "bad role", "content int", "huge line", "not UTF-8", "NUL path",
+              "list line", "5000-digit", "one conversation"]
+FINETUNE_FLAGS = {"--lr": ["1e10", "1e30", "nan", "inf", "-1", "0", "1e-3"], "--weight-decay": ["1e30", "nan", "-1"],
+                  "--lora-rank": ["0", "-1", "1099511627776", "1"], "--lora-alpha": ["nan", "0", "-1", "inf"],
+                  "--lora-dropout": ["1", "-0.5", "nan", "0.5"], "--steps": ["0", "-1", "1", "3"],
+                  "--batch-size": ["0", "-1", "2", "1000000000000"], "--max-length": ["0", "-1", "1", "2", "8"],
+                  "--warmup": ["-1", "5", "1000000000"], "--clip": ["0", "-1", "nan", "inf"],
+                  "--eval-every": ["0", "-1"], "--save-every": ["0", "-1", "5"], "--seed": ["-1", "99999999999999999999999"],
+                  "--eval-fraction": ["0", "1", "-0.1", "nan", "0.99"], "--target": ["", "q", "nope", ",", "all"],
+                  "--max-steps": ["0", "-1", "1"]}
+
+
+def _chat_file(path: Path, kind: str, work: Path) -> str:
+    good = [{"messages": [{"role": "user", "content": f"say {w}"}, {"role": "assistant", "content": f"{w} {w}"}]}
+            for w in ("one", "two", "three", "four", "five")]
+    lines = [json.dumps(c) for c in good]
+    if kind in ("fifo", "directory", "missing", "empty"):
+        _special(path, kind, work)
+    elif kind == "dev zero":
+        return "/dev/zero"
+    elif kind == "link to dev zero":
+        _special(path, "dev zero", work)
+    elif kind == "NUL path":
+        return str(path) + "\x00"
+    else:
+        extra = {"valid": None, "not JSON": "{", "deep JSON": "[" * 100_000 + "]" * 100_000,
+                 "no assistant": json.dumps({"messages": [{"role": "user", "content": "x"}]}),
+                 "bad role": json.dumps({"messages": [{"role": 5, "content": "x"}]}),
+                 "content int": json.dumps({"messages": [{"role": "assistant", "content": 5}]}),
+                 "huge line": json.dumps({"messages": [{"role": "user", "content": "x " * 100_000},
+                                                       {"role": "assistant", "content": "y"}]}),
+                 "list line": "[1, 2]", "5000-digit": "9" * 5000, "not UTF-8": None, "one conversation": None}[kind]
+        if kind == "one conversation":
+            lines = lines[:1]
+        text = "\n".join(lines + ([extra] if extra else [])) + "\n"
+        path.write_bytes(text.encode() + (b"\xff\xfe\n" if kind == "not UTF-8" else b""))
+    return str(path)
+
+
+def _finetune_cli_case(draw) -> Case:
+    """``minillm finetune`` with hostile data files, --out and flags (LoRA or --full on tiny-qwen3, 1-3 steps)."""
+    data_kind = draw(st.sampled_from(DATA_KINDS)) if draw(st.booleans()) else "valid"
+    out_kind = draw(st.sampled_from(OUT_KINDS)) if draw(st.integers(0, 3)) == 0 else "new"
+    flags = draw(st.dictionaries(st.sampled_from(sorted(FINETUNE_FLAGS)), st.just(None), max_size=2))
+    flags = {k: draw(st.sampled_from(FINETUNE_FLAGS[k])) for k in flags}
+    full = draw(st.integers(0, 3)) == 0
+    eval_data = draw(st.sampled_from([None, None, "valid", "fifo", "dev zero", "empty", "not JSON"]))
+
+    def run(work: Path):
+        data = _chat_file(work / "chats.jsonl", data_kind, work)
+        argv = ["finetune", "--model", str(WEIGHTS / TRAIN_BASE), "--data", data, "--steps", "2", "--batch-size", "1",
+                "--max-length", "48", "--lora-rank", "2", "--warmup", "0", "--eval-every", "1", "--save-every", "1"]
+        if full:
+            argv.append("--full")
+        if eval_data:
+            argv += ["--eval-data", _chat_file(work / "eval.jsonl", eval_data, work)]
+        for k, v in flags.items():
+            argv += [k, v]
+        out = work / "run"
+        if out_kind == "file":
+            out.write_text("x")
+        elif out_kind == "/dev/null":
+            out = Path("/dev/null")
+        elif out_kind == "under a file":
+            (work / "f").write_text("x")
+            out = work / "f" / "run"
+        elif out_kind == "NUL":
+            out = Path(str(out) + "\x00x")
+        elif out_kind == "too long":
+            out = work / ("d/" * 3000)
+        elif out_kind == "component too long":
+            out = work / ("x" * 300)
+        elif out_kind == "non-empty dir":
+            out.mkdir()
+            (out / "x").write_text("x")
+        elif out_kind == "link to dir":
+            (work / "real").mkdir()
+            out.symlink_to(work / "real")
+        elif out_kind == "dangling link":
+            out.symlink_to(work / "nowhere")
+        elif out_kind == "fifo":
+            os.mkfifo(out)
+        elif out_kind == "under /proc":
+            out = Path("/proc/self/run")
+        elif out_kind == "existing empty dir":
+            out.mkdir()
+        code, _ = run_cli(argv + ["--out", str(out)], work)
+        if code == 0:
+            from minillm.checkpoint.safetensors_file import SafetensorsFile
+            state = out / "checkpoint" / "trainer_state" / "optimizer.safetensors"
+            files = [state] + sorted((out / "checkpoint").rglob("*model*.safetensors"))
+            for f in files:
+                if f.is_file():
+                    st_file = SafetensorsFile(f)
+                    for k in st_file.tensors:
+                        if not np.isfinite(st_file.get_float32(k)).all():
+                            raise Violation(f"finetune exited 0 but saved non-finite {f.name}: {k}")
+
+    valid = data_kind in ("valid", "one conversation") and out_kind in ("new", "existing empty dir", "link to dir") \
+        and not flags and eval_data in (None, "valid")
+    refuse = (data_kind not in ("valid", "one conversation", "huge line")
+              or out_kind in ("file", "/dev/null", "under a file", "NUL", "too long", "non-empty dir", "fifo",
+                              "under /proc", "component too long")
+              or eval_data in ("fifo", "dev zero", "empty", "not JSON"))
+    return Case("training", f"minillm finetune data {data_kind} eval {eval_data} out {out_kind} full={full} "
+                            f"{short(flags, 100)}", run, "valid" if valid else "refuse" if refuse else "any")
+
+
+@st.composite
+def training_cases(draw) -> Case:
+    maker = draw(st.sampled_from([_recipe_setting_case, _recipe_setting_case, _valid_recipe_case, _train_paths_case,
+                                  _train_paths_case, _resume_case, _resume_case, _resume_case,
+                                  _finetune_resume_case, _finetune_cli_case, _finetune_cli_case]))
+    case = maker(draw)
+    inner = case.run
+
+    def run(work: Path):
+        no_plots()
+        inner(work)
+
+    case.run = run
+    return case
+
+
+# ------------------------------------------------------------------------------------------------ hybrid
+
+HYBRID_BASES = ["tiny-qwen3.5", "tiny-qwen3-next", "tiny-qwen3.5-moe", "trained-tiny-qwen3.5",
+                "trained-tiny-qwen3-next", "trained-tiny-qwen3.5-moe"]
+HYBRID_FIELDS = {
+    "layer_types": [["full_attention"] * 4, ["linear_attention"] * 4, ["full_attention"] * 3, ["x"] * 4, [],
+                    "full_attention", ["full_attention", "linear_attention"] * 2, ["sliding_attention"] * 4, None,
+                    ["linear_attention"] * 5, [1, 2, 3, 4]],
+    "full_attention_interval": [0, -1, 1, 2, 4, 5, 2 ** 40, 1.5, None, "2"],
+    "linear_num_key_heads": [0, -1, 1, 2, 3, 4, 2 ** 31, 1.5, None],
+    "linear_num_value_heads": [0, 1, 2, 3, 4, 8, 2 ** 40, None],
+    "linear_key_head_dim": [0, 1, 15, 16, 17, 2 ** 31, -16, None],
+    "linear_value_head_dim": [0, 1, 16, 23, 24, 2 ** 40, None],
+    "linear_conv_kernel_dim": [0, 1, 2, 3, 4, 5, 10 ** 9, -4, None],
+    "num_experts": [0, 1, 2, 7, 8, 9, 2 ** 31, -8, None, 1.5],
+    "num_experts_per_tok": [0, 1, 2, 8, 9, 100, -1, None, 2.5],
+    "moe_intermediate_size": [0, 1, 15, 16, 17, 2 ** 40, None],
+    "shared_expert_intermediate_size": [0, 1, 31, 32, 33, None],
+    "mlp_only_layers": [[], [0], [1], [0, 1, 2, 3], [5], [-1], "0", [1.5], None, [0, 0]],
+    "decoder_sparse_step": [0, 1, 2, 3, -1, 2 ** 40, None],
+    "norm_topk_prob": [True, False, "yes", None, 1],
+    "partial_rotary_factor": [0.0, 0.25, 0.5, 1.0, 1.5, -0.25, 1e-300, float("nan"), 0.3, None, "0.25"],
+    "mrope_section": [[3, 3, 2], [4, 4, 0], [8, 0, 0], [1, 1, 1], [], [3, 3], [-1, 5, 4], "x", None, [10 ** 9, 0, 0]],
+    "mrope_interleaved": [True, False, "yes", None],
+    "head_dim": [0, 16, 31, 32, 33, 64, 2 ** 31, None],
+    "attn_output_gate": [True, False, None, "no"],
+    "num_hidden_layers": [0, 1, 3, 4, 5, 2 ** 31, None],
+    "model_type": ["qwen3_5_text", "qwen3_next", "qwen3_5_moe_text", "qwen3", "qwen3_moe", "qwen2", "", None],
+    "rope_theta": [0.0, 1.0, 1e4, 1e7, float("inf"), -1e4, 1e300],
+}
+ROPE_BLOCK_FIELDS = {"partial_rotary_factor", "mrope_section", "mrope_interleaved", "rope_theta"}
+
+
+def _text_config(raw: dict) -> dict:
+    """The dict holding the language model's fields (Qwen3.5-MoE nests them in text_config)."""
+    return raw["text_config"] if isinstance(raw.get("text_config"), dict) else raw
+
+
+def _set_hybrid_field(raw: dict, name: str, value) -> None:
+    text = _text_config(raw)
+    if name in ROPE_BLOCK_FIELDS and isinstance(text.get("rope_parameters"), dict):
+        target = text["rope_parameters"]
+    else:
+        target = text
+    if value is None:
+        target.pop(name, None)
+    else:
+        target[name] = value
+
+
+def use_model(d: Path | str, numbers_matter: bool = True) -> None:
+    """Load, forward (finite logits unless the weights were corrupted), greedy generation with a cache."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", minillm.CheckpointWarning)
+        model = minillm.load_model(d)
+    if not numbers_matter:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            model.forward([1, 2, 3])
+            return
+    finite_forward(model, [1, 2, 3, 4])
+    minillm.generate(model, [1, 2, 3], 3, temperature=0.0, stop_token_ids=[])
+
+
+def _hybrid_field_case(draw) -> Case:
+    base = draw(st.sampled_from(HYBRID_BASES))
+    edits = draw(st.lists(st.sampled_from(sorted(HYBRID_FIELDS)), min_size=1, max_size=2, unique=True))
+    values = {n: draw(st.one_of(st.sampled_from(HYBRID_FIELDS[n]), typed_ints, typed_floats, plain_json_values))
+              if draw(st.integers(0, 3)) == 0 else draw(st.sampled_from(HYBRID_FIELDS[n])) for n in edits}
+
+    def run(work: Path):
+        d = copy_checkpoint(base, work)
+        raw = json.loads((d / "config.json").read_text())
+        for n, v in values.items():
+            _set_hybrid_field(raw, n, v)
+        write_text(d / "config.json", to_json(raw))
+        use_model(d)
+
+    return Case("hybrid", f"{base} config {short(values, 120)}", run)
+
+
+HYBRID_TENSOR_EDITS = ["drop", "wrong shape", "transpose", "scalar", "extra", "F16", "BF16 as F32 bytes", "I32",
+                       "NaN", "rename to another layer"]
+
+
+def _hybrid_tensor_case(draw) -> Case:
+    base = draw(st.sampled_from(HYBRID_BASES[:3]))
+    edit = draw(st.sampled_from(HYBRID_TENSOR_EDITS))
+    which = draw(st.integers(0, 1000))
+    pattern = draw(st.sampled_from(["linear_attn", "self_attn", "mlp", "experts", "norm", "embed", ""]))
+
+    def run(work: Path):
+        import safetensors.numpy
+        from minillm.checkpoint.safetensors_file import SafetensorsFile
+        d = copy_checkpoint(base, work)
+        files = sorted(d.glob("model*.safetensors"))
+        f = files[which % len(files)]
+        st_file = SafetensorsFile(f)
+        tensors = {k: st_file.get_float32(k) for k in st_file.tensors}
+        names = sorted(k for k in tensors if pattern in k) or sorted(tensors)
+        name = names[which % len(names)]
+        a = tensors[name]
+        dtypes = {}
+        if edit == "drop":
+            del tensors[name]
+        elif edit == "wrong shape":
+            tensors[name] = np.zeros(a.shape[:-1] + (a.shape[-1] + 1,), np.float32) if a.ndim else a[None]
+        elif edit == "transpose":
+            tensors[name] = np.ascontiguousarray(a.T) if a.ndim == 2 else a[None]
+        elif edit == "scalar":
+            tensors[name] = np.float32(1.0).reshape(())
+        elif edit == "extra":
+            tensors[name.replace(".weight", ".extra")] = a
+        elif edit == "F16":
+            tensors[name] = a.astype(np.float16)
+        elif edit == "I32":
+            tensors[name] = a.astype(np.int32)
+        elif edit == "NaN":
+            a.flat[0] = np.nan
+        elif edit == "rename to another layer":
+            tensors[name.replace("layers.0.", "layers.1.").replace("layers.3.", "layers.2.")] = tensors.pop(name)
+        safetensors.numpy.save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(f),
+                                    metadata={"format": "pt"})
+        use_model(d, numbers_matter=edit != "NaN")
+
+    return Case("hybrid", f"{base} tensor {edit} of {pattern or 'any'}#{which}", run,
+                "valid" if edit == "F16" else "any")
+
+
+def _build_checkpoint(raw: dict, d: Path, seed: int = 0) -> None:
+    """A checkpoint directory for config ``raw`` with seeded random weights (init.py), saved in F32."""
+    from minillm.checkpoint.config import parse_config
+    from minillm.checkpoint.saving import save_model_dir
+    from minillm.checkpoint.weights import named_tensors
+    from minillm.training.init import init_weights
+    cfg = parse_config(raw, source="fuzz config")
+    save_model_dir(d, raw, named_tensors(init_weights(cfg, seed)), "F32")  # std 0.02, as a training run starts
+
+
+def _check_against_definitions(model, ids: np.ndarray) -> None:
+    """A loaded model's numbers against what their definitions say they must equal."""
+    from minillm.plain.hybrid import plain_hybrid_forward
+    whole = model.forward(ids)  # [T, V]
+    if not np.isfinite(whole).all():
+        raise Violation("accepted, but the logits are not finite")
+    T = len(ids)
+    cache = model.new_cache(1, T + 4)
+    first = model.forward(ids[None, :3], cache=cache)  # [1, 3, V]
+    rest = [model.forward(ids[None, t:t + 1], cache=cache)[0, -1] for t in range(3, T)]  # token by token
+    stepped = np.concatenate([first[0], np.stack(rest)])  # [T, V]
+    if not np.allclose(stepped, whole, rtol=1e-4, atol=1e-4):
+        raise Violation(f"cached token-by-token logits differ from one pass: max |diff| "
+                        f"{float(np.abs(stepped - whole).max()):.3g}")
+    if model.config.model_type == "qwen3_5_text":
+        plain = plain_hybrid_forward(model.weights, model.config, ids)  # [T, V]
+        if not np.allclose(plain, whole, rtol=1e-4, atol=1e-4):
+            raise Violation(f"engine differs from the plain hybrid forward: max |diff| "
+                            f"{float(np.abs(plain - whole).max()):.3g}")
+    greedy = minillm.generate(model, ids[:4], 4, temperature=0.0, stop_token_ids=[])
+    chunked = minillm.generate(model, ids[:4], 4, temperature=0.0, stop_token_ids=[], prefill_chunk_size=1)
+    if list(greedy) != list(chunked):
+        raise Violation(f"chunked prefill changes greedy tokens: {list(greedy)} vs {list(chunked)}")
+
+
+def _valid_hybrid_case(draw) -> Case:
+    """Configs the definition accepts: any mix of full and linear layers (all full too), experts and top-k,
+    partial RoPE; random weights, checked against the cached path, the plain layer and chunked prefill."""
+    base = draw(st.sampled_from(HYBRID_BASES[:3]))
+    n_layers = draw(st.integers(1, 4))
+    layers = draw(st.lists(st.sampled_from(["full_attention", "linear_attention"]), min_size=n_layers,
+                           max_size=n_layers))
+    if draw(st.integers(0, 2)) == 0:
+        layers = ["full_attention"] * n_layers  # the issue's class 6
+    experts = draw(st.integers(1, 6))
+    top_k = draw(st.integers(1, experts))
+    partial = draw(st.sampled_from([0.25, 0.5, 1.0]))
+    mlp_only = draw(st.lists(st.integers(0, n_layers - 1), max_size=2, unique=True))
+    seed = draw(st.integers(0, 3))
+
+    def run(work: Path):
+        raw = json.loads((WEIGHTS / base / "config.json").read_text())
+        text = dict(_text_config(raw))
+        text.pop("full_attention_interval", None)
+        text.update(num_hidden_layers=n_layers, layer_types=layers)
+        if "num_experts" in text:
+            text.update(num_experts=experts, num_experts_per_tok=top_k, mlp_only_layers=mlp_only)
+        rope = text.get("rope_parameters")
+        if isinstance(rope, dict):
+            rope = dict(rope, partial_rotary_factor=partial)
+            rope.pop("mrope_section", None)  # text positions: M-RoPE is plain RoPE; the sections fit 0.25 only
+            text["rope_parameters"] = rope
+        else:
+            text["partial_rotary_factor"] = partial
+        _build_checkpoint(text, work / "ckpt", seed)
+        model = minillm.load_model(work / "ckpt")
+        if not model.config.is_hybrid:
+            raise Violation(f"a {text['model_type']} config was loaded as a dense model")
+        _check_against_definitions(model, (np.arange(7) * 37 + seed) % model.config.vocab_size)
+
+    return Case("hybrid", f"valid {base} layers {layers} experts {experts}/{top_k} mlp_only {mlp_only} "
+                          f"partial {partial}", run, "valid")
+
+
+def _explicit_layer_types_case(draw) -> Case:
+    """Writing out layer_types as full_attention_interval implies (or dropping it) changes no number."""
+    base = draw(st.sampled_from(HYBRID_BASES))
+    how = draw(st.sampled_from(["explicit", "interval only", "extra unknown field"]))
+
+    def run(work: Path):
+        d = copy_checkpoint(base, work)
+        raw = json.loads((d / "config.json").read_text())
+        text = _text_config(raw)
+        model = Shared.model(base)
+        if how == "explicit":
+            text["layer_types"] = list(model.config.layer_types)
+        elif how == "interval only" and "layer_types" in text:
+            interval = text.get("full_attention_interval")
+            types = text["layer_types"]
+            if interval and all((t == "full_attention") == ((i + 1) % interval == 0) for i, t in enumerate(types)):
+                del text["layer_types"]
+        else:
+            text["some_future_field"] = {"x": 1}
+        (d / "config.json").write_text(json.dumps(raw))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", minillm.CheckpointWarning)
+            edited = minillm.load_model(d)
+        ids = np.arange(6) * 11 % model.config.vocab_size
+        if not np.array_equal(edited.forward(ids), model.forward(ids)):
+            raise Violation(f"{how} layer_types changed the logits")
+
+    return Case("hybrid", f"valid {base} layer_types {how}", run, "valid")
+
+
+HYBRID_API = ["padded batch", "chunked prefill", "cache of another model", "cache too small", "cache batch 2",
+              "logits_to_keep", "new_cache sizes", "generate twice on one cache", "stream and stop"]
+
+
+def _hybrid_api_case(draw) -> Case:
+    """Generation on the hybrid and MoE models: the definitions (a padded row is the row alone, a chunked prefill
+    is one prefill, logits_to_keep keeps the last rows) and hostile caches and sizes."""
+    name = draw(st.sampled_from(HYBRID_BASES[:3]))
+    what = draw(st.sampled_from(HYBRID_API))
+    value = draw(st.sampled_from([0, 1, 2, 3, 5, -1, 10 ** 12, 1.5, None, "2"]))
+    seed = draw(st.integers(0, 50))
+
+    def run(work: Path):
+        model = Shared.model(name)
+        V = model.config.vocab_size
+        rng = np.random.default_rng(seed)
+        a, b = rng.integers(0, V, 5), rng.integers(0, V, 3)
+        alone = lambda ids: list(minillm.generate(model, ids, 4, temperature=0.0, stop_token_ids=[]))  # noqa: E731
+        if what == "padded batch":
+            ids = np.stack([a, np.concatenate([np.zeros(2, np.int64), b])])  # [2, 5]: row 1 left-padded
+            mask = np.array([[1] * 5, [0, 0, 1, 1, 1]])
+            out = minillm.generate(model, ids, 4, temperature=0.0, stop_token_ids=[], attention_mask=mask)
+            if [list(r) for r in out] != [alone(a), alone(b)]:
+                raise Violation(f"padded batch {[list(r) for r in out]} != rows alone {[alone(a), alone(b)]}")
+        elif what == "chunked prefill":
+            out = list(minillm.generate(model, a, 4, temperature=0.0, stop_token_ids=[], prefill_chunk_size=value))
+            if out != alone(a):
+                raise Violation(f"prefill_chunk_size={value!r}: {out} != {alone(a)}")
+        elif what == "cache of another model":
+            other = Shared.model(HYBRID_BASES[(HYBRID_BASES.index(name) + 1) % 3])
+            minillm.generate(model, a, 2, cache=other.new_cache(1, 16))
+        elif what == "cache too small":
+            minillm.generate(model, a, 4, cache=model.new_cache(1, 3), temperature=0.0)
+        elif what == "cache batch 2":
+            minillm.generate(model, a, 2, cache=model.new_cache(2, 16))
+        elif what == "logits_to_keep":
+            whole = model.forward(a)
+            kept = model.forward(a, logits_to_keep=value)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= len(a) and \
+                    not np.allclose(kept, whole[-value:], rtol=1e-4, atol=1e-5):
+                raise Violation(f"logits_to_keep={value} is not the last rows of the logits")
+        elif what == "new_cache sizes":
+            model.new_cache(value, value)
+        elif what == "generate twice on one cache":
+            cache = model.new_cache(1, 32)
+            first = list(minillm.generate(model, a, 3, temperature=0.0, stop_token_ids=[], cache=cache))
+            minillm.generate(model, b, 3, temperature=0.0, stop_token_ids=[], cache=cache)
+            if first != alone(a)[:3]:
+                raise Violation("a fresh cache passed in changed the tokens")
+        else:
+            out = list(itertools.islice(minillm.stream_generate(model, a, 10 ** 9, stop_token_ids=[]), 3))
+            if len(out) != 3:
+                raise Violation("stream_generate stopped early")
+
+    valid = what in ("padded batch", "generate twice on one cache", "stream and stop") or \
+        what == "chunked prefill" and value in (1, 2, 3, 5, None) or \
+        what == "logits_to_keep" and value in (0, 1, 2, 3, 5)
+    refuse = what == "cache batch 2"  # (a cache of another model of the same shapes is usable: "any")
+    return Case("hybrid", f"{name} {what} value={value!r} seed={seed}", run,
+                "valid" if valid else "refuse" if refuse else "any")
+
+
+@st.composite
+def hybrid_cases(draw) -> Case:
+    maker = draw(st.sampled_from([_hybrid_field_case, _hybrid_field_case, _hybrid_field_case, _hybrid_tensor_case,
+                                  _hybrid_tensor_case, _valid_hybrid_case, _valid_hybrid_case,
+                                  _explicit_layer_types_case, _hybrid_api_case, _hybrid_api_case]))
+    return maker(draw)
+
+
+# ------------------------------------------------------------------------------------------------ hub
+
+COMMIT = "0123456789abcdef" * 2 + "01234567"
+OTHER_COMMIT = "f" * 40
+HUB_IDS = ["org/m", "org/m@main", f"org/m@{COMMIT}", f"org/m@{COMMIT}/sub", f"org/m@{COMMIT}/../x",
+           "org/m@/etc/passwd", "org/m@/", "org/m@//x", "org/m\n", "org/m\nx", "org/m@main\n", "org/m@ma\nin",
+           "org/m@..", "org/m@../../..", "org/m@refs/../..", "org/../m", "../org/m", "/org/m", "org//m", "org/m/",
+           "org/m@", "org/m@@main", "org/m@v1.0", "org/m@pr/1", "org/m@" + "x" * 5000, "o\x00rg/m", "org/m@a\x00b",
+           "org/m@\t", "org/m@\u202e", "org--m/x", "org/m--x", "org/" + "m" * 97, "ORG/M", "org/m ", " org/m",
+           "org/m@" + "0" * 40, "org/m@" + COMMIT.upper(), "org/m@" + COMMIT[:39], "org/m@" + COMMIT + "0"]
+CACHE_LAYOUTS = ["normal", "snapshot links outside", "snapshot links to another repo", "repo links outside",
+                 "snapshots dir links outside", "refs/main fifo", "refs/main dev zero", "refs/main link outside",
+                 "refs/main directory", "refs/main huge", "refs/main dangling", "refs/main loop",
+                 "blob links outside", "file links to another repo", "no snapshot", "incomplete snapshot",
+                 "refs/main other commit", "index names an outside shard", "snapshot is a file", "cache is a file",
+                 "cache missing", "refs is a fifo"]
+OFFLINE = ["1", None, "0", "yes", "TRUE", ""]
+
+
+def _hub_cache_case(draw) -> Case:
+    repo_id = draw(st.sampled_from(HUB_IDS)) if draw(st.integers(0, 2)) == 0 else draw(st.sampled_from(HUB_IDS[:3]))
+    layout = draw(st.sampled_from(CACHE_LAYOUTS)) if draw(st.integers(0, 2)) else "normal"
+    offline = draw(st.sampled_from(OFFLINE)) if draw(st.booleans()) else "1"
+    base = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3.5-hub"]))
+    loader = draw(st.sampled_from(["load_model", "load_model", "load_tokenizer", "resolve_model_path", "cli"]))
+
+    def run(work: Path):
+        import hub_cache
+        _no_network()
+        if offline is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = offline
+        cache = work / "hf-cache"
+        cache.mkdir()
+        snapshot = hub_cache.add_snapshot(cache, "org/m", WEIGHTS / base, commit=COMMIT)
+        repo = snapshot.parent.parent
+        outside = work / "outside"
+        if "outside" in layout:  # the copies only the layout uses (a case's time is mostly copying files)
+            shutil.copytree(WEIGHTS / "tiny-qwen2", outside, ignore=shutil.ignore_patterns("*.npz"))
+            (outside / "chat_template.jinja").write_text(OUTSIDE_SECRET)
+        if "another repo" in layout:
+            other = hub_cache.add_snapshot(cache, "other/m", WEIGHTS / "tiny-qwen2", commit=OTHER_COMMIT)
+        ref = repo / "refs" / "main"
+        if layout == "snapshot links outside":
+            shutil.rmtree(snapshot)
+            snapshot.symlink_to(outside)
+        elif layout == "snapshot links to another repo":
+            shutil.rmtree(snapshot)
+            snapshot.symlink_to(other)
+        elif layout == "repo links outside":
+            moved = work / "moved-repo"
+            shutil.move(str(repo), moved)
+            repo.symlink_to(moved)
+        elif layout == "snapshots dir links outside":
+            (work / "snaps").mkdir()
+            (work / "snaps" / COMMIT).symlink_to(outside)
+            shutil.rmtree(repo / "snapshots")
+            (repo / "snapshots").symlink_to(work / "snaps")
+        elif layout.startswith("refs/main "):
+            kind = layout.split(" ", 1)[1]
+            if kind == "other commit":
+                ref.write_text(OTHER_COMMIT)
+            elif kind == "link outside":
+                _special(ref, "link outside", work, content=COMMIT.encode())
+            else:
+                _special(ref, {"fifo": "fifo", "dev zero": "dev zero", "directory": "directory", "huge": "huge",
+                               "dangling": "dangling", "loop": "loop"}[kind], work)
+        elif layout == "refs is a fifo":
+            shutil.rmtree(repo / "refs")
+            os.mkfifo(repo / "refs")
+        elif layout == "blob links outside":
+            link = snapshot / "config.json"
+            blob = (snapshot / os.readlink(link)).resolve()
+            blob.unlink()
+            blob.symlink_to(outside / "config.json")
+        elif layout == "file links to another repo":
+            (snapshot / "tokenizer_config.json").unlink()
+            (snapshot / "tokenizer_config.json").symlink_to(other / "tokenizer_config.json")
+        elif layout == "no snapshot":
+            shutil.rmtree(snapshot)
+        elif layout == "incomplete snapshot":
+            next(snapshot.glob("*.safetensors")).unlink()
+        elif layout == "index names an outside shard":
+            index = {"weight_map": {"model.embed_tokens.weight": str(outside / "model.safetensors")}}
+            (snapshot / "model.safetensors.index.json").write_text(json.dumps(index))
+        elif layout == "snapshot is a file":
+            shutil.rmtree(snapshot)
+            snapshot.write_text("x")
+        elif layout == "cache is a file":
+            shutil.rmtree(cache)
+            cache.write_text("x")
+        elif layout == "cache missing":
+            shutil.rmtree(cache)
+        try:
+            if loader == "cli":
+                run_cli(["inspect", repo_id, "--tensors", "0"], work)
+                return
+            if loader == "resolve_model_path":
+                path = minillm.resolve_model_path(repo_id)
+                if "\n" in str(path) and not os.path.exists(path):
+                    return  # a path for the loader to report
+                use_checkpoint(path, with_generate=False)
+            elif loader == "load_tokenizer":
+                minillm.load_tokenizer(repo_id).encode("hi")
+            else:
+                use_checkpoint(repo_id, with_generate=False)
+        except MinillmError as e:
+            if "\n" in str(e):
+                raise Violation(f"a multi-line error: {str(e)[:200]!r}") from None
+            if OUTSIDE_SECRET in str(e):
+                raise Violation("the error message shows a file from outside the cache") from None
+            raise
+
+    clean_id = repo_id in HUB_IDS[:3]
+    valid = clean_id and layout in ("normal", "refs/main other commit") and offline is not None and \
+        offline.upper() in ("1", "YES", "TRUE") and not (layout == "refs/main other commit" and repo_id != "org/m@"
+                                                            + COMMIT and False)
+    if layout == "refs/main other commit" and repo_id != "org/m@" + COMMIT:
+        valid = False  # refs/main names a snapshot that does not exist
+    refuse = layout in ("snapshot links outside", "snapshot links to another repo", "repo links outside",
+                        "snapshots dir links outside",
+                        "no snapshot", "snapshot is a file", "cache is a file",
+                        "cache missing") and repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT) \
+        or layout.startswith("refs/main ") and layout != "refs/main other commit" and repo_id in ("org/m",
+                                                                                                 "org/m@main") \
+        and not (loader == "cli" and layout in ("refs/main other commit",))
+    if layout == "file links to another repo" and loader != "cli":  # (tokenizer_config.json: inspect reads none)
+        refuse = refuse or repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT)
+    if layout == "blob links outside" and loader != "load_tokenizer":  # (config.json's blob; no tokenizer file)
+        refuse = refuse or repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT)
+    if layout == "index names an outside shard" and base == "tiny-qwen3.5-hub" and loader != "load_tokenizer":
+        refuse = refuse or repo_id in ("org/m", "org/m@main", "org/m@" + COMMIT)  # (tiny-qwen2 has no index)
+    if layout in ("incomplete snapshot",) and loader != "load_tokenizer":
+        refuse = refuse or repo_id in HUB_IDS[:3]
+    return Case("hub", f"{loader}({short(repo_id, 50)}) cache {layout}, {base}, HF_HUB_OFFLINE={offline!r}", run,
+                "valid" if valid else "refuse" if refuse else "any")
+
+
+@st.composite
+def hub_cases(draw) -> Case:
+    return _hub_cache_case(draw)
+
+
+# ------------------------------------------------------------------------------------------------ speculative
+
+
+class _Drafter:
+    def __init__(self, behaviour: str, vocab: int, seed: int, **attrs):
+        self.behaviour, self.vocab = behaviour, vocab
+        self.rng = np.random.default_rng(seed)
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+    def propose(self, history, max_tokens):
+        b, V = self.behaviour, self.vocab
+        n = max(0, int(max_tokens))
+        if b == "random valid":
+            return self.rng.integers(0, V, size=self.rng.integers(0, n + 1))
+        if b == "copy history":
+            return np.asarray(history)[-n:] if n else np.asarray(history)[:0]
+        if b == "ignores max_tokens":
+            return self.rng.integers(0, V, size=3 * n + 5)
+        if b == "100k drafts":
+            return np.zeros(100_000, np.int64)
+        if b == "empty":
+            return []
+        if b == "list of ints":
+            return [1] * n
+        if b == "numpy int8":
+            return np.ones(n, np.int8)
+        if b == "None":
+            return None
+        if b == "NaN":
+            return np.full(max(n, 1), np.nan)
+        if b == "floats":
+            return [1.0, 2.0]
+        if b == "2-D":
+            return np.ones((2, 2), np.int64)
+        if b == "strings":
+            return ["a", "b"]
+        if b == "string":
+            return "12"
+        if b == "out of vocab":
+            return [V]
+        if b == "negative":
+            return [-1]
+        if b == "2**64":
+            return [2 ** 64]
+        if b == "bools":
+            return [True, False]
+        if b == "generator":
+            return (i for i in range(n))
+        if b == "dict":
+            return {1: 2}
+        if b == "object array":
+            return np.array([1, None], dtype=object)
+        if b == "scalar":
+            return 5
+        if b == "ragged":
+            return [[1], [1, 2]]
+        raise AssertionError(b)
+
+
+WELL_BEHAVED = ["random valid", "copy history", "ignores max_tokens", "100k drafts", "empty", "list of ints",
+                "numpy int8", "prompt lookup"]
+BAD_DRAFTS = ["None", "NaN", "floats", "2-D", "strings", "string", "out of vocab", "negative", "2**64", "bools",
+              "generator", "dict", "object array", "scalar", "ragged"]
+DRAFTER_ATTRS = [{}, {}, {"num_tokens": -1}, {"num_tokens": 1.5}, {"num_tokens": 2 ** 70}, {"num_tokens": 0},
+                 {"num_tokens": 3}, {"num_tokens": True}, {"num_tokens": "3"}, {"last_ngram_size": []},
+                 {"last_ngram_size": 2}, {"last_ngram_size": None}, {"last_ngram_size": 1.5},
+                 {"last_ngram_size": -1}, {"last_ngram_size": 2 ** 70}, {"propose": None}, {"propose": 5}]
+SPEC_ARGS = {"prompt_lookup_num_tokens": [None, 1, 3, 10, 0, -1, 1.5, 2 ** 31 - 1, 2 ** 63, 2 ** 70, "3", True],
+             "max_matching_ngram_size": [None, 1, 2, 3, 0, -1, 2 ** 31 - 1, 2 ** 70, 1.5],
+             "draft_schedule": ["adaptive", "constant", "<DraftLength(3)>", "<DraftLength(-1)>",
+                                "<DraftLength(0)>", "<DraftLength(10**9)>", "<DraftLength(1.5)>", "x", None, 5],
+             "speculative_stats": [None, "<SpeculativeStats>", {}, [], "x"],
+             "max_new_tokens": [1, 2, 5, 12, 0, -1, 1.5, "3"],
+             "temperature": [0.0, 0.0, 0.0, 0.8, None]}
+SPEC_MODELS = ["tiny-qwen2", "tiny-qwen3", "tiny-qwen3.5", "tiny-qwen3-next"]
+
+
+def _spec_value(v):
+    from minillm.generation.draft_length import DraftLength
+    if v == "<SpeculativeStats>":
+        return minillm.SpeculativeStats()
+    if isinstance(v, str) and v.startswith("<DraftLength("):
+        return DraftLength(eval(v[len("<DraftLength("):-2]))  # noqa: S307 - one of the literals above
+    return v
+
+
+def _speculative_case(draw) -> Case:
+    name = draw(st.sampled_from(SPEC_MODELS))
+    how = draw(st.sampled_from(["drafter", "drafter", "prompt lookup", "object"]))
+    behaviour = draw(st.sampled_from(WELL_BEHAVED + BAD_DRAFTS)) if how == "drafter" else None
+    attrs = draw(st.sampled_from(DRAFTER_ATTRS)) if how == "drafter" else {}
+    hostile = draw(st.integers(0, 2)) == 0
+    args = {k: (draw(st.sampled_from(v)) if hostile or k in ("max_new_tokens", "temperature")
+                else v[0] if k != "max_new_tokens" else 5) for k, v in SPEC_ARGS.items()}
+    if args["max_new_tokens"] not in (1, 2, 5, 12):
+        args["max_new_tokens"] = args["max_new_tokens"] if hostile else 5
+    if how != "prompt lookup":
+        args["prompt_lookup_num_tokens"] = args["prompt_lookup_num_tokens"] if hostile and how == "object" else None
+        args["max_matching_ngram_size"] = None if not hostile else args["max_matching_ngram_size"]
+    elif args["prompt_lookup_num_tokens"] is None:
+        args["prompt_lookup_num_tokens"] = 3
+    seed = draw(st.integers(0, 5))
+    prompt_kind = draw(st.sampled_from(["repeating", "short", "one token"]))
+
+    def run(work: Path):
+        model = Shared.model(name)
+        V = model.config.vocab_size
+        prompt = {"repeating": [5, 6, 7, 8, 5, 6, 7, 8, 5, 6], "short": [3, 4], "one token": [9]}[prompt_kind]
+        kwargs = {k: _spec_value(v) for k, v in args.items() if k not in ("max_new_tokens", "temperature")}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "draft_schedule"}
+        if kwargs.get("draft_schedule") is None:
+            kwargs["draft_schedule"] = None
+        if how == "drafter":
+            kwargs["drafter"] = _Drafter(behaviour, V, seed, **attrs) if behaviour != "prompt lookup" else \
+                __import__("minillm.generation.drafting", fromlist=["x"]).PromptLookupDrafter(4)
+        elif how == "object":
+            kwargs["drafter"] = draw_object
+        temperature, max_new = args["temperature"], args["max_new_tokens"]
+        out = minillm.generate(model, prompt, max_new, temperature=temperature, seed=seed, stop_token_ids=[],
+                               **kwargs)
+        out = list(out)
+        if any(not (0 <= t < V) for t in out) or len(out) > max_new:
+            raise Violation(f"speculative output {out[:20]} for max_new_tokens {max_new}")
+        if temperature == 0.0:
+            plain = list(minillm.generate(model, prompt, max_new, temperature=0.0, stop_token_ids=[]))
+            if out != plain:
+                raise Violation(f"speculative greedy {out} differs from plain greedy {plain}")
+
+    draw_object = draw(st.sampled_from([object(), "drafter", 5, None, [1, 2], {"propose": 1}]))
+    valid = (not hostile and (how == "prompt lookup" or how == "drafter" and behaviour in WELL_BEHAVED
+                              and attrs in ({}, {"num_tokens": 3}, {"last_ngram_size": 2},
+                                            {"last_ngram_size": None})))
+    refuse = how == "drafter" and (behaviour in BAD_DRAFTS or "propose" in attrs and behaviour != "prompt lookup") \
+        and args["max_new_tokens"] in (
+        5, 12) and not hostile
+    return Case("speculative", f"{name} {how} {behaviour or ''} attrs={short(attrs)} args={short(args, 150)} "
+                               f"seed={seed} prompt={prompt_kind}", run,
+                "valid" if valid else "refuse" if refuse else "any")
+
+
+def _speculative_cli_case(draw) -> Case:
+    """``minillm generate --speculative K --ngram-size N --draft-schedule S`` (and chat) with hostile values; greedy
+    output must equal plain greedy output."""
+    model = draw(st.sampled_from(["tiny-qwen2", "tiny-qwen3.5"]))
+    k = draw(st.sampled_from(["1", "3", "10", "0", "-1", "2147483647", "9223372036854775808", "1.5", "x"]))
+    n = draw(st.sampled_from([None, "1", "2", "0", "-1", "2147483647"]))
+    schedule = draw(st.sampled_from([None, "adaptive", "constant"]))
+    command = draw(st.sampled_from(["generate", "generate", "chat"]))
+
+    def run(work: Path):
+        base = [command] + (["the cat sat on the mat. the cat sat on the"] if command == "generate" else []) + \
+            ["--model", str(WEIGHTS / model), "--max-new-tokens", "6", "--temperature", "0"]
+        extra = ["--speculative", k] + (["--ngram-size", n] if n else []) + (["--draft-schedule", schedule]
+                                                                              if schedule else [])
+        stdin = "the cat sat on the mat. the cat sat on the\n"
+        code, _ = run_cli(base + extra, work, "file", stdin)
+        spec_out = (work / "stdout").read_text(errors="replace")
+        (work / "stdout").unlink()
+        (work / "stderr").unlink()
+        code, _ = run_cli(base, work, "file", stdin)
+        plain_out = (work / "stdout").read_text(errors="replace")
+        if spec_out.split("\n")[:2] != plain_out.split("\n")[:2]:  # the text (statistics lines may follow)
+            raise Violation(f"speculative greedy text {spec_out[:80]!r} differs from plain {plain_out[:80]!r}")
+
+    valid = k in ("1", "3", "10") and n in (None, "1", "2") and model and True
+    refuse = k in ("0", "-1", "9223372036854775808", "1.5", "x") or n in ("0", "-1")
+    return Case("speculative", f"minillm {command} --model {model} --speculative {k} --ngram-size {n} "
+                               f"--draft-schedule {schedule}", run, "valid" if valid else "refuse" if refuse else "any")
+
+
+@st.composite
+def speculative_cases(draw) -> Case:
+    maker = draw(st.sampled_from([_speculative_case, _speculative_case, _speculative_case, _speculative_cli_case]))
+    return maker(draw)
+
+
+# ------------------------------------------------------------------------------------------------ train_api
+
+API_MODELS = ["tiny-qwen2", "tiny-qwen3", "tiny-qwen3-yarn-swa", "tiny-qwen3-moe", "tiny-qwen3-next",
+              "tiny-qwen3.5", "tiny-qwen3.5-moe"]
+BATCHES = ["[T]", "[B, T]", "[3000, 256]", "[1, 10**6]", "[10**5, 10**5]", "[]", "[[]]", "[B, 0]", "[B, 1]",
+           "3-D", "floats", "bools", "strings", "negative", "vocab", "2**63", "object", "ragged", "uint64",
+           "int8", "scalar", "None", "[1, max_pos]", "[1, max_pos + 1]", "[64, 64]", "F-order", "non-contiguous"]
+LABELS = ["none", "ids", "all -100", "one scored", "-101", "vocab", "shape", "floats", "1-D for 2-D", "strings"]
+ROUTER = [{}, {"output_router_logits": True}, {"output_router_logits": True, "router_aux_loss_coef": 0.5},
+          {"output_router_logits": "yes"}, {"router_aux_loss_coef": float("nan"), "output_router_logits": True},
+          {"router_aux_loss_coef": "x", "output_router_logits": True}, {"checkpoint": True}, {"checkpoint": "no"},
+          {"output_router_logits": True, "router_aux_loss_coef": -1.0}]
+LORA = [None, None, {"r": 2}, {"r": 2, "target_modules": ["q_proj", "v_proj"]}, {"r": 0}, {"r": -1}, {"r": 2 ** 40},
+        {"r": 1.5}, {"r": 2, "target_modules": []}, {"r": 2, "target_modules": ["nope"]},
+        {"r": 2, "lora_alpha": float("nan")}, {"r": 2, "lora_dropout": 1.0}, {"r": 2, "lora_dropout": 0.5},
+        {"r": 2, "lora_dropout": -0.1}, {"r": 2, "use_rslora": True}, {"r": 2, "target_modules": "q_proj"},
+        {"r": 2, "target_modules": ["in_proj_qkvz", "out_proj"]}, {"r": 2, "target_modules": ["experts"]},
+        {"r": 2, "lora_dropout": "x"}, {"r": 2, "seed": -1}, {"r": 2, "seed": "x"}, {"r": 2, "use_rslora": "yes"},
+        {"r": 2, "target_modules": 5}, {"r": 2, "target_modules": [5]}, {"r": 2, "target_modules": "all-linear"},
+        {"r": 2, "target_modules": ".*q_proj"}, {"r": 2, "lora_alpha": "32"}, {"r": True}]  # (r=2**16: valid and
+# merely slow, minutes of products; its memory bound is tests/test_fuzz_found.py's)
+
+
+def _batch(kind: str, cfg, rng) -> object:
+    V, P = cfg.vocab_size, cfg.max_position_embeddings
+    ids = lambda *shape: rng.integers(0, V, size=shape)  # noqa: E731
+    return {"[T]": lambda: ids(6), "[B, T]": lambda: ids(2, 5), "[3000, 256]": lambda: ids(3000, 256),
+            "[1, 10**6]": lambda: np.zeros((1, 10 ** 6), np.int64),
+            "[10**5, 10**5]": lambda: np.lib.stride_tricks.as_strided(np.zeros(1, np.int64), (10 ** 5, 10 ** 5), (0, 0)),
+            "[]": lambda: [], "[[]]": lambda: [[]], "[B, 0]": lambda: np.zeros((2, 0), np.int64),
+            "[B, 1]": lambda: ids(2, 1), "3-D": lambda: ids(1, 2, 3), "floats": lambda: ids(4).astype(float),
+            "bools": lambda: [True, False, True], "strings": lambda: ["a", "b"], "negative": lambda: [1, -1, 2],
+            "vocab": lambda: [1, V, 2], "2**63": lambda: [2 ** 63], "object": lambda: np.array([1, None]),
+            "ragged": lambda: [[1, 2], [3]], "uint64": lambda: ids(4).astype(np.uint64),
+            "int8": lambda: ids(4).astype(np.int8) % 100, "scalar": lambda: 5, "None": lambda: None,
+            "[1, max_pos]": lambda: ids(1, min(P, 300)), "[1, max_pos + 1]": lambda: ids(1, P + 1),
+            "[64, 64]": lambda: ids(64, 64), "F-order": lambda: np.asfortranarray(ids(3, 4)),
+            "non-contiguous": lambda: ids(4, 8)[:, ::2]}[kind]()
+
+
+def _labels(kind: str, ids, cfg, rng):
+    try:
+        shape = np.shape(ids)
+    except ValueError:  # ragged
+        shape = ()
+    if kind == "none":
+        return None
+    if kind == "ids":
+        return ids
+    if kind == "one scored" and math.prod(shape) > 10 ** 7:
+        return np.broadcast_to(np.int64(-100), shape)  # (a [10**5, 10**5] batch: refused by its size first)
+    if kind == "one scored":
+        lab = np.full(shape, -100)
+        if lab.size:
+            lab.reshape(-1)[-1] = 1
+        return lab
+    # broadcast views: a [10**5, 10**5] batch's labels take no memory here
+    value = {"all -100": np.int64(-100), "-101": np.int64(-101), "vocab": np.int64(cfg.vocab_size),
+             "floats": np.float64(0.0)}
+    if kind in value:
+        return np.broadcast_to(value[kind], shape)
+    if kind == "shape":
+        return np.broadcast_to(np.int64(0), tuple(s + 1 for s in shape))
+    if kind == "1-D for 2-D":
+        return np.zeros(shape[-1:], np.int64)
+    return ["x"] * (shape[-1] if shape else 1)
+
+
+def _train_api_case(draw) -> Case:
+    name = draw(st.sampled_from(API_MODELS))
+    valid_batch = draw(st.booleans())
+    batch = draw(st.sampled_from(["[T]", "[B, T]", "[B, 1]", "F-order", "non-contiguous", "uint64", "int8"]
+                                 if valid_batch else BATCHES))
+    labels = draw(st.sampled_from(["none", "ids", "one scored"] if valid_batch else LABELS))
+    router = draw(st.sampled_from(ROUTER[:3] + ROUTER[6:7] if valid_batch else ROUTER))
+    lora = draw(st.sampled_from(LORA[:4] if valid_batch else LORA))
+    seed = draw(st.integers(0, 100))
+
+    def run(work: Path):
+        from minillm.checkpoint.weights import named_tensors
+        from minillm.training.loss import cross_entropy
+        model = Shared.model(name)
+        rng = np.random.default_rng(seed)
+        ids = _batch(batch, model.config, rng)
+        lab = _labels(labels, ids, model.config, rng)
+        if lora is not None:
+            minillm.attach_lora(model, **lora)
+            expected = model.adapter.tensors() if hasattr(model.adapter, "tensors") else {}
+        else:
+            stored = getattr(model, "stored_name", None) or (lambda k: k)  # the multimodal layout's names
+            expected = {stored(k): a for k, a in named_tensors(model.weights).items()}
+        loss, grads = minillm.loss_and_grads(model, ids, labels=lab, **router)
+        if not math.isfinite(loss):
+            raise Violation(f"loss_and_grads returned a non-finite loss {loss}")
+        if set(grads) != set(expected):
+            raise Violation(f"gradient names differ from the tensors': {sorted(set(grads) ^ set(expected))[:3]}")
+        for k, g in grads.items():
+            if g.shape != expected[k].shape or not np.isfinite(g).all():
+                raise Violation(f"gradient {k}: shape {g.shape} (tensor {expected[k].shape}) or non-finite")
+        if not router.get("output_router_logits"):  # the loss is the cross-entropy of the model's own logits
+            ids_a = np.asarray(ids, np.int64)
+            ref = cross_entropy(model.forward(ids_a if ids_a.ndim == 2 else ids_a[None]),
+                                np.asarray(ids_a if lab is None else lab, np.int64).reshape(
+                                    ids_a.shape if ids_a.ndim == 2 else (1, -1)))
+            if not math.isclose(loss, ref, rel_tol=1e-4, abs_tol=1e-5):
+                raise Violation(f"loss {loss} differs from the cross-entropy of forward's logits {ref}")
+
+    valid = valid_batch and batch != "[B, 1]" and (lora is None or name in API_MODELS[:3])  # LoRA: dense only
+    refuse = batch in ("[3000, 256]", "[1, 10**6]", "[10**5, 10**5]", "[]", "[[]]", "[B, 0]", "3-D", "floats",
+                       "strings", "negative", "vocab", "2**63", "object", "ragged", "None", "[1, max_pos + 1]") \
+        or labels in ("-101", "vocab", "shape", "floats", "strings") \
+        or lora in ({"r": 0}, {"r": -1}, {"r": 1.5}, {"r": 2, "target_modules": ["nope"]})
+    return Case("train_api", f"{name} loss_and_grads ids {batch} labels {labels} {short(router)} lora {short(lora)}",
+                run, "valid" if valid else "refuse" if refuse else "any")
+
+
+@st.composite
+def train_api_cases(draw) -> Case:
+    return _train_api_case(draw)
+
+
+NEW_SURFACES = {"training": training_cases(), "hybrid": hybrid_cases(), "hub": hub_cases(),
+                "speculative": speculative_cases(), "train_api": train_api_cases()}
+SURFACES.update(NEW_SURFACES)

@@ -16,7 +16,8 @@ from ..errors import InputError
 
 def available_bytes() -> int:
     """What this process may still allocate: the kernel's MemAvailable (else the physical memory), and no more
-    than the address-space limit (``ulimit -v``, RLIMIT_AS) when one is set."""
+    than what is left of the address-space limit (``ulimit -v``, RLIMIT_AS) when one is set: the limit minus
+    the address space the process already maps (/proc/self/statm), not the limit itself."""
     budget = None
     try:
         with open("/proc/meminfo", "rb") as f:
@@ -34,10 +35,20 @@ def available_bytes() -> int:
         import resource
         soft = resource.getrlimit(resource.RLIMIT_AS)[0]
         if soft != resource.RLIM_INFINITY and soft > 0:
-            budget = min(budget, soft)
+            budget = min(budget, max(0, soft - _mapped_bytes()))
     except (ImportError, OSError, ValueError):
         pass
     return budget
+
+
+def _mapped_bytes() -> int:
+    """The address space this process maps now (what RLIMIT_AS counts); 0 when /proc does not say."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            pages = int(f.read(4096).split()[0])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0
 
 
 def check_activation_memory(cfg, batch_size: int, seq_len: int) -> None:

@@ -37,6 +37,8 @@ the measured peaks.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,6 +216,15 @@ def loss_and_grads(model: Model, ids, labels=None, output_router_logits: bool = 
     ``checkpoint=True``: gradient checkpointing of the dense layers (the same numbers, less memory, more time).
     """
     cfg = model.config
+    if not isinstance(output_router_logits, (bool, np.bool_)):
+        raise InputError(f"output_router_logits must be True or False, found {type(output_router_logits).__name__} "
+                         f"{output_router_logits!r}")
+    coef = router_aux_loss_coef
+    if isinstance(coef, (bool, np.bool_)) or not isinstance(coef, (int, float, np.number)) or \
+            not (math.isfinite(coef) and coef >= 0):  # 'x' was a TypeError in the product, NaN a NaN loss
+        raise InputError(f"router_aux_loss_coef must be a finite number >= 0, found {type(coef).__name__} {coef!r}")
+    if isinstance(ids, np.ndarray) and ids.ndim in (1, 2):  # the size first: a [10**5, 10**5] view (np.broadcast_to)
+        check_activation_memory(cfg, *(1,) * (2 - ids.ndim), *ids.shape)  # takes no memory, but minutes to scan
     ids = check_token_ids(ids, cfg.vocab_size)  # [T] or [B, T] int64
     labels = check_labels(ids if labels is None else labels, ids.shape, cfg.vocab_size)  # like ids, int64
     ids_BT, labels_BT = (ids[None], labels[None]) if ids.ndim == 1 else (ids, labels)  # [B, T] each

@@ -126,19 +126,24 @@ def parse_lora_config(raw: dict, source: str) -> LoraConfig:
         if value != off and not (off in (None, {}) and value in (None, {}, [])):
             raise CheckpointError(f"{source}: {key} is {show(value)}: {what} is not supported by minillm "
                                   f"(expected {show(off)}); plain LoRA only")
+    base = raw.get("base_model_name_or_path")
+    return lora_settings(raw, source, CheckpointError, base if isinstance(base, str) else None)
+
+
+def lora_settings(raw: dict, source: str, error: type[Exception], base: str | None = None) -> LoraConfig:
+    """r, lora_alpha, target_modules, lora_dropout, use_rslora: type- and range-checked, whether they come from
+    an adapter_config.json (CheckpointError) or from attach_lora's arguments (InputError)."""
+    get = FieldReader(raw, source, error)
     targets = raw.get("target_modules")
     if isinstance(targets, list):
         if not targets or not all(isinstance(t, str) and t for t in targets):
-            raise CheckpointError(f"{source}: target_modules: expected a non-empty list of module names, "
-                                  f"found {show(targets)}")
+            raise error(f"{source}: target_modules: expected a non-empty list of module names, found {show(targets)}")
     elif not isinstance(targets, str) or not targets:
-        raise CheckpointError(f"{source}: target_modules: expected a list of module names or a regular "
-                              f"expression, found {show(targets)}")
-    base = raw.get("base_model_name_or_path")
+        raise error(f"{source}: target_modules: expected a list of module names or a regular expression, "
+                    f"found {show(targets)}")
     return LoraConfig(r=get("r", int, low=1, high=1 << 16), lora_alpha=get("lora_alpha", float, above=0.0),
                       target_modules=targets, lora_dropout=get("lora_dropout", float, 0.0, low=0.0, high=0.999),
-                      use_rslora=get("use_rslora", bool, False),
-                      base_model_name_or_path=base if isinstance(base, str) else None)
+                      use_rslora=get("use_rslora", bool, False), base_model_name_or_path=base)
 
 
 def adapted_modules(cfg, target_modules: list[str] | str, source: str = "target_modules") -> list[str]:
@@ -224,25 +229,35 @@ def attach_lora(model, r: int = 16, lora_alpha: float = 32, target_modules: list
     generator is not NumPy's.)
     """
     _check_dense(model)
-    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-        raise InputError(f"LoRA rank r must be a positive integer, found {show(r)}")
-    if not (isinstance(lora_alpha, (int, float)) and lora_alpha > 0):
-        raise InputError(f"lora_alpha must be a positive number, found {show(lora_alpha)}")
-    if not (0.0 <= lora_dropout < 1.0):
-        raise InputError(f"lora_dropout must be in [0, 1), found {show(lora_dropout)}")
-    targets = list(PROJECTIONS) if target_modules is None else list(target_modules)
-    config = LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=targets, lora_dropout=lora_dropout,
-                        use_rslora=use_rslora, base_model_name_or_path=str(model.path) if model.path else None)
+    targets = list(PROJECTIONS) if target_modules is None else target_modules  # names, or PEFT's regex string
+    # The arguments are checked as adapter_config.json's fields are (types, ranges): same settings, same rules.
+    config = lora_settings({"r": r, "lora_alpha": lora_alpha, "target_modules": targets, "lora_dropout": lora_dropout,
+                            "use_rslora": use_rslora}, "attach_lora", InputError,
+                           str(model.path) if model.path else None)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise InputError(f"attach_lora: seed must be an integer >= 0, found {show(seed)}")
+    modules = adapted_modules(model.config, targets, "target_modules")
+    sizes = [getattr(*_projection(model, m)).shape for m in modules]  # [out, in] of each adapted projection
+    _check_adapter_memory(config.r, sizes)
     rng = np.random.default_rng(seed)
     arrays = {}
-    for module in adapted_modules(model.config, targets, "target_modules"):
-        holder, field = _projection(model, module)
-        out_features, in_features = getattr(holder, field).shape
+    for module, (out_features, in_features) in zip(modules, sizes):
         bound = 1.0 / math.sqrt(in_features)
-        lora_A = rng.uniform(-bound, bound, (r, in_features)).astype(np.float32)  # [r, in]
-        lora_B = np.zeros((out_features, r), np.float32)  # [out, r]: the adapter starts as a no-op
+        lora_A = rng.uniform(-bound, bound, (config.r, in_features)).astype(np.float32)  # [r, in]
+        lora_B = np.zeros((out_features, config.r), np.float32)  # [out, r]: the adapter starts as a no-op
         arrays[module] = (lora_A, lora_B)
     return _attach(model, config, arrays)
+
+
+def _check_adapter_memory(r: int, sizes: list[tuple[int, int]]) -> None:
+    """Refuse a rank whose adapter cannot be allocated (r=2**16 on a large model), before any of it is: the float32
+    A [r, in] and B [out, r] of every projection, and the float64 draw of the largest A."""
+    from ..backward.memory import available_bytes  # (backward imports checkpoint: import here, not at the top)
+    need = 4 * r * sum(o + i for o, i in sizes) + 8 * r * max((i for _, i in sizes), default=0)
+    have = available_bytes()
+    if need > have:
+        raise InputError(f"attach_lora: rank r={r} on {len(sizes)} projections needs {need / 2 ** 30:.1f} GiB, more "
+                         f"than the {have / 2 ** 30:.1f} GiB this process can allocate; choose a smaller r")
 
 
 def load_adapter(model, directory) -> LoraAdapter:

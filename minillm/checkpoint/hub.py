@@ -132,6 +132,11 @@ def cached_snapshot(cache: Path, repo_id: str, revision: str = "main") -> Path |
     """
     repo = repo_folder(cache, repo_id)
     ref = repo / "refs" / revision
+    # huggingface_hub writes a ref as a file; one that leads out of the repository (a symlink to /etc/passwd,
+    # to another repository's ref) is never opened: its first bytes would reach the error message below.
+    if os.path.lexists(ref) and not os.path.realpath(ref).startswith(os.path.realpath(repo) + os.sep):
+        raise CheckpointError(f"{ref}: this ref of the Hugging Face cache leads out of its repository folder "
+                              f"(a symlink); refused")
     try:
         is_ref = ref.is_file()
         if not is_ref and (ref.exists() or ref.is_symlink()):  # a FIFO, a device, a dangling link: never opened

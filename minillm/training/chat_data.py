@@ -35,7 +35,6 @@ says how many were); one left with no scored token is dropped.
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -43,11 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint.jsonfile import parse_json, read_small_file
 from ..errors import InputError, MinillmWarning, TokenizerError
 
 IGNORE = -100  # the label of a position that is not scored (PyTorch's ignore_index)
 ASSISTANT_TURN = re.compile(r"<\|im_start\|>assistant\n(.*?<\|im_end\|>)", re.DOTALL)  # group 1: what is scored
 ROLES = ("system", "user", "assistant", "tool")
+MAX_CHAT_BYTES = 1 << 30  # a JSONL file of conversations is read whole: 1 GiB is far more than a NumPy run trains on
 
 
 class TruncationWarning(MinillmWarning):
@@ -65,19 +66,18 @@ class Example:
 def read_conversations(path: str | Path) -> list[list[dict]]:
     """The conversations of a JSONL file, each checked: a list of messages with a known role and text content."""
     path = Path(path)
+    # a regular file of bounded size (a FIFO would block the read forever, /dev/zero never end), valid UTF-8
+    data = read_small_file(path, InputError, MAX_CHAT_BYTES, "chat data (a JSONL file)")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read the chat data ({getattr(e, 'strerror', None) or e})") from None
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: cannot read the chat data ({e})") from None
     conversations = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         where = f"{path}, line {number}"
-        try:
-            record = json.loads(line)
-        except ValueError as e:
-            raise InputError(f"{where}: not valid JSON ({e})") from None
+        record = parse_json(line, where, InputError)  # nested 100,000 deep or a 5000-digit int: an InputError too
         messages = record.get("messages") if isinstance(record, dict) else None
         if not isinstance(messages, list) or not messages:
             raise InputError(f'{where}: expected an object {{"messages": [{{"role": ..., "content": ...}}, ...]}}')

@@ -55,7 +55,10 @@ from ..text.tokenizer import load_tokenizer
 from ..training.loss import cross_entropy
 from .adamw import AdamWState
 from .chat_data import encode_conversations, pad_batch, read_conversations
+from ..backward.memory import check_activation_memory
 from .distributed import DataParallel
+from .divergence import check_update
+from .run_dir import check_run_dir
 from .schedule import learning_rate
 from .resume_checks import keep_log_until, read_moments, read_settings, read_state
 from .trainer import plot_loss_curve, show_progress
@@ -110,6 +113,7 @@ class Finetuner:
         cfg.check()
         self.dp = parallel or DataParallel()  # one process, unless `mpiexec -n N` (cmd_finetune: world())
         self.cfg, self.out, self.progress = cfg, Path(out), progress and self.dp.is_root
+        check_run_dir(self.out)  # a file, /dev/null, a NUL byte, ...: refused before anything is read or written
         ckpt = self.out / "checkpoint"
         self.rows = self.dp.rows(cfg.batch_size)  # this rank's rows of each batch (None: all of them)
         root = self.dp.is_root  # rank 0 alone checks and writes the run directory; the others get its state (dp.start)
@@ -155,11 +159,17 @@ class Finetuner:
         self.pad_id = self.model.config.eos_token_ids[0] if self.model.config.eos_token_ids else 0
         self.max_length = min(cfg.max_length, self.model.config.max_position_embeddings)  # the model's context
         self.train_set, self.eval_set = self._data()
+        longest = max((len(ex.ids) for ex in self.train_set), default=1)  # a batch: padded to its longest
+        check_activation_memory(self.model.config, cfg.batch_size, longest)  # before a step allocates [B, T]
         if resume and root:
             self._restore(ckpt, state)
         else:
             if root:
-                self.out.mkdir(parents=True, exist_ok=True)
+                try:
+                    self.out.mkdir(parents=True, exist_ok=True)
+                except OSError as e:  # /proc/self/run, a dangling symlink: what check_run_dir cannot foresee
+                    raise InputError(f"run directory (--out) {self.out}: cannot be created "
+                                     f"({e.strerror or e})") from None
                 (self.out / "finetune.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
             self.opt, self.rng, self.step, self.elapsed = AdamWState(), np.random.default_rng(cfg.seed), 0, 0.0
             self.tokens = 0
@@ -256,7 +266,10 @@ class Finetuner:
         if not math.isfinite(loss):
             raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped (lower --lr)")
         # sum the ranks' gradients, each weighed by its share; clip_grad_norm; AdamW (torch's defaults for betas, eps)
-        norm = self.dp.update(self.params, grads, self.opt, lr, (0.9, 0.999), 1e-8, cfg.weight_decay, cfg.clip, share)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
+            norm = self.dp.update(self.params, grads, self.opt, lr, (0.9, 0.999), 1e-8, cfg.weight_decay, cfg.clip,
+                                  share)
+        check_update(self.params, norm, self.step + 1, lambda: str(self.out / "checkpoint"))  # as the trainer
         loss = self.dp.sum(loss * share)  # the mean over the global batch's scored targets (alone: the loss)
         self.step += 1
         tokens = ids.size if self.dp.size == 1 else int(self.dp.sum(ids.size))  # padded ids, every rank's
@@ -268,26 +281,30 @@ class Finetuner:
         stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
         start_step, started = self.step, time.perf_counter()
         path = self.out / "log.jsonl" if self.dp.is_root else os.devnull  # rank 0 logs
-        with open(path, "a", encoding="utf-8") as log:
-            while self.step < stop:
-                t0 = time.perf_counter()
-                line = self.train_step()
-                dt = time.perf_counter() - t0
-                self.elapsed += dt
-                self.tokens += line["tokens_in_batch"]
-                line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
-                            tokens=self.tokens, **self.dp.log_fields())
-                if self.eval_set and self.dp.is_root and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                    line["val_loss"] = self.evaluate()
-                log.write(json.dumps(line) + "\n")
-                log.flush()
-                lines.append(line)
-                if self.step % cfg.save_every == 0 or self.step == stop:
-                    self.save()
-                if self.progress:
-                    show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
-        if self.progress:
-            print(file=sys.stderr)
+        try:  # the progress bar ends its line whatever happens, so an error starts on a line of its own
+            with open(path, "a", encoding="utf-8") as log:
+                while self.step < stop:
+                    t0 = time.perf_counter()
+                    line = self.train_step()
+                    dt = time.perf_counter() - t0
+                    self.elapsed += dt
+                    self.tokens += line["tokens_in_batch"]
+                    line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
+                                tokens=self.tokens, **self.dp.log_fields())
+                    evaluate = self.step % cfg.eval_every == 0 or self.step == cfg.steps
+                    if self.eval_set and self.dp.is_root and evaluate:
+                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging run: the
+                            line["val_loss"] = self.evaluate()  # next step's loss check stops it, naming the step
+                    log.write(json.dumps(line) + "\n")
+                    log.flush()
+                    lines.append(line)
+                    if self.step % cfg.save_every == 0 or self.step == stop:
+                        self.save()
+                    if self.progress:
+                        show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
+        finally:
+            if self.progress:
+                print(file=sys.stderr)
         if self.step == cfg.steps and self.dp.is_root:
             result = self.out / ("model" if cfg.full else "adapter")
             shutil.rmtree(result, ignore_errors=True)

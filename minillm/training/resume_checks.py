@@ -29,6 +29,7 @@ from ..errors import MinillmError, TrainingError
 
 MAX_STATE_BYTES = 16 * 1024 * 1024  # state.json holds a few numbers, the RNG state and the recipe: kilobytes
 MAX_LOG_BYTES = 1024 * 1024 * 1024  # log.jsonl: ~200 bytes a step, so this is millions of steps
+MAX_ELAPSED = 1e15  # seconds a run has trained (30 million years): NaN, infinities and 10**400 are refused
 
 
 def read_state(ckpt: Path, steps: int, counters: tuple[str, ...] = (), recipe: bool = True) -> dict:
@@ -47,7 +48,8 @@ def read_state(ckpt: Path, steps: int, counters: tuple[str, ...] = (), recipe: b
     step = _int(state, "step", path, 0, steps)
     adam_step = _int(state, "adam_step", path, 1 if step else 0, INT_MAX)  # bias correction divides by 1 - b^t
     elapsed = state.get("elapsed")
-    if not (_is_number(elapsed) and math.isfinite(elapsed) and elapsed >= 0):
+    # compared, not math.isfinite: an int of 400 digits is an OverflowError there (and in float() after)
+    if not (_is_number(elapsed) and 0 <= elapsed <= MAX_ELAPSED):
         raise TrainingError(f"{path}: field 'elapsed' must be a finite number of seconds >= 0, found {show(elapsed)}")
     rng = np.random.default_rng()
     try:
@@ -131,6 +133,9 @@ def checked_tensors(path: Path, shapes: dict[str, tuple[int, ...]], what: str):
 
     def get(name: str) -> np.ndarray:
         found = tuple(file.tensors[name].shape)
+        if file.tensors[name].dtype != "F32":  # the trainer writes float32: F16 or BF16 would resume inexactly
+            raise TrainingError(f"{path}: tensor {name!r}: expected dtype F32 (as the trainer writes it), found "
+                                f"{file.tensors[name].dtype}")
         if found != tuple(shapes[name]):
             raise TrainingError(f"{path}: tensor {name!r}: expected shape {list(shapes[name])}, found {list(found)}")
         try:

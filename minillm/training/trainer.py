@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backward.memory import check_activation_memory
 from ..backward.transformer import ROUTER_AUX_LOSS_COEF, loss_and_grads
 from ..checkpoint.config import parse_config
 from ..checkpoint.generation_config import parse_generation_config
@@ -114,7 +115,8 @@ class TrainConfig:
         for name in ("train_tokens", "val_tokens", "tokenizer", "init_from", "dtype", "schedule"):
             values[name] = get(name, str, REQUIRED if name == "train_tokens" else defaults[name].default)
         for name in ("steps", "batch_size", "context", "accumulation", "eval_every", "eval_windows", "save_every"):
-            values[name] = get(name, int, defaults[name].default, low=1)
+            values[name] = get(name, int, defaults[name].default, low=2 if name == "context" else 1)  # a window of
+            # 1 token has no next token to score (its loss is a division by zero)
         values["seed"] = get("seed", int, 0)
         values["output_router_logits"] = get("output_router_logits", bool, False)
         values["router_aux_loss_coef"] = get("router_aux_loss_coef", float, None, low=0)
@@ -139,6 +141,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"{source}: {name} must be an integer >= 1, found {value!r}")
+        if self.context < 2:
+            raise InputError(f"{source}: context must be >= 2 (a window of 1 token has no next token to score), "
+                             f"found {self.context}")
         if self.dtype not in ("bf16", "f32"):
             raise InputError(f"{source}: dtype must be 'bf16' or 'f32', found {self.dtype!r}")
         if not (self.lr > 0 and 0 <= self.min_lr <= self.lr and self.warmup >= 0 and self.clip > 0):
@@ -200,6 +205,8 @@ class Trainer:
         check_run_dir(self.out)  # a file, /dev/null, a NUL byte, ... refused before anything is read or written
         self.allow_schedule_change = allow_schedule_change  # on resume: may the steps trained get other rates?
         self.config = parse_config(cfg.model, source="recipe model")
+        # a micro-batch the memory cannot hold is refused now, not after drawing its [B, T] windows (2**20 rows)
+        check_activation_memory(self.config, cfg.batch_size, cfg.context)
         self.train_data = TokenFile(cfg.train_tokens, self.config.vocab_size)
         self.rows = self.dp.rows(cfg.batch_size)  # this rank's rows of each batch (None: all of them)
         self.val_windows = None
@@ -222,7 +229,10 @@ class Trainer:
             if self.out.exists() and any(self.out.iterdir()):
                 raise TrainingError(f"{self.out}: directory is not empty; use --resume to continue that run, "
                                     f"or choose a new directory")
-            self.out.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:  # /proc/self/run, a dangling symlink: what check_run_dir cannot foresee
+                raise InputError(f"run directory (--out) {self.out}: cannot be created ({e.strerror or e})") from None
             (self.out / "recipe.json").write_text(json.dumps(asdict(cfg), indent=1) + "\n", encoding="utf-8")
             try:
                 self.model = Model(self.config, self._initial_weights())
