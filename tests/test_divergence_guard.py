@@ -72,3 +72,14 @@ def test_check_update_stops_on_any_non_finite_weight_or_gradient_norm(bad):
     assert len(asked) == 2
     check_update({"a.weight": np.ones(3, np.float32)}, 1e30, 3, last_good)  # large but finite: fine
     assert len(asked) == 2  # the run's files are read only when the check fails
+
+
+def test_finite_weights_whose_logits_overflow_are_not_saved(tmp_path, capsys):
+    """A weight decay of 1e10 keeps every weight finite but makes some huge: the loss before the update and the
+    weights after it pass their checks, yet what the checkpoint would compute is infinite (found by the fuzz
+    campaign). The run stops before writing it."""
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe(tmp_path, steps=2, save_every=1, warmup=0, weight_decay=1e10)))
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
+    assert "forward overflows float32" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "checkpoint").exists()

@@ -26,3 +26,21 @@ def check_update(params: dict[str, np.ndarray], grad_norm: float, step: int, las
     if bad is not None:
         raise TrainingError(f"step {step}: the update made weight {bad!r} non-finite (NaN or infinite); stopped "
                             f"(the run diverged: lower lr or weight_decay). The last good checkpoint is {last_good()}")
+
+
+def check_outputs(model, ids: np.ndarray, step: int, last_good: Callable[[], str]) -> None:
+    """Before a save: finite weights can still compute garbage. A weight decay of 1e10 leaves every weight finite
+    but some near 1e20, so RMSNorm's x**2 overflows to inf and the norm silently outputs zeros. One forward over a
+    window of the run's own data, ``ids`` [1, T], must neither overflow float32 (the engine silences the overflows
+    it expects, e.g. SiLU's exp(-x) for very negative x, so any other one is raised here) nor give non-finite
+    logits, or nothing is written and the run stops naming the step."""
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            logits = model.forward(ids)  # [1, T, V]
+        finite = bool(np.isfinite(logits).all())
+    except FloatingPointError:
+        finite = False
+    if not finite:
+        raise TrainingError(f"step {step}: the weights are finite but the model's forward overflows float32 (or its "
+                            f"logits are not finite) on a window of the training data; not saved, stopped (the run "
+                            f"diverged: lower lr or weight_decay). The last good checkpoint is {last_good()}")

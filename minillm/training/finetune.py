@@ -57,7 +57,7 @@ from .adamw import AdamWState
 from .chat_data import encode_conversations, pad_batch, read_conversations
 from ..backward.memory import check_activation_memory
 from .distributed import DataParallel
-from .divergence import check_update
+from .divergence import check_outputs, check_update
 from .run_dir import check_run_dir
 from .schedule import learning_rate
 from .resume_checks import keep_log_until, read_moments, read_settings, read_state
@@ -195,6 +195,8 @@ class Finetuner:
 
     def save(self) -> Path | None:
         """OUT/checkpoint/, whole or not at all: the adapter (or model), the optimizer and the state."""
+        probe = np.asarray(self.train_set[0].ids[:32])[None]  # [1, T]: what a load would compute
+        check_outputs(self.model, probe, self.step, lambda: str(self.out / "checkpoint"))  # every rank alike
         moments = self.dp.moments_to_save(self.params, self.opt)  # every rank takes part (ZeRO-1: shards to rank 0)
         if not self.dp.is_root:
             return self.dp.comm.barrier()  # wait while rank 0 writes: nothing here can cut its write short

@@ -53,7 +53,7 @@ from ..model.transformer import Model
 from .adamw import AdamWState
 from .data import TokenFile
 from .distributed import DataParallel, blank_weights
-from .divergence import check_update
+from .divergence import check_outputs, check_update
 from .init import init_weights
 from .run_dir import check_run_dir
 from .resume_checks import keep_log_until, read_master, read_moments, read_state
@@ -267,6 +267,8 @@ class Trainer:
 
     def save(self) -> Path | None:
         params = self.params
+        probe = self.train_data.fixed_windows(1, min(self.cfg.context, 32))  # [1, T]: what a load would compute
+        check_outputs(self.model, probe, self.step, self._last_good)  # every rank: the same weights, the same verdict
         moments = self.dp.moments_to_save(params, self.opt)  # every rank takes part (ZeRO-1: shards to rank 0)
         if not self.dp.is_root:
             return self.dp.comm.barrier()  # wait while rank 0 writes: nothing here can cut its write short
