@@ -8,8 +8,10 @@ Why the reshape: every position (each token of each row) is multiplied by the sa
 flattened to one matrix [B*T, in] and multiplied once. NumPy's matmul of a stacked [B, T, in] array by a 2-D
 matrix loops over B smaller products instead, measured 3-4 x slower here for B = 8 (same numbers).
 
-One row (a decode step) and a few rows (2 <= N <= FEW_ROWS: a speculative verification, a small batch):
-see ``rows_matmul`` below. Many rows (a prompt) go to BLAS as one product.
+A few rows (2 <= N <= FEW_ROWS: a speculative verification, a small batch): see ``rows_matmul`` below. One
+row (a decode step): OpenBLAS's threaded matrix-vector product on a quiet machine, ``rows_matmul`` while
+another process keeps a core busy (other_load.py says which, and why). Many rows (a prompt) go to BLAS as one
+product.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import threading
 import numpy as np
 
 from .lora import LoraWeight, lora_delta
+from .other_load import OTHER_LOAD
 
 FEW_ROWS = 8  # products with 1 .. FEW_ROWS rows go through rows_matmul (measured at 16: 4.0 x a one-token
 #   step on the 0.5B shapes, the plain x @ W.T 3.6 x)
@@ -53,7 +56,7 @@ def fast_linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = Non
     if isinstance(weight, LoraWeight):
         return fast_linear(x, weight.weight, bias) + lora_delta(x, weight)  # [..., out]: base + low-rank path
     x2 = x.reshape(-1, x.shape[-1])  # [N, in], N = all leading positions
-    if 1 < len(x2) <= FEW_ROWS or (len(x2) == 1 and weight.size >= ONE_ROW_MIN_WEIGHTS):
+    if 1 < len(x2) <= FEW_ROWS or (len(x2) == 1 and weight.size >= ONE_ROW_MIN_WEIGHTS and OTHER_LOAD.busy()):
         y = rows_matmul(x2, weight)  # [N, out]: the same product, read at the bandwidth limit
     else:
         y = x2 @ weight.T  # [N, in] @ [in, out] -> [N, out]
