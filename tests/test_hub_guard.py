@@ -125,7 +125,7 @@ def test_a_dangling_ref_symlink_is_reported_as_such(cache):
     snapshot = add_snapshot(cache, REPO, WEIGHTS / "tiny-qwen2")
     ref = snapshot.parent.parent / "refs" / "main"
     ref.unlink()
-    ref.symlink_to(cache / "nowhere")
+    ref.symlink_to(snapshot.parent.parent / "nowhere")  # inside its repo folder
     with pytest.raises(MinillmError, match=r"refs/main: this ref .* is not a regular file"):
         minillm.load_model(REPO)
 
