@@ -233,3 +233,32 @@ def test_a_training_context_of_one_token_is_refused():
     from minillm.training.trainer import TrainConfig
     with pytest.raises(InputError, match="context"):
         TrainConfig.from_dict(fh.train_recipe(Path(tempfile.mkdtemp()), context=1))
+
+
+def test_a_fifo_as_a_safetensors_file_is_refused_without_blocking(tmp_path):
+    """Resume read trainer_state/master.safetensors (and an optimizer file) through SafetensorsFile, whose open()
+    blocked forever on a FIFO (the fuzz campaign's training surface, seed 41): the file type is checked first."""
+    import os
+    import threading
+
+    from minillm.checkpoint.safetensors_file import SafetensorsFile
+    from minillm.errors import CheckpointError
+
+    fifo = tmp_path / "master.safetensors"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def read():
+        try:
+            SafetensorsFile(fifo)
+        except CheckpointError as e:
+            outcome.append(str(e))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # still blocked in open(): unblock it by opening the writing end, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+        raise AssertionError("SafetensorsFile blocked on a FIFO")
+    assert outcome and "FIFO" in outcome[0]

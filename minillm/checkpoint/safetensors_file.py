@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..errors import CheckpointError
 from .fields import show
-from .jsonfile import parse_json
+from .jsonfile import file_type, parse_json
 
 # Every dtype the safetensors format defines, with its size in bytes (so any header can be validated).
 DTYPE_SIZES = {
@@ -119,8 +120,14 @@ class SafetensorsFile:
 def _read_header(path: Path) -> tuple[dict[str, TensorInfo], dict, int]:
     """Parse and validate the header; returns (tensors by name, __metadata__, byte offset of the data)."""
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
+        # O_NONBLOCK: a FIFO would block open() forever; fstat then refuses anything but a regular file (a FIFO,
+        # /dev/zero, a directory), as jsonfile.read_small_file does for JSON files
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise CheckpointError(f"{path}: expected a safetensors file, found {file_type(info.st_mode)}")
+            size = info.st_size
             prefix = f.read(8)
             if len(prefix) < 8:
                 raise CheckpointError(f"{path}: truncated safetensors file: {size} bytes, "
