@@ -262,3 +262,24 @@ def test_a_fifo_as_a_safetensors_file_is_refused_without_blocking(tmp_path):
         reader.join(10)
         raise AssertionError("SafetensorsFile blocked on a FIFO")
     assert outcome and "FIFO" in outcome[0]
+
+
+def test_a_log_line_with_a_nan_loss_is_refused_on_resume(tmp_path):
+    """The training surface's campaign (seed 43): a kept log.jsonl line with loss NaN was accepted on resume (a
+    run stops at a non-finite loss before logging it, so such a line is damage)."""
+    from minillm.errors import TrainingError
+    from minillm.training.resume_checks import kept_log_lines
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1, "loss": 2.0, "tokens": 8}\n{"step": 1, "loss": NaN, "tokens": 8}\n')
+    with pytest.raises(TrainingError, match=r"line 2: field 'loss' must be a finite number"):
+        kept_log_lines(log, 1)
+
+
+def test_a_negative_fine_tuning_seed_is_refused_naming_it():
+    """The same campaign: `minillm finetune --seed -1` was a ValueError from NumPy's generator."""
+    from minillm.errors import InputError
+    from minillm.training.finetune import FinetuneConfig
+
+    with pytest.raises(InputError, match="seed must be a non-negative integer, found -1"):
+        FinetuneConfig(model="m", data="d", seed=-1).check()

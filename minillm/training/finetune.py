@@ -99,6 +99,8 @@ class FinetuneConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InputError(f"finetune: {name} must be a positive integer, found {value!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise InputError(f"finetune: seed must be a non-negative integer, found {self.seed!r}")
         if not (0.0 <= self.eval_fraction < 1.0):
             raise InputError(f"finetune: eval_fraction must be in [0, 1), found {self.eval_fraction!r}")
         if self.learning_rate() <= 0 or not math.isfinite(self.learning_rate()):

@@ -174,9 +174,9 @@ def kept_log_lines(log: Path, step: int) -> list[str]:
                                 f"{show(entry.get('step'))}")
         if entry["step"] > step:
             continue
-        for name in ("loss", "tokens"):
-            if not _is_number(entry.get(name)):
-                raise TrainingError(f"{log}: line {number}: field {name!r} must be a number, found "
+        for name in ("loss", "tokens"):  # finite: a run stops at a non-finite loss before it logs the step
+            if not _is_number(entry.get(name)) or not math.isfinite(entry[name]):
+                raise TrainingError(f"{log}: line {number}: field {name!r} must be a finite number, found "
                                     f"{show(entry.get(name))}")
         kept.append(line)
     return kept
