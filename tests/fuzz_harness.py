@@ -2200,6 +2200,7 @@ def _resume_case(draw) -> Case:
                                 f"{diff[0]}")
 
     refuse = (kind == "state text" or kind == "tensor" and target != "model"
+              and not (target == "master" and edit == "negative v")  # the master file has no v.: a weight of -1
               or kind == "file kind" and target not in ("recipe.json", "checkpoint/model.safetensors",
                                                         "checkpoint/config.json")  # resume reads neither
               and not (target == "log.jsonl" and edit == "missing")
