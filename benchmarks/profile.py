@@ -47,7 +47,7 @@ import minillm.model.moe as moe  # noqa: E402
 import minillm.model.prefill as engine  # noqa: E402
 import minillm.model.transformer as model_module  # noqa: E402
 from minillm.generation.generate import prefill  # noqa: E402
-from minillm.tools.bench import ROOT, build_random_checkpoint  # noqa: E402
+from minillm.tools.bench import ROOT, build_random_checkpoint, measure_matmul as bench_matmul  # noqa: E402
 
 CLOCK = time.perf_counter  # --cpu-time: time.thread_time (this thread's CPU seconds, whatever else the machine runs)
 TIMES: dict[str, float] = defaultdict(float)
@@ -112,16 +112,8 @@ def instrument(model) -> None:
 
 
 def measure_matmul(n: int = 2048, repeats: int = 5) -> float:
-    """float32 matmul throughput, GFLOP/s: n x n times n x n (all BLAS threads), best of ``repeats`` (by CLOCK)."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = CLOCK()
-        a @ b
-        best = min(best, CLOCK() - t)
-    return 2 * n ** 3 / best / 1e9
+    """float32 matmul throughput, GFLOP/s (bench.py's measurement, timed by CLOCK)."""
+    return bench_matmul(n, repeats, CLOCK)
 
 
 def prefill_flops(cfg, T: int) -> float:
