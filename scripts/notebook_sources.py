@@ -806,7 +806,7 @@ prediction form layer by layer. Terms in bold are defined in [the glossary](../d
 The bundled models ship `reference.npz`, written by transformers (float32, eager attention). For your own
 checkpoint, make one as shown in the README; without one, this cell says so and shows the table of the
 bundled random-weight `tiny-qwen3` (the parity-test model) instead."""),
-    ("code", '''from minillm.tools.verify import compare_to_reference, format_error_table, load_reference
+    ("code", '''from minillm.tools.verify import compare_to_reference, load_reference
 ref_path = MODEL_PATH / "reference.npz"
 ref_model = model
 if not ref_path.is_file():
@@ -816,7 +816,10 @@ if not ref_path.is_file():
 if ref_path.is_file():
     ref = load_reference(ref_path)
     rows = compare_to_reference(ref_model, ref)
-    print(format_error_table(rows, tolerance=1e-4))
+    # format_error_table(rows, tolerance=1e-4) is what `minillm verify` prints; its raw float32 residues move with
+    # the BLAS kernel, so here each relative error is shown against a bound that holds on any CPU
+    for r in rows:
+        print(f"{r.name:<24} max |diff| / max |ref| {rounding(r.rel_error, 1e-5)}")
     plt.figure(figsize=(7, 3))
     plt.semilogy([r.rel_error + 1e-12 for r in rows], "o-")
     plt.axhline(1e-4, color="red", ls="--", label="test tolerance 1e-4")
@@ -824,7 +827,7 @@ if ref_path.is_file():
     plt.title("minillm vs transformers, relative error per layer")
     plt.xlabel("hidden state compared"); plt.ylabel("max |diff| / max |ref|")
     plt.legend(); plt.tight_layout(); plt.show()'''),
-    ("md", """What to see: relative errors between about 1e-7 and 1e-6 (the table's last column), float32 rounding,
+    ("md", """What to see: relative errors between about 1e-7 and 1e-6 (the plot; each row above is below 1e-5), float32 rounding,
 flat across layers: no layer drifts. A wrong
 convention (interleaved RoPE, tile-for-GQA, a missing bias) would show as a jump to 1e-2 or more at the
 first layer it touches."""),
