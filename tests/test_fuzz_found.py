@@ -167,7 +167,7 @@ def test_a_resume_elapsed_time_that_is_not_a_duration(tmp_path, elapsed):
     state["elapsed"] = elapsed
     fh.write_text(path, fh.to_json(state))
     with pytest.raises(minillm.MinillmError, match="elapsed"):
-        read_state(ckpt, 2)
+        read_state(path, 2)
 
 
 def test_a_training_micro_batch_too_large_for_memory_is_refused_before_its_windows_are_drawn():
@@ -283,3 +283,43 @@ def test_a_negative_fine_tuning_seed_is_refused_naming_it():
 
     with pytest.raises(InputError, match="seed must be a non-negative integer, found -1"):
         FinetuneConfig(model="m", data="d", seed=-1).check()
+
+
+RUN_FILES = ["checkpoint/trainer_state/state.json", "log.jsonl", "checkpoint/trainer_state/optimizer.safetensors"]
+
+
+@pytest.mark.parametrize("runner, name", [("train", name) for name in RUN_FILES + [
+    "checkpoint/trainer_state/master.safetensors"]] + [("finetune", name) for name in RUN_FILES + ["finetune.json"]])
+def test_a_resume_refuses_its_files_linked_outside_the_run_folder(tmp_path, runner, name):
+    """A state.json linked to a copy outside the run (same bytes: every field valid) resumed from it (found by
+    the training surface, seed 51); a log.jsonl linked outside would have been REWRITTEN by the resume (the
+    steps after the last save are dropped from the log). Refused, and the file outside is left as it was."""
+    import json
+    import shutil
+    from pathlib import Path
+    from minillm.training.finetune import FinetuneConfig, Finetuner
+    from minillm.training.trainer import TrainConfig, Trainer
+    if runner == "train":
+        source, recipe, _ = fh.Runs.half()
+        out = Path(shutil.copytree(source / "run", tmp_path / "run", symlinks=True))
+    else:
+        source, cfg = fh.Runs.finetune_half()
+        shutil.copy(source / "chats.jsonl", tmp_path / "chats.jsonl")
+        out = Path(shutil.copytree(source / "run", tmp_path / "run", symlinks=True))
+        cfg = dict(cfg, data=str(tmp_path / "chats.jsonl"))
+        saved = json.loads((out / "finetune.json").read_text())
+        (out / "finetune.json").write_text(json.dumps(dict(saved, data=cfg["data"])))
+    outside = tmp_path / "elsewhere" / Path(name).name
+    outside.parent.mkdir()
+    shutil.move(out / name, outside)
+    if name == "log.jsonl":  # one line past the save: a resume would drop it from the file it rewrites
+        with open(outside, "a") as f:
+            f.write(json.dumps({"step": 99, "loss": 1.0, "tokens": 8}) + "\n")
+    before = outside.read_bytes()
+    (out / name).symlink_to(outside)
+    with pytest.raises(minillm.MinillmError, match="outside the run folder"):
+        if runner == "train":
+            Trainer(TrainConfig.from_dict(recipe), out, resume=True, progress=False).run()
+        else:
+            Finetuner(FinetuneConfig(**cfg), out, resume=True, progress=False).run()
+    assert outside.read_bytes() == before

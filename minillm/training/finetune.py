@@ -60,7 +60,7 @@ from .distributed import DataParallel
 from .divergence import check_outputs, check_update
 from .run_dir import check_run_dir
 from .schedule import learning_rate
-from .resume_checks import keep_log_until, read_moments, read_settings, read_state
+from .resume_checks import MOMENTS_FILE, STATE_FILE, keep_log_until, read_moments, read_settings, read_state, run_file
 from .trainer import plot_loss_curve, show_progress
 
 
@@ -122,12 +122,12 @@ class Finetuner:
         if resume and root:
             if not ckpt.is_dir():
                 raise TrainingError(f"{self.out}: nothing to resume (no checkpoint/ directory)")
-            saved = read_settings(self.out / "finetune.json")
+            saved = read_settings(run_file(self.out, "finetune.json"))
             for key in ("model", "data", "full", "seed", "batch_size", "max_length", "eval_data", "eval_fraction"):
                 if saved.get(key) != asdict(cfg)[key]:
                     raise TrainingError(f"{ckpt}: cannot resume: {key} differs from the saved run "
                                         f"(saved {saved.get(key)!r}, now {asdict(cfg)[key]!r})")
-            state = read_state(ckpt, cfg.steps, counters=("tokens",), recipe=False)  # before the model is loaded
+            state = read_state(run_file(self.out, STATE_FILE), cfg.steps, counters=("tokens",), recipe=False)  # before the model
         elif root and not resume and self.out.exists() and any(self.out.iterdir()):
             raise TrainingError(f"{self.out}: directory is not empty; use --resume to continue that run, "
                                 f"or choose a new directory")
@@ -230,10 +230,10 @@ class Finetuner:
         """The optimizer, sampler and counters from ``state`` (read_state: checked); the moments are checked
         against the weights trained (the adapter's, or every weight with --full)."""
         shapes = {name: a.shape for name, a in self.params.items()}
-        m, v = read_moments(ckpt / "trainer_state" / "optimizer.safetensors", shapes)
+        m, v = read_moments(run_file(self.out, MOMENTS_FILE), shapes)
         self.opt, self.rng = AdamWState(step=state["adam_step"], m=m, v=v), state["rng"]
         self.step, self.elapsed, self.tokens = state["step"], state["elapsed"], state["tokens"]
-        keep_log_until(self.out / "log.jsonl", self.step)
+        keep_log_until(run_file(self.out, "log.jsonl"), self.step)
 
     # -- the loop -----------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ naming the fields its runs save; they only read.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +31,34 @@ from ..errors import MinillmError, TrainingError
 MAX_STATE_BYTES = 16 * 1024 * 1024  # state.json holds a few numbers, the RNG state and the recipe: kilobytes
 MAX_LOG_BYTES = 1024 * 1024 * 1024  # log.jsonl: ~200 bytes a step, so this is millions of steps
 MAX_ELAPSED = 1e15  # seconds a run has trained (30 million years): NaN, infinities and 10**400 are refused
+STATE_FILE = "checkpoint/trainer_state/state.json"  # the run folder's files a resume reads (the table above)
+MASTER_FILE = "checkpoint/trainer_state/master.safetensors"
+MOMENTS_FILE = "checkpoint/trainer_state/optimizer.safetensors"
 
 
-def read_state(ckpt: Path, steps: int, counters: tuple[str, ...] = (), recipe: bool = True) -> dict:
-    """trainer_state/state.json of ``ckpt``, every field checked; ``steps`` is the resumed run's length.
+def run_file(out: Path, name: str) -> Path:
+    """``out / name``, a file of the run folder ``out``, if its real location (every symlink followed) lies
+    inside ``out``; else TrainingError. (Missing is fine here: each reader says what a missing file means.)
+
+    A resume reads its state, weights and moments and REWRITES log.jsonl: a state.json linked to another run's,
+    or a log.jsonl linked to a file elsewhere, would make it train from someone else's state or overwrite a
+    file outside the run. The run folder itself may be a symlink (the user chose it): the rule applies from
+    where it resolves, as checkpoint/paths.py's does for a checkpoint.
+    """
+    path = out / name
+    root, real = Path(os.path.realpath(out)), Path(os.path.realpath(path))  # [non-strict: a missing file resolves too]
+    if root not in real.parents:
+        raise TrainingError(f"{path}: cannot resume: it resolves to {show(str(real))}, outside the run folder "
+                            f"{show(str(root))} (a resume reads and rewrites only the run's own files)")
+    return path
+
+
+def read_state(path: Path, steps: int, counters: tuple[str, ...] = (), recipe: bool = True) -> dict:
+    """A run's trainer_state/state.json at ``path``, every field checked; ``steps`` is the resumed run's length.
 
     Every run saves "step", "adam_step", "elapsed" and "rng"; ``counters`` names its other integer fields (>= 0:
     fine-tuning's "tokens"), ``recipe`` whether it saves its settings as "recipe" (the trainer does).
     """
-    path = ckpt / "trainer_state" / "state.json"
     if not path.exists() and not path.is_symlink():
         raise TrainingError(f"{path}: cannot resume: the trainer state file is missing")
     state = parse_json(read_small_file(path, TrainingError, MAX_STATE_BYTES, "a trainer state file"),

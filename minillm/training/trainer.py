@@ -56,7 +56,8 @@ from .distributed import DataParallel, blank_weights
 from .divergence import check_outputs, check_update
 from .init import init_weights
 from .run_dir import check_run_dir
-from .resume_checks import keep_log_until, read_master, read_moments, read_state
+from .resume_checks import (MASTER_FILE, MOMENTS_FILE, STATE_FILE, keep_log_until, read_master, read_moments,
+                            read_state, run_file)
 from .loss import cross_entropy
 from .samples import check_samples
 from .schedule import SCHEDULES, learning_rate, wsd_learning_rate
@@ -289,7 +290,7 @@ class Trainer:
         return path
 
     def _restore(self, ckpt: Path) -> None:
-        state = read_state(ckpt, self.cfg.steps)  # every field checked (resume_checks.py), as are the files below
+        state = read_state(run_file(self.out, STATE_FILE), self.cfg.steps)  # every field and file checked (resume_checks.py)
         saved = state["recipe"]
         for key in ("model", "seed", "batch_size", "context", "accumulation"):
             mine = asdict(self.cfg)[key]
@@ -305,13 +306,13 @@ class Trainer:
         if jump and not self.allow_schedule_change:
             raise TrainingError(f"{ckpt}: cannot resume: {jump}. Pass --allow-schedule-change (Trainer("
                                 f"allow_schedule_change=True)) to continue anyway, or keep the saved settings")
-        self.model = Model(self.config, read_master(ckpt / "trainer_state" / "master.safetensors", self.config))
+        self.model = Model(self.config, read_master(run_file(self.out, MASTER_FILE), self.config))
         shapes = {k: a.shape for k, a in named_tensors(self.model.weights).items()}
-        m, v = read_moments(ckpt / "trainer_state" / "optimizer.safetensors", shapes)
+        m, v = read_moments(run_file(self.out, MOMENTS_FILE), shapes)
         self.opt = AdamWState(step=state["adam_step"], m=m, v=v)
         self.rng = state["rng"]
         self.step, self.elapsed = state["step"], state["elapsed"]
-        keep_log_until(self.out / "log.jsonl", self.step)  # the steps logged after the save are trained again
+        keep_log_until(run_file(self.out, "log.jsonl"), self.step)  # the steps logged after the save are trained again
 
     # -- the loop -----------------------------------------------------------------------------------------
 
