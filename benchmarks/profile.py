@@ -51,7 +51,7 @@ from minillm.tools.bench import ROOT, build_random_checkpoint, measure_matmul as
 
 CLOCK = time.perf_counter  # --cpu-time: time.thread_time (this thread's CPU seconds, whatever else the machine runs)
 TIMES: dict[str, float] = defaultdict(float)
-CALLS: list[tuple[str, int, np.ndarray]] = []  # (label, rows, weight) of every projection product of a prefill
+CALLS: list[tuple[str, int, np.ndarray, bool]] = []  # (label, rows, weight, as W @ x^T) of every projection product
 _stack: list[float] = []  # time spent in wrapped children of each open wrapped call
 LABELS: dict[int, str] = {}  # id(weight array) -> its name
 
@@ -71,10 +71,15 @@ def timed(part, fn):
     return wrapper
 
 
-def projection_label(x, weight, *rest) -> str:
+def projection_label(x, weight, *rest, weight_first: bool = False) -> str:
     label = LABELS.get(id(weight), f"other product {list(weight.shape)}")
-    CALLS.append((label, int(np.prod(x.shape[:-1])), weight))
+    CALLS.append((label, int(np.prod(x.shape[:-1])), weight, weight_first))
     return "projection " + label
+
+
+def projection_label_t(x, weight, *rest) -> str:
+    """A product computed as W @ x^T (model/prefill.py's fused_product_t)."""
+    return projection_label(x, weight, weight_first=True)
 
 
 def instrument(model) -> None:
@@ -91,8 +96,10 @@ def instrument(model) -> None:
             if fused is not None:
                 LABELS[id(fused)] = name
     engine.fused_product = timed(projection_label, engine.fused_product)
+    engine.fused_product_t = timed(projection_label_t, engine.fused_product_t)  # W @ x^T: gate/up, down_proj
     engine.fast_linear = timed(projection_label, engine.fast_linear)  # down_proj after the fused gate/up
     engine.silu_times_up_in_place = timed("SwiGLU (silu(gate) * up)", engine.silu_times_up_in_place)
+    engine.silu_times_up_in_place_t = timed("SwiGLU (silu(gate) * up)", engine.silu_times_up_in_place_t)
     engine.rope_in_place = timed("RoPE", engine.rope_in_place)
     attention.linear = timed(projection_label, attention.linear)
     mlp.linear = timed(projection_label, mlp.linear)
@@ -130,14 +137,17 @@ def gemm_alone_seconds(calls, repeats: int = 7) -> float:
     """Each distinct (weight, rows) product of ``calls`` timed alone (best of ``repeats``), summed over the calls."""
     rng = np.random.default_rng(0)
     total, seen = 0.0, {}
-    for label, rows, weight in calls:
-        key = (label, rows, weight.shape)
+    for label, rows, weight, weight_first in calls:
+        key = (label, rows, weight.shape, weight_first)
         if key not in seen:
             x = rng.standard_normal((rows, weight.shape[1]), dtype=np.float32)  # [rows, in]
             best = float("inf")
             for _ in range(repeats + 1):
                 t = CLOCK()
-                x @ weight.T  # [rows, in] @ [in, out]
+                if weight_first:
+                    weight @ x.T  # [out, in] @ [in, rows], as the engine computes it
+                else:
+                    x @ weight.T  # [rows, in] @ [in, out]
                 best = min(best, CLOCK() - t)
             seen[key] = best
         total += seen[key]
@@ -172,7 +182,7 @@ def profile_prefill(model, T: int, repeats: int, floor_gflops: float) -> dict:
         print(f"  {part:<46}{s * 1000:>9.2f} ms  {100 * s / total:5.1f}%")
     print(f"  projections together: {projections * 1000:.1f} ms; the same GEMMs alone: {gemm * 1000:.1f} ms "
           f"({projections / gemm:.2f}x); at the matmul floor they would take "
-          f"{sum(2 * r * w.shape[0] * w.shape[1] for lbl, r, w in calls if lbl != 'lm_head') / floor_gflops / 1e6:.1f} ms")
+          f"{sum(2 * r * w.shape[0] * w.shape[1] for lbl, r, w, _ in calls if lbl != 'lm_head') / floor_gflops / 1e6:.1f} ms")
     return {"tokens": T, "total_s": total, "parts_s": parts, "gemm_alone_s": gemm, "flops": flops}
 
 
