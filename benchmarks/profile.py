@@ -101,6 +101,7 @@ def instrument(model) -> None:
     engine.silu_times_up_in_place = timed("SwiGLU (silu(gate) * up)", engine.silu_times_up_in_place)
     engine.silu_times_up_in_place_t = timed("SwiGLU (silu(gate) * up)", engine.silu_times_up_in_place_t)
     engine.rope_in_place = timed("RoPE", engine.rope_in_place)
+    engine.rope_in_place_t = timed("RoPE", engine.rope_in_place_t)
     attention.linear = timed(projection_label, attention.linear)
     mlp.linear = timed(projection_label, mlp.linear)
     model_module.linear = timed(projection_label, model_module.linear)  # the LM head's product

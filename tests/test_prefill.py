@@ -53,11 +53,14 @@ def test_a_replaced_field_is_no_longer_taken_as_fused():
     assert prefill.fused_weight(w.up_proj, w.gate_proj) is None
 
 
+@pytest.mark.parametrize("weight_first", [True, False])
 @pytest.mark.parametrize("name", TINY_MODELS)
-def test_a_prompt_through_the_engine_equals_the_readable_path(name, monkeypatch):
-    """Fused products, RoPE and silu * up in place, attention in blocks (of 16 here, so a 45-token prompt takes
-    three), the element-wise halves on two threads: Qwen2 (biases), Qwen3 (q/k-norm), YaRN with sliding windows."""
+def test_a_prompt_through_the_engine_equals_the_readable_path(name, weight_first, monkeypatch):
+    """Fused products (as W @ x^T or x @ W^T), RoPE and silu * up in place, attention in blocks (of 16 here, so a
+    45-token prompt takes three), the element-wise halves on two threads: Qwen2 (biases), Qwen3 (q/k-norm), YaRN
+    with sliding windows."""
     model = tiny_model(name)
+    monkeypatch.setattr(prefill, "WEIGHT_FIRST", weight_first)
     monkeypatch.setattr(prefill, "ATTENTION_BLOCK", 16)
     monkeypatch.setattr(prefill, "PARALLEL_MIN", 1)
     monkeypatch.setattr(prefill, "ROW_CHUNK", 4)
@@ -90,6 +93,16 @@ def test_rope_in_place_gives_apply_ropes_numbers_exactly(monkeypatch):
     expected = apply_rope(x.transpose(1, 0, 2)[None], cos, sin)[0].transpose(1, 0, 2)  # [N, heads, Dh]
     prefill.rope_in_place(x, cos.reshape(N, 1, Dh), sin.reshape(N, 1, Dh))
     np.testing.assert_array_equal(x, expected)
+
+
+def test_rope_in_place_on_the_transposed_layout_gives_apply_ropes_numbers_exactly():
+    N, heads, Dh = 40, 5, 8
+    x = randn(N, heads, Dh)
+    cos, sin = rope_cos_sin(np.arange(N)[None], default_inv_freq(Dh, 1e4))  # [1, N, Dh]
+    expected = apply_rope(x.transpose(1, 0, 2)[None], cos, sin)[0]  # [heads, N, Dh]
+    xT = np.ascontiguousarray(x.transpose(1, 2, 0))  # [heads, Dh, N]
+    prefill.rope_in_place_t(xT, np.ascontiguousarray(cos[0].T), np.ascontiguousarray(sin[0].T))
+    np.testing.assert_array_equal(xT.transpose(0, 2, 1), expected)
 
 
 @pytest.mark.parametrize("rows", [1, 5, 37])
