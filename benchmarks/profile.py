@@ -5,6 +5,8 @@
     python benchmarks/profile.py --model PATH --tokens 128 512 --repeats 5 --decode 0
     python benchmarks/profile.py --model PATH --readable          # the path before model/prefill.py, profiled
     python benchmarks/profile.py --model PATH --ab 10             # readable path vs engine, interleaved rounds
+    python benchmarks/profile.py --model PATH --ab-order 10       # engine: x @ W^T, blocks of 128 vs its defaults
+    python benchmarks/profile.py --model PATH --gemm-orders       # every projection as x @ W^T and as W @ x^T
 
 It wraps minillm's own functions with timers (in this script only; the library is untouched) and charges each
 op its exclusive time (a wrapped function's time minus that of the wrapped functions it calls):
@@ -223,6 +225,61 @@ def ab_rounds(path: Path, tokens: list[int], rounds: int) -> None:
               f"{np.median(A / B):.2f}x, range {np.min(A / B):.2f}-{np.max(A / B):.2f}x")
 
 
+def order_rounds(path: Path, tokens: list[int], rounds: int) -> None:
+    """Interleaved rounds in one process: the engine with x @ W^T products and attention blocks of 128 queries
+    (A: the settings before W @ x^T) and with its defaults (B), one prefill each per round."""
+    model = minillm.load_model(path)
+    defaults = engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK
+    for T in tokens:
+        ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), T)[None]  # [1, T]
+        valid = np.ones_like(ids, bool)
+        times = {"A": [], "B": []}
+        for r in range(rounds + 1):
+            for name in ("A", "B") if r % 2 else ("B", "A"):
+                engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK = (False, 128) if name == "A" else defaults
+                cache = model.new_cache(1, T + 8)
+                t = CLOCK()
+                prefill(model, ids, valid, cache)
+                if r:  # round 0 warms up
+                    times[name].append(CLOCK() - t)
+        engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK = defaults
+        A, B = np.array(times["A"]), np.array(times["B"])
+        print(f"prefill of {T} tokens, {rounds} interleaved rounds: x @ W^T, blocks of 128: {T / np.median(A):.1f} "
+              f"tok/s; W @ x^T, blocks of {defaults[1]}: {T / np.median(B):.1f} tok/s (medians); B / A speed per "
+              f"round: median {np.median(A / B):.3f}x, range {np.min(A / B):.3f}-{np.max(A / B):.3f}x")
+
+
+def gemm_orders(path: Path, tokens: list[int], rounds: int = 7) -> None:
+    """Each projection shape of the model as x @ W^T and as W @ x^T, every layer's own weight in turn (as a prefill
+    reads them), interleaved rounds, medians: the measurement behind model/prefill.py's WEIGHT_FIRST."""
+    model = minillm.load_model(path)
+    rng = np.random.default_rng(0)
+    layers = model.weights.layers
+    shapes = {"q/k/v fused": [engine.fused_weight(l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj)
+                              for l in layers],
+              "o_proj": [l.self_attn.o_proj for l in layers],
+              "gate/up fused": [engine.fused_weight(l.mlp.gate_proj, l.mlp.up_proj) for l in layers],
+              "down_proj": [l.mlp.down_proj for l in layers]}
+    for T in tokens:
+        times: dict = defaultdict(list)
+        xs = {name: rng.standard_normal((T, ws[0].shape[1]), dtype=np.float32) for name, ws in shapes.items()}
+        for r in range(rounds + 1):
+            for order in ("x @ W^T", "W @ x^T"):
+                for name, ws in shapes.items():
+                    x = xs[name]  # [T, in]
+                    t = CLOCK()
+                    for w in ws:
+                        (x @ w.T) if order == "x @ W^T" else (w @ x.T)  # [T, out] or [out, T]
+                    if r:
+                        times[name, order].append(CLOCK() - t)
+        print(f"\nthe products of a {T}-token prefill, all {len(layers)} layers, ms (median of {rounds}):")
+        for name, ws in shapes.items():
+            a, b = (float(np.median(times[name, o])) for o in ("x @ W^T", "W @ x^T"))
+            flops = 2 * T * ws[0].size * len(ws)
+            print(f"  {name:<14} [{T}, {ws[0].shape[1]}] x [{ws[0].shape[1]}, {ws[0].shape[0]}]:  x @ W^T {a * 1e3:7.1f} "
+                  f"({flops / a / 1e9:.0f} GFLOP/s)   W @ x^T {b * 1e3:7.1f} ({flops / b / 1e9:.0f} GFLOP/s)   {a / b:.3f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shape", default="qwen2.5-0.5b", help="a shape of minillm bench (built if --model is not given)")
@@ -237,6 +294,11 @@ def main() -> None:
     p.add_argument("--cpu-time", action="store_true",
                    help="count this thread's CPU time, not wall time: a busy machine's measure of work. Runs all in "
                         "one thread: set OPENBLAS_NUM_THREADS=1 too (the engine's element-wise threads are turned off)")
+    p.add_argument("--ab-order", type=int, metavar="ROUNDS",
+                   help="only time the engine with x @ W^T products and attention blocks of 128 against its defaults "
+                        "(W @ x^T, blocks of 32), in this many interleaved rounds")
+    p.add_argument("--gemm-orders", action="store_true",
+                   help="only time every projection shape as x @ W^T and as W @ x^T (all layers' weights in turn)")
     args = p.parse_args()
     if args.cpu_time:
         global CLOCK
@@ -244,6 +306,12 @@ def main() -> None:
     path = args.model or build_random_checkpoint(args.shape, ROOT / "benchmarks" / "out" / args.shape)
     if args.ab:
         ab_rounds(path, args.tokens, args.ab)
+        return
+    if args.ab_order:
+        order_rounds(path, args.tokens, args.ab_order)
+        return
+    if args.gemm_orders:
+        gemm_orders(path, args.tokens)
         return
     model = minillm.load_model(path)
     if args.readable:

@@ -53,14 +53,15 @@ def test_a_replaced_field_is_no_longer_taken_as_fused():
     assert prefill.fused_weight(w.up_proj, w.gate_proj) is None
 
 
-@pytest.mark.parametrize("weight_first", [True, False])
+@pytest.mark.parametrize("weight_first, down_rows_as_x_first", [(True, 1 << 30), (True, 1), (False, 1 << 30)])
 @pytest.mark.parametrize("name", TINY_MODELS)
-def test_a_prompt_through_the_engine_equals_the_readable_path(name, weight_first, monkeypatch):
-    """Fused products (as W @ x^T or x @ W^T), RoPE and silu * up in place, attention in blocks (of 16 here, so a
-    45-token prompt takes three), the element-wise halves on two threads: Qwen2 (biases), Qwen3 (q/k-norm), YaRN
-    with sliding windows."""
+def test_a_prompt_through_the_engine_equals_the_readable_path(name, weight_first, down_rows_as_x_first, monkeypatch):
+    """Fused products (as W @ x^T or x @ W^T; down_proj as x @ W^T from some rows on), RoPE and silu * up in place,
+    attention in blocks (of 16 here, so a 45-token prompt takes three), the element-wise halves on two threads:
+    Qwen2 (biases), Qwen3 (q/k-norm), YaRN with sliding windows."""
     model = tiny_model(name)
     monkeypatch.setattr(prefill, "WEIGHT_FIRST", weight_first)
+    monkeypatch.setattr(prefill, "DOWN_ROWS_AS_X_FIRST", down_rows_as_x_first)
     monkeypatch.setattr(prefill, "ATTENTION_BLOCK", 16)
     monkeypatch.setattr(prefill, "PARALLEL_MIN", 1)
     monkeypatch.setattr(prefill, "ROW_CHUNK", 4)
