@@ -278,6 +278,20 @@ def gemm_orders(path: Path, tokens: list[int], rounds: int = 7) -> None:
             flops = 2 * T * ws[0].size * len(ws)
             print(f"  {name:<14} [{T}, {ws[0].shape[1]}] x [{ws[0].shape[1]}, {ws[0].shape[0]}]:  x @ W^T {a * 1e3:7.1f} "
                   f"({flops / a / 1e9:.0f} GFLOP/s)   W @ x^T {b * 1e3:7.1f} ({flops / b / 1e9:.0f} GFLOP/s)   {a / b:.3f}x")
+        # down_proj with the residual add after it: W @ h^T gives [D, T], which the add reads transposed
+        hT = rng.standard_normal((shapes["down_proj"][0].shape[1], T), dtype=np.float32)  # [F, T]
+        residual = rng.standard_normal((T, shapes["down_proj"][0].shape[0]), dtype=np.float32)  # [T, D]
+        add = defaultdict(list)
+        for r in range(rounds + 1):
+            for order in ("h @ W^T", "W @ h^T"):
+                t = CLOCK()
+                for w in shapes["down_proj"]:
+                    (residual + hT.T @ w.T) if order == "h @ W^T" else (residual + (w @ hT).T)  # [T, D]
+                if r:
+                    add[order].append(CLOCK() - t)
+        a, b = (float(np.median(add[o])) for o in ("h @ W^T", "W @ h^T"))
+        print(f"  down_proj + the residual add (h^T [F, {T}] as the MLP leaves it): h @ W^T then add {a * 1e3:.1f} ms, "
+              f"W @ h^T then add its transpose {b * 1e3:.1f} ms   {a / b:.3f}x")
 
 
 def main() -> None:
