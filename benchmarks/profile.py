@@ -5,6 +5,8 @@
     python benchmarks/profile.py --model PATH --tokens 128 512 --repeats 5 --decode 0
     python benchmarks/profile.py --model PATH --readable          # the path before model/prefill.py, profiled
     python benchmarks/profile.py --model PATH --ab 10             # readable path vs engine, interleaved rounds
+    python benchmarks/profile.py --model PATH --ab-order 10       # engine: x @ W^T, blocks of 128 vs its defaults
+    python benchmarks/profile.py --model PATH --gemm-orders       # every projection as x @ W^T and as W @ x^T
 
 It wraps minillm's own functions with timers (in this script only; the library is untouched) and charges each
 op its exclusive time (a wrapped function's time minus that of the wrapped functions it calls):
@@ -51,7 +53,7 @@ from minillm.tools.bench import ROOT, build_random_checkpoint, measure_matmul as
 
 CLOCK = time.perf_counter  # --cpu-time: time.thread_time (this thread's CPU seconds, whatever else the machine runs)
 TIMES: dict[str, float] = defaultdict(float)
-CALLS: list[tuple[str, int, np.ndarray]] = []  # (label, rows, weight) of every projection product of a prefill
+CALLS: list[tuple[str, int, np.ndarray, bool]] = []  # (label, rows, weight, as W @ x^T) of every projection product
 _stack: list[float] = []  # time spent in wrapped children of each open wrapped call
 LABELS: dict[int, str] = {}  # id(weight array) -> its name
 
@@ -71,10 +73,15 @@ def timed(part, fn):
     return wrapper
 
 
-def projection_label(x, weight, *rest) -> str:
+def projection_label(x, weight, *rest, weight_first: bool = False) -> str:
     label = LABELS.get(id(weight), f"other product {list(weight.shape)}")
-    CALLS.append((label, int(np.prod(x.shape[:-1])), weight))
+    CALLS.append((label, int(np.prod(x.shape[:-1])), weight, weight_first))
     return "projection " + label
+
+
+def projection_label_t(x, weight, *rest) -> str:
+    """A product computed as W @ x^T (model/prefill.py's fused_product_t)."""
+    return projection_label(x, weight, weight_first=True)
 
 
 def instrument(model) -> None:
@@ -91,9 +98,12 @@ def instrument(model) -> None:
             if fused is not None:
                 LABELS[id(fused)] = name
     engine.fused_product = timed(projection_label, engine.fused_product)
+    engine.fused_product_t = timed(projection_label_t, engine.fused_product_t)  # W @ x^T: gate/up, down_proj
     engine.fast_linear = timed(projection_label, engine.fast_linear)  # down_proj after the fused gate/up
     engine.silu_times_up_in_place = timed("SwiGLU (silu(gate) * up)", engine.silu_times_up_in_place)
+    engine.silu_times_up_in_place_t = timed("SwiGLU (silu(gate) * up)", engine.silu_times_up_in_place_t)
     engine.rope_in_place = timed("RoPE", engine.rope_in_place)
+    engine.rope_in_place_t = timed("RoPE", engine.rope_in_place_t)
     attention.linear = timed(projection_label, attention.linear)
     mlp.linear = timed(projection_label, mlp.linear)
     model_module.linear = timed(projection_label, model_module.linear)  # the LM head's product
@@ -130,14 +140,17 @@ def gemm_alone_seconds(calls, repeats: int = 7) -> float:
     """Each distinct (weight, rows) product of ``calls`` timed alone (best of ``repeats``), summed over the calls."""
     rng = np.random.default_rng(0)
     total, seen = 0.0, {}
-    for label, rows, weight in calls:
-        key = (label, rows, weight.shape)
+    for label, rows, weight, weight_first in calls:
+        key = (label, rows, weight.shape, weight_first)
         if key not in seen:
             x = rng.standard_normal((rows, weight.shape[1]), dtype=np.float32)  # [rows, in]
             best = float("inf")
             for _ in range(repeats + 1):
                 t = CLOCK()
-                x @ weight.T  # [rows, in] @ [in, out]
+                if weight_first:
+                    weight @ x.T  # [out, in] @ [in, rows], as the engine computes it
+                else:
+                    x @ weight.T  # [rows, in] @ [in, out]
                 best = min(best, CLOCK() - t)
             seen[key] = best
         total += seen[key]
@@ -172,7 +185,7 @@ def profile_prefill(model, T: int, repeats: int, floor_gflops: float) -> dict:
         print(f"  {part:<46}{s * 1000:>9.2f} ms  {100 * s / total:5.1f}%")
     print(f"  projections together: {projections * 1000:.1f} ms; the same GEMMs alone: {gemm * 1000:.1f} ms "
           f"({projections / gemm:.2f}x); at the matmul floor they would take "
-          f"{sum(2 * r * w.shape[0] * w.shape[1] for lbl, r, w in calls if lbl != 'lm_head') / floor_gflops / 1e6:.1f} ms")
+          f"{sum(2 * r * w.shape[0] * w.shape[1] for lbl, r, w, _ in calls if lbl != 'lm_head') / floor_gflops / 1e6:.1f} ms")
     return {"tokens": T, "total_s": total, "parts_s": parts, "gemm_alone_s": gemm, "flops": flops}
 
 
@@ -212,6 +225,75 @@ def ab_rounds(path: Path, tokens: list[int], rounds: int) -> None:
               f"{np.median(A / B):.2f}x, range {np.min(A / B):.2f}-{np.max(A / B):.2f}x")
 
 
+def order_rounds(path: Path, tokens: list[int], rounds: int) -> None:
+    """Interleaved rounds in one process: the engine with x @ W^T products and attention blocks of 128 queries
+    (A: the settings before W @ x^T) and with its defaults (B), one prefill each per round."""
+    model = minillm.load_model(path)
+    defaults = engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK
+    for T in tokens:
+        ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), T)[None]  # [1, T]
+        valid = np.ones_like(ids, bool)
+        times = {"A": [], "B": []}
+        for r in range(rounds + 1):
+            for name in ("A", "B") if r % 2 else ("B", "A"):
+                engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK = (False, 128) if name == "A" else defaults
+                cache = model.new_cache(1, T + 8)
+                t = CLOCK()
+                prefill(model, ids, valid, cache)
+                if r:  # round 0 warms up
+                    times[name].append(CLOCK() - t)
+        engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK = defaults
+        A, B = np.array(times["A"]), np.array(times["B"])
+        print(f"prefill of {T} tokens, {rounds} interleaved rounds: x @ W^T, blocks of 128: {T / np.median(A):.1f} "
+              f"tok/s; W @ x^T, blocks of {defaults[1]}: {T / np.median(B):.1f} tok/s (medians); B / A speed per "
+              f"round: median {np.median(A / B):.3f}x, range {np.min(A / B):.3f}-{np.max(A / B):.3f}x")
+
+
+def gemm_orders(path: Path, tokens: list[int], rounds: int = 7) -> None:
+    """Each projection shape of the model as x @ W^T and as W @ x^T, every layer's own weight in turn (as a prefill
+    reads them), interleaved rounds, medians: the measurement behind model/prefill.py's WEIGHT_FIRST."""
+    model = minillm.load_model(path)
+    rng = np.random.default_rng(0)
+    layers = model.weights.layers
+    shapes = {"q/k/v fused": [engine.fused_weight(l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj)
+                              for l in layers],
+              "o_proj": [l.self_attn.o_proj for l in layers],
+              "gate/up fused": [engine.fused_weight(l.mlp.gate_proj, l.mlp.up_proj) for l in layers],
+              "down_proj": [l.mlp.down_proj for l in layers]}
+    for T in tokens:
+        times: dict = defaultdict(list)
+        xs = {name: rng.standard_normal((T, ws[0].shape[1]), dtype=np.float32) for name, ws in shapes.items()}
+        for r in range(rounds + 1):
+            for order in ("x @ W^T", "W @ x^T"):
+                for name, ws in shapes.items():
+                    x = xs[name]  # [T, in]
+                    t = CLOCK()
+                    for w in ws:
+                        (x @ w.T) if order == "x @ W^T" else (w @ x.T)  # [T, out] or [out, T]
+                    if r:
+                        times[name, order].append(CLOCK() - t)
+        print(f"\nthe products of a {T}-token prefill, all {len(layers)} layers, ms (median of {rounds}):")
+        for name, ws in shapes.items():
+            a, b = (float(np.median(times[name, o])) for o in ("x @ W^T", "W @ x^T"))
+            flops = 2 * T * ws[0].size * len(ws)
+            print(f"  {name:<14} [{T}, {ws[0].shape[1]}] x [{ws[0].shape[1]}, {ws[0].shape[0]}]:  x @ W^T {a * 1e3:7.1f} "
+                  f"({flops / a / 1e9:.0f} GFLOP/s)   W @ x^T {b * 1e3:7.1f} ({flops / b / 1e9:.0f} GFLOP/s)   {a / b:.3f}x")
+        # down_proj with the residual add after it: W @ h^T gives [D, T], which the add reads transposed
+        hT = rng.standard_normal((shapes["down_proj"][0].shape[1], T), dtype=np.float32)  # [F, T]
+        residual = rng.standard_normal((T, shapes["down_proj"][0].shape[0]), dtype=np.float32)  # [T, D]
+        add = defaultdict(list)
+        for r in range(rounds + 1):
+            for order in ("h @ W^T", "W @ h^T"):
+                t = CLOCK()
+                for w in shapes["down_proj"]:
+                    (residual + hT.T @ w.T) if order == "h @ W^T" else (residual + (w @ hT).T)  # [T, D]
+                if r:
+                    add[order].append(CLOCK() - t)
+        a, b = (float(np.median(add[o])) for o in ("h @ W^T", "W @ h^T"))
+        print(f"  down_proj + the residual add (h^T [F, {T}] as the MLP leaves it): h @ W^T then add {a * 1e3:.1f} ms, "
+              f"W @ h^T then add its transpose {b * 1e3:.1f} ms   {a / b:.3f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--shape", default="qwen2.5-0.5b", help="a shape of minillm bench (built if --model is not given)")
@@ -226,6 +308,11 @@ def main() -> None:
     p.add_argument("--cpu-time", action="store_true",
                    help="count this thread's CPU time, not wall time: a busy machine's measure of work. Runs all in "
                         "one thread: set OPENBLAS_NUM_THREADS=1 too (the engine's element-wise threads are turned off)")
+    p.add_argument("--ab-order", type=int, metavar="ROUNDS",
+                   help="only time the engine with x @ W^T products and attention blocks of 128 against its defaults "
+                        "(W @ x^T, blocks of 32), in this many interleaved rounds")
+    p.add_argument("--gemm-orders", action="store_true",
+                   help="only time every projection shape as x @ W^T and as W @ x^T (all layers' weights in turn)")
     args = p.parse_args()
     if args.cpu_time:
         global CLOCK
@@ -233,6 +320,12 @@ def main() -> None:
     path = args.model or build_random_checkpoint(args.shape, ROOT / "benchmarks" / "out" / args.shape)
     if args.ab:
         ab_rounds(path, args.tokens, args.ab)
+        return
+    if args.ab_order:
+        order_rounds(path, args.tokens, args.ab_order)
+        return
+    if args.gemm_orders:
+        gemm_orders(path, args.tokens)
         return
     model = minillm.load_model(path)
     if args.readable:

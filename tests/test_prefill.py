@@ -9,7 +9,8 @@ import pytest
 
 from minillm.model import prefill
 from minillm.model.activations import silu
-from minillm.model.attention import AttentionWeights, attention_probs, project_qkv, scaled_dot_product_attention
+from minillm.model.attention import (AttentionWeights, attention_probs, merge_heads, project_qkv,
+                                     scaled_dot_product_attention)
 from minillm.model.lora import LoraWeight
 from minillm.model.masks import causal_mask
 from minillm.model.mlp import MLPWeights, swiglu_mlp
@@ -52,11 +53,15 @@ def test_a_replaced_field_is_no_longer_taken_as_fused():
     assert prefill.fused_weight(w.up_proj, w.gate_proj) is None
 
 
+@pytest.mark.parametrize("weight_first, down_rows_as_x_first", [(True, 1 << 30), (True, 1), (False, 1 << 30)])
 @pytest.mark.parametrize("name", TINY_MODELS)
-def test_a_prompt_through_the_engine_equals_the_readable_path(name, monkeypatch):
-    """Fused products, RoPE and silu * up in place, attention in blocks (of 16 here, so a 45-token prompt takes
-    three), the element-wise halves on two threads: Qwen2 (biases), Qwen3 (q/k-norm), YaRN with sliding windows."""
+def test_a_prompt_through_the_engine_equals_the_readable_path(name, weight_first, down_rows_as_x_first, monkeypatch):
+    """Fused products (as W @ x^T or x @ W^T; down_proj as x @ W^T from some rows on), RoPE and silu * up in place,
+    attention in blocks (of 16 here, so a 45-token prompt takes three), the element-wise halves on two threads:
+    Qwen2 (biases), Qwen3 (q/k-norm), YaRN with sliding windows."""
     model = tiny_model(name)
+    monkeypatch.setattr(prefill, "WEIGHT_FIRST", weight_first)
+    monkeypatch.setattr(prefill, "DOWN_ROWS_AS_X_FIRST", down_rows_as_x_first)
     monkeypatch.setattr(prefill, "ATTENTION_BLOCK", 16)
     monkeypatch.setattr(prefill, "PARALLEL_MIN", 1)
     monkeypatch.setattr(prefill, "ROW_CHUNK", 4)
@@ -91,6 +96,16 @@ def test_rope_in_place_gives_apply_ropes_numbers_exactly(monkeypatch):
     np.testing.assert_array_equal(x, expected)
 
 
+def test_rope_in_place_on_the_transposed_layout_gives_apply_ropes_numbers_exactly():
+    N, heads, Dh = 40, 5, 8
+    x = randn(N, heads, Dh)
+    cos, sin = rope_cos_sin(np.arange(N)[None], default_inv_freq(Dh, 1e4))  # [1, N, Dh]
+    expected = apply_rope(x.transpose(1, 0, 2)[None], cos, sin)[0]  # [heads, N, Dh]
+    xT = np.ascontiguousarray(x.transpose(1, 2, 0))  # [heads, Dh, N]
+    prefill.rope_in_place_t(xT, np.ascontiguousarray(cos[0].T), np.ascontiguousarray(sin[0].T))
+    np.testing.assert_array_equal(xT.transpose(0, 2, 1), expected)
+
+
 @pytest.mark.parametrize("rows", [1, 5, 37])
 def test_silu_times_up_in_place_gives_the_plain_numbers_exactly(rows, monkeypatch):
     monkeypatch.setattr(prefill, "PARALLEL_MIN", 1)
@@ -99,6 +114,18 @@ def test_silu_times_up_in_place_gives_the_plain_numbers_exactly(rows, monkeypatc
     gate_up = randn(rows, 2 * F, scale=30.0)  # some below -88: exp(-u) overflows to inf, silu -> -0.0
     expected = silu(gate_up[:, :F]) * gate_up[:, F:]
     np.testing.assert_array_equal(prefill.silu_times_up_in_place(gate_up.copy(), F), expected)
+
+
+@pytest.mark.parametrize("N", [1, 5, 37])
+def test_silu_times_up_in_place_on_the_transposed_product_gives_the_plain_numbers_exactly(N, monkeypatch):
+    """The MLP's W @ x^T layout: gate^T and up^T are the two halves of the rows [2F, N]."""
+    monkeypatch.setattr(prefill, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(prefill, "ROW_CHUNK", 4)
+    F = 10
+    gate_up = randn(N, 2 * F, scale=30.0)  # [N, 2F], some below -88 as above
+    expected = silu(gate_up[:, :F]) * gate_up[:, F:]  # [N, F]
+    got = prefill.silu_times_up_in_place_t(np.ascontiguousarray(gate_up.T), F)  # [F, N]
+    np.testing.assert_array_equal(got, expected.T)
 
 
 @pytest.mark.parametrize("past, window", [(0, None), (7, None), (7, 5)])
@@ -114,6 +141,15 @@ def test_causal_attention_in_blocks_equals_the_whole_square(past, window, monkey
     np.testing.assert_allclose(scaled_dot_product_attention(q, k, v, mask), expected, rtol=1e-6, atol=1e-6)
 
 
+def test_blocked_attention_output_merges_into_heads_without_a_copy(monkeypatch):
+    """The blocks write [B, T, H, Dh] order, so merge_heads (before o_proj) is a view of it, not a copy."""
+    monkeypatch.setattr(prefill, "ATTENTION_BLOCK", 4)
+    B, H, K, T, Dh = 1, 6, 2, 11, 8
+    q, k, v = randn(B, H, T, Dh), randn(B, K, T, Dh), randn(B, K, T, Dh)
+    out = prefill.causal_attention_in_blocks(q, k, v, causal_mask(T, 0, None))  # [B, H, T, Dh]
+    assert np.shares_memory(merge_heads(out), out)
+
+
 def test_lora_wrapped_projections_keep_the_fused_product_and_add_their_term():
     D, H, K, Dh, F, T = 8, 4, 2, 4, 12, 20
     attn = AttentionWeights(q_proj=randn(H * Dh, D), k_proj=randn(K * Dh, D), v_proj=randn(K * Dh, D),
@@ -123,10 +159,12 @@ def test_lora_wrapped_projections_keep_the_fused_product_and_add_their_term():
     readable_attn, readable_mlp = copy.deepcopy(attn), copy.deepcopy(mlp)
     prefill.fuse_projections([type("Layer", (), {"self_attn": attn, "mlp": mlp})()])
     v_A, v_B, up_A, up_B = randn(2, D), randn(K * Dh, 2), randn(2, D), randn(F, 2)  # one adapter, on both copies
+    down_A, down_B = randn(2, F), randn(D, 2)
     for w in (attn, readable_attn):
         w.v_proj = LoraWeight(w.v_proj, v_A, v_B, scaling=0.5)
     for w in (mlp, readable_mlp):
         w.up_proj = LoraWeight(w.up_proj, up_A, up_B, scaling=0.5)
+        w.down_proj = LoraWeight(w.down_proj, down_A, down_B, scaling=0.5)
     assert prefill.fused_weight(attn.q_proj, attn.k_proj, attn.v_proj) is not None
     x = randn(1, T, D)
     cos, sin = rope_cos_sin(np.arange(T)[None], default_inv_freq(Dh, 1e4))
