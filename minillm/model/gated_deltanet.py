@@ -189,6 +189,8 @@ def gated_deltanet_decode_step(x: np.ndarray, w: GatedDeltaNetWeights, num_key_h
     numbers up to float32 rounding, tests/test_plain.py), in fewer NumPy calls and memory passes, as a
     generation step runs it for every linear-attention layer (18 in Qwen3.5-0.8B) on arrays of a few KB,
     plus the 1 MB memory S per layer and row. What it fuses:
+    * the four input projections are one matrix-vector product when the loader laid them out as one array
+      (input_projections, fused_linear.py);
     * the conv reads one window [state ; x] and shifts the state in place (conv.causal_conv1d_step);
     * q and k are L2-normalised in one call (they are the first 2 Hk Dk channels of the conv's output);
     * the delta rule reads the memory once and updates it in place (delta_rule.delta_rule_decode_step).
