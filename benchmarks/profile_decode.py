@@ -121,7 +121,8 @@ def decode_weights(model) -> list[np.ndarray]:
                 continue
             arrays = {n: a for n, a in vars(part).items() if isinstance(a, np.ndarray) and a.ndim == 2}
             for group in (fused_linear.LINEAR_ATTENTION_GROUP, fused_linear.FULL_ATTENTION_GROUP):
-                fused = prefill_module.stacked(*(arrays.get(n) for n in group)) if all(n in arrays for n in group) else None
+                held = all(n in arrays for n in group)
+                fused = prefill_module.stacked(*(arrays[n] for n in group)) if held else None
                 if fused is not None:  # one product for the group, where its first part was
                     arrays = {**{n: a for n, a in arrays.items() if n == group[0] or n not in group},
                               group[0]: fused}
