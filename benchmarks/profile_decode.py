@@ -38,6 +38,7 @@ import minillm.model.gated_deltanet as gated_deltanet
 import minillm.model.hybrid as hybrid
 import minillm.model.mlp as mlp
 import minillm.model.transformer as model_module
+from minillm.model import fused_linear, prefill as prefill_module
 from minillm.tools.bench import ROOT, decode_bytes_per_token, measure_bandwidth
 from minillm.generation.generate import prefill
 
@@ -79,6 +80,7 @@ def instrument() -> None:
     wrap(attention, "apply_rope", "RoPE")
     # Qwen3.5: the full-attention layers (gated_attention.py) ...
     wrap(gated_attention, "linear", "projections")
+    wrap(gated_attention, "fused_projections", "projections")  # q/k/v as one product (fused at load)
     wrap(gated_attention, "scaled_dot_product_attention", "attention")
     wrap(gated_attention, "zero_centred_rms_norm", "norms")  # q/k-norm
     wrap(gated_attention, "apply_partial_rope", "RoPE")
@@ -87,6 +89,7 @@ def instrument() -> None:
     wrap(model_module, "zero_centred_rms_norm", "norms")  # the final norm
     # ... and the linear-attention layers (gated_deltanet.py, conv.py, delta_rule.py)
     wrap(gated_deltanet, "linear", "linear-attn projections")
+    wrap(gated_deltanet, "fused_projections", "linear-attn projections")  # in_proj_qkv/z/b/a as one product
     wrap(gated_deltanet, "causal_conv1d", "linear-attn conv")
     wrap(gated_deltanet, "recurrent_gated_delta_rule", "linear-attn delta rule (state update)")
     wrap(gated_deltanet, "chunked_gated_delta_rule", "linear-attn delta rule (state update)")
@@ -109,12 +112,21 @@ def report(title: str, total: float, steps: int) -> None:
 
 
 def decode_weights(model) -> list[np.ndarray]:
-    """Every matrix one decode step multiplies by, in order (a bare matvec each: no Python math in between)."""
+    """Every matrix one decode step multiplies by, in order (a bare matvec each: no Python math in between).
+    Projections the step makes as one product (fused_linear.py: fused at load) are one matrix here too."""
     found = []
     for layer in model.weights.layers:
         for part in (getattr(layer, name, None) for name in ("linear_attn", "self_attn", "mlp")):
-            if part is not None:  # (a mixture of experts' stacked [E, ...] weights are left out)
-                found += [a for a in vars(part).values() if isinstance(a, np.ndarray) and a.ndim == 2]
+            if part is None:
+                continue
+            arrays = {n: a for n, a in vars(part).items() if isinstance(a, np.ndarray) and a.ndim == 2}
+            for group in (fused_linear.LINEAR_ATTENTION_GROUP, fused_linear.FULL_ATTENTION_GROUP):
+                held = all(n in arrays for n in group)
+                fused = prefill_module.stacked(*(arrays[n] for n in group)) if held else None
+                if fused is not None:  # one product for the group, where its first part was
+                    arrays = {**{n: a for n, a in arrays.items() if n == group[0] or n not in group},
+                              group[0]: fused}
+            found += list(arrays.values())  # (a mixture of experts' stacked [E, ...] weights are left out)
     return found + [model.weights.lm_head]
 
 

@@ -228,6 +228,7 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
     """
     from ..model.transformer import Model  # transformer.py never imports this file: keep the dependency one way
     from ..model.prefill import fuse_projections
+    from ..model.fused_linear import fuse_hybrid_projections
 
     from ..vision.tower import read_vision_tower, usable_vision_config
 
@@ -239,6 +240,7 @@ def load_model(path: str | Path, progress: Callable[[int, int], None] | None = N
         vision_config = None  # no vision_config, or one without the tower's weights (a text-only export)
     weights, unexpected = read_checkpoint(path, config, progress, vision_used=vision_config is not None)
     fuse_projections(weights.layers)  # q/k/v and gate/up as rows of one array each: one product per prompt pass
+    fuse_hybrid_projections(weights.layers)  # Qwen3.5's input projections likewise: one product per token too
     model = Model(config, weights, path=path, unexpected_tensors=unexpected,
                   generation_config=load_generation_config(path))
     if vision_config is not None:  # Qwen3.5 sees: the vision tower, model.visual.* (minillm/vision)

@@ -37,7 +37,9 @@ def sigmoid(u: np.ndarray) -> np.ndarray:
 def softplus(u: np.ndarray) -> np.ndarray:
     """softplus(u) = log(1 + exp(u)), a smooth max(u, 0) > 0.   [...] -> [...]
 
-    Written as max(u, 0) + log1p(exp(-|u|)) so exp never overflows. (PyTorch returns u itself for u > 20,
+    Computed as max(u, 0) + log1p(exp(-|u|)) so exp never overflows: that is what np.logaddexp(0, u) =
+    log(e^0 + e^u) does, in one NumPy call instead of five (it runs 18 times per generated token on arrays
+    of 16 numbers, where each call's overhead is the whole cost). (PyTorch returns u itself for u > 20,
     where the two differ by less than exp(-20) = 2e-9.)
     """
-    return np.maximum(u, np.float32(0.0)) + np.log1p(np.exp(-np.abs(u)))  # [...]
+    return np.logaddexp(np.float32(0.0), u)  # [...]: max(u, 0) + log1p(exp(-|u|))

@@ -29,6 +29,7 @@ import numpy as np
 from .activations import sigmoid
 from .attention import merge_heads, scaled_dot_product_attention, split_heads
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
+from .fused_linear import fused_projections  # q/k/v as one product, when fused at load
 from .norm import zero_centred_rms_norm
 from .rope import apply_partial_rope
 
@@ -54,11 +55,14 @@ def project_gated_qkv(x: np.ndarray, w: GatedAttentionWeights, num_heads: int, n
     """
     B, T, _ = x.shape
     Dh = w.q_norm.shape[0]
-    q_and_gate = linear(x, w.q_proj).reshape(B, T, num_heads, 2 * Dh)  # [B, T, H, 2*Dh]: interleaved per head
+    fused = fused_projections(x, w.q_proj, w.k_proj, w.v_proj)  # None unless fused at load (fused_linear.py)
+    q_and_gate, k, v = fused if fused is not None else (linear(x, w.q_proj), linear(x, w.k_proj),
+                                                         linear(x, w.v_proj))  # [B, T, H*2*Dh], [B, T, K*Dh] x2
+    q_and_gate = q_and_gate.reshape(B, T, num_heads, 2 * Dh)  # [B, T, H, 2*Dh]: interleaved per head
     q = q_and_gate[..., :Dh].transpose(0, 2, 1, 3)  # [B, H, T, Dh]
     gate = q_and_gate[..., Dh:].reshape(B, T, num_heads * Dh)  # [B, T, H*Dh], the layout of the merged output
-    k = split_heads(linear(x, w.k_proj), num_kv_heads)  # [B, K, T, Dh]
-    v = split_heads(linear(x, w.v_proj), num_kv_heads)  # [B, K, T, Dh]
+    k = split_heads(k, num_kv_heads)  # [B, K, T, Dh]
+    v = split_heads(v, num_kv_heads)  # [B, K, T, Dh]
 
     q = apply_partial_rope(zero_centred_rms_norm(q, w.q_norm, eps), cos, sin)  # [B, H, T, Dh]: norm, then RoPE
     k = apply_partial_rope(zero_centred_rms_norm(k, w.k_norm, eps), cos, sin)  # [B, K, T, Dh]

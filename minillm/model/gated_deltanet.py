@@ -37,6 +37,7 @@ from .activations import sigmoid, silu, softplus
 from .conv import causal_conv1d, causal_conv1d_step
 from .delta_rule import chunked_gated_delta_rule, delta_rule_decode_step, recurrent_gated_delta_rule
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
+from .fused_linear import fused_projections  # the four input projections as one product, when fused at load
 from .norm import gated_rms_norm
 
 
@@ -106,6 +107,10 @@ def input_projections(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int
     if w.in_proj_qkvz is not None:  # Qwen3-Next: two projections, grouped per key head
         return grouped_projections(linear(x, w.in_proj_qkvz), linear(x, w.in_proj_ba), num_key_heads,
                                    num_value_heads, Dk, Dv)
+    fused = fused_projections(x, w.in_proj_qkv, w.in_proj_z, w.in_proj_b, w.in_proj_a)  # None unless fused at load
+    if fused is not None:  # the same four products as one (fused_linear.py): views of its columns
+        mixed, z, b, a = fused  # [B, T, C], [B, T, Hv*Dv], [B, T, Hv] x2
+        return mixed, z.reshape(B, T, num_value_heads, Dv), b, a
     mixed = linear(x, w.in_proj_qkv)  # [B, T, D] -> [B, T, C]
     z = linear(x, w.in_proj_z).reshape(B, T, num_value_heads, Dv)  # [B, T, Hv, Dv]
     b = linear(x, w.in_proj_b)  # [B, T, Hv]
@@ -184,6 +189,8 @@ def gated_deltanet_decode_step(x: np.ndarray, w: GatedDeltaNetWeights, num_key_h
     numbers up to float32 rounding, tests/test_plain.py), in fewer NumPy calls and memory passes, as a
     generation step runs it for every linear-attention layer (18 in Qwen3.5-0.8B) on arrays of a few KB,
     plus the 1 MB memory S per layer and row. What it fuses:
+    * the four input projections are one matrix-vector product when the loader laid them out as one array
+      (input_projections, fused_linear.py);
     * the conv reads one window [state ; x] and shifts the state in place (conv.causal_conv1d_step);
     * q and k are L2-normalised in one call (they are the first 2 Hk Dk channels of the conv's output);
     * the delta rule reads the memory once and updates it in place (delta_rule.delta_rule_decode_step).
