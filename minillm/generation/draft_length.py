@@ -33,6 +33,12 @@ and k = 0 (a plain step) whenever no k beats 1. Both factors are learned while d
   the prior slope (so that longer passes get tried). Before any measurement each extra token is assumed to
   add COST_PER_TOKEN of a step, an optimistic guess that the first passes correct.
 
+A length not timed yet is a guess, and a pass is at most GROWTH (2) times as long as the longest length
+timed lately (``longest_pass``): lengths are climbed to in doublings, so the first drafts of an answer (often
+n-grams of the chat template the model does not keep) cost about a step, and a wrong guess about a long pass
+(9+ tokens leave the few-rows product: 3.4 one-token steps on a quiet machine, 15-27 on a busy one) costs at
+most one pass twice as long as a length known to pay.
+
 And a guard on what drafting delivered, not what it was expected to: over the last GUARD_WINDOW passes that
 checked a draft, the tokens they emitted against what they cost (cost(T) above, in one-token steps). Below
 one (drafting made fewer tokens per unit of time than plain steps would), drafting stops for a while
