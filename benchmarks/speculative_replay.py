@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=400)
     ap.add_argument("--growth", type=float, nargs="*", default=[draft_length.GROWTH],
                     help="draft_length.GROWTH values to compare (inf: no cap on untimed lengths)")
+    ap.add_argument("--k", type=int, nargs="*", default=[10, 32], help="draft lengths (prompt_lookup_num_tokens)")
     ap.add_argument("--noise", type=float, default=0.0, help="log-normal jitter of each pass's time (e.g. 0.3)")
     ap.add_argument("--seeds", type=int, default=50, help="with --noise: how many jittered replays")
     args = ap.parse_args()
@@ -140,7 +141,7 @@ def main() -> None:
         vocab = max(vocab, max(prompt + answer) + 1)
         print(f"{label}: {len(prompt)} prompt tokens, answer {len(answer)} tokens (the model's own, greedy)")
         for machine, costs in (("quiet", COSTS), ("busy", BUSY_COSTS)):
-            for k in (10, 32):
+            for k in args.k:
                 for g in [None] + list(args.growth):
                     draft_length.GROWTH = g if g is not None else growth
                     stats, speedup = replay(prompt, answer, vocab, k, g is not None, costs)
