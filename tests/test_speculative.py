@@ -550,3 +550,34 @@ def test_a_length_that_is_very_dear_is_probed_once_and_then_avoided_until_its_ti
         chosen.append(k)
     long_passes = np.flatnonzero(np.array(chosen) >= 8)
     assert len(long_passes[long_passes < EXPIRE]) == 1 and len(long_passes) <= 3
+
+
+def test_lengths_not_timed_yet_are_tried_in_doublings_so_a_wrong_guess_costs_little():
+    """A pass is at most GROWTH (2) times as long as the longest length timed lately: drafts kept whole every
+    time climb 2, 4, 8, 16, 32 tokens, then stay at the full 33. Without the cap the kept rates of the first
+    pass send the second straight to 33 tokens, a length whose cost is still a guess (on a busy machine a pass
+    over 9+ tokens cost 15-27 one-token steps, measured; the first drafts of an answer, n-grams of the chat
+    template, are seldom kept)."""
+    schedule = DraftLength(32)
+    schedule.record(1, 1.0, known=0, kept=0)  # one timed one-token step: the reference
+    chosen = []
+    for _ in range(7):
+        k = schedule.choose(32)
+        schedule.record(k + 1, 1 + 0.1 * k, known=min(k + 1, 32), kept=min(k + 1, 32))
+        chosen.append(k)
+    assert chosen == [1, 3, 7, 15, 31, 32, 32]
+
+
+def test_the_climb_to_long_passes_starts_again_once_their_timings_expire():
+    """Lengths whose samples expired (EXPIRE passes without them) count as untimed again: after a long run of
+    plain steps, the first drafted pass is short (2 tokens), whatever the kept rates say."""
+    from minillm.generation.draft_length import EXPIRE
+    schedule = DraftLength(32)
+    schedule.record(1, 1.0, known=0, kept=0)
+    for _ in range(6):
+        k = schedule.choose(32)
+        schedule.record(k + 1, 1 + 0.1 * k, known=min(k + 1, 32), kept=min(k + 1, 32))
+    assert schedule.choose(32) == 32
+    for _ in range(EXPIRE):  # plain steps (nothing drafted), each timed
+        schedule.record(1, 1.0, known=0, kept=0)
+    assert schedule.choose(32) == 1

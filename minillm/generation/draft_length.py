@@ -33,6 +33,12 @@ and k = 0 (a plain step) whenever no k beats 1. Both factors are learned while d
   the prior slope (so that longer passes get tried). Before any measurement each extra token is assumed to
   add COST_PER_TOKEN of a step, an optimistic guess that the first passes correct.
 
+A length not timed yet is a guess, and a pass is at most GROWTH (2) times as long as the longest length
+timed lately (``longest_pass``): lengths are climbed to in doublings, so the first drafts of an answer (often
+n-grams of the chat template the model does not keep) cost about a step, and a wrong guess about a long pass
+(9+ tokens leave the few-rows product: 3.4 one-token steps on a quiet machine, 15-27 on a busy one) costs at
+most one pass twice as long as a length known to pay.
+
 And a guard on what drafting delivered, not what it was expected to: over the last GUARD_WINDOW passes that
 checked a draft, the tokens they emitted against what they cost (cost(T) above, in one-token steps). Below
 one (drafting made fewer tokens per unit of time than plain steps would), drafting stops for a while
@@ -65,6 +71,8 @@ MIN_TIMINGS = 1  # ... once it has this many (until then the other lengths, or t
 EXPIRE = 256  # a sample older than this many passes is forgotten (the length is measured again)
 GUARD_WINDOW = 8  # the guard: tokens per unit of time over the last this many passes that checked a draft
 BACKOFF, MAX_BACKOFF = 8, 256  # plain steps after the guard trips (doubling each time it trips again)
+GROWTH = 2  # a pass is at most this many times as long as the longest length timed lately (a one-token step,
+#   or none yet: 1): an untimed length's cost is a guess, so a wrong guess must cost little (see choose)
 COST_PER_TOKEN = 0.1  # before measuring: a pass over T tokens costs 1 + 0.1 (T - 1) steps
 PRIOR_KEPT, PRIOR_SEEN = 1.0, 2.0  # the pooled rate starts at 1/2, as if one of two drafts had been kept
 POOLED_WEIGHT = 2.0  # a position's rate is pulled towards the pooled one as if it were seen this many times
@@ -166,7 +174,22 @@ class DraftLength:
             return 0
         if self.passes and (not self.steps or self.passes - self.steps[-1][0] >= REFERENCE_EVERY):
             return 0  # a one-token step to time: the reference the other lengths are measured against
+        k = min(k, self.longest_pass() - 1)
         return best_draft_length(self.keep_rates(k, kind), self.costs()[:k + 1])
+
+    def longest_pass(self) -> int:
+        """The longest pass worth trying now: GROWTH times the longest length timed lately (1 when none is).
+
+        A length not timed yet costs what interpolate_costs guesses, optimistically, so that it gets tried;
+        but the guess can be far off: on the real Qwen2.5-Coder-0.5B a pass over 9+ tokens leaves the few-rows
+        product for OpenBLAS's threaded one, 3.4 one-token steps on a quiet machine and 15-27 on a busy one
+        (docs/PERFORMANCE.md), and the first drafts of an answer come from n-grams of the chat template that the
+        model rarely keeps. So lengths are tried in doublings, 2, 4, 8, 16, ... tokens, each after a shorter one
+        was timed: a wrong guess costs at most one pass twice as long as one known to pay, and a long copy
+        reaches its full length within a few passes (each of them kept whole). After the samples of the long
+        lengths expire (EXPIRE passes without them), they are climbed to again.
+        """
+        return int(min(GROWTH * max(self.ratios(), default=1), self.max_tokens + 1))
 
     def costs(self) -> np.ndarray:
         """cost(T) for T = 1 .. max_tokens + 1, in one-token steps (interpolate_costs of ratios()).   -> [K + 1]"""
