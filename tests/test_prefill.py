@@ -172,3 +172,25 @@ def test_lora_wrapped_projections_keep_the_fused_product_and_add_their_term():
                                                                                          cos, sin)):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(swiglu_mlp(x, mlp), swiglu_mlp(x, readable_mlp), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["tiny-qwen2", "tiny-qwen3"])  # with q/k/v biases; with q/k-norm
+def test_decoding_through_the_fused_products_equals_the_separate_ones(name):
+    """A few rows (decode, a short speculative pass) take q/k/v and gate/up as one product each when the weights
+    were fused at load (fused_linear.fused_projections); a copy whose fields are separate arrays takes the readable
+    path's separate products. Same logits, step after step through the cache, biases included."""
+    from minillm.model.fused_linear import fused_projections
+    model = tiny_model(name)
+    layer, x = model.weights.layers[0], randn(1, 1, model.config.hidden_size)
+    assert fused_projections(x, layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj) is not None
+    assert fused_projections(x, layer.mlp.gate_proj, layer.mlp.up_proj) is not None
+
+    def decode(m, ids, steps=4):
+        cache = m.new_cache(1, ids.shape[1] + steps)
+        logits = [m.forward(ids, cache=cache, logits_to_keep=1)[0, -1]]  # [V]
+        for _ in range(steps):
+            logits.append(m.forward(np.array([[logits[-1].argmax()]]), cache=cache, logits_to_keep=1)[0, -1])
+        return np.stack(logits)  # [steps + 1, V]
+
+    ids = np.array([[3, 17, 99, 5, 42]])
+    np.testing.assert_allclose(decode(model, ids), decode(unfused(model), ids), rtol=1e-5, atol=1e-5)
