@@ -2203,7 +2203,7 @@ def _resume_case(draw) -> Case:
               and not (target == "master" and edit == "negative v")  # the master file has no v.: a weight of -1
               or kind == "file kind" and target not in ("recipe.json", "checkpoint/model.safetensors",
                                                         "checkpoint/config.json")  # resume reads neither
-              and not (target == "log.jsonl" and edit == "missing")
+              and not (target == "log.jsonl" and edit in ("missing", "empty"))  # no record to keep: both the same
               or kind == "field" and field_name in ("step", "adam_step") and not (
                   isinstance(value, int) and not isinstance(value, bool) and (0 if field_name == "step" else 1)
                   <= value <= (2 if field_name == "step" else 2 ** 31 - 1))
@@ -2270,7 +2270,7 @@ def _finetune_resume_case(draw) -> Case:
         if not all(np.isfinite(a).all() for a in tuner.params.values()):
             raise Violation("the resumed fine-tuning exited 0 with non-finite weights")
 
-    refuse = (kind == "tensor" or kind == "file kind" and not (target == "log.jsonl" and edit == "missing")
+    refuse = (kind == "tensor" or kind == "file kind" and not (target == "log.jsonl" and edit in ("missing", "empty"))
               or kind == "field" and field_name in ("step", "adam_step") and not (
                   isinstance(value, int) and not isinstance(value, bool) and (0 if field_name == "step" else 1)
                   <= value <= (2 if field_name == "step" else 2 ** 31 - 1))
