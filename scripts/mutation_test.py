@@ -204,7 +204,7 @@ MUTATIONS: list[Mutation] = [
     M("rope", MODEL, "return rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings, seq_len)",
       "self._rope = self._rope or rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings, seq_len); "
       "return self._rope", "dynamic RoPE keeps the frequencies of its first call"),
-    M("cache", MODEL, "rope_len = _rope_len or int(positions.max()) + 1", "rope_len = _rope_len or int(positions.max())",
+    M("rope", MODEL, "rope_len = _rope_len or int(positions.max()) + 1", "rope_len = _rope_len or int(positions.max())",
       "dynamic RoPE sequence length off by one"),
     # ---------------------------------------------------------------- RoPE scaling
     M("rope", ROPE, "seq_len = max(seq_len or max_pos, max_pos)", "seq_len = seq_len or max_pos",
@@ -365,9 +365,10 @@ MUTATIONS: list[Mutation] = [
 
 # The tests to run first for each area (the rest of the suite follows).
 AREA_TESTS = {
-    "generation": ["test_speculative_guard.py", "test_behaviour_generation.py", "test_generation.py"],
+    "generation": ["test_speculative_guard.py", "test_behaviour_generation.py", "test_generation.py",
+                   "test_speculative.py", "test_bad_input.py"],  # prompt lookup's switch; text given as ids
     "sampling": ["test_behaviour_generation.py", "test_sampling.py"],
-    "chat": ["test_chat.py", "test_behaviour_cache.py"],
+    "chat": ["test_chat.py", "test_behaviour_cache.py", "test_cli.py"],  # the chat loop's errors are the CLI's
     "cache": ["test_behaviour_cache.py", "test_generation.py"],
     "rope": ["test_behaviour_config.py", "test_modules.py"],
     "config": ["test_behaviour_config.py", "test_config.py"],
