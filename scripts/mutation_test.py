@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 class Mutation:
     area: str
     file: str  # relative to the repository root
-    original: str  # a fragment of one line; must occur exactly once in the file
+    original: str  # a fragment of one line (with the next line too where the line occurs twice); found once
     replacement: str
     label: str
     equivalent: str = ""  # why the mutant cannot change behaviour (left out of the score), if it cannot
@@ -198,13 +198,13 @@ MUTATIONS: list[Mutation] = [
     M("cache", CACHE, "if self.length + num_new > self.capacity:", "if self.length + num_new >= self.capacity:",
       "a cache can never be filled to capacity"),
     M("cache", MODEL, "if T == 1 and key_valid is None:", "if T == 1:", "a decode step ignores padding in the cache"),
-    M("cache", MODEL, "hidden[-1] = h if not logits_to_keep else rms_norm(hidden[-1], w.norm, cfg.rms_norm_eps)",
+    M("cache", MODEL, "hidden[-1] = h if not logits_to_keep else self.final_norm(hidden[-1])",
       "hidden[-1] = h", "hidden states with logits_to_keep: the last one is cut to the kept positions"),
     M("cache", MODEL, "x = x[:, -logits_to_keep:]", "x = x[:, :logits_to_keep]", "logits_to_keep keeps the first positions"),
-    M("cache", MODEL, "return rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings, seq_len)",
-      "self._rope = self._rope or rope_frequencies(cfg.head_dim, cfg.rope, cfg.max_position_embeddings, seq_len); "
+    M("rope", MODEL, "return rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings, seq_len)",
+      "self._rope = self._rope or rope_frequencies(cfg.rotary_dim, cfg.rope, cfg.max_position_embeddings, seq_len); "
       "return self._rope", "dynamic RoPE keeps the frequencies of its first call"),
-    M("cache", MODEL, "rope_len = _rope_len or int(positions.max()) + 1", "rope_len = _rope_len or int(positions.max())",
+    M("rope", MODEL, "rope_len = _rope_len or int(positions.max()) + 1", "rope_len = _rope_len or int(positions.max())",
       "dynamic RoPE sequence length off by one"),
     # ---------------------------------------------------------------- RoPE scaling
     M("rope", ROPE, "seq_len = max(seq_len or max_pos, max_pos)", "seq_len = seq_len or max_pos",
@@ -228,7 +228,10 @@ MUTATIONS: list[Mutation] = [
     M("config", CONFIG, 'original = get("original_max_position_embeddings", int, None, low=1) or original or max_pos',
       'original = get("original_max_position_embeddings", int, None, low=1) or max_pos',
       "original_max_position_embeddings inside the RoPE parameters ignored"),
-    M("config", CONFIG, 'theta = sub("rope_theta", float, None, above=1)', 'theta = get("rope_theta", float, None, above=1)',
+    M("config", CONFIG, 'theta = sub("rope_theta", float, None, above=1)\n    if theta is None:\n'
+      '        theta = get("rope_theta", float, 10000.0, above=1)\n',
+      'theta = get("rope_theta", float, None, above=1)\n    if theta is None:\n'
+      '        theta = get("rope_theta", float, 10000.0, above=1)\n',
       "top-level rope_theta wins over rope_parameters'"),
     M("config", CONFIG, "factor = max_pos / original  # transformers", "factor = original / max_pos  # transformers",
       "YaRN without factor: the ratio inverted"),
@@ -238,10 +241,13 @@ MUTATIONS: list[Mutation] = [
       'sliding_window = get("sliding_window", int, None, low=1)', "sliding window used although use_sliding_window is false"),
     M("config", CONFIG, "if sliding_window is not None and i >= max_window_layers", "if sliding_window is not None and i > max_window_layers",
       "max_window_layers off by one"),
-    M("config", CONFIG, 'tie_word_embeddings=get("tie_word_embeddings", bool, False)',
-      'tie_word_embeddings=get("tie_word_embeddings", bool, True)', "tie_word_embeddings defaults to true"),
-    M("config", CONFIG, 'rms_norm_eps=get("rms_norm_eps", float, 1e-6,', 'rms_norm_eps=get("rms_norm_eps", float, 1e-5,',
-      "rms_norm_eps default 1e-5"),
+    M("config", CONFIG, 'tie_word_embeddings=get("tie_word_embeddings", bool, False),\n        qkv_bias=qkv_bias,',
+      'tie_word_embeddings=get("tie_word_embeddings", bool, True),\n        qkv_bias=qkv_bias,',
+      "tie_word_embeddings defaults to true"),
+    M("config", CONFIG, 'rms_norm_eps=get("rms_norm_eps", float, 1e-6, low=FLOAT32_TINY, high=1.0),\n'
+      '        max_position_embeddings=max_position_embeddings,',
+      'rms_norm_eps=get("rms_norm_eps", float, 1e-5, low=FLOAT32_TINY, high=1.0),\n'
+      '        max_position_embeddings=max_position_embeddings,', "rms_norm_eps default 1e-5"),
     M("config", CONFIG, 'max_window_layers = get("max_window_layers", int, 28)', 'max_window_layers = get("max_window_layers", int, 0)',
       "max_window_layers default 0"),
     M("config", CONFIG, 'kv_heads = get("num_key_value_heads", int, heads, low=1)', 'kv_heads = get("num_key_value_heads", int, 1, low=1)',
@@ -294,8 +300,8 @@ MUTATIONS: list[Mutation] = [
     M("loader", PATHS, 'if PurePath(name).is_absolute() or ".." in PurePath(name).parts:',
       "if PurePath(name).is_absolute():", "'..' allowed in file names",
       equivalent="the resolved path is then checked against the directory anyway"),
-    M("loader", PATHS, 'if root.parent.name == "snapshots" and root.parent.parent.name.startswith("models--"):',
-      "if False:", "cache snapshots' symlinked files refused"),
+    M("loader", PATHS, "return [real_repo] if real_repo in real.parents else", "return [real] if real_repo in real.parents else",
+      "cache snapshots' symlinked files refused"),
     M("loader", LOADING, "if name not in shards[shard].tensors:", "if False:",
       "index naming the wrong shard for a tensor not checked"),
     M("loader", LOADING, "tied = same", "tied = True", "a stored head that differs from the embedding is ignored"),
@@ -317,8 +323,8 @@ MUTATIONS: list[Mutation] = [
     M("hub", HUB, 'for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):', 'for var in ("HUGGINGFACE_HUB_CACHE",):',
       "HF_HUB_CACHE ignored"),
     M("hub", HUB, 'if _is_true(os.environ.get("HF_HUB_OFFLINE")) or', "if False or", "HF_HUB_OFFLINE ignored"),
-    M("hub", HUB, '"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]',
-      '"tokenizer_config.json", "chat_template.jinja"]', "the download leaves out tokenizer.json"),
+    M("hub", HUB, '"tokenizer.json", "tokenizer_config.json", "chat_template.jinja",',
+      '"tokenizer_config.json", "chat_template.jinja",', "the download leaves out tokenizer.json"),
     # ---------------------------------------------------------------- mixtures of experts
     M("moe", ROUTER, "    if normalize:", "    if False:", "no top-k renormalisation"),
     M("moe", TOPK, "        indices[row] = torch_cpu_topk_indices(values[row].tolist(), k)", "        pass",
@@ -359,9 +365,10 @@ MUTATIONS: list[Mutation] = [
 
 # The tests to run first for each area (the rest of the suite follows).
 AREA_TESTS = {
-    "generation": ["test_speculative_guard.py", "test_behaviour_generation.py", "test_generation.py"],
+    "generation": ["test_speculative_guard.py", "test_behaviour_generation.py", "test_generation.py",
+                   "test_speculative.py", "test_bad_input.py"],  # prompt lookup's switch; text given as ids
     "sampling": ["test_behaviour_generation.py", "test_sampling.py"],
-    "chat": ["test_chat.py", "test_behaviour_cache.py"],
+    "chat": ["test_chat.py", "test_behaviour_cache.py", "test_cli.py"],  # the chat loop's errors are the CLI's
     "cache": ["test_behaviour_cache.py", "test_generation.py"],
     "rope": ["test_behaviour_config.py", "test_modules.py"],
     "config": ["test_behaviour_config.py", "test_config.py"],

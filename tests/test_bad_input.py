@@ -414,3 +414,26 @@ def test_fuzzed_safetensors_load_correctly_or_raise_the_loaders_error(tmp_path_f
                                       _independent_decode(bytes(mutated), name, f.tensors[name]).view(np.uint32))
     if bytes(mutated[:header_end]) == original[:header_end] and len(mutated) == len(original):
         assert set(loaded) == {"a.weight", "b.weight", "c.weight"}  # only data bytes changed: all load
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_the_path_rule_itself_refuses_a_file_that_is_not_regular(tmp_path, kind):
+    """checkpoint_file is the one gate every loader opens a checkpoint's files through (paths.py), and its rule
+    says "a regular file": a FIFO would block whoever opens it, a socket cannot be read. Each reader today also
+    checks the type after opening (so load_model's errors above hold either way); the rule must not rely on
+    that, for a reader that hands the path to a library (tokenizers, Jinja) would hang on the FIFO instead."""
+    import os
+    import socket
+    from minillm.checkpoint.paths import checkpoint_file
+    name = "chat_template.jinja"
+    if kind == "fifo":
+        os.mkfifo(tmp_path / name)
+    else:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(tmp_path / name))
+    try:
+        with expect(minillm.CheckpointError, "FIFO" if kind == "fifo" else "socket", "not a regular file"):
+            checkpoint_file(tmp_path, name, minillm.CheckpointError)
+    finally:
+        if kind == "socket":
+            server.close()

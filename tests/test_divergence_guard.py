@@ -83,3 +83,14 @@ def test_finite_weights_whose_logits_overflow_are_not_saved(tmp_path, capsys):
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 1
     assert "forward overflows float32" in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+@pytest.mark.parametrize("save_every", [1, 4])
+def test_an_update_that_overflows_the_weights_stops_at_that_step_naming_the_weight(tmp_path, save_every):
+    """lr 3e38 (the largest float32 is 3.4e38): the first update's Adam step of about lr per weight overflows
+    float32, and the error says so at step 1, naming a weight, whether a save follows the step (save_every 1)
+    or not (4): not one step late as a NaN loss, nor as "the weights are finite" from the check before a save."""
+    cfg = TrainConfig.from_dict(recipe(tmp_path, steps=4, save_every=save_every, warmup=0, lr=3e38, min_lr=3e38))
+    with pytest.raises(TrainingError, match=r"^step 1: the update made weight '[\w.]+' non-finite"):
+        Trainer(cfg, tmp_path / "run", progress=False).run()
+    assert not (tmp_path / "run" / "checkpoint").exists()

@@ -581,3 +581,52 @@ def test_the_climb_to_long_passes_starts_again_once_their_timings_expire():
     for _ in range(EXPIRE):  # plain steps (nothing drafted), each timed
         schedule.record(1, 1.0, known=0, kept=0)
     assert schedule.choose(32) == 1
+
+
+# ------------------------------------------------------------------- what the statistics count (issue 31)
+
+@pytest.mark.parametrize("right", [True, False])
+def test_drafted_counts_the_tokens_the_model_checked_not_what_the_drafter_proposed(right):
+    """`minillm generate --speculative` prints "X% of N drafted tokens accepted": N is what the model checked.
+    Under the adaptive schedule a proposal is often checked in part or not at all (a one-token step timed as
+    the reference, drafts that do not pay); those unchecked tokens were neither accepted nor rejected. So a
+    drafter that is always right shows 100%, and N is the sum of the checked drafts' lengths."""
+    m = ClockedModel(tiny_model("tiny-qwen3"), 0.3)
+    prompt = np.arange(10, 30)
+    plain = minillm.generate(m.model, prompt, 40, temperature=0.0, stop_token_ids=[])
+    inner = ExactOracle(plain, len(prompt), 4) if right else WrongDrafter()
+    proposed = []
+
+    class Counting:
+        num_tokens = 4
+
+        def propose(self, history, max_tokens):
+            draft = inner.propose(history, max_tokens)
+            proposed.append(len(draft))
+            return draft
+
+    stats = SpeculativeStats()
+    fast = minillm.generate(m, prompt, 40, temperature=0.0, stop_token_ids=[], drafter=Counting(),
+                            speculative_stats=stats, draft_schedule=DraftLength(4, clock=m))
+    assert fast.tolist() == plain.tolist()
+    checked = sum(len(draft) for draft, _, _ in stats.passes)
+    assert sum(proposed) > checked  # the schedule left some proposed tokens unchecked (else nothing to count)
+    assert stats.drafted == checked
+    assert stats.accepted == sum(accepted for _, accepted, _ in stats.passes)
+    if right:
+        assert stats.acceptance_rate == 1.0
+
+
+@pytest.mark.parametrize("hiccup_at", [0, -1])
+def test_one_slow_timing_first_or_last_does_not_set_a_pass_lengths_cost(hiccup_at):
+    """A pass held up by another process (9 one-token steps instead of 1.4) among normal ones: the length's cost
+    is the median of its samples, 1.4, whether the slow one came first (the first probe of a length) or last,
+    and drafts kept throughout are still checked whole."""
+    schedule = DraftLength(4)
+    samples = [1.4, 1.4, 1.4]
+    samples[hiccup_at] = 9.0
+    for seconds in samples:
+        schedule.record(1, 1.0, known=1, kept=1)
+        schedule.record(5, seconds, known=4, kept=4)
+    assert schedule.costs()[4] == pytest.approx(1.4)
+    assert schedule.choose(4) == 4
