@@ -72,6 +72,9 @@ def wrap(module, name: str, part: str) -> None:
 def instrument() -> None:
     wrap(attention, "linear", "projections")
     wrap(mlp, "linear", "projections")
+    wrap(attention, "fused_projections", "projections")  # q/k/v as one product for a few rows (fused at load)
+    wrap(mlp, "fused_projections", "projections")  # gate/up as one product for a few rows
+    wrap(prefill_module, "swiglu_fused", "MLP of a prompt (gate/up product, silu * up, down)")
     wrap(attention, "scaled_dot_product_attention", "attention")
     wrap(model_module, "lm_head", "LM head")
     wrap(block, "rms_norm", "norms")
