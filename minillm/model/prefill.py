@@ -185,15 +185,19 @@ def silu_times_up_in_place(gate_up: np.ndarray, F: int) -> np.ndarray:
         tmp = np.empty((ROW_CHUNK, F), np.float32)  # [chunk, F]
         for r in range(first, last, ROW_CHUNK):
             gate, up = gate_up[r:min(r + ROW_CHUNK, last), :F], gate_up[r:min(r + ROW_CHUNK, last), F:]
-            t = tmp[:len(gate)]  # [rows, F]
-            np.negative(gate, out=t)
-            with np.errstate(over="ignore"):  # exp(-u) = inf for u < -88: u / inf = -0.0, silu's limit
-                np.exp(t, out=t)
-            t += np.float32(1.0)
-            np.divide(gate, t, out=gate)  # silu(gate)
-            gate *= up
+            _silu_times_up(gate, up, tmp[:len(gate)])
     _in_two(run, len(gate_up), gate_up.size // 2)
     return gate_up[:, :F]  # [N, F] view (rows 2F apart), which BLAS reads as it is
+
+
+def _silu_times_up(gate: np.ndarray, up: np.ndarray, t: np.ndarray) -> None:
+    """gate <- silu(gate) * up in place, as u / (1 + exp(-u)) * up; ``t`` a scratch array of gate's shape."""
+    np.negative(gate, out=t)
+    with np.errstate(over="ignore"):  # exp(-u) = inf for u < -88: u / inf = -0.0, silu's limit
+        np.exp(t, out=t)
+    t += np.float32(1.0)
+    np.divide(gate, t, out=gate)  # silu(gate)
+    gate *= up
 
 
 def silu_times_up_in_place_t(gate_upT: np.ndarray, F: int) -> np.ndarray:
@@ -209,13 +213,7 @@ def silu_times_up_in_place_t(gate_upT: np.ndarray, F: int) -> np.ndarray:
         tmp = np.empty((chunk, N), np.float32)  # [chunk, N]
         for r in range(first, last, chunk):
             gate, up = gate_upT[r:min(r + chunk, last)], gate_upT[F + r:F + min(r + chunk, last)]
-            t = tmp[:len(gate)]  # [rows, N]
-            np.negative(gate, out=t)
-            with np.errstate(over="ignore"):  # exp(-u) = inf for u < -88: u / inf = -0.0, silu's limit
-                np.exp(t, out=t)
-            t += np.float32(1.0)
-            np.divide(gate, t, out=gate)  # silu(gate)
-            gate *= up
+            _silu_times_up(gate, up, tmp[:len(gate)])
     _in_two(run, F, F * N)
     return gate_upT[:F]  # [F, N]
 
