@@ -234,7 +234,9 @@ def fresh_mutations(M) -> list:
         M("speculative", DRAFT_LENGTH, "np.cumsum(np.cumprod(keep))", "np.cumsum(keep)",
           "fresh: expected tokens add keep rates instead of their running products", tests=T_SPEC),
         M("speculative", DRAFT_LENGTH, "        k = min(available, self.max_tokens)", "        k = available",
-          "fresh: choose() not capped by max_tokens", tests=T_SPEC),
+          "fresh: choose() not capped by max_tokens", tests=T_SPEC,
+          equivalent="since the growth cap (issue 33, third round) choose() also takes min(k, longest_pass() - 1), "
+                     "and longest_pass() is at most max_tokens + 1: the same cap again"),
         M("speculative", DRAFT_LENGTH, "        kept_counts[:kept] += 1.0", "        kept_counts[:known] += 1.0",
           "fresh: every known draft position counted as kept", tests=T_SPEC),
         M("speculative", DRAFT_LENGTH, "ratios[T] = float(np.median(fresh))", "ratios[T] = float(fresh[0])",
