@@ -69,6 +69,7 @@ from .loss import IGNORE_INDEX, next_token_targets
 BUCKET_MB = 16.0  # the flat buffer the gradients are summed through (PyTorch DDP's default is 25 MB)
 # Set by the launcher in every process it starts: MPICH's and Intel MPI's hydra (and Slurm's PMI), Open MPI.
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+ABORT_GRACE = 0.5  # seconds a failing rank waits, after printing its error, before MPI_Abort ends the job
 
 
 class Communicator:
@@ -170,6 +171,10 @@ class MPICommunicator(Communicator):
             sys.stdout.flush()
             sys.stderr.flush()
             code = 130 if isinstance(e, KeyboardInterrupt) else 1
+            # The launcher forwards each rank's stderr through a pipe and acts on Abort through another: both
+            # ready at once, MPICH's hydra could end the job before forwarding the line above (seen once in a
+            # whole-suite run on a loaded machine). A moment first, on the failure path only.
+            time.sleep(ABORT_GRACE)
             self.comm.Abort(code)
             os._exit(code)  # MPICH's Abort may return while the launcher ends the job: never run the caller's next line
 
