@@ -100,7 +100,7 @@ def _fuse_fields(weights, names: tuple[str, ...]) -> None:
 
 def fused_weight(*parts) -> np.ndarray | None:
     """The fused array of these projections (LoRA-wrapped ones by their base weight), or None (see ``stacked``)."""
-    return stacked(*(p.weight if isinstance(p, LoraWeight) else p for p in parts))
+    return stacked(*(base_weight(p) for p in parts))
 
 
 def fused_product(x: np.ndarray, fused: np.ndarray, parts, bias: np.ndarray | None = None) -> np.ndarray:
