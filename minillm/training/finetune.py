@@ -164,7 +164,7 @@ class Finetuner:
         longest = max((len(ex.ids) for ex in self.train_set), default=1)  # a batch: padded to its longest
         check_activation_memory(self.model.config, cfg.batch_size, longest)  # before a step allocates [B, T]
         if resume and root:
-            self._restore(ckpt, state)
+            self._restore(state)
         else:
             if root:
                 try:
@@ -226,7 +226,7 @@ class Finetuner:
         self.dp.comm.barrier()
         return final
 
-    def _restore(self, ckpt: Path, state: dict) -> None:
+    def _restore(self, state: dict) -> None:
         """The optimizer, sampler and counters from ``state`` (read_state: checked); the moments are checked
         against the weights trained (the adapter's, or every weight with --full)."""
         shapes = {name: a.shape for name, a in self.params.items()}
