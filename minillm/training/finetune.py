@@ -63,6 +63,8 @@ from .schedule import learning_rate
 from .resume_checks import MOMENTS_FILE, STATE_FILE, keep_log_until, read_moments, read_settings, read_state, run_file
 from .trainer import plot_loss_curve, show_progress
 
+BETAS, EPS = (0.9, 0.999), 1e-8  # AdamW's moment decays and denominator guard: torch.optim.AdamW's defaults
+
 
 @dataclass
 class FinetuneConfig:
@@ -269,9 +271,9 @@ class Finetuner:
                 adapter.set_dropout_seed(None)
         if not math.isfinite(loss):
             raise TrainingError(f"step {self.step + 1}: the loss is {loss}; stopped (lower --lr)")
-        # sum the ranks' gradients, each weighed by its share; clip_grad_norm; AdamW (torch's defaults for betas, eps)
+        # sum the ranks' gradients, each weighed by its share; clip_grad_norm; AdamW
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
-            norm = self.dp.update(self.params, grads, self.opt, lr, (0.9, 0.999), 1e-8, cfg.weight_decay, cfg.clip,
+            norm = self.dp.update(self.params, grads, self.opt, lr, BETAS, EPS, cfg.weight_decay, cfg.clip,
                                   share)
         check_update(self.params, norm, self.step + 1, lambda: str(self.out / "checkpoint"))  # as the trainer
         loss = self.dp.sum(loss * share)  # the mean over the global batch's scored targets (alone: the loss)
