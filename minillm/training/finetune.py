@@ -61,7 +61,7 @@ from .divergence import check_outputs, check_update
 from .run_dir import check_run_dir
 from .schedule import learning_rate
 from .resume_checks import MOMENTS_FILE, STATE_FILE, keep_log_until, read_moments, read_settings, read_state, run_file
-from .trainer import plot_loss_curve, show_progress
+from .trainer import plot_loss_curve, run_steps
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # AdamW's moment decays and denominator guard: torch.optim.AdamW's defaults
 
@@ -283,40 +283,27 @@ class Finetuner:
 
     def run(self, max_steps: int | None = None) -> list[dict]:
         """Train until cfg.steps (or ``max_steps`` more); write the result at the end."""
-        cfg, lines = self.cfg, []
-        stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
-        start_step, started = self.step, time.perf_counter()
-        path = self.out / "log.jsonl" if self.dp.is_root else os.devnull  # rank 0 logs
-        try:  # the progress bar ends its line whatever happens, so an error starts on a line of its own
-            with open(path, "a", encoding="utf-8") as log:
-                while self.step < stop:
-                    t0 = time.perf_counter()
-                    line = self.train_step()
-                    dt = time.perf_counter() - t0
-                    self.elapsed += dt
-                    self.tokens += line["tokens_in_batch"]
-                    line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2),
-                                tokens=self.tokens, **self.dp.log_fields())
-                    evaluate = self.step % cfg.eval_every == 0 or self.step == cfg.steps
-                    if self.eval_set and self.dp.is_root and evaluate:
-                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging run: the
-                            line["val_loss"] = self.evaluate()  # next step's loss check stops it, naming the step
-                    log.write(json.dumps(line) + "\n")
-                    log.flush()
-                    lines.append(line)
-                    if self.step % cfg.save_every == 0 or self.step == stop:
-                        self.save()
-                    if self.progress:
-                        show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
-        finally:
-            if self.progress:
-                print(file=sys.stderr)
-        if self.step == cfg.steps and self.dp.is_root:
-            result = self.out / ("model" if cfg.full else "adapter")
+        lines = run_steps(self, max_steps, self._logged_step)
+        if self.step == self.cfg.steps and self.dp.is_root:
+            result = self.out / ("model" if self.cfg.full else "adapter")
             shutil.rmtree(result, ignore_errors=True)
             shutil.copytree(self.out / "checkpoint" / result.name, result)
             plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
         return lines
+
+    def _logged_step(self) -> dict:
+        """One step and its log line: tokens, speed, and the held-out loss every eval_every steps (rank 0)."""
+        t0 = time.perf_counter()
+        line = self.train_step()
+        dt = time.perf_counter() - t0
+        self.elapsed += dt
+        self.tokens += line["tokens_in_batch"]
+        line.update(tokens_per_s=line["tokens_in_batch"] / dt, elapsed=round(self.elapsed, 2), tokens=self.tokens,
+                    **self.dp.log_fields())
+        if self.eval_set and self.dp.is_root and (self.step % self.cfg.eval_every == 0 or self.step == self.cfg.steps):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging run: the next
+                line["val_loss"] = self.evaluate()  # step's loss check stops it, naming the step
+        return line
 
 
 def _base_dir(model: str) -> Path:

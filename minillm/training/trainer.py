@@ -35,6 +35,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -378,41 +379,56 @@ class Trainer:
 
     def run(self, max_steps: int | None = None) -> list[dict]:
         """Train until ``cfg.steps`` (or ``max_steps`` more steps); returns the log lines of this call."""
-        cfg, lines = self.cfg, []
+        lines = run_steps(self, max_steps, self._logged_step)
+        if self.step == self.cfg.steps and self.dp.is_root:
+            plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
+        return lines
+
+    def _logged_step(self) -> dict:
+        """One step and its log line: tokens, speed, and the held-out loss every eval_every steps."""
+        cfg = self.cfg
         tokens_per_step = cfg.batch_size * cfg.context * cfg.accumulation
-        stop = cfg.steps if max_steps is None else min(cfg.steps, self.step + max_steps)
-        log = open(self.out / "log.jsonl" if self.dp.is_root else os.devnull, "a", encoding="utf-8")  # rank 0 logs
-        start_step, started = self.step, time.perf_counter()
+        t0 = time.perf_counter()
         try:
-            while self.step < stop:
-                t0 = time.perf_counter()
-                try:
-                    line = self.train_step()
-                    dt = time.perf_counter() - t0
-                    self.elapsed += dt
-                    line.update(tokens=self.step * tokens_per_step, tokens_per_s=tokens_per_step / dt,
-                                elapsed=round(self.elapsed, 2), **self.dp.log_fields())
-                    if self.val_windows is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
-                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see train_step
-                            line["val_loss"] = evaluate(self.model, self.val_windows, cfg.batch_size)
-                except MemoryError:  # the activations of one micro-batch: sizes the recipe chose
-                    raise TrainingError(f"step {self.step + 1}: a micro-batch of batch_size {cfg.batch_size} x "
-                                        f"context {cfg.context} tokens needs more memory than this machine has; "
-                                        f"lower them (accumulation keeps the tokens per step)") from None
+            line = self.train_step()
+            dt = time.perf_counter() - t0
+            self.elapsed += dt
+            line.update(tokens=self.step * tokens_per_step, tokens_per_s=tokens_per_step / dt,
+                        elapsed=round(self.elapsed, 2), **self.dp.log_fields())
+            if self.val_windows is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # see train_step
+                    line["val_loss"] = evaluate(self.model, self.val_windows, cfg.batch_size)
+        except MemoryError:  # the activations of one micro-batch: sizes the recipe chose
+            raise TrainingError(f"step {self.step + 1}: a micro-batch of batch_size {cfg.batch_size} x "
+                                f"context {cfg.context} tokens needs more memory than this machine has; "
+                                f"lower them (accumulation keeps the tokens per step)") from None
+        return line
+
+
+def run_steps(runner, max_steps: int | None, logged_step: Callable[[], dict]) -> list[dict]:
+    """The run loop of both runners (Trainer here, finetune.Finetuner): until ``runner.cfg.steps`` (or
+    ``max_steps`` more), take ``logged_step()`` (one step and its log line), append the line to OUT/log.jsonl
+    (rank 0 logs, the other ranks write to os.devnull), save every ``cfg.save_every`` steps and at the stop,
+    and show the progress bar. Returns this call's log lines."""
+    cfg, lines = runner.cfg, []
+    stop = cfg.steps if max_steps is None else min(cfg.steps, runner.step + max_steps)
+    start_step, started = runner.step, time.perf_counter()
+    path = runner.out / "log.jsonl" if runner.dp.is_root else os.devnull
+    try:  # the progress bar ends its line whatever happens, so an error starts on a line of its own
+        with open(path, "a", encoding="utf-8") as log:
+            while runner.step < stop:
+                line = logged_step()
                 log.write(json.dumps(line) + "\n")
                 log.flush()
                 lines.append(line)
-                if self.step % cfg.save_every == 0 or self.step == stop:
-                    self.save()
-                if self.progress:
-                    show_progress(line, cfg.steps, stop, self.step - start_step, time.perf_counter() - started)
-        finally:
-            log.close()
-            if self.progress:
-                print(file=sys.stderr)
-        if self.step == cfg.steps and self.dp.is_root:
-            plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
-        return lines
+                if runner.step % cfg.save_every == 0 or runner.step == stop:
+                    runner.save()
+                if runner.progress:
+                    show_progress(line, cfg.steps, stop, runner.step - start_step, time.perf_counter() - started)
+    finally:
+        if runner.progress:
+            print(file=sys.stderr)
+    return lines
 
 
 def show_progress(line: dict, steps: int, stop: int, done: int, seconds: float) -> None:
