@@ -190,10 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "wsd: the peak until the last --decay-steps, so --steps can change on --resume")
     tr.add_argument("--allow-schedule-change", action="store_true", help="with --resume: continue even when the "
                     "new settings give the steps already trained other learning rates (the rate jumps)")
-    tr.add_argument("--zero1", action="store_true", help="under mpiexec: shard AdamW's moments across the "
-                    "processes (ZeRO-1), each keeps 1/N of them (docs/DISTRIBUTED.md)")
-    tr.add_argument("--bucket-mb", type=float, help="under mpiexec: gradients are summed through a buffer of this "
-                    "many MB (default 16)")
+    from ..training.distributed import add_data_parallel_flags
+    add_data_parallel_flags(tr)
     tr.set_defaults(run=cmd_train)
 
     e = sub.add_parser("explain", help="write an interactive HTML page: attention, logit lens, next token, ...")

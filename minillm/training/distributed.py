@@ -179,6 +179,13 @@ class MPICommunicator(Communicator):
             os._exit(code)  # MPICH's Abort may return while the launcher ends the job: never run the caller's next line
 
 
+def add_data_parallel_flags(parser) -> None:
+    """The flags ``minillm train`` and ``minillm finetune`` both take for a run under mpiexec."""
+    parser.add_argument("--zero1", action="store_true", help="under mpiexec: shard AdamW's moments across the "
+                        "processes (ZeRO-1), each keeps 1/N of them (docs/DISTRIBUTED.md)")
+    parser.add_argument("--bucket-mb", type=float, help="under mpiexec: gradients are summed through a buffer of "
+                        f"this many MB (default {BUCKET_MB:g})")
+
 def world() -> Communicator:
     """Every process of this job: MPI's COMM_WORLD when started by mpiexec with N > 1, else this one alone."""
     size = next((int(os.environ[k]) for k in LAUNCHER_SIZE_VARIABLES if os.environ.get(k, "").isdigit()), 1)

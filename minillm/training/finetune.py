@@ -56,7 +56,7 @@ from ..training.loss import cross_entropy
 from .adamw import AdamWState
 from .chat_data import encode_conversations, pad_batch, read_conversations
 from ..backward.memory import check_activation_memory
-from .distributed import DataParallel
+from .distributed import DataParallel, add_data_parallel_flags
 from .divergence import check_outputs, check_update
 from .run_dir import check_run_dir
 from .schedule import learning_rate
@@ -347,10 +347,7 @@ def add_finetune_arguments(sub) -> None:
                    help="recompute each layer's activations in the backward: less memory, about 1/3 more time")
     f.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     f.add_argument("--max-steps", type=int, help="stop after this many more steps (the schedule is unchanged)")
-    f.add_argument("--zero1", action="store_true", help="under mpiexec: shard AdamW's moments across the "
-                   "processes (ZeRO-1), each keeps 1/N of them (docs/DISTRIBUTED.md)")
-    f.add_argument("--bucket-mb", type=float, help="under mpiexec: gradients are summed through a buffer of this "
-                   "many MB (default 16)")
+    add_data_parallel_flags(f)
     f.set_defaults(run=cmd_finetune)
 
     m = sub.add_parser("merge", help="fold a LoRA adapter into its base model: a full checkpoint directory")
