@@ -114,6 +114,7 @@ def instrument(model) -> None:
     attention.project_qkv = timed("heads, cache writes", attention.project_qkv)
     block.self_attention = timed("heads, cache writes", block.self_attention)
     block.rms_norm = timed("norms", block.rms_norm)
+    engine.rms_norm_rows = timed("norms", engine.rms_norm_rows)  # a prompt's rows (block.py takes it from prefill)
     mlp.silu = timed("SwiGLU (silu(gate) * up)", mlp.silu)
     moe.swiglu_mlp = timed("SwiGLU (silu(gate) * up)", moe.swiglu_mlp)
     model_module.decoder_layer = timed("residual adds", model_module.decoder_layer)

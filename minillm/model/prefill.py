@@ -253,6 +253,23 @@ def rope_in_place_t(xT: np.ndarray, cosT: np.ndarray, sinT: np.ndarray) -> None:
     x2 += t2
 
 
+def rms_norm_rows(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    """norm.py's rms_norm for a prompt's rows, in three passes over x where it makes five.   x [..., N] -> [..., N]
+
+    The sum of squares is one pass (einsum: no squared [..., N] temporary), then x * inv_rms into the result and
+    * weight in place. The same operations as rms_norm except the sum, whose additions run in another order
+    (rounding differences of ~1e-7 relative): 0.19 -> 0.06 ms for [128, 896] (docs/PERFORMANCE.md).
+    """
+    inv_rms = np.einsum("...i,...i->...", x, x)[..., None]  # [..., 1] sum of x^2
+    inv_rms /= np.float32(x.shape[-1])  # mean of x^2
+    inv_rms += np.float32(eps)
+    np.sqrt(inv_rms, out=inv_rms)
+    np.divide(np.float32(1.0), inv_rms, out=inv_rms)  # [..., 1]: 1 / rms
+    y = x * inv_rms  # [..., N]
+    y *= weight  # weight * (x * inv_rms), as rms_norm (a product commutes exactly)
+    return y
+
+
 # ------------------------------------------------------------------------------------------ the sub-layers
 
 def project_qkv_fused(x: np.ndarray, qkv_proj: np.ndarray, qkv_bias: np.ndarray | None, w, num_heads: int,
