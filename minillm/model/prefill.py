@@ -28,6 +28,9 @@ products it does element-wise work on [T, F]-sized arrays. What this module chan
    q/k/v too, for models without q/k-norm: RoPE then rotates contiguous runs of the transposed layout.
 5. **Two threads for the element-wise work.** NumPy runs a ufunc on one core, while the products use both (BLAS
    threads); NumPy releases the GIL inside ufuncs on large arrays, so halves of the rows go to two threads.
+6. **RMSNorm in three passes** (``rms_norm_rows``, which block.py takes for a prompt's rows): the sum of squares
+   without a squared temporary. (The other saving of a prompt's pass is in transformer.py: when only the last
+   logits are wanted, the last layer computes the last positions' outputs only.)
 
 Decoding (one row) and the few-rows products of speculative decoding keep their own paths (fast_linear.py).
 """
