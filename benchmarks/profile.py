@@ -7,6 +7,7 @@
     python benchmarks/profile.py --model PATH --ab 10             # readable path vs engine, interleaved rounds
     python benchmarks/profile.py --model PATH --ab-order 10       # engine: x @ W^T, blocks of 128 vs its defaults
     python benchmarks/profile.py --model PATH --gemm-orders       # every projection as x @ W^T and as W @ x^T
+    python benchmarks/profile.py --model PATH --ab-last 30        # engine: all rows in the last layer vs kept ones
 
 It wraps minillm's own functions with timers (in this script only; the library is untouched) and charges each
 op its exclusive time (a wrapped function's time minus that of the wrapped functions it calls):
@@ -49,6 +50,8 @@ import minillm.model.moe as moe  # noqa: E402
 import minillm.model.prefill as engine  # noqa: E402
 import minillm.model.transformer as model_module  # noqa: E402
 from minillm.generation.generate import prefill  # noqa: E402
+from minillm.model.fast_linear import FEW_ROWS  # noqa: E402
+from minillm.model.norm import rms_norm  # noqa: E402
 from minillm.tools.bench import ROOT, build_random_checkpoint, measure_matmul as bench_matmul  # noqa: E402
 
 CLOCK = time.perf_counter  # --cpu-time: time.thread_time (this thread's CPU seconds, whatever else the machine runs)
@@ -114,6 +117,7 @@ def instrument(model) -> None:
     attention.project_qkv = timed("heads, cache writes", attention.project_qkv)
     block.self_attention = timed("heads, cache writes", block.self_attention)
     block.rms_norm = timed("norms", block.rms_norm)
+    engine.rms_norm_rows = timed("norms", engine.rms_norm_rows)  # a prompt's rows (block.py takes it from prefill)
     mlp.silu = timed("SwiGLU (silu(gate) * up)", mlp.silu)
     moe.swiglu_mlp = timed("SwiGLU (silu(gate) * up)", moe.swiglu_mlp)
     model_module.decoder_layer = timed("residual adds", model_module.decoder_layer)
@@ -127,13 +131,18 @@ def measure_matmul(n: int = 2048, repeats: int = 5) -> float:
 
 
 def prefill_flops(cfg, T: int) -> float:
-    """FLOPs a T-token prefill needs: every projection on T rows, the LM head on one, attention over the triangle."""
+    """FLOPs a T-token prefill needs: every projection on T rows, the LM head on one, attention over the triangle;
+    in the last layer, attention, o_proj and the MLP on the last FEW_ROWS + 1 rows only (what the model computes
+    when only the last logits are wanted, transformer.py; q/k/v still on every row, for the cache)."""
     D, F, H, K, Dh, L = (cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads,
                          cfg.head_dim, cfg.num_hidden_layers)
-    per_token = 2 * (D * H * Dh + 2 * D * K * Dh + H * Dh * D + 3 * D * F)  # q, k, v, o, gate, up, down
+    qkv = 2 * (D * H * Dh + 2 * D * K * Dh)  # per row: q, k, v
+    rest = 2 * (H * Dh * D + 3 * D * F)  # per row: o, gate, up, down
     causal_pairs = T * (T + 1) / 2  # (query, key) pairs a causal prefill scores
     attention_flops = 2 * 2 * H * Dh * causal_pairs  # q k^T and probs v
-    return L * (T * per_token + attention_flops) + 2 * D * cfg.vocab_size
+    kept = min(T, FEW_ROWS + 1)  # rows the last layer computes after its q/k/v
+    last_layer = T * qkv + kept * rest + 2 * 2 * H * Dh * kept * T
+    return (L - 1) * (T * (qkv + rest) + attention_flops) + last_layer + 2 * D * cfg.vocab_size
 
 
 def gemm_alone_seconds(calls, repeats: int = 7) -> float:
@@ -249,6 +258,32 @@ def order_rounds(path: Path, tokens: list[int], rounds: int) -> None:
               f"round: median {np.median(A / B):.3f}x, range {np.min(A / B):.3f}-{np.max(A / B):.3f}x")
 
 
+def last_rows_rounds(path: Path, tokens: list[int], rounds: int) -> None:
+    """Interleaved rounds in one process: the engine with every row through the last layer and the readable
+    RMSNorm (A: the third round's starting point) and with its defaults (B: the last layer on the kept rows only,
+    prefill.rms_norm_rows), one prefill each per round."""
+    model = minillm.load_model(path)
+    norm, layer = engine.rms_norm_rows, model_module.decoder_layer
+    every_row = lambda *args: layer(*args[:12])  # transformer.forward's call without its ``last`` argument
+    for T in tokens:
+        ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), T)[None]  # [1, T]
+        valid = np.ones_like(ids, bool)
+        times = {"A": [], "B": []}
+        for r in range(rounds + 1):
+            for name in ("A", "B") if r % 2 else ("B", "A"):
+                engine.rms_norm_rows, model_module.decoder_layer = (rms_norm, every_row) if name == "A" else (norm, layer)
+                cache = model.new_cache(1, T + 8)
+                t = CLOCK()
+                prefill(model, ids, valid, cache)
+                if r:  # round 0 warms up
+                    times[name].append(CLOCK() - t)
+        engine.rms_norm_rows, model_module.decoder_layer = norm, layer
+        A, B = np.array(times["A"]), np.array(times["B"])
+        print(f"prefill of {T} tokens, {rounds} interleaved rounds: every row through the last layer, readable "
+              f"RMSNorm: {T / np.median(A):.1f} tok/s; the engine's defaults: {T / np.median(B):.1f} tok/s (medians); "
+              f"B / A speed per round: median {np.median(A / B):.3f}x, range {np.min(A / B):.3f}-{np.max(A / B):.3f}x")
+
+
 def gemm_orders(path: Path, tokens: list[int], rounds: int = 7) -> None:
     """Each projection shape of the model as x @ W^T and as W @ x^T, every layer's own weight in turn (as a prefill
     reads them), interleaved rounds, medians: the measurement behind model/prefill.py's WEIGHT_FIRST."""
@@ -311,6 +346,9 @@ def main() -> None:
     p.add_argument("--ab-order", type=int, metavar="ROUNDS",
                    help="only time the engine with x @ W^T products and attention blocks of 128 against its defaults "
                         "(W @ x^T, blocks of 32), in this many interleaved rounds")
+    p.add_argument("--ab-last", type=int, metavar="ROUNDS",
+                   help="only time the engine with every row through the last layer and the readable RMSNorm "
+                        "against its defaults (the kept rows only, prefill.rms_norm_rows), interleaved rounds")
     p.add_argument("--gemm-orders", action="store_true",
                    help="only time every projection shape as x @ W^T and as W @ x^T (all layers' weights in turn)")
     args = p.parse_args()
@@ -323,6 +361,9 @@ def main() -> None:
         return
     if args.ab_order:
         order_rounds(path, args.tokens, args.ab_order)
+        return
+    if args.ab_last:
+        last_rows_rounds(path, args.tokens, args.ab_last)
         return
     if args.gemm_orders:
         gemm_orders(path, args.tokens)

@@ -194,3 +194,44 @@ def test_decoding_through_the_fused_products_equals_the_separate_ones(name):
 
     ids = np.array([[3, 17, 99, 5, 42]])
     np.testing.assert_allclose(decode(model, ids), decode(unfused(model), ids), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e-4, 1.0, 1e3])  # 1e-4: eps (1e-6) outweighs the mean of x^2
+def test_rms_norm_of_a_prompts_rows_equals_the_readable_norm(scale):
+    from minillm.model.norm import rms_norm
+    x, weight = randn(2, 30, 64, scale=scale), randn(64)
+    got = prefill.rms_norm_rows(x, weight, 1e-6)
+    assert got.shape == x.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, rms_norm(x, weight, 1e-6), rtol=1e-6, atol=0)  # only the sum's order differs
+
+
+@pytest.mark.parametrize("name", TINY_MODELS)
+def test_the_last_layer_computes_only_the_kept_rows_and_still_caches_every_key(name, monkeypatch):
+    """logits_to_keep: the last layer attends and runs its MLP for the last FEW_ROWS + 1 positions only (the
+    many-rows products, as a whole pass takes them), yet every position's keys and values reach the cache:
+    the same logits as a whole pass, the same cache, the same next step. Qwen2, Qwen3, YaRN with sliding windows."""
+    import minillm.model.transformer as transformer
+    from minillm.model.fast_linear import FEW_ROWS
+    model = tiny_model(name)
+    rows = []
+    layer = transformer.decoder_layer
+    monkeypatch.setattr(transformer, "decoder_layer", lambda *a: rows.append(layer(*a).shape[1]) or layer(*a))
+    ids = rng.integers(0, model.config.vocab_size, (1, 45))
+    whole_cache, last_cache = model.new_cache(1, 46), model.new_cache(1, 46)
+    whole = model.forward(ids, cache=whole_cache)  # [1, 45, V]
+    assert rows == [45] * model.config.num_hidden_layers
+    rows.clear()
+    last = model.forward(ids, cache=last_cache, logits_to_keep=3)  # [1, 3, V]
+    assert rows == [45] * (model.config.num_hidden_layers - 1) + [FEW_ROWS + 1]
+    assert rel_error(last, whole[:, -3:]) < 1e-5
+    for i in range(model.config.num_hidden_layers):
+        np.testing.assert_array_equal(last_cache.layer(i).keys[:, :, :45], whole_cache.layer(i).keys[:, :, :45])
+        np.testing.assert_array_equal(last_cache.layer(i).values[:, :, :45], whole_cache.layer(i).values[:, :, :45])
+    step = np.array([[int(last[0, -1].argmax())]])
+    assert rel_error(model.forward(step, cache=last_cache), model.forward(step, cache=whole_cache)) < 1e-5
+    # a padded batch: row 1 has five padding tokens first
+    mask = np.ones((2, 30), np.int64)
+    mask[1, :5] = 0
+    ids = rng.integers(0, model.config.vocab_size, (2, 30))
+    whole = model.forward(ids, attention_mask=mask)
+    assert rel_error(model.forward(ids, attention_mask=mask, logits_to_keep=2), whole[:, -2:]) < 1e-5

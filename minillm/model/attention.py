@@ -158,14 +158,19 @@ def project_qkv(x: np.ndarray, w: AttentionWeights, num_heads: int, num_kv_heads
 
 
 def self_attention(x: np.ndarray, w: AttentionWeights, num_heads: int, num_kv_heads: int, eps: float,
-                   cos: np.ndarray, sin: np.ndarray, mask: np.ndarray, kv_cache=None) -> np.ndarray:
+                   cos: np.ndarray, sin: np.ndarray, mask: np.ndarray, kv_cache=None, last: int = 0) -> np.ndarray:
     """The whole attention sub-layer: project, rotate, (cache), attend, merge, o_proj.
 
     x [B, T, D], cos/sin [B, T, Dh], mask [B or 1, 1, T, S] -> [B, T, D]
     ``kv_cache``: a ``LayerCache`` (see cache.py) that stores the new k, v and returns all S cached ones.
+    ``last``: if 0 < last < T, only the last ``last`` positions attend (-> [B, last, D]); every position's
+    k and v are still computed and cached (the model's last layer when only the last logits are asked for).
     """
     q, k, v = project_qkv(x, w, num_heads, num_kv_heads, eps, cos, sin)  # [B, H, T, Dh], [B, K, T, Dh] x2
     if kv_cache is not None:
         k, v = kv_cache.append(k, v)  # [B, K, S, Dh] each: the past keys/values followed by the new ones
-    out = scaled_dot_product_attention(q, k, v, mask)  # [B, H, T, Dh]
-    return linear(merge_heads(out), w.o_proj, w.o_proj_bias)  # [B, T, H*Dh] -> [B, T, D]
+    if 0 < last < q.shape[2]:  # the other queries' outputs would not be used: not computed
+        q = q[:, :, -last:]  # [B, H, last, Dh]
+        mask = None if mask is None else mask[:, :, -last:]  # [B or 1, 1, last, S]
+    out = scaled_dot_product_attention(q, k, v, mask)  # [B, H, T or last, Dh]
+    return linear(merge_heads(out), w.o_proj, w.o_proj_bias)  # [B, T or last, H*Dh] -> [B, T or last, D]

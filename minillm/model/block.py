@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import prefill  # a prompt's pass: RMSNorm in fewer passes
 from .attention import AttentionWeights, self_attention
 from .mlp import MLPWeights
 from .moe import MoEWeights, feed_forward
@@ -34,13 +35,19 @@ class LayerWeights:
 
 def decoder_layer(x: np.ndarray, w: LayerWeights, num_heads: int, num_kv_heads: int, eps: float,
                   cos: np.ndarray, sin: np.ndarray, mask: np.ndarray, kv_cache=None, num_experts_per_tok: int = 0,
-                  norm_topk_prob: bool = False, router_logits: list | None = None) -> np.ndarray:
-    """x [B, T, D] -> [B, T, D]; cos/sin [B, T, Dh], mask [B or 1, 1, T, S] (see attention.py).
+                  norm_topk_prob: bool = False, router_logits: list | None = None, last: int = 0) -> np.ndarray:
+    """x [B, T, D] -> [B, T, D] (or [B, last, D]); cos/sin [B, T, Dh], mask [B or 1, 1, T, S] (see attention.py).
 
     A mixture-of-experts layer routes each token to ``num_experts_per_tok`` experts (moe.py) and appends its
     router logits [B, T, E] to ``router_logits`` if that is a list.
+    ``last``: if 0 < last < T, only the last ``last`` positions' outputs are computed (-> [B, last, D]); the
+    cache still gets every position's keys and values. The model's last layer does this when only the last
+    logits are wanted (a prompt's pass when generating): the other positions' attention and MLP would be
+    thrown away, about 1/L of the prefill (llama.cpp skips them too).
     """
-    h = x + self_attention(rms_norm(x, w.input_layernorm, eps), w.self_attn, num_heads, num_kv_heads, eps,
-                           cos, sin, mask, kv_cache)  # [B, T, D]
-    return h + feed_forward(rms_norm(h, w.post_attention_layernorm, eps), w.mlp, num_experts_per_tok,
-                            norm_topk_prob, router_logits)  # [B, T, D]
+    norm = prefill.rms_norm_rows if prefill.many_rows(x) else rms_norm  # a prompt: the same norm, fewer passes
+    attended = self_attention(norm(x, w.input_layernorm, eps), w.self_attn, num_heads, num_kv_heads, eps,
+                              cos, sin, mask, kv_cache, last)  # [B, T or last, D]
+    h = x[:, -attended.shape[1]:] + attended  # [B, T or last, D]
+    return h + feed_forward(norm(h, w.post_attention_layernorm, eps), w.mlp, num_experts_per_tok,
+                            norm_topk_prob, router_logits)  # [B, T or last, D]

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
+from .fast_linear import FEW_ROWS, fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from .masks import causal_mask
 from .block import decoder_layer
 from .hybrid import hybrid_decoder_layer
@@ -193,6 +193,14 @@ class Model:
         window_mask = causal_mask(T, past, key_valid, cfg.sliding_window) if cfg.sliding_window else None
 
         x = embed(ids_BT, w.embed_tokens) if _inputs_embeds is None else _inputs_embeds  # [B, T, D]
+        # Only the last logits_to_keep positions' logits asked for, and no hidden states or router logits: the
+        # last layer computes the last positions' outputs only (every position's keys still go to the cache).
+        # At least FEW_ROWS + 1 of them, so that they take the products a whole pass takes (a prompt's many-rows
+        # path, not the few-rows one): the logits then differ from a whole pass's by rounding only, as the LM
+        # head on the kept rows always made them (a few-rows last layer moved tiny-qwen2's by 1.9e-6, over the
+        # 1e-6 that tests/test_reference.py allows).
+        last = 0 if output_hidden_states or output_router_logits or not logits_to_keep else \
+            max(int(logits_to_keep), FEW_ROWS + 1)
         hidden = [x]  # the residual stream after each layer, kept only when asked for
         routers: list = []  # each MoE layer's router logits [B, T, E], kept only when asked for
         for i, layer in enumerate(w.layers):
@@ -205,7 +213,7 @@ class Model:
                 mask = window_mask if cfg.uses_sliding_window(i) else full_mask
                 x = decoder_layer(x, layer, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.rms_norm_eps,
                                   cos, sin, mask, layer_cache, cfg.num_experts_per_tok, cfg.norm_topk_prob,
-                                  record)  # [B, T, D]
+                                  record, last if i == len(w.layers) - 1 else 0)  # [B, T, D] ([B, last, D])
             if output_hidden_states:
                 hidden.append(x)
             if output_router_logits:
