@@ -277,7 +277,8 @@ def check_cache(cache, cfg: QwenConfig, batch_size: int) -> None:
     attention = [k.shape[1::2] if k is not None else None for k in cache.keys]  # (K, Dh) per layer, or None
     expected = [None if cfg.is_hybrid and cfg.is_linear_attention(i) else (cfg.num_key_value_heads, cfg.head_dim)
                 for i in range(cfg.num_hidden_layers)]
-    states = [None if s is None else s.recurrent.shape[1:] for s in getattr(cache, "linear_states", [])]
+    states = [None if s is None else s.memory.shape[1:] for s in getattr(cache, "linear_states", [])]  # no
+    #   s.recurrent here: reading it would put the writes a generation step keeps aside into S at every call
     expected_states = [(cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim)
                        if e is None else None for e in expected]
     if attention != expected or (cfg.is_hybrid and states != expected_states):
