@@ -112,7 +112,8 @@ class Model:
         Size it to what you need: 2 * L * K * Dh * 4 bytes per position and row (Qwen3-0.6B: 224 KiB,
         so its full 40960-position context would take 9.4 GB). Qwen3.5 keeps keys and values in its
         full-attention layers only (Qwen3.5-0.8B: 6 layers, 24 KiB per position), plus a fixed 19 MiB of
-        linear-attention state per row.
+        linear-attention state per row, and 4.5 MiB more once it generates (the delta rule's writes kept
+        aside for a few tokens: delta_memory.py).
         """
         return KVCache(self.config, batch_size, capacity)
 
