@@ -38,7 +38,7 @@ import minillm.model.gated_deltanet as gated_deltanet
 import minillm.model.hybrid as hybrid
 import minillm.model.mlp as mlp
 import minillm.model.transformer as model_module
-from minillm.model import fused_linear, prefill as prefill_module
+from minillm.model import delta_memory, fused_linear, prefill as prefill_module
 from minillm.tools.bench import ROOT, decode_bytes_per_token, measure_bandwidth
 from minillm.generation.generate import prefill
 
@@ -100,7 +100,9 @@ def instrument() -> None:
         wrap(gated_deltanet, name, "linear-attn gates and norms")
     # the engine's one-token step of the linear-attention layer (gated_deltanet_decode_step), where it exists
     wrap(gated_deltanet, "causal_conv1d_step", "linear-attn conv")
-    wrap(gated_deltanet, "delta_rule_decode_step", "linear-attn delta rule (state update)")
+    wrap(gated_deltanet, "delta_rule_decode_step", "linear-attn delta rule (state update)")  # (older versions)
+    wrap(delta_memory.DeltaMemory, "step", "linear-attn delta rule (state update)")
+    wrap(delta_memory.DeltaMemory, "applied", "linear-attn delta rule (state update)")
 
 
 def report(title: str, total: float, steps: int) -> None:

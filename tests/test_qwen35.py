@@ -23,6 +23,7 @@ import minillm
 from minillm.checkpoint.config import parse_config
 from minillm.generation.chat import ChatSession
 from minillm.model.cache import kv_bytes_per_token, linear_state_bytes
+from minillm.model.delta_memory import WRITES_KEPT
 from minillm.tools.verify import compare_to_reference, format_error_table
 from conftest import WEIGHTS, load_quietly, reference, rel_error, tiny_model
 from st_helpers import rewrite_config, write_safetensors
@@ -328,6 +329,24 @@ def test_a_recurrent_state_cannot_be_rewound_so_truncate_goes_back_to_a_snapshot
     assert rel_error(tail, model.forward(ids)[12:]) < 1e-4
     assert cache.truncate(5) == 0  # before any snapshot: back to the start
     assert rel_error(model.forward(ids, cache=cache), model.forward(ids)) < 1e-4
+
+
+def test_a_prompts_pass_and_a_snapshot_after_generation_steps_see_every_write_they_kept_aside(name):
+    """Generation steps keep their delta-rule writes aside for up to WRITES_KEPT tokens (delta_memory.py).
+    Whatever reads the memory next (a prompt's pass continuing the cache, a snapshot, a truncate back to it)
+    must see those writes: 3 steps (writes still aside), a snapshot, 5 tokens in one pass, then back to the
+    snapshot and the same 5 again, each against one pass over all tokens."""
+    model, ref = tiny_model(name), reference(name)
+    ids = ref["input_ids"][:16]
+    assert 3 < WRITES_KEPT
+    full = model.forward(ids)
+    cache = model.new_cache(1, 16)
+    steps = [model.forward(ids[:5], cache=cache)] + [model.forward(ids[t:t + 1], cache=cache) for t in range(5, 8)]
+    cache.snapshot()
+    tail = model.forward(ids[8:13], cache=cache)  # [5, V]: a prompt's pass reads the memory the steps left
+    assert rel_error(np.concatenate(steps + [tail]), full[:13]) < 1e-4
+    assert cache.truncate(10) == 8
+    assert rel_error(model.forward(ids[8:13], cache=cache), full[8:13]) < 1e-4
 
 
 def test_truncate_on_a_dense_model_still_keeps_exactly_what_was_asked():

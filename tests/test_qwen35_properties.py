@@ -14,8 +14,8 @@ from hypothesis import given, settings, strategies as st
 import minillm
 from minillm.model.attention import AttentionWeights, self_attention
 from minillm.model.conv import causal_conv1d, causal_conv1d_step
-from minillm.model.delta_rule import (chunked_gated_delta_rule, delta_rule_decode_step, delta_rule_step,
-                                      recurrent_gated_delta_rule)
+from minillm.model.delta_memory import WRITES_KEPT, DeltaMemory
+from minillm.model.delta_rule import chunked_gated_delta_rule, delta_rule_step, recurrent_gated_delta_rule
 from minillm.model.gated_attention import GatedAttentionWeights, gated_self_attention
 from minillm.model.gated_deltanet import l2_normalize
 from minillm.model.norm import gated_rms_norm, rms_norm, zero_centred_rms_norm
@@ -60,21 +60,26 @@ def test_recurrent_and_chunked_delta_rule_are_the_same_function(seed, B, Hv, T, 
 
 
 @FAST
-@given(seed=seeds, B=st.integers(1, 3), Hv=st.integers(1, 10), T=st.integers(1, 12), Dk=st.sampled_from([1, 4, 16]),
-       Dv=st.sampled_from([1, 5, 16]), flush=st.booleans())
-def test_the_in_place_decode_step_equals_the_recurrence_token_by_token(seed, B, Hv, T, Dk, Dv, flush):
-    """The engine's generation step (one read of the memory, updated in place, HEADS_PER_BLOCK heads at a time:
-    Hv up to 10 makes several blocks and a shorter last one) gives the recurrence's outputs and memory, in
-    float64 to rounding; ``flush``: a head decays below e^-60 (its memory flushed to 0 exactly)."""
+@given(seed=seeds, B=st.integers(1, 3), Hv=st.integers(1, 4), T=st.integers(1, 2 * WRITES_KEPT + 3),
+       Dk=st.sampled_from([1, 4, 16]), Dv=st.sampled_from([1, 5, 16]), flush=st.booleans(),
+       reads=st.sets(st.integers(1, 2 * WRITES_KEPT + 3)))
+def test_the_generation_steps_memory_equals_the_recurrence_token_by_token(seed, B, Hv, T, Dk, Dv, flush, reads):
+    """The engine's generation step (delta_memory.py: one read of the memory, its writes kept aside and put in
+    every WRITES_KEPT tokens) gives the recurrence's outputs, and its memory read at any token (``reads``, as
+    a snapshot or a prompt's pass reads it) is the recurrence's, in float64 to rounding. ``flush``: a head
+    decays below e^-60 (its memory flushed to 0 exactly). T runs past two applications of the kept writes."""
     q, k, v, g, beta, state = delta_rule_inputs(seed, B, Hv, T, Dk, Dv, np.float64)
     if flush:
         g[:, 0, T // 2] = -70.0
-    out_r, state_r = recurrent_gated_delta_rule(q, k, v, g, beta, state)
-    memory = state.copy()
-    out = np.stack([delta_rule_decode_step(q[:, :, t], k[:, :, t], v[:, :, t], g[:, :, t], beta[:, :, t], memory)
-                    for t in range(T)], axis=2)  # [B, Hv, T, Dv]; memory updated in place
-    np.testing.assert_allclose(out, out_r, rtol=0, atol=1e-10 * max(1.0, np.abs(out_r).max()))
-    np.testing.assert_allclose(memory, state_r, rtol=0, atol=1e-10 * max(1.0, np.abs(state_r).max()))
+    memory, outs = DeltaMemory(state.copy()), []
+    for t in range(T):
+        outs.append(memory.step(q[:, :, t], k[:, :, t], v[:, :, t], g[:, :, t], beta[:, :, t]))  # [B, Hv, Dv]
+        if t + 1 in reads or t + 1 == T:
+            _, want = recurrent_gated_delta_rule(q[:, :, :t + 1], k[:, :, :t + 1], v[:, :, :t + 1], g[:, :, :t + 1],
+                                                 beta[:, :, :t + 1], state)  # [B, Hv, Dk, Dv]
+            np.testing.assert_allclose(memory.applied(), want, rtol=0, atol=1e-10 * max(1.0, np.abs(want).max()))
+    out_r, _ = recurrent_gated_delta_rule(q, k, v, g, beta, state)
+    np.testing.assert_allclose(np.stack(outs, axis=2), out_r, rtol=0, atol=1e-10 * max(1.0, np.abs(out_r).max()))
 
 
 @FAST

@@ -113,10 +113,8 @@ class KVCache:
 
     @property
     def nbytes(self) -> int:
-        arrays = [a for a in self.keys + self.values if a is not None]
-        for states in [self.linear_states, *self.snapshots.values()]:
-            arrays += [a for s in states if s is not None for a in (s.conv, s.recurrent)]
-        return sum(a.nbytes for a in arrays)
+        states = [s for held in [self.linear_states, *self.snapshots.values()] for s in held if s is not None]
+        return sum(a.nbytes for a in self.keys + self.values if a is not None) + sum(s.nbytes for s in states)
 
     @property
     def has_linear_state(self) -> bool:

@@ -27,8 +27,8 @@ Two forms, tested equal (tests/test_qwen35_properties.py):
 * ``chunked_gated_delta_rule``: the same numbers for a chunk of n tokens at once, in matrix products, so
   that a long prompt runs at matmul speed (the form transformers and the FLA kernels use for prefill).
 
-(``delta_rule_decode_step`` is the engine's generation step: ``delta_rule_step`` with the memory read once
-and updated in place, tested equal to the recurrence.)
+(The engine's generation step is ``delta_rule_step`` too, with the memory read once and its writes kept
+aside for a few tokens: delta_memory.py, tested equal to the recurrence.)
 
 Shapes (one row of the batch per b, one value head per h): q, k [B, Hv, T, Dk] (L2-normalised, q also
 scaled by 1/sqrt(Dk)), v [B, Hv, T, Dv], g and beta [B, Hv, T], S [B, Hv, Dk, Dv]. All float32.
@@ -40,7 +40,6 @@ import numpy as np
 
 CHUNK_SIZE = 64  # tokens per chunk in the chunked form (transformers' default)
 FLUSH_BELOW = -60.0  # exp(log decay) is taken as 0 below e^-60 (about 1e-26): see decay_factor
-HEADS_PER_BLOCK = 4  # value heads per block of a generation step's memory update (delta_rule_decode_step)
 
 
 def decay_factor(log_decay: np.ndarray) -> np.ndarray:
@@ -63,42 +62,6 @@ def delta_rule_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray, 
     state += k[..., :, None] * delta[..., None, :]  # [B, Hv, Dk, Dv]       4. S + k delta^T (our own array)
     out = (q[..., None, :] @ state)[..., 0, :]  # [B, Hv, Dv]               5. q^T S, after the write
     return out, state
-
-
-def delta_rule_decode_step(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray, beta: np.ndarray,
-                           state: np.ndarray) -> np.ndarray:
-    """``delta_rule_step`` for a generation step: the memory is read once and updated IN PLACE.
-    q, k [B, Hv, Dk], v [B, Hv, Dv], g, beta [B, Hv], state [B, Hv, Dk, Dv] (overwritten) -> out [B, Hv, Dv]
-
-    What it fuses (the engine's decode path; same numbers as delta_rule_step up to float32 rounding,
-    tests/test_qwen35_properties.py): written step by step, one token makes five passes over the memory
-    (1 MB per layer and row in Qwen3.5-0.8B) and allocates two new ones, 18 layers per token. Decaying is a
-    scale, so the two reads can both be taken from the OLD memory S, in ONE product [k; q] @ S:
-
-        k^T (e^g S)             = e^g (k^T S)                            step 2, before the decay
-        q^T (e^g S + k d^T)     = e^g (q^T S) + (q . k) d                step 5, without re-reading the new S
-
-    and the memory is then decayed and written where it lies (steps 1 and 4: S *= e^g, S += k d^T).
-    All of it runs HEADS_PER_BLOCK value heads at a time: the memory comes from main memory once per token
-    (the weights streamed since its last use have pushed it out of the caches), and a block of it
-    (4 x 64 KB) and its k d^T stay in the core's L2 cache through the read, the decay and the write, where
-    the whole 1 MB and its 1 MB k d^T did not (measured: 1.2x faster per layer, cold caches).
-    """
-    Hv = state.shape[1]
-    decay = decay_factor(g)[..., None]  # [B, Hv, 1]: e^g, flushed to 0 below e^-60
-    kq = np.stack([k, q], axis=-2)  # [B, Hv, 2, Dk]
-    qk = np.einsum("bhk,bhk->bh", q, k)[..., None]  # [B, Hv, 1]: q . k
-    out = np.empty(v.shape, np.result_type(v, state))  # [B, Hv, Dv]
-    step = max(1, HEADS_PER_BLOCK // state.shape[0])  # heads per block, fewer for a batch of several rows
-    for h in range(0, Hv, step):
-        heads = slice(h, h + step)
-        S = state[:, heads]  # [B, n, Dk, Dv], a view: written in place below
-        read = kq[:, heads] @ S  # [B, n, 2, Dk] @ [B, n, Dk, Dv] -> [B, n, 2, Dv]: k^T S, q^T S
-        delta = (v[:, heads] - decay[:, heads] * read[..., 0, :]) * beta[:, heads, None]  # [B, n, Dv]   3.
-        out[:, heads] = decay[:, heads] * read[..., 1, :] + qk[:, heads] * delta  # [B, n, Dv]   5.
-        S *= decay[:, heads, :, None]  # [B, n, Dk, Dv]                                     1. in place
-        S += np.einsum("bhk,bhv->bhkv", k[:, heads], delta)  # k d^T (einsum: 1.5x the broadcast product)  4.
-    return out
 
 
 def recurrent_gated_delta_rule(q: np.ndarray, k: np.ndarray, v: np.ndarray, g: np.ndarray, beta: np.ndarray,

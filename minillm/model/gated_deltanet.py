@@ -35,7 +35,8 @@ import numpy as np
 
 from .activations import sigmoid, silu, softplus
 from .conv import causal_conv1d, causal_conv1d_step
-from .delta_rule import chunked_gated_delta_rule, delta_rule_decode_step, recurrent_gated_delta_rule
+from .delta_memory import DeltaMemory  # the memory of a generation step, its writes kept aside
+from .delta_rule import chunked_gated_delta_rule, recurrent_gated_delta_rule
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from .fused_linear import fused_projections  # the four input projections as one product, when fused at load
 from .norm import gated_rms_norm
@@ -59,12 +60,30 @@ class GatedDeltaNetWeights:
     in_proj_ba: np.ndarray | None = None  # [2*Hv, D]                grouped per key head
 
 
-@dataclass
 class LinearAttentionState:
-    """What a linear-attention layer remembers between calls, for B sequences (zeros before the first token)."""
+    """What a linear-attention layer remembers between calls, for B sequences (zeros before the first token).
 
-    conv: np.ndarray  # [B, W-1, C]      the last W-1 inputs of the conv (before the conv and its SiLU)
-    recurrent: np.ndarray  # [B, Hv, Dk, Dv]  the delta rule's memory S, one matrix per value head
+    conv [B, W-1, C]: the last W-1 inputs of the conv (before the conv and its SiLU).
+    recurrent [B, Hv, Dk, Dv]: the delta rule's memory S, one matrix per value head. Generation steps keep their
+    writes to it aside for a few tokens (``memory``, delta_memory.py); reading ``recurrent`` puts them in first,
+    so it is always the exact memory. Assigning it replaces the memory.
+    """
+
+    def __init__(self, conv: np.ndarray, recurrent: np.ndarray):
+        self.conv = conv  # [B, W-1, C]
+        self.memory = DeltaMemory(recurrent)  # S [B, Hv, Dk, Dv] and the writes kept aside
+
+    @property
+    def recurrent(self) -> np.ndarray:
+        return self.memory.applied()  # [B, Hv, Dk, Dv]
+
+    @recurrent.setter
+    def recurrent(self, value: np.ndarray) -> None:
+        self.memory.replace(value)
+
+    @property
+    def nbytes(self) -> int:
+        return self.conv.nbytes + self.memory.nbytes
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -193,7 +212,7 @@ def gated_deltanet_decode_step(x: np.ndarray, w: GatedDeltaNetWeights, num_key_h
       (input_projections, fused_linear.py);
     * the conv reads one window [state ; x] and shifts the state in place (conv.causal_conv1d_step);
     * q and k are L2-normalised in one call (they are the first 2 Hk Dk channels of the conv's output);
-    * the delta rule reads the memory once and updates it in place (delta_rule.delta_rule_decode_step).
+    * the delta rule reads the memory once and keeps its write aside for a few tokens (delta_memory.py).
     """
     B, _, _ = x.shape
     Hk, Hv = num_key_heads, num_value_heads
@@ -207,6 +226,6 @@ def gated_deltanet_decode_step(x: np.ndarray, w: GatedDeltaNetWeights, num_key_h
         q, k = np.repeat(q, Hv // Hk, axis=1), np.repeat(k, Hv // Hk, axis=1)  # [B, Hv, Dk] each
     beta, g = write_strength_and_log_decay(b[:, 0], a[:, 0], w)  # [B, Hv] each
 
-    o = delta_rule_decode_step(q, k, v, g, beta, state.recurrent)  # [B, Hv, Dv]; state.recurrent updated
+    o = state.memory.step(q, k, v, g, beta)  # [B, Hv, Dv]; the memory updated (delta_memory.py)
     o = gated_rms_norm(o, z[:, 0], w.norm, eps)  # [B, Hv, Dv]: per head, gated by z
     return linear(o.reshape(B, 1, Hv * Dv), w.out_proj)  # [B, 1, Hv*Dv] -> [B, 1, D]

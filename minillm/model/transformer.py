@@ -112,7 +112,8 @@ class Model:
         Size it to what you need: 2 * L * K * Dh * 4 bytes per position and row (Qwen3-0.6B: 224 KiB,
         so its full 40960-position context would take 9.4 GB). Qwen3.5 keeps keys and values in its
         full-attention layers only (Qwen3.5-0.8B: 6 layers, 24 KiB per position), plus a fixed 19 MiB of
-        linear-attention state per row.
+        linear-attention state per row, and 4.5 MiB more once it generates (the delta rule's writes kept
+        aside for a few tokens: delta_memory.py).
         """
         return KVCache(self.config, batch_size, capacity)
 
@@ -285,7 +286,8 @@ def check_cache(cache, cfg: QwenConfig, batch_size: int) -> None:
     attention = [k.shape[1::2] if k is not None else None for k in cache.keys]  # (K, Dh) per layer, or None
     expected = [None if cfg.is_hybrid and cfg.is_linear_attention(i) else (cfg.num_key_value_heads, cfg.head_dim)
                 for i in range(cfg.num_hidden_layers)]
-    states = [None if s is None else s.recurrent.shape[1:] for s in getattr(cache, "linear_states", [])]
+    states = [None if s is None else s.memory.shape[1:] for s in getattr(cache, "linear_states", [])]  # no
+    #   s.recurrent here: reading it would put the writes a generation step keeps aside into S at every call
     expected_states = [(cfg.linear_num_value_heads, cfg.linear_key_head_dim, cfg.linear_value_head_dim)
                        if e is None else None for e in expected]
     if attention != expected or (cfg.is_hybrid and states != expected_states):
