@@ -234,28 +234,44 @@ def ab_rounds(path: Path, tokens: list[int], rounds: int) -> None:
               f"{np.median(A / B):.2f}x, range {np.min(A / B):.2f}-{np.max(A / B):.2f}x")
 
 
+def ab_prefills(model, T: int, rounds: int, use_a, use_b) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of a T-token prefill with setting A (``use_a()`` called first) and with setting B, in interleaved
+    rounds in one process (A first in odd rounds, B first in even ones; round 0 warms up): [rounds] each."""
+    ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), T)[None]  # [1, T]
+    valid = np.ones_like(ids, bool)
+    times = {"A": [], "B": []}
+    for r in range(rounds + 1):
+        for name in ("A", "B") if r % 2 else ("B", "A"):
+            (use_a if name == "A" else use_b)()
+            cache = model.new_cache(1, T + 8)
+            t = CLOCK()
+            prefill(model, ids, valid, cache)
+            if r:
+                times[name].append(CLOCK() - t)
+    return np.array(times["A"]), np.array(times["B"])
+
+
+def print_ab(T: int, rounds: int, a: str, b: str, A: np.ndarray, B: np.ndarray) -> None:
+    print(f"prefill of {T} tokens, {rounds} interleaved rounds: {a}: {T / np.median(A):.1f} tok/s; {b}: "
+          f"{T / np.median(B):.1f} tok/s (medians); B / A speed per round: median {np.median(A / B):.3f}x, "
+          f"range {np.min(A / B):.3f}-{np.max(A / B):.3f}x")
+
+
 def order_rounds(path: Path, tokens: list[int], rounds: int) -> None:
     """Interleaved rounds in one process: the engine with x @ W^T products and attention blocks of 128 queries
     (A: the settings before W @ x^T) and with its defaults (B), one prefill each per round."""
     model = minillm.load_model(path)
     defaults = engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK
+
+    def use(settings):
+        def set_them():
+            engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK = settings
+        return set_them
+
     for T in tokens:
-        ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), T)[None]  # [1, T]
-        valid = np.ones_like(ids, bool)
-        times = {"A": [], "B": []}
-        for r in range(rounds + 1):
-            for name in ("A", "B") if r % 2 else ("B", "A"):
-                engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK = (False, 128) if name == "A" else defaults
-                cache = model.new_cache(1, T + 8)
-                t = CLOCK()
-                prefill(model, ids, valid, cache)
-                if r:  # round 0 warms up
-                    times[name].append(CLOCK() - t)
-        engine.WEIGHT_FIRST, engine.ATTENTION_BLOCK = defaults
-        A, B = np.array(times["A"]), np.array(times["B"])
-        print(f"prefill of {T} tokens, {rounds} interleaved rounds: x @ W^T, blocks of 128: {T / np.median(A):.1f} "
-              f"tok/s; W @ x^T, blocks of {defaults[1]}: {T / np.median(B):.1f} tok/s (medians); B / A speed per "
-              f"round: median {np.median(A / B):.3f}x, range {np.min(A / B):.3f}-{np.max(A / B):.3f}x")
+        A, B = ab_prefills(model, T, rounds, use((False, 128)), use(defaults))
+        use(defaults)()
+        print_ab(T, rounds, "x @ W^T, blocks of 128", f"W @ x^T, blocks of {defaults[1]}", A, B)
 
 
 def last_rows_rounds(path: Path, tokens: list[int], rounds: int) -> None:
@@ -265,23 +281,16 @@ def last_rows_rounds(path: Path, tokens: list[int], rounds: int) -> None:
     model = minillm.load_model(path)
     norm, layer = engine.rms_norm_rows, model_module.decoder_layer
     every_row = lambda *args: layer(*args[:12])  # transformer.forward's call without its ``last`` argument
+
+    def use(settings):
+        def set_them():
+            engine.rms_norm_rows, model_module.decoder_layer = settings
+        return set_them
+
     for T in tokens:
-        ids = np.random.default_rng(0).integers(0, min(model.config.vocab_size, 150000), T)[None]  # [1, T]
-        valid = np.ones_like(ids, bool)
-        times = {"A": [], "B": []}
-        for r in range(rounds + 1):
-            for name in ("A", "B") if r % 2 else ("B", "A"):
-                engine.rms_norm_rows, model_module.decoder_layer = (rms_norm, every_row) if name == "A" else (norm, layer)
-                cache = model.new_cache(1, T + 8)
-                t = CLOCK()
-                prefill(model, ids, valid, cache)
-                if r:  # round 0 warms up
-                    times[name].append(CLOCK() - t)
-        engine.rms_norm_rows, model_module.decoder_layer = norm, layer
-        A, B = np.array(times["A"]), np.array(times["B"])
-        print(f"prefill of {T} tokens, {rounds} interleaved rounds: every row through the last layer, readable "
-              f"RMSNorm: {T / np.median(A):.1f} tok/s; the engine's defaults: {T / np.median(B):.1f} tok/s (medians); "
-              f"B / A speed per round: median {np.median(A / B):.3f}x, range {np.min(A / B):.3f}-{np.max(A / B):.3f}x")
+        A, B = ab_prefills(model, T, rounds, use((rms_norm, every_row)), use((norm, layer)))
+        use((norm, layer))()
+        print_ab(T, rounds, "every row through the last layer, readable RMSNorm", "the engine's defaults", A, B)
 
 
 def gemm_orders(path: Path, tokens: list[int], rounds: int = 7) -> None:

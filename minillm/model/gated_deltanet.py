@@ -210,7 +210,7 @@ def gated_deltanet_decode_step(x: np.ndarray, w: GatedDeltaNetWeights, num_key_h
     plus the 1 MB memory S per layer and row. What it fuses:
     * the four input projections are one matrix-vector product when the loader laid them out as one array
       (input_projections, fused_linear.py);
-    * the conv reads one window [state ; x] and shifts the state in place (conv.causal_conv1d_step);
+    * the conv multiplies each tap where its input lies and shifts the state in place (conv.causal_conv1d_step);
     * q and k are L2-normalised in one call (they are the first 2 Hk Dk channels of the conv's output);
     * the delta rule reads the memory once and keeps its write aside for a few tokens (delta_memory.py).
     """
