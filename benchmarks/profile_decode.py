@@ -72,8 +72,8 @@ def wrap(module, name: str, part: str) -> None:
 def instrument() -> None:
     wrap(attention, "linear", "projections")
     wrap(mlp, "linear", "projections")
-    wrap(attention, "fused_projections", "projections")  # q/k/v as one product for a few rows (fused at load)
-    wrap(mlp, "fused_projections", "projections")  # gate/up as one product for a few rows
+    wrap(attention, "projections", "projections")  # q/k/v as one product for a few rows (fused at load)
+    wrap(mlp, "projections", "projections")  # gate/up as one product for a few rows
     wrap(prefill_module, "swiglu_fused", "MLP of a prompt (gate/up product, silu * up, down)")
     wrap(attention, "scaled_dot_product_attention", "attention")
     wrap(model_module, "lm_head", "LM head")
@@ -83,7 +83,7 @@ def instrument() -> None:
     wrap(attention, "apply_rope", "RoPE")
     # Qwen3.5: the full-attention layers (gated_attention.py) ...
     wrap(gated_attention, "linear", "projections")
-    wrap(gated_attention, "fused_projections", "projections")  # q/k/v as one product (fused at load)
+    wrap(gated_attention, "projections", "projections")  # q/k/v as one product (fused at load)
     wrap(gated_attention, "scaled_dot_product_attention", "attention")
     wrap(gated_attention, "zero_centred_rms_norm", "norms")  # q/k-norm
     wrap(gated_attention, "apply_partial_rope", "RoPE")
@@ -92,7 +92,7 @@ def instrument() -> None:
     wrap(model_module, "zero_centred_rms_norm", "norms")  # the final norm
     # ... and the linear-attention layers (gated_deltanet.py, conv.py, delta_rule.py)
     wrap(gated_deltanet, "linear", "linear-attn projections")
-    wrap(gated_deltanet, "fused_projections", "linear-attn projections")  # in_proj_qkv/z/b/a as one product
+    wrap(gated_deltanet, "projections", "linear-attn projections")  # in_proj_qkv/z/b/a as one product
     wrap(gated_deltanet, "causal_conv1d", "linear-attn conv")
     wrap(gated_deltanet, "recurrent_gated_delta_rule", "linear-attn delta rule (state update)")
     wrap(gated_deltanet, "chunked_gated_delta_rule", "linear-attn delta rule (state update)")

@@ -44,7 +44,7 @@ from .activations import softmax
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from .norm import rms_norm
 from . import prefill  # a prompt's pass: fused q/k/v product, RoPE in place, causal attention in blocks
-from .fused_linear import fused_projections  # the same for a few rows (decode): one product, cut in three
+from .fused_linear import projections  # the same for a few rows (decode): one product, cut in three
 from .rope import apply_rope
 
 # transformers' eager attention adds finfo(float32).min to masked scores rather than -inf, so a row with no
@@ -140,15 +140,11 @@ def project_qkv(x: np.ndarray, w: AttentionWeights, num_heads: int, num_kv_heads
         qkv_bias = prefill.stacked(w.q_proj_bias, w.k_proj_bias, w.v_proj_bias) if w.q_proj_bias is not None else None
         if w.q_proj_bias is None or qkv_bias is not None:
             return prefill.project_qkv_fused(x, qkv_proj, qkv_bias, w, num_heads, num_kv_heads, eps, cos, sin)
-    fused = fused_projections(x, w.q_proj, w.k_proj, w.v_proj)  # a few rows (decode): one product, if fused at load
-    if fused is not None:
-        biases = (w.q_proj_bias, w.k_proj_bias, w.v_proj_bias)
-        q, k, v = (y if b is None else y + b for y, b in zip(fused, biases))  # [B, T, H*Dh], [B, T, K*Dh] x2
-        q, k, v = split_heads(q, num_heads), split_heads(k, num_kv_heads), split_heads(v, num_kv_heads)
-    else:
-        q = split_heads(linear(x, w.q_proj, w.q_proj_bias), num_heads)  # [B, T, D] -> [B, H, T, Dh]
-        k = split_heads(linear(x, w.k_proj, w.k_proj_bias), num_kv_heads)  # [B, T, D] -> [B, K, T, Dh]
-        v = split_heads(linear(x, w.v_proj, w.v_proj_bias), num_kv_heads)  # [B, T, D] -> [B, K, T, Dh]
+    q, k, v = projections(x, w.q_proj, w.k_proj, w.v_proj,  # a few rows (decode): one product if fused at load
+                          biases=(w.q_proj_bias, w.k_proj_bias, w.v_proj_bias))  # [B, T, H*Dh], [B, T, K*Dh] x2
+    q = split_heads(q, num_heads)  # [B, T, H*Dh] -> [B, H, T, Dh]
+    k = split_heads(k, num_kv_heads)  # [B, T, K*Dh] -> [B, K, T, Dh]
+    v = split_heads(v, num_kv_heads)  # [B, T, K*Dh] -> [B, K, T, Dh]
     if w.q_norm is not None:
         # Qwen3: RMSNorm over Dh of every head, after the head split and BEFORE RoPE. The learned [Dh]
         # weight does not commute with the rotation, so doing it after RoPE gives different numbers.

@@ -7,15 +7,16 @@ models' prefill.fuse_projections) each group's weights are laid out as consecuti
 dataclass fields become views of those rows: the checkpoint's names, shapes and values are unchanged, no memory
 is added, and a weight changed IN PLACE through its own name (an optimiser's ``p -= step``) is changed in the
 fused array too, since it is the same memory. ``fused_projections`` then makes one product and cuts it into
-the parts. For one token (decode) that is one matrix-vector product where there were four: the two 16-row
-products, too small to stream, cost as much in call and thread hand-off as a 2048-row one.
+the parts; ``projections``, which the model's modules call, makes the separate products when they are not fused.
+For one token (decode) that is one matrix-vector product where there were four: the two 16-row products, too
+small to stream, cost as much in call and thread hand-off as a 2048-row one.
 The dense models' q/k/v and gate/up, fused at load by prefill.fuse_projections for a prompt's pass, go through
-``fused_projections`` too when a pass has few rows (decode, a short speculative pass: attention.py, mlp.py): one
+``projections`` too when a pass has few rows (decode, a short speculative pass: attention.py, mlp.py): one
 product of [(H + 2K) Dh, D] and one of [2F, D] per layer instead of five (measured on the real 0.5B checkpoint,
 interleaved: 1.01x decode, the same tokens; fewer calls and thread hand-offs, the same bytes read).
 
 A field REPLACED by another array (a LoRA wrapper's base is still found; a copy, a new array from a resumed
-run or a test) is no longer a view of the fused array: ``prefill.stacked`` then finds nothing and the caller
+run or a test) is no longer a view of the fused array: ``prefill.stacked`` then finds nothing and ``projections``
 makes the separate products of the readable path, so nothing can go stale.
 """
 
@@ -70,6 +71,19 @@ def fused_projections(x: np.ndarray, *parts) -> tuple[np.ndarray, ...] | None:
         outs.append(out + lora_delta(x, part) if isinstance(part, LoraWeight) else out)
         start += rows
     return tuple(outs)
+
+
+def projections(x: np.ndarray, *parts, biases=None) -> tuple[np.ndarray, ...]:
+    """x W_i^T (+ b_i) for every part: ONE product when the loader fused the parts (``fused_projections``),
+    else one ``fast_linear`` each, the readable path's products.
+
+    x [..., in], parts [out_i, in], biases (one per part, each [out_i] or None; default none) -> [..., out_i] each
+    """
+    biases = (None,) * len(parts) if biases is None else biases
+    fused = fused_projections(x, *parts)  # [..., out_i] views of one product, or None
+    if fused is None:
+        return tuple(fast_linear(x, w, b) for w, b in zip(parts, biases))
+    return tuple(y if b is None else y + b for y, b in zip(fused, biases))
 
 
 _known: dict[int, tuple[tuple[weakref.ref, ...], np.ndarray]] = {}  # id(first part) -> (its parts, their fused array)

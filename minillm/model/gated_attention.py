@@ -29,7 +29,7 @@ import numpy as np
 from .activations import sigmoid
 from .attention import merge_heads, scaled_dot_product_attention, split_heads
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
-from .fused_linear import fused_projections  # q/k/v as one product, when fused at load
+from .fused_linear import projections  # q/k/v as one product, when fused at load
 from .norm import zero_centred_rms_norm
 from .rope import apply_partial_rope
 
@@ -55,9 +55,7 @@ def project_gated_qkv(x: np.ndarray, w: GatedAttentionWeights, num_heads: int, n
     """
     B, T, _ = x.shape
     Dh = w.q_norm.shape[0]
-    fused = fused_projections(x, w.q_proj, w.k_proj, w.v_proj)  # None unless fused at load (fused_linear.py)
-    q_and_gate, k, v = fused if fused is not None else (linear(x, w.q_proj), linear(x, w.k_proj),
-                                                         linear(x, w.v_proj))  # [B, T, H*2*Dh], [B, T, K*Dh] x2
+    q_and_gate, k, v = projections(x, w.q_proj, w.k_proj, w.v_proj)  # [B, T, H*2*Dh], [B, T, K*Dh] x2
     q_and_gate = q_and_gate.reshape(B, T, num_heads, 2 * Dh)  # [B, T, H, 2*Dh]: interleaved per head
     q = q_and_gate[..., :Dh].transpose(0, 2, 1, 3)  # [B, H, T, Dh]
     gate = q_and_gate[..., Dh:].reshape(B, T, num_heads * Dh)  # [B, T, H*Dh], the layout of the merged output

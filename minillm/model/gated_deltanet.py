@@ -38,7 +38,7 @@ from .conv import causal_conv1d, causal_conv1d_step
 from .delta_memory import DeltaMemory  # the memory of a generation step, its writes kept aside
 from .delta_rule import chunked_gated_delta_rule, recurrent_gated_delta_rule
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
-from .fused_linear import fused_projections  # the four input projections as one product, when fused at load
+from .fused_linear import projections  # the four input projections as one product, when fused at load
 from .norm import gated_rms_norm
 
 
@@ -126,15 +126,9 @@ def input_projections(x: np.ndarray, w: GatedDeltaNetWeights, num_key_heads: int
     if w.in_proj_qkvz is not None:  # Qwen3-Next: two projections, grouped per key head
         return grouped_projections(linear(x, w.in_proj_qkvz), linear(x, w.in_proj_ba), num_key_heads,
                                    num_value_heads, Dk, Dv)
-    fused = fused_projections(x, w.in_proj_qkv, w.in_proj_z, w.in_proj_b, w.in_proj_a)  # None unless fused at load
-    if fused is not None:  # the same four products as one (fused_linear.py): views of its columns
-        mixed, z, b, a = fused  # [B, T, C], [B, T, Hv*Dv], [B, T, Hv] x2
-        return mixed, z.reshape(B, T, num_value_heads, Dv), b, a
-    mixed = linear(x, w.in_proj_qkv)  # [B, T, D] -> [B, T, C]
-    z = linear(x, w.in_proj_z).reshape(B, T, num_value_heads, Dv)  # [B, T, Hv, Dv]
-    b = linear(x, w.in_proj_b)  # [B, T, Hv]
-    a = linear(x, w.in_proj_a)  # [B, T, Hv]
-    return mixed, z, b, a
+    mixed, z, b, a = projections(x, w.in_proj_qkv, w.in_proj_z, w.in_proj_b, w.in_proj_a)  # one product if
+    #   fused at load (fused_linear.py): [B, T, D] -> [B, T, C], [B, T, Hv*Dv], [B, T, Hv] x2
+    return mixed, z.reshape(B, T, num_value_heads, Dv), b, a  # z [B, T, Hv, Dv]
 
 
 def write_strength_and_log_decay(b: np.ndarray, a: np.ndarray, w: GatedDeltaNetWeights) -> tuple[np.ndarray, np.ndarray]:

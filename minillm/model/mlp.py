@@ -18,7 +18,7 @@ import numpy as np
 from .activations import silu
 from .fast_linear import fast_linear as linear  # y = x W^T + b (linear.py), at full speed
 from . import prefill  # a prompt's pass: gate and up as one product, silu * up in place
-from .fused_linear import fused_projections  # the same for a few rows (decode): one product, cut in two
+from .fused_linear import projections  # the same for a few rows (decode): one product, cut in two
 
 
 @dataclass
@@ -35,10 +35,5 @@ def swiglu_mlp(x: np.ndarray, w: MLPWeights) -> np.ndarray:
     gate_up_proj = prefill.fused_weight(w.gate_proj, w.up_proj) if prefill.many_rows(x) else None
     if gate_up_proj is not None:  # a prompt: the same, gate and up as one product (fused at load, prefill.py)
         return prefill.swiglu_fused(x, gate_up_proj, w)
-    fused = fused_projections(x, w.gate_proj, w.up_proj)  # a few rows (decode): one product, if fused at load
-    if fused is not None:
-        gate, up = fused  # [..., F] each, views of one [..., 2F] product
-    else:
-        gate = linear(x, w.gate_proj)  # [..., D] -> [..., F]
-        up = linear(x, w.up_proj)  # [..., D] -> [..., F]
+    gate, up = projections(x, w.gate_proj, w.up_proj)  # [..., D] -> [..., F] each: one product if fused at load
     return linear(silu(gate) * up, w.down_proj)  # [..., F] -> [..., D]
