@@ -74,6 +74,7 @@ def test_finetune_chat_and_merge_commands(chats, tmp_path, capsys, monkeypatch):
     assert main(["finetune", "--model", str(WEIGHTS / "tiny-qwen3"), "--data", str(chats), "--out", str(run),
                  "--target", "q,v", "--lora-rank", "4", "--steps", "2", "--batch-size", "2", "--eval-every", "1"]) == 0
     assert "--adapter" in capsys.readouterr().out
+    assert (run / "loss_curve.png").stat().st_size > 0  # at the run's end (matplotlib is a dev dependency)
     config = json.loads((run / "adapter" / "adapter_config.json").read_text())
     assert config["target_modules"] == ["q_proj", "v_proj"] and config["r"] == 4 and config["lora_alpha"] == 32
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("Hi\n"))

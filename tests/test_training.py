@@ -167,7 +167,9 @@ def test_the_train_command_trains_then_resumes(tmp_path, capsys):
     path = tmp_path / "recipe.json"
     path.write_text(json.dumps(recipe(tmp_path)))
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run"), "--max-steps", "2"]) == 0
+    assert not (tmp_path / "run" / "loss_curve.png").exists()  # plotted when the run ends, not at a stop
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "run"), "--resume"]) == 0
+    assert (tmp_path / "run" / "loss_curve.png").stat().st_size > 0  # matplotlib is a dev dependency
     lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
     assert minillm.load_model(tmp_path / "run" / "checkpoint").config.vocab_size == recipe(tmp_path)["model"]["vocab_size"]

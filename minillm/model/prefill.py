@@ -20,8 +20,8 @@ products it does element-wise work on [T, F]-sized arrays. What this module chan
 4. **Products as W @ x^T.** OpenBLAS computes ``gate_up_proj @ x.T`` ([2F, N]) faster than
    ``x @ gate_up_proj.T`` ([N, 2F]) for N = 9 .. 128 rows on this machine, and about as fast at 256-512 (the same
    sums in another order: it streams the weight in panels used at once instead of packing large blocks of it
-   first; measured in docs/PERFORMANCE.md, ``benchmarks/profile.py --gemm-orders``). The result is the transposed layout, which the MLP uses as it is: gate^T and up^T are
-   the two contiguous halves of the rows for silu * up, h^T is down_proj's operand as it stands, and only the
+   first; measured in docs/PERFORMANCE.md, ``benchmarks/profile.py --gemm-orders``). The result is the
+   transposed layout, which the MLP uses as it is: gate^T and up^T are the two contiguous halves of the rows for silu * up, h^T is down_proj's operand as it stands, and only the
    MLP's output [D, N] is read transposed, by the residual add. That add costs 0.14 ms instead of 0.02 at 128
    rows, 0.9 instead of 0.13 at 512 (NumPy's transposed read), so from DOWN_ROWS_AS_X_FIRST rows on down_proj is
    x @ W^T on h^T's transposed view (measured with the add: W @ x^T 10% faster at 128 rows, 5% slower at 256).

@@ -186,6 +186,7 @@ def add_data_parallel_flags(parser) -> None:
     parser.add_argument("--bucket-mb", type=float, help="under mpiexec: gradients are summed through a buffer of "
                         f"this many MB (default {BUCKET_MB:g})")
 
+
 def world() -> Communicator:
     """Every process of this job: MPI's COMM_WORLD when started by mpiexec with N > 1, else this one alone."""
     size = next((int(os.environ[k]) for k in LAUNCHER_SIZE_VARIABLES if os.environ.get(k, "").isdigit()), 1)

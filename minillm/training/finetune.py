@@ -37,7 +37,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -61,7 +60,7 @@ from .divergence import check_outputs, check_update
 from .run_dir import check_run_dir
 from .schedule import learning_rate
 from .resume_checks import MOMENTS_FILE, STATE_FILE, keep_log_until, read_moments, read_settings, read_state, run_file
-from .trainer import plot_loss_curve, run_steps
+from .trainer import run_steps
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # AdamW's moment decays and denominator guard: torch.optim.AdamW's defaults
 
@@ -129,7 +128,8 @@ class Finetuner:
                 if saved.get(key) != asdict(cfg)[key]:
                     raise TrainingError(f"{ckpt}: cannot resume: {key} differs from the saved run "
                                         f"(saved {saved.get(key)!r}, now {asdict(cfg)[key]!r})")
-            state = read_state(run_file(self.out, STATE_FILE), cfg.steps, counters=("tokens",), recipe=False)  # before the model
+            state = read_state(run_file(self.out, STATE_FILE), cfg.steps, counters=("tokens",),
+                               recipe=False)  # before the model is loaded
         elif root and not resume and self.out.exists() and any(self.out.iterdir()):
             raise TrainingError(f"{self.out}: directory is not empty; use --resume to continue that run, "
                                 f"or choose a new directory")
@@ -288,7 +288,6 @@ class Finetuner:
             result = self.out / ("model" if self.cfg.full else "adapter")
             shutil.rmtree(result, ignore_errors=True)
             shutil.copytree(self.out / "checkpoint" / result.name, result)
-            plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
         return lines
 
     def _logged_step(self) -> dict:

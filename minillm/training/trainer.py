@@ -291,7 +291,8 @@ class Trainer:
         return path
 
     def _restore(self, ckpt: Path) -> None:
-        state = read_state(run_file(self.out, STATE_FILE), self.cfg.steps)  # every field and file checked (resume_checks.py)
+        state = read_state(run_file(self.out, STATE_FILE), self.cfg.steps)  # every field and file checked
+        #   (resume_checks.py), as are the files below
         saved = state["recipe"]
         for key in ("model", "seed", "batch_size", "context", "accumulation"):
             mine = asdict(self.cfg)[key]
@@ -379,10 +380,7 @@ class Trainer:
 
     def run(self, max_steps: int | None = None) -> list[dict]:
         """Train until ``cfg.steps`` (or ``max_steps`` more steps); returns the log lines of this call."""
-        lines = run_steps(self, max_steps, self._logged_step)
-        if self.step == self.cfg.steps and self.dp.is_root:
-            plot_loss_curve(self.out / "log.jsonl", self.out / "loss_curve.png")
-        return lines
+        return run_steps(self, max_steps, self._logged_step)
 
     def _logged_step(self) -> dict:
         """One step and its log line: tokens, speed, and the held-out loss every eval_every steps."""
@@ -409,7 +407,8 @@ def run_steps(runner, max_steps: int | None, logged_step: Callable[[], dict]) ->
     """The run loop of both runners (Trainer here, finetune.Finetuner): until ``runner.cfg.steps`` (or
     ``max_steps`` more), take ``logged_step()`` (one step and its log line), append the line to OUT/log.jsonl
     (rank 0 logs, the other ranks write to os.devnull), save every ``cfg.save_every`` steps and at the stop,
-    and show the progress bar. Returns this call's log lines."""
+    and show the progress bar; at the run's last step, rank 0 plots OUT/loss_curve.png. Returns this call's log
+    lines."""
     cfg, lines = runner.cfg, []
     stop = cfg.steps if max_steps is None else min(cfg.steps, runner.step + max_steps)
     start_step, started = runner.step, time.perf_counter()
@@ -428,6 +427,8 @@ def run_steps(runner, max_steps: int | None, logged_step: Callable[[], dict]) ->
     finally:
         if runner.progress:
             print(file=sys.stderr)
+    if runner.step == cfg.steps and runner.dp.is_root:
+        plot_loss_curve(runner.out / "log.jsonl", runner.out / "loss_curve.png")
     return lines
 
 
